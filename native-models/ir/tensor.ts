@@ -54,7 +54,7 @@ export class Tensor {
 
   /** A new tensor owning a copy of the given data (used by passes and generators). */
   static fromTypedArray(name: string, dataType: number, dims: number[], data: TypedArray): Tensor {
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+    const bytes = Uint8Array.prototype.slice.call(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     return new Tensor({ name, dataType, dims, source: { kind: 'inline', bytes } });
   }
 
@@ -110,7 +110,8 @@ export class Tensor {
   typed(): TypedArray {
     const b = this.bytes();
     const n = this.elementCount;
-    const aligned = (size: number) => (b.byteOffset % size === 0 ? b : b.slice());
+    // Uint8Array.prototype.slice copies; Buffer's slice would return another unaligned view.
+    const aligned = (size: number) => (b.byteOffset % size === 0 ? b : Uint8Array.prototype.slice.call(b));
     switch (this.dataType) {
       case DataType.FLOAT: { const a = aligned(4); return new Float32Array(a.buffer, a.byteOffset, n); }
       case DataType.DOUBLE: { const a = aligned(8); return new Float64Array(a.buffer, a.byteOffset, n); }

@@ -1,0 +1,107 @@
+import { WhittleError } from '../../api/errors.ts';
+import { evaluate, type EvalReport } from '../../core/evaluate/evaluate.ts';
+import { PRESET_NAMES, type PresetName } from '../../core/evaluate/data/index.ts';
+import { EP_CHOICES, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
+import { formatBytes, formatCount, numberOption, parseCommand, requireOne, type CliIo } from '../io.ts';
+import { ProgressBar } from '../progress.ts';
+import { recordCommand } from '../record.ts';
+
+export const summary = 'measure a model: accuracy, agreement with a reference, latency, size';
+export const usage = `
+whittle eval MODEL [--data DATA] [--preprocess PRESET] [--reference MODEL] [--ep auto|cpu|webgpu|cuda]
+             [--batch N] [--limit N] [--offset N] [--warmup N] [--runs N] [--output NAME]
+             [--size PX] [--layout nchw|nhwc] [--seed N] [--json] [--no-record]
+
+DATA is an .npy/.npz file, MNIST idx files, an image folder, a single image, an ONNX test-data
+folder (input_N.pb/output_N.pb), a raw tensor with a sidecar JSON, or synthetic:N (SPEC §4).
+PRESET: ${PRESET_NAMES.join(', ')}. Top-1/top-5 are reported when the data has labels; --reference
+adds top-1 agreement, output SQNR, cosine and max abs diff. Latency: --warmup runs, then p50/p95
+over --runs runs of one batch.`;
+
+function pct(x: number): string {
+  return `${(x * 100).toFixed(2)} %`;
+}
+
+export function renderEval(r: EvalReport): string {
+  const lines: string[] = [];
+  lines.push(`model      ${r.model}`);
+  lines.push(`           ${formatBytes(r.bytes)}, ${formatCount(r.parameters)} parameters${r.nonzeroParameters < r.parameters ? ` (${formatCount(r.nonzeroParameters)} non-zero)` : ''}`);
+  lines.push(`ep         ${r.ep} — ${r.device}`);
+  lines.push(`data       ${r.data.kind} ${r.data.path}, ${formatCount(r.data.n)} samples${r.data.synthetic ? ' (synthetic)' : ''}`);
+  if (r.accuracy) lines.push(`accuracy   top-1 ${pct(r.accuracy.top1)}  top-5 ${pct(r.accuracy.top5)}  (${formatCount(r.accuracy.correct1)} / ${formatCount(r.accuracy.n)})`);
+  if (r.agreement) {
+    const a = r.agreement;
+    const sqnr = a.identical ? 'identical outputs' : a.sqnrDb === null ? 'n/a' : `${a.sqnrDb.toFixed(1)} dB`;
+    lines.push(`agreement  top-1 ${a.top1 === null ? 'n/a' : pct(a.top1)}  SQNR ${sqnr}  cosine ${a.cosine.toFixed(6)}  max |Δ| ${a.maxAbsDiff.toPrecision(3)}  vs ${a.reference}`);
+  }
+  if (r.expected) {
+    const e = r.expected;
+    lines.push(`expected   ${e.exact ? 'bit-identical' : e.ok ? 'within tolerance' : 'MISMATCH'}: max |Δ| ${e.maxAbsDiff.toPrecision(3)}, ${formatCount(e.differing)} of ${formatCount(e.values)} values differ, top-1 ${e.top1Match ? 'matches' : 'differs'}`);
+  }
+  lines.push(`latency    batch ${r.latency.batch}: p50 ${r.latency.p50Ms.toFixed(3)} ms, p95 ${r.latency.p95Ms.toFixed(3)} ms (${r.latency.runs} runs)`);
+  return lines.join('\n') + '\n';
+}
+
+export async function run(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommand('eval', argv, {
+    data: { type: 'string' },
+    preprocess: { type: 'string' },
+    reference: { type: 'string' },
+    ep: { type: 'string', default: 'auto' },
+    batch: { type: 'string' },
+    limit: { type: 'string' },
+    offset: { type: 'string' },
+    warmup: { type: 'string' },
+    runs: { type: 'string' },
+    output: { type: 'string' },
+    size: { type: 'string' },
+    layout: { type: 'string' },
+    seed: { type: 'string' },
+  });
+  const model = requireOne('eval', positionals, 'MODEL');
+  const ep = values.ep as EpChoice;
+  if (!EP_CHOICES.includes(ep)) throw new WhittleError('BAD_USAGE', `whittle eval: --ep must be one of ${EP_CHOICES.join(', ')}, got "${values.ep}"`);
+  if (values.preprocess !== undefined && !(PRESET_NAMES as readonly string[]).includes(values.preprocess)) {
+    throw new WhittleError('BAD_USAGE', `whittle eval: --preprocess must be one of ${PRESET_NAMES.join(', ')}, got "${values.preprocess}"`);
+  }
+  if (values.layout !== undefined && values.layout !== 'nchw' && values.layout !== 'nhwc') {
+    throw new WhittleError('BAD_USAGE', `whittle eval: --layout must be nchw or nhwc, got "${values.layout}"`);
+  }
+  const int = (name: string, raw: string | undefined, min: number) => numberOption('eval', name, raw, { min, integer: true });
+  const bar = new ProgressBar(io, 'eval');
+  const inputs = [{ role: 'model', path: model }];
+  if (values.data && !values.data.startsWith('synthetic:')) inputs.push({ role: 'data', path: values.data });
+  if (values.reference) inputs.push({ role: 'reference', path: values.reference });
+  const report = await recordCommand({
+    kind: 'eval',
+    argv: ['eval', ...argv],
+    inputs,
+    record: !values['no-record'],
+    work: async (recorded) => {
+      const r = await evaluate({
+        model,
+        data: values.data,
+        preprocess: values.preprocess as PresetName | undefined,
+        reference: values.reference,
+        ep,
+        batch: int('batch', values.batch, 1),
+        limit: int('limit', values.limit, 0),
+        offset: int('offset', values.offset, 0),
+        warmup: int('warmup', values.warmup, 0),
+        runs: int('runs', values.runs, 1),
+        output: values.output,
+        size: int('size', values.size, 1),
+        layout: values.layout as 'nchw' | 'nhwc' | undefined,
+        seed: int('seed', values.seed, 0),
+        onProgress: (done, total) => bar.update(done, total),
+      });
+      bar.done();
+      recorded?.updateEnvironment({ ep: r.ep, device: r.device, ...(values.seed ? { seed: Number(values.seed) } : {}) });
+      return r;
+    },
+  });
+  for (const w of report.warnings) io.stderr(`whittle: ${w}\n`);
+  if (values.json) io.stdout(JSON.stringify(report) + '\n');
+  else io.stdout(renderEval(report));
+  return 0;
+}

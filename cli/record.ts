@@ -1,0 +1,63 @@
+import { linkSync, mkdirSync, rmSync } from 'node:fs';
+import { basename } from 'node:path';
+import { openStore, type RunHandle, type RunKind } from '../core/store/index.ts';
+import type { RunEnvironment } from '../core/store/types.ts';
+
+export interface RecordedCommand<R> {
+  kind: RunKind;
+  /** The command line as typed, without the program name. */
+  argv: string[];
+  inputs: { role: string; path: string }[];
+  /** false with --no-record: the work runs and nothing is written to the store. */
+  record: boolean;
+  environment?: Partial<RunEnvironment>;
+  work: (run: RunHandle | null) => Promise<R>;
+  /** Files the command produced, kept as the run's artifacts. */
+  artifacts?: (result: R) => string[];
+}
+
+/**
+ * Runs a command's work as a recorded run: inputs hashed, environment, metrics (every number in
+ * the result), artifacts, and the final status. A failure is recorded as failed with its reason
+ * and then re-thrown; Ctrl-C records the run as cancelled. The result gains `runId`.
+ */
+export async function recordCommand<R extends object>(cmd: RecordedCommand<R>): Promise<R & { runId?: string }> {
+  if (!cmd.record) return cmd.work(null);
+  const store = openStore();
+  let run: RunHandle | null = null;
+  const onSigint = () => {
+    try { run?.cancel('interrupted with Ctrl-C'); } finally { store.close(); process.exit(130); }
+  };
+  try {
+    run = await store.startRun({ kind: cmd.kind, command: cmd.argv, inputs: cmd.inputs, environment: cmd.environment ?? {} });
+    process.once('SIGINT', onSigint);
+    try {
+      const result = await cmd.work(run);
+      for (const file of cmd.artifacts?.(result) ?? []) await keepArtifact(run, file);
+      const withId = { ...result, runId: run.id };
+      run.recordMetrics(result);
+      run.succeed(withId);
+      return withId;
+    } catch (err) {
+      if (!run.ended) run.fail(err);
+      throw err;
+    }
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+    store.close();
+  }
+}
+
+/** A hard link where the file system allows it (no second copy of a 1 GiB model), else a copy. */
+async function keepArtifact(run: RunHandle, file: string): Promise<void> {
+  const name = basename(file);
+  const dest = run.artifactPath(name);
+  try {
+    rmSync(dest, { force: true });
+    mkdirSync(run.artifactsDir, { recursive: true });
+    linkSync(file, dest);
+    await run.registerArtifact(name);
+  } catch {
+    await run.addArtifact(name, file);
+  }
+}

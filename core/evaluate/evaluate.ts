@@ -1,0 +1,235 @@
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { WhittleError } from '../../api/errors.ts';
+import { openModel } from '../../native-models/formats/index.ts';
+import { dtypeName, floatToHalf } from '../../native-models/ir/dtypes.ts';
+import type { Model } from '../../native-models/ir/model.ts';
+import { modelStats } from '../../native-models/ir/stats.ts';
+import { createSession, modelIo, runSession, type EpChoice, type OpenSession } from '../../native-models/runtimes/onnxruntime.ts';
+import { isHostDtype, toFloatScores, type HostTensor } from '../../native-models/runtimes/host-tensor.ts';
+import { realInputs } from '../inspect.ts';
+import { openDataset, type Dataset, type ModelInputSpec, type PresetName } from './data/index.ts';
+import { measureLatency, type LatencyResult } from './latency.ts';
+import { Agreement, TopKAccuracy, type AgreementResult, type TopKResult } from './metrics.ts';
+
+export interface EvalOptions {
+  model: string;
+  /** SPEC §4 data spec; default synthetic inputs (latency and agreement only). */
+  data?: string | undefined;
+  preprocess?: PresetName | undefined;
+  size?: number | undefined;
+  layout?: 'nchw' | 'nhwc' | undefined;
+  reference?: string | undefined;
+  ep?: EpChoice | undefined;
+  /** Batch size for models with a free batch dimension (default 32); batch-1 models run one sample at a time. */
+  batch?: number | undefined;
+  limit?: number | undefined;
+  offset?: number | undefined;
+  warmup?: number | undefined;
+  runs?: number | undefined;
+  /** Which output holds the scores (default: the first). */
+  output?: string | undefined;
+  seed?: number | undefined;
+  onProgress?: ((done: number, total: number) => void) | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export interface ExpectedOutputCheck {
+  /** Largest |actual − expected| over every output of every test-data set. */
+  maxAbsDiff: number;
+  /** Every value within 1e-3 relative + 1e-5 absolute of the expected one (ONNX backend-test style). */
+  ok: boolean;
+  /** Bit-for-bit the same. */
+  exact: boolean;
+  /** Values that differ at all, out of how many. */
+  differing: number;
+  values: number;
+  /** The first output's argmax equals the expected one's, for every set. */
+  top1Match: boolean;
+}
+
+/** The SPEC §3 `eval` document. */
+export interface EvalReport {
+  model: string;
+  ep: string;
+  device: string;
+  fallback: string | null;
+  data: { kind: string; path: string; n: number; synthetic: boolean };
+  output: string;
+  accuracy: TopKResult | null;
+  agreement: (AgreementResult & { reference: string }) | null;
+  expected: ExpectedOutputCheck | null;
+  latency: LatencyResult & { batch: number };
+  bytes: number;
+  parameters: number;
+  nonzeroParameters: number;
+  seconds: number;
+  warnings: string[];
+}
+
+/** File size of a model plus the external data files it reads. */
+export function modelBytes(model: Model): number {
+  const files = new Set<string>();
+  for (const { tensor } of model.weights()) if (tensor.source.kind === 'external') files.add(tensor.source.path);
+  let bytes = model.path ? statSync(model.path).size : 0;
+  for (const f of files) bytes += statSync(f).size;
+  return bytes;
+}
+
+export function inputSpecs(model: Model): ModelInputSpec[] {
+  return realInputs(model).map((v) => {
+    if (!v.type || v.type.kind !== 'tensor') throw new WhittleError('UNSUPPORTED', `${model.path}: input ${v.name} is not a tensor`);
+    const dtype = dtypeName(v.type.elemType);
+    if (!isHostDtype(dtype)) throw new WhittleError('UNSUPPORTED', `${model.path}: input ${v.name} is ${dtype}, which evaluation cannot feed`);
+    return { name: v.name, dtype, shape: v.type.shape ?? [] };
+  });
+}
+
+/** Batch-1 models (batch dimension fixed) run one sample at a time; free batch dimensions take --batch. */
+export function batchSizeFor(inputs: ModelInputSpec[], requested: number | undefined): number {
+  const first = inputs[0]?.shape[0];
+  if (typeof first === 'number' && first > 0) return first;
+  return requested ?? 32;
+}
+
+/**
+ * Feeds for a reference model whose inputs are typed differently (an fp16 model checked against
+ * its fp32 original): float inputs are converted, anything else must already match.
+ */
+function feedsFor(session: OpenSession, feeds: Record<string, HostTensor>, label: string): Record<string, HostTensor> {
+  const out: Record<string, HostTensor> = {};
+  for (const info of modelIo(session.session).inputs) {
+    const t = feeds[info.name];
+    if (!t) throw new WhittleError('BAD_INPUT', `${label}: needs input ${info.name}, which the model does not have`);
+    out[info.name] = info.dtype && info.dtype !== t.dtype ? castFloat(t, info.dtype, label) : t;
+  }
+  return out;
+}
+
+function castFloat(t: HostTensor, dtype: string, label: string): HostTensor {
+  const values = toFloatScores(t).data;
+  switch (dtype) {
+    case 'float32': return { dtype: 'float32', dims: t.dims, data: Float32Array.from(values) };
+    case 'float64': return { dtype: 'float64', dims: t.dims, data: Float64Array.from(values) };
+    case 'float16': return { dtype: 'float16', dims: t.dims, data: Uint16Array.from(values, floatToHalf) };
+    default: throw new WhittleError('BAD_INPUT', `${label}: input is ${dtype}, the model's is ${t.dtype}; only float inputs are converted`);
+  }
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new WhittleError('CANCELLED', 'evaluation cancelled');
+}
+
+function compareExpected(check: { maxAbsDiff: number; ok: boolean; exact: boolean; differing: number; values: number; top1Match: boolean }, actual: HostTensor[], expected: HostTensor[]): void {
+  for (let k = 0; k < expected.length; k++) {
+    const e = toFloatScores(expected[k]!).data;
+    const a = actual[k] ? toFloatScores(actual[k]!).data : null;
+    if (!a || a.length !== e.length) {
+      check.ok = check.exact = check.top1Match = false;
+      continue;
+    }
+    let argA = 0;
+    let argE = 0;
+    for (let i = 0; i < e.length; i++) {
+      const d = Math.abs(a[i]! - e[i]!);
+      if (a[i] !== e[i]) { check.differing++; check.exact = false; }
+      if (d > check.maxAbsDiff) check.maxAbsDiff = d;
+      if (!(d <= 1e-3 * Math.abs(e[i]!) + 1e-5)) check.ok = false;
+      if (a[i]! > a[argA]!) argA = i;
+      if (e[i]! > e[argE]!) argE = i;
+    }
+    check.values += e.length;
+    if (k === 0 && argA !== argE) check.top1Match = false;
+  }
+}
+
+export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
+  const t0 = performance.now();
+  const model = openModel(opts.model);
+  const stats = modelStats(model);
+  const inputs = inputSpecs(model);
+  const warnings: string[] = [];
+
+  const main: OpenSession = await createSession(model.path!, { ep: opts.ep ?? 'auto' });
+  if (main.fallback) warnings.push(main.fallback);
+  let reference: OpenSession | null = null;
+  if (opts.reference) {
+    reference = await createSession(opts.reference, { ep: main.ep });
+    const want = modelIo(main.session).inputs.map((i) => i.name).sort().join(',');
+    const have = modelIo(reference.session).inputs.map((i) => i.name).sort().join(',');
+    if (want !== have) throw new WhittleError('BAD_INPUT', `${opts.reference}: the reference model's inputs (${have}) differ from the model's (${want})`);
+  }
+  const outputs = modelIo(main.session).outputs.map((o) => o.name);
+  const outputName = opts.output ?? outputs[0];
+  if (!outputName || !outputs.includes(outputName)) {
+    throw new WhittleError('BAD_USAGE', `--output ${opts.output}: the model's outputs are ${outputs.join(', ')}`);
+  }
+
+  const dataSpec = opts.data ?? 'synthetic:8';
+  const dataset: Dataset = await openDataset(dataSpec, inputs, {
+    ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
+    ...(opts.size ? { size: opts.size } : {}),
+    ...(opts.layout ? { layout: opts.layout } : {}),
+    ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+    ...(opts.offset !== undefined ? { offset: opts.offset } : {}),
+    ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+  });
+  warnings.push(...dataset.warnings);
+  if (dataset.n === 0) throw new WhittleError('BAD_INPUT', `${dataset.path}: no samples to evaluate (after --offset/--limit)`);
+
+  const batch = batchSizeFor(inputs, opts.batch);
+  const topk = dataset.hasLabels ? new TopKAccuracy() : null;
+  const agreement = reference ? new Agreement() : null;
+  const expected = { maxAbsDiff: 0, ok: true, exact: true, differing: 0, values: 0, top1Match: true };
+  let sawExpected = false;
+  let firstFeeds: Record<string, HostTensor> | null = null;
+  let done = 0;
+  for await (const b of dataset.batches(batch)) {
+    checkAborted(opts.signal);
+    const feeds = b.inputs as Record<string, HostTensor>;
+    firstFeeds ??= feeds;
+    const out = await runSession(main.session, feeds);
+    const scores = toFloatScores(out[outputName]!);
+    if (topk && b.labels) topk.update(scores, b.labels);
+    if (agreement && reference) {
+      const ref = await runSession(reference.session, feedsFor(reference, feeds, opts.reference!));
+      const refScores = ref[outputName] ?? Object.values(ref)[0];
+      if (!refScores) throw new WhittleError('BAD_INPUT', `${opts.reference}: the reference model produced no output`);
+      agreement.update(toFloatScores(refScores), scores);
+    }
+    const exp = b.expectedOutputs ?? (dataset.expectedOutputs && b.index === 0 ? dataset.expectedOutputs : undefined);
+    if (exp) {
+      sawExpected = true;
+      compareExpected(expected, outputs.map((name) => out[name]!), exp as HostTensor[]);
+    }
+    done += b.count;
+    opts.onProgress?.(done, dataset.n);
+  }
+
+  checkAborted(opts.signal);
+  const feeds = firstFeeds!;
+  const latency = await measureLatency(async () => { await runSession(main.session, feeds); }, {
+    warmup: opts.warmup ?? 5,
+    runs: opts.runs ?? 50,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  const firstInput = inputs[0] ? feeds[inputs[0].name] : undefined;
+
+  return {
+    model: model.path!,
+    ep: main.ep,
+    device: main.device,
+    fallback: main.fallback,
+    data: { kind: dataset.kind, path: dataset.path, n: done, synthetic: dataset.synthetic },
+    output: outputName,
+    accuracy: topk ? topk.result() : null,
+    agreement: agreement ? { ...agreement.result()!, reference: resolve(opts.reference!) } : null,
+    expected: sawExpected ? expected : null,
+    latency: { ...latency, batch: firstInput?.dims[0] ?? batch },
+    bytes: modelBytes(model),
+    parameters: stats.parameters,
+    nonzeroParameters: stats.nonzeroParameters,
+    seconds: (performance.now() - t0) / 1000,
+    warnings,
+  };
+}

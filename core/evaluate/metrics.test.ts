@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { WhittleError } from '../../api/errors.ts';
+import { Agreement, TopKAccuracy, classifierShape } from './metrics.ts';
+
+const f32 = (rows: number[][], trailing: number[] = []) => ({ dims: [rows.length, rows[0]!.length, ...trailing], data: Float32Array.from(rows.flat()) });
+
+describe('TopKAccuracy', () => {
+  test('counts ties by class index, like a stable descending sort', () => {
+    const acc = new TopKAccuracy();
+    // Row 0: label 4 ties with classes 1 and 2 at 0.5; they come first, so rank 2: top-5 only.
+    // Row 1: label 1 is the first of the tied maxima: top-1.
+    acc.update(f32([[0.1, 0.5, 0.5, 0.2, 0.5, 0.0], [0.1, 0.5, 0.5, 0.2, 0.5, 0.0]]), Int32Array.from([4, 1]));
+    // Six equal scores: label 4 has rank 4 (inside the top 5), label 5 rank 5 (outside).
+    acc.update(f32([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]]), Int32Array.from([4, 5]));
+    assert.deepEqual(acc.result(), { top1: 1 / 4, top5: 3 / 4, n: 4, correct1: 1, correct5: 3 });
+  });
+
+  test('reads [batch, classes, 1, 1] outputs and logits as well as probabilities', () => {
+    const acc = new TopKAccuracy();
+    acc.update(f32([[-3, 2.5, -0.5], [4, -1, 3.9]], [1, 1]), Int32Array.from([1, 2]));
+    assert.deepEqual(acc.result(), { top1: 0.5, top5: 1, n: 2, correct1: 1, correct5: 2 });
+  });
+
+  test('a NaN score for the label is a miss; nothing counted is null', () => {
+    const acc = new TopKAccuracy();
+    assert.equal(acc.result(), null);
+    acc.update(f32([[NaN, 0, 0]]), Int32Array.from([0]));
+    assert.equal(acc.result()!.correct5, 0);
+  });
+
+  test('labels outside the classes and shapes that are not classifiers are BAD_INPUT', () => {
+    const acc = new TopKAccuracy();
+    assert.throws(() => acc.update(f32([[0, 1]]), Int32Array.from([2])), (e: unknown) => e instanceof WhittleError && e.code === 'BAD_INPUT' && /label 2 is outside the model's 2 classes/.test(e.message));
+    assert.throws(() => acc.update({ dims: [1, 2, 2], data: new Float32Array(4) }, Int32Array.from([0])), /\[batch, classes\]/);
+    assert.throws(() => acc.update(f32([[0, 1]]), Int32Array.from([0, 1])), /1 score rows but 2 labels/);
+  });
+
+  test('classifierShape', () => {
+    assert.deepEqual(classifierShape([8, 1000, 1, 1]), { batch: 8, classes: 1000 });
+    assert.deepEqual(classifierShape([10]), { batch: 1, classes: 10 });
+    assert.equal(classifierShape([1, 3, 224, 224]), null);
+  });
+});
+
+describe('Agreement', () => {
+  test('SQNR, cosine, top-1 and max diff accumulate over every sample', () => {
+    const agree = new Agreement();
+    agree.update(f32([[3, 4]]), f32([[3, 4.5]]));
+    agree.update(f32([[6, 8], [1, 0]]), f32([[6, 8.5], [0, 1]]));
+    const r = agree.result()!;
+    // Σref² = 25 + 100 + 1 = 126; Σ(ref−x)² = 0.25 + 0.25 + 2 = 2.5 → 10·log10(50.4)
+    assert.ok(Math.abs(r.sqnrDb! - 10 * Math.log10(126 / 2.5)) < 1e-9, String(r.sqnrDb));
+    assert.ok(Math.abs(r.sqnrDb! - 17.0243) < 1e-4);
+    // Σref·x = 27 + 104 + 0 = 131; Σx² = 29.25 + 108.25 + 1 = 138.5
+    assert.ok(Math.abs(r.cosine - 131 / Math.sqrt(126 * 138.5)) < 1e-12);
+    assert.equal(r.top1, 2 / 3);
+    assert.equal(r.maxAbsDiff, 1);
+    assert.equal(r.identical, false);
+    assert.deepEqual([r.n, r.values, r.nonFinite], [3, 6, 0]);
+  });
+
+  test('a known perturbation: x = ref·(1 + 0.01) gives 40 dB', () => {
+    const ref = Float64Array.from({ length: 1000 }, (_, i) => Math.sin(i) * 3);
+    const agree = new Agreement();
+    agree.update({ dims: [10, 100], data: ref }, { dims: [10, 100], data: ref.map((v) => v * 1.01) });
+    const r = agree.result()!;
+    assert.ok(Math.abs(r.sqnrDb! - 40) < 1e-9);
+    assert.ok(Math.abs(r.cosine - 1) < 1e-12);
+    assert.equal(r.top1, 1);
+  });
+
+  test('identical outputs: sqnrDb is null (JSON has no Infinity) and identical is true', () => {
+    const agree = new Agreement();
+    agree.update(f32([[1, 2, 3]]), f32([[1, 2, 3]]));
+    const r = agree.result()!;
+    assert.deepEqual({ sqnrDb: r.sqnrDb, identical: r.identical, cosine: r.cosine, maxAbsDiff: r.maxAbsDiff, top1: r.top1 }, { sqnrDb: null, identical: true, cosine: 1, maxAbsDiff: 0, top1: 1 });
+    assert.equal(JSON.parse(JSON.stringify(r)).sqnrDb, null);
+  });
+
+  test('outputs that are not score vectors get no top-1; non-finite values are counted and left out', () => {
+    const agree = new Agreement();
+    const ref = { dims: [1, 2, 2, 2], data: Float32Array.from([1, 2, 3, 4, 5, 6, 7, NaN]) };
+    const x = { dims: [1, 2, 2, 2], data: Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]) };
+    agree.update(ref, x);
+    const r = agree.result()!;
+    assert.equal(r.top1, null);
+    assert.equal(r.nonFinite, 1);
+    assert.equal(r.identical, false);
+    assert.equal(r.maxAbsDiff, 0);
+  });
+
+  test('different shapes are refused', () => {
+    assert.throws(() => new Agreement().update(f32([[1, 2]]), f32([[1, 2, 3]])), /output shapes differ, reference \[1,2\] vs \[1,3\]/);
+    assert.equal(new Agreement().result(), null);
+  });
+});

@@ -1,0 +1,26 @@
+import type { RunSummary } from './types.ts';
+
+export interface MetricComparison {
+  key: string;
+  /** One per run, in the order given; null where the run lacks the metric. */
+  values: (number | null)[];
+  /** values[i] − values[0]; null where either is missing (so deltas[0] is 0 or null). */
+  deltas: (number | null)[];
+}
+
+export interface RunComparison {
+  runs: string[];
+  metrics: MetricComparison[];
+}
+
+/** Lines up the runs' metrics by key (sorted), with each run's difference from the first. */
+export function compareRuns(runs: readonly Pick<RunSummary, 'id' | 'metrics'>[]): RunComparison {
+  const keys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort();
+  const metrics = keys.map((key) => {
+    const values = runs.map((r) => r.metrics[key] ?? null);
+    const base = values[0] ?? null;
+    const deltas = values.map((v) => (v === null || base === null ? null : v - base));
+    return { key, values, deltas };
+  });
+  return { runs: runs.map((r) => r.id), metrics };
+}

@@ -1,0 +1,41 @@
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { badInput, WhittleError } from '../../api/errors.ts';
+import type { Model } from '../ir/model.ts';
+import { readOnnxFile } from './onnx/index.ts';
+
+export type ModelFormat = 'onnx' | 'tfjs';
+
+/** Looks at a file's first bytes (not its extension) to tell which format it is. */
+export function sniffFormat(path: string): ModelFormat {
+  const file = resolve(path);
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    throw new WhittleError('NOT_FOUND', `${file}: no such file`, { file });
+  }
+  if (st.isDirectory()) throw badInput(file, 'is a directory; give the model file itself (model.onnx, or model.json for TF.js)');
+  const head = Buffer.alloc(64);
+  const fd = openSync(file, 'r');
+  const n = readSync(fd, head, 0, 64, 0);
+  closeSync(fd);
+  const text = head.subarray(0, n).toString('latin1').trimStart();
+  if (text.startsWith('{') && /"(modelTopology|weightsManifest|format)"/.test(text + readHead(file))) return 'tfjs';
+  return 'onnx';
+}
+
+function readHead(file: string): string {
+  const buf = Buffer.alloc(4096);
+  const fd = openSync(file, 'r');
+  const n = readSync(fd, buf, 0, 4096, 0);
+  closeSync(fd);
+  return buf.subarray(0, n).toString('utf8');
+}
+
+/** Opens any supported model file into the IR. */
+export function openModel(path: string): Model {
+  const format = sniffFormat(path);
+  if (format === 'tfjs') throw new WhittleError('UNSUPPORTED', `${resolve(path)}: TF.js models are not supported by this version (ONNX only)`, { file: resolve(path) });
+  return readOnnxFile(path);
+}

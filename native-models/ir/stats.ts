@@ -1,0 +1,117 @@
+import { DataType } from './dtypes.ts';
+import type { Graph, Model, Node } from './model.ts';
+import { opInfo } from './op-table.ts';
+import type { Tensor } from './tensor.ts';
+
+export interface LayerRow {
+  name: string;
+  op: string;
+  weight: string;
+  shape: number[];
+  parameters: number;
+  zeros: number;
+  sparsity: number;
+  dtype: string;
+  bias: string | null;
+  biasParameters: number;
+  /** Set when the layer sits in a subgraph (If/Loop/Scan body). */
+  graph?: string;
+}
+
+export interface ModelStats {
+  /** Elements of weight and bias tensors (SPEC §3): not shapes, scales, zero points or indices. */
+  parameters: number;
+  nonzeroParameters: number;
+  parameterBytes: number;
+  nodes: number;
+  opHistogram: Record<string, number>;
+  layers: LayerRow[];
+}
+
+const NEVER_PARAMETERS = new Set<number>([DataType.INT64, DataType.BOOL, DataType.STRING, DataType.UNDEFINED]);
+
+/** Constant tensors defined in a graph, keyed by the value name nodes read them by. */
+function constantsOf(g: Graph): Map<string, Tensor> {
+  const out = new Map(g.initializers);
+  for (const n of g.nodes) {
+    if (n.opType === 'Constant' && n.domain === '' && n.outputs[0]) {
+      const t = g.constant(n.outputs[0]);
+      if (t) out.set(n.outputs[0], t);
+    }
+  }
+  return out;
+}
+
+/** True when some use of the value is as a weight, bias or data input, not as a shape/scale/zero point. */
+function usedAsParameter(name: string, consumers: Node[]): boolean {
+  for (const node of consumers) {
+    const skip = new Set(opInfo(node).nonParameters);
+    for (let i = 0; i < node.inputs.length; i++) if (node.inputs[i] === name && !skip.has(i)) return true;
+    // read from inside a subgraph: count it (the subgraph's own op decides, which we do not chase)
+    if (!node.inputs.includes(name)) return true;
+  }
+  return false;
+}
+
+/**
+ * A weight may reach a Conv/MatMul through ops that only re-present a constant: DequantizeLinear
+ * (QDQ models), Reshape (CNTK's MatMul weights), Transpose, Cast, Identity... Follow them to the
+ * stored tensor.
+ */
+const PASS_THROUGH = new Set(['DequantizeLinear', 'Reshape', 'Transpose', 'Cast', 'Identity', 'Squeeze', 'Unsqueeze', 'Flatten']);
+
+export function storedWeight(g: Graph, name: string, producers: Map<string, Node>): { name: string; tensor: Tensor } | null {
+  for (let hops = 0; hops < 8; hops++) {
+    const t = g.constant(name);
+    if (t) return { name, tensor: t };
+    const p = producers.get(name);
+    if (!p || !PASS_THROUGH.has(p.opType) || !p.inputs[0]) return null;
+    name = p.inputs[0];
+  }
+  return null;
+}
+
+export function modelStats(model: Model): ModelStats {
+  const stats: ModelStats = { parameters: 0, nonzeroParameters: 0, parameterBytes: 0, nodes: 0, opHistogram: {}, layers: [] };
+  for (const g of model.graphs()) {
+    const consumers = g.consumers();
+    const producers = g.producers();
+    for (const [name, t] of constantsOf(g)) {
+      if (NEVER_PARAMETERS.has(t.dataType)) continue;
+      if (!usedAsParameter(name, consumers.get(name) ?? [])) continue;
+      stats.parameters += t.elementCount;
+      stats.nonzeroParameters += t.elementCount - t.countZeros();
+      stats.parameterBytes += t.byteLength;
+    }
+    for (const n of g.nodes) {
+      const key = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
+      stats.opHistogram[key] = (stats.opHistogram[key] ?? 0) + 1;
+      stats.nodes++;
+      const info = opInfo(n);
+      for (const role of info.weights) {
+        const input = n.inputs[role.input];
+        const w = input ? storedWeight(g, input, producers) : null;
+        if (!w || NEVER_PARAMETERS.has(w.tensor.dataType)) continue;
+        if (n.opType === 'Gather' && !w.tensor.isFloat) continue;
+        const biasName = info.biases.map((i) => n.inputs[i]).find((b) => b && storedWeight(g, b, producers)) ?? null;
+        const bias = biasName ? storedWeight(g, biasName, producers) : null;
+        const zeros = w.tensor.countZeros();
+        const row: LayerRow = {
+          name: n.label,
+          op: n.opType,
+          weight: w.name,
+          shape: [...w.tensor.dims],
+          parameters: w.tensor.elementCount,
+          zeros,
+          sparsity: w.tensor.elementCount ? zeros / w.tensor.elementCount : 0,
+          dtype: w.tensor.dtype,
+          bias: bias?.name ?? null,
+          biasParameters: bias?.tensor.elementCount ?? 0,
+        };
+        if (g !== model.graph) row.graph = g.name || '(subgraph)';
+        stats.layers.push(row);
+      }
+    }
+  }
+  return stats;
+}
