@@ -3,6 +3,7 @@
  * what crosses worker/process boundaries (typed arrays transfer cheaply). float16 is carried as its
  * raw bits in a Uint16Array because Node 20 has no Float16Array.
  */
+import { halfToFloat } from '../ir/dtypes.ts';
 export interface HostTensorData {
   float32: Float32Array;
   float16: Uint16Array;
@@ -55,14 +56,7 @@ export function hostTensorProblem(t: HostTensor): string | null {
 }
 
 /** IEEE 754 half-precision bits to a number (subnormals, infinities and NaN included). */
-export function float16BitsToNumber(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
+export const float16BitsToNumber = halfToFloat;
 
 /** A numeric view for metrics: float32/float64 as they are, everything else widened to float64. */
 export function toFloatScores(t: HostTensor): { dims: number[]; data: Float32Array | Float64Array } {

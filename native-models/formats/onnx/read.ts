@@ -44,7 +44,12 @@ export function readWholeFile(file: string): Buffer {
     throw badInput(file, `is ${st.size} bytes: an ONNX protobuf cannot exceed 2 GiB, so this is not a valid single-file model (large models keep weights in external data)`);
   }
   const buf = Buffer.allocUnsafe(st.size);
-  const fd = openSync(file, 'r');
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    throw badInput(file, `cannot be opened (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
   try {
     let done = 0;
     while (done < st.size) {
@@ -65,12 +70,12 @@ export function decodeOnnx(bytes: Uint8Array, file: string): Model {
   try {
     proto = decodeMessage(bytes, MODEL_PROTO);
   } catch (err) {
-    if (err instanceof WireError) throw badInput(file, `not a valid ONNX model: ${err.message}`);
+    if (err instanceof WireError) throw notOnnx(bytes, file, `not a valid ONNX model: ${err.message}`);
     throw err;
   }
   if (!proto.graph || proto.ir_version === undefined) {
     const what = !proto.graph && proto.ir_version === undefined ? 'no ir_version and no graph' : !proto.graph ? 'no graph' : 'no ir_version';
-    throw badInput(file, `not an ONNX model (the data decodes as protobuf but has ${what})`);
+    throw notOnnx(bytes, file, `not an ONNX model (the data decodes as protobuf but has ${what})`);
   }
   const ctx: ReadContext = { file, dir: dirname(file), externalSizes: new Map() };
   const model = new Model();
@@ -87,6 +92,57 @@ export function decodeOnnx(bytes: Uint8Array, file: string): Model {
   return model;
 }
 
+/** The error for bytes that are not ONNX: says what they are instead when that is recognisable. */
+function notOnnx(bytes: Uint8Array, file: string, problem: string, what = 'an ONNX model'): WhittleError {
+  const foreign = describeForeignFile(bytes);
+  return badInput(file, foreign ? `is ${foreign}, not ${what}` : problem);
+}
+
+/**
+ * What a file that failed to decode looks like, from its magic number: people most often hand
+ * over the wrong file (a checkpoint, an image, a label file), and "not protobuf" does not say so.
+ * Only consulted after decoding failed, so it can never reject a real model.
+ */
+export function describeForeignFile(bytes: Uint8Array): string | null {
+  const is = (sig: string, at = 0) => [...sig].every((c, i) => bytes[at + i] === c.charCodeAt(0));
+  if (is('\xff\xd8\xff')) return 'a JPEG image';
+  if (is('\x89PNG\r\n\x1a\n')) return 'a PNG image';
+  if (is('GIF8')) return 'a GIF image';
+  if (is('PK\x03\x04') || is('PK\x05\x06')) return 'a ZIP archive (PyTorch .pt/.pth checkpoints and .npz files are ZIPs); export the model to ONNX first';
+  if (is('\x1f\x8b')) return 'a gzip-compressed file; decompress it first';
+  if (is('\x89HDF\r\n\x1a\n')) return 'an HDF5 file (a Keras .h5 model?); convert it to ONNX first';
+  if (is('TFL3', 4)) return 'a TensorFlow Lite model; convert it to ONNX first';
+  if (is('GGUF')) return 'a GGUF model (llama.cpp)';
+  if (is('\x93NUMPY')) return 'a NumPy array (.npy)';
+  if (bytes[0] === 0x80 && bytes[1]! >= 2 && bytes[1]! <= 5) return 'a Python pickle (a PyTorch checkpoint?); export the model to ONNX first';
+  if (is('%PDF')) return 'a PDF document';
+  if (bytes.length > 9 && bytes[6] === 0 && bytes[7] === 0 && bytes[8] === 0x7b) return 'a safetensors file (weights without a graph)';
+  const text = textPrefix(bytes);
+  if (text !== null) return /^\s*[[{]/.test(text) ? 'a JSON file' : 'a text file';
+  return null;
+}
+
+/** The first 4 KiB as text, or null when they hold control characters or invalid UTF-8. */
+function textPrefix(bytes: Uint8Array): string | null {
+  const head = bytes.subarray(0, 4096);
+  for (const b of head) if ((b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d && b !== 0x0c) || b === 0x7f) return null;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(head, { stream: true });
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Names come from the file: control characters are escaped so an error stays one line and cannot
+ * drive the terminal, and very long names are cut.
+ */
+function printable(name: unknown): string {
+  const s = String(name ?? '');
+  const cut = s.length > 200 ? `${s.slice(0, 200)}…` : s;
+  return cut.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function graphFromProto(p: P, parent: Graph | null, ctx: ReadContext, where: string): Graph {
   const g = new Graph();
   g.parent = parent;
@@ -94,15 +150,15 @@ function graphFromProto(p: P, parent: Graph | null, ctx: ReadContext, where: str
   g.name = (name as string | undefined) ?? '';
   g.extra = extra;
   for (const t of (initializer as P[] | undefined) ?? []) {
-    const tensor = tensorFromProto(t, ctx, `initializer "${(t.name as string) ?? ''}" of ${where}`);
-    if (g.initializers.has(tensor.name)) throw badInput(ctx.file, `${where} has two initializers named "${tensor.name}"`);
+    const tensor = tensorFromProto(t, ctx, `initializer "${printable(t.name)}" of ${where}`);
+    if (g.initializers.has(tensor.name)) throw badInput(ctx.file, `${where} has two initializers named "${printable(tensor.name)}"`);
     g.initializers.set(tensor.name, tensor);
   }
   g.sparseInitializers = ((sparse_initializer as P[] | undefined) ?? []).map((s) => sparseFromProto(s, ctx, `sparse initializer of ${where}`));
   g.inputs = ((input as P[] | undefined) ?? []).map(valueInfoFromProto);
   g.outputs = ((output as P[] | undefined) ?? []).map(valueInfoFromProto);
   g.valueInfo = ((value_info as P[] | undefined) ?? []).map(valueInfoFromProto);
-  g.nodes = ((node as P[] | undefined) ?? []).map((n, i) => nodeFromProto(n, g, ctx, `node ${i} (${(n.name as string) || (n.op_type as string) || '?'}) of ${where}`));
+  g.nodes = ((node as P[] | undefined) ?? []).map((n, i) => nodeFromProto(n, g, ctx, `node ${i} (${printable((n.name as string) || (n.op_type as string) || '?')}) of ${where}`));
   return g;
 }
 
@@ -138,7 +194,7 @@ function attributeFromProto(p: P, graph: Graph, ctx: ReadContext, where: string)
   const { name, type, f, i, s, t, g, sparse_tensor, tp, floats, ints, strings, tensors, graphs, sparse_tensors, type_protos, ...extra } = p;
   const attrName = (name as string | undefined) ?? '';
   const at = (type as number | undefined) ?? inferAttrType(p);
-  const here = `attribute "${attrName}" of ${where}`;
+  const here = `attribute "${printable(attrName)}" of ${where}`;
   let value: AttrValue;
   switch (at) {
     case AttrType.FLOAT: value = (f as number | undefined) ?? 0; break;
@@ -305,12 +361,16 @@ function externalSource(entries: P[], expected: number, ctx: ReadContext, where:
 /** Reads a single TensorProto file (input_0.pb / output_0.pb of ONNX test data). */
 export function readTensorProtoFile(path: string): Tensor {
   const file = resolve(path);
-  const bytes = readWholeFile(file);
+  return decodeTensorProto(readWholeFile(file), file);
+}
+
+/** Decodes TensorProto bytes; `file` names them in errors and anchors any external data. */
+export function decodeTensorProto(bytes: Uint8Array, file: string): Tensor {
   let p: P;
   try {
     p = decodeMessage(bytes, TENSOR_PROTO);
   } catch (err) {
-    if (err instanceof WireError) throw badInput(file, `not a valid TensorProto: ${err.message}`);
+    if (err instanceof WireError) throw notOnnx(bytes, file, `not a valid TensorProto: ${err.message}`, 'a TensorProto');
     throw err;
   }
   return tensorFromProto(p, { file, dir: dirname(file), externalSizes: new Map() }, 'tensor');

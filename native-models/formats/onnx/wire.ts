@@ -13,6 +13,9 @@ export const WIRE_FIXED32 = 5;
 
 export class WireError extends Error {}
 
+/** Deprecated protobuf groups only appear as unknown fields; real data never nests them deeply. */
+const MAX_GROUP_DEPTH = 100;
+
 export class ProtoReader {
   pos = 0;
   readonly view: DataView;
@@ -51,7 +54,7 @@ export class ProtoReader {
   length(): number {
     const n = this.varint64();
     if (n < 0n || n > BigInt(this.buf.length - this.pos)) {
-      throw new WireError(`a length of ${n} bytes at byte ${this.pos} runs past the end of the data (${this.buf.length - this.pos} bytes left)`);
+      throw new WireError(`truncated or corrupt: a length of ${n} bytes at byte ${this.pos} runs past the end of the data (${this.buf.length - this.pos} bytes left)`);
     }
     return Number(n);
   }
@@ -130,15 +133,20 @@ export class ProtoReader {
         this.pos += 4;
         return;
       case WIRE_START_GROUP: {
-        for (;;) {
+        // Iterative with a depth limit: hostile input can open groups a million deep, and
+        // recursing on each would overflow the stack (an internal error instead of bad input).
+        const open = [fieldNumber];
+        while (open.length > 0) {
           const tag = this.uint32();
           const wt = tag & 7;
           if (wt === WIRE_END_GROUP) {
-            if (tag >>> 3 !== fieldNumber) throw new WireError(`mismatched group end at byte ${this.pos}`);
-            return;
-          }
-          this.skip(wt, tag >>> 3);
+            if (tag >>> 3 !== open.pop()) throw new WireError(`mismatched group end at byte ${this.pos}`);
+          } else if (wt === WIRE_START_GROUP) {
+            if (open.length >= MAX_GROUP_DEPTH) throw new WireError(`groups nested more than ${MAX_GROUP_DEPTH} deep at byte ${this.pos}`);
+            open.push(tag >>> 3);
+          } else this.skip(wt, tag >>> 3);
         }
+        return;
       }
       default:
         throw new WireError(`invalid wire type ${wireType} for field ${fieldNumber} at byte ${this.pos}`);
