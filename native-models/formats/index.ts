@@ -16,6 +16,8 @@ export function sniffFormat(path: string): ModelFormat {
     throw new WhittleError('NOT_FOUND', `${file}: no such file`, { file });
   }
   if (st.isDirectory()) throw badInput(file, 'is a directory; give the model file itself (model.onnx, or model.json for TF.js)');
+  // a FIFO or device would block the first read forever
+  if (!st.isFile()) throw badInput(file, 'is not a regular file (a pipe, socket or device)');
   const head = Buffer.alloc(64);
   const fd = openSync(file, 'r');
   const n = readSync(fd, head, 0, 64, 0);

@@ -235,7 +235,8 @@ export class Model {
   producerName = '';
   producerVersion = '';
   domain = '';
-  modelVersion = 0;
+  /** int64 in the file: kept exact. */
+  modelVersion = 0n;
   docString = '';
   graph = new Graph();
   /** metadata_props, training_info, functions, configuration and unknown fields, written back unchanged. */

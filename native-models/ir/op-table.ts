@@ -95,7 +95,7 @@ const RULES: Record<string, Rule> = {
 };
 
 export function opInfo(node: Node): OpInfo {
-  const rule = RULES[node.opType];
+  const rule = Object.hasOwn(RULES, node.opType) ? RULES[node.opType] : undefined;
   return rule ? rule(node) : { weights: [], biases: [], nonParameters: [] };
 }
 

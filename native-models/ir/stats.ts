@@ -73,6 +73,10 @@ export function storedWeight(g: Graph, name: string, producers: Map<string, Node
 
 export function modelStats(model: Model): ModelStats {
   const stats: ModelStats = { parameters: 0, nonzeroParameters: 0, parameterBytes: 0, nodes: 0, opHistogram: {}, layers: [] };
+  const histogram = new Map<string, number>();
+  // Counting zeros reads every byte (external data from disk): once per tensor, however often it is used.
+  const zeroCounts = new Map<Tensor, number>();
+  const zerosOf = (t: Tensor) => zeroCounts.get(t) ?? zeroCounts.set(t, t.countZeros()).get(t)!;
   for (const g of model.graphs()) {
     const consumers = g.consumers();
     const producers = g.producers();
@@ -80,12 +84,12 @@ export function modelStats(model: Model): ModelStats {
       if (NEVER_PARAMETERS.has(t.dataType)) continue;
       if (!usedAsParameter(name, consumers.get(name) ?? [])) continue;
       stats.parameters += t.elementCount;
-      stats.nonzeroParameters += t.elementCount - t.countZeros();
+      stats.nonzeroParameters += t.elementCount - zerosOf(t);
       stats.parameterBytes += t.byteLength;
     }
     for (const n of g.nodes) {
       const key = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.opType}` : n.opType;
-      stats.opHistogram[key] = (stats.opHistogram[key] ?? 0) + 1;
+      histogram.set(key, (histogram.get(key) ?? 0) + 1);
       stats.nodes++;
       const info = opInfo(n);
       for (const role of info.weights) {
@@ -95,7 +99,7 @@ export function modelStats(model: Model): ModelStats {
         if (n.opType === 'Gather' && !w.tensor.isFloat) continue;
         const biasName = info.biases.map((i) => n.inputs[i]).find((b) => b && storedWeight(g, b, producers)) ?? null;
         const bias = biasName ? storedWeight(g, biasName, producers) : null;
-        const zeros = w.tensor.countZeros();
+        const zeros = zerosOf(w.tensor);
         const row: LayerRow = {
           name: n.label,
           op: n.opType,
@@ -113,5 +117,7 @@ export function modelStats(model: Model): ModelStats {
       }
     }
   }
+  // an own property per op, even for op types such as "constructor" or "__proto__"
+  stats.opHistogram = Object.fromEntries(histogram);
   return stats;
 }

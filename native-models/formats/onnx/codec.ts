@@ -64,7 +64,8 @@ function readPackedBulk(r: ProtoReader, kind: FieldDescriptor['kind']): BulkArra
   if (kind === 'float' || kind === 'double') {
     const size = kind === 'float' ? 4 : 8;
     if (len % size !== 0) throw new WireError(`packed ${kind} data of ${len} bytes is not a multiple of ${size}`);
-    const bytes = r.buf.slice(start, end); // copy: aligned, and owned by the typed array
+    // copy (Uint8Array's slice, not Buffer's view): aligned, and owned by the typed array
+    const bytes = Uint8Array.prototype.slice.call(r.buf, start, end);
     r.pos = end;
     return kind === 'float' ? new Float32Array(bytes.buffer, 0, len / 4) : new Float64Array(bytes.buffer, 0, len / 8);
   }

@@ -85,7 +85,7 @@ export function decodeOnnx(bytes: Uint8Array, file: string): Model {
   model.producerName = (producer_name as string | undefined) ?? '';
   model.producerVersion = (producer_version as string | undefined) ?? '';
   model.domain = (domain as string | undefined) ?? '';
-  model.modelVersion = Number((model_version as bigint | undefined) ?? 0n);
+  model.modelVersion = (model_version as bigint | undefined) ?? 0n;
   model.docString = (doc_string as string | undefined) ?? '';
   model.extra = extra;
   model.graph = graphFromProto(graph as P, null, ctx, 'main graph');
@@ -94,8 +94,9 @@ export function decodeOnnx(bytes: Uint8Array, file: string): Model {
 
 /** The error for bytes that are not ONNX: says what they are instead when that is recognisable. */
 function notOnnx(bytes: Uint8Array, file: string, problem: string, what = 'an ONNX model'): WhittleError {
-  const foreign = describeForeignFile(bytes);
-  return badInput(file, foreign ? `is ${foreign}, not ${what}` : problem);
+  const foreign = describeForeignFile(bytes) ?? (what === 'an ONNX model' && looksLikeTensorProto(bytes) ? { kind: 'an ONNX TensorProto (test data such as input_0.pb)' } : null);
+  if (!foreign) return badInput(file, problem);
+  return badInput(file, `is ${foreign.kind}, not ${what}${foreign.fix ? `; ${foreign.fix}` : ''}`);
 }
 
 /**
@@ -103,23 +104,34 @@ function notOnnx(bytes: Uint8Array, file: string, problem: string, what = 'an ON
  * over the wrong file (a checkpoint, an image, a label file), and "not protobuf" does not say so.
  * Only consulted after decoding failed, so it can never reject a real model.
  */
-export function describeForeignFile(bytes: Uint8Array): string | null {
+export function describeForeignFile(bytes: Uint8Array): { kind: string; fix?: string } | null {
   const is = (sig: string, at = 0) => [...sig].every((c, i) => bytes[at + i] === c.charCodeAt(0));
-  if (is('\xff\xd8\xff')) return 'a JPEG image';
-  if (is('\x89PNG\r\n\x1a\n')) return 'a PNG image';
-  if (is('GIF8')) return 'a GIF image';
-  if (is('PK\x03\x04') || is('PK\x05\x06')) return 'a ZIP archive (PyTorch .pt/.pth checkpoints and .npz files are ZIPs); export the model to ONNX first';
-  if (is('\x1f\x8b')) return 'a gzip-compressed file; decompress it first';
-  if (is('\x89HDF\r\n\x1a\n')) return 'an HDF5 file (a Keras .h5 model?); convert it to ONNX first';
-  if (is('TFL3', 4)) return 'a TensorFlow Lite model; convert it to ONNX first';
-  if (is('GGUF')) return 'a GGUF model (llama.cpp)';
-  if (is('\x93NUMPY')) return 'a NumPy array (.npy)';
-  if (bytes[0] === 0x80 && bytes[1]! >= 2 && bytes[1]! <= 5) return 'a Python pickle (a PyTorch checkpoint?); export the model to ONNX first';
-  if (is('%PDF')) return 'a PDF document';
-  if (bytes.length > 9 && bytes[6] === 0 && bytes[7] === 0 && bytes[8] === 0x7b) return 'a safetensors file (weights without a graph)';
+  const toOnnx = 'export or convert the model to ONNX first';
+  if (is('\xff\xd8\xff')) return { kind: 'a JPEG image' };
+  if (is('\x89PNG\r\n\x1a\n')) return { kind: 'a PNG image' };
+  if (is('GIF8')) return { kind: 'a GIF image' };
+  if (is('PK\x03\x04') || is('PK\x05\x06')) return { kind: 'a ZIP archive', fix: `PyTorch .pt/.pth checkpoints and .npz files are ZIPs: ${toOnnx}` };
+  if (is('\x1f\x8b')) return { kind: 'a gzip-compressed file', fix: 'decompress it first' };
+  if (is('\x89HDF\r\n\x1a\n')) return { kind: 'an HDF5 file (a Keras .h5 model?)', fix: toOnnx };
+  if (is('TFL3', 4)) return { kind: 'a TensorFlow Lite model', fix: toOnnx };
+  if (is('GGUF')) return { kind: 'a GGUF model (llama.cpp)' };
+  if (is('\x93NUMPY')) return { kind: 'a NumPy array (.npy)' };
+  if (bytes[0] === 0x80 && bytes[1]! >= 2 && bytes[1]! <= 5) return { kind: 'a Python pickle (a PyTorch checkpoint?)', fix: toOnnx };
+  if (is('%PDF')) return { kind: 'a PDF document' };
+  if (bytes.length > 9 && bytes[6] === 0 && bytes[7] === 0 && bytes[8] === 0x7b) return { kind: 'a safetensors file (weights without a graph)', fix: toOnnx };
   const text = textPrefix(bytes);
-  if (text !== null) return /^\s*[[{]/.test(text) ? 'a JSON file' : 'a text file';
+  if (text !== null) return { kind: /^\s*[[{]/.test(text) ? 'a JSON file' : 'a text file' };
   return null;
+}
+
+/** A TensorProto has data_type (field 2) as a varint, where a ModelProto has producer_name (a string). */
+function looksLikeTensorProto(bytes: Uint8Array): boolean {
+  try {
+    const p = decodeMessage(bytes, TENSOR_PROTO);
+    return p.data_type !== undefined && (p.raw_data !== undefined || p.float_data !== undefined || p.int64_data !== undefined || p.int32_data !== undefined);
+  } catch {
+    return false;
+  }
 }
 
 /** The first 4 KiB as text, or null when they hold control characters or invalid UTF-8. */

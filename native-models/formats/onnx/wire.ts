@@ -125,9 +125,13 @@ export class ProtoReader {
         if (this.pos + 8 > this.buf.length) this.truncated();
         this.pos += 8;
         return;
-      case WIRE_LEN:
-        this.pos += this.length();
+      case WIRE_LEN: {
+        // Not `this.pos += this.length()`: that reads pos before length() moves it past the
+        // length prefix, landing short by the prefix's size (unknown fields were mis-skipped).
+        const n = this.length();
+        this.pos += n;
         return;
+      }
       case WIRE_FIXED32:
         if (this.pos + 4 > this.buf.length) this.truncated();
         this.pos += 4;
