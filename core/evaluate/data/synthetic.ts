@@ -11,20 +11,10 @@ import type { Dataset, DatasetOptions, HostDType, ModelInputSpec } from './types
 import { planInput, type InputPlan } from './input-plan.ts';
 import { makeDataset } from './dataset.ts';
 import type { Sample, SampleSource } from './sample.ts';
+import { seededRandom } from '../../../native-models/ir/random.ts';
 
 export const SYNTHETIC_SPEC = /^synthetic:(\d+)$/;
 
-/** mulberry32: small, fast, and good enough for test inputs. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function mix(seed: number, index: number, input: number): number {
   let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(index + 1, 0xc2b2ae35) ^ Math.imul(input + 1, 0x27d4eb2f);
@@ -75,7 +65,7 @@ export async function openSynthetic(spec: string, inputs: ModelInputSpec[], opti
     total: n,
     async *read(start) {
       for (let i = start; i < n; i++) {
-        yield { inputs: plans.map((p, k) => makeSample(p, options, rng(mix(seed, i, k)))), label: null, file: spec };
+        yield { inputs: plans.map((p, k) => makeSample(p, options, seededRandom(mix(seed, i, k)))), label: null, file: spec };
       }
     },
   };

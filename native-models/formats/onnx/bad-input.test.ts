@@ -23,6 +23,7 @@ import { decodeMessage, encodeMessage, type ProtoMessage } from './codec.ts';
 import { readOnnxFile, readTensorProtoFile } from './read.ts';
 import { MODEL_PROTO } from './schema.ts';
 import { writeOnnxFile } from './write.ts';
+import { seededRandom } from '../../ir/random.ts';
 
 const MNIST = fixture('mnist', 'mnist.onnx');
 const SQUEEZENET_FP16 = fixture('squeezenet', 'squeezenet1.0_fp16.onnx');
@@ -37,17 +38,6 @@ after(() => rmSync(ROOT, { recursive: true, force: true }));
 
 // ------------------------------------------------------------------ how hostile files are made
 
-/** mulberry32: a tiny seeded generator, so every "random" case is the same file on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 function put(dir: string, name: string, bytes: Uint8Array | string): string {
   const path = join(dir, name);
@@ -69,7 +59,7 @@ function truncated(source: string, keep: (size: number) => number) {
 function bitFlipped(source: string, seed: number, region: 'head' | 'tail' | 'anywhere' = 'anywhere') {
   return (dir: string) => {
     const bytes = Buffer.from(readFileSync(source));
-    const rand = seeded(seed);
+    const rand = seededRandom(seed);
     const [lo, hi] = region === 'head' ? [0, 256] : region === 'tail' ? [bytes.length - 2048, bytes.length] : [0, bytes.length];
     const offset = lo + Math.floor(rand() * (hi - lo));
     bytes[offset] = bytes[offset]! ^ (1 << Math.floor(rand() * 8));
@@ -197,7 +187,7 @@ const CASES: BadInputCase[] = [
   { name: 'empty file', make: (d) => put(d, 'empty.onnx', ''), expect: /is empty \(0 bytes\)/ },
   { name: 'missing file', make: (d) => join(d, 'no-such-model.onnx'), expect: /no such file/ },
   { name: 'a directory', make: (d) => { mkdirSync(join(d, 'model.onnx')); return join(d, 'model.onnx'); }, expect: /is a directory/ },
-  { name: 'random bytes', make: (d) => { const r = seeded(7); return put(d, 'random.onnx', Uint8Array.from({ length: 4096 }, () => Math.floor(r() * 256))); }, expect: /not a valid ONNX model|not an ONNX model/ },
+  { name: 'random bytes', make: (d) => { const r = seededRandom(7); return put(d, 'random.onnx', Uint8Array.from({ length: 4096 }, () => Math.floor(r() * 256))); }, expect: /not a valid ONNX model|not an ONNX model/ },
   { name: 'a text file', make: (d) => put(d, 'readme.onnx', 'This is not a model.\nIt is a note about one.\n'), expect: /is a text file, not an ONNX model/ },
   { name: 'a JSON file that is not TF.js', make: (d) => put(d, 'labels.onnx', JSON.stringify({ labels: ['cat', 'dog'], version: 2 })), expect: /is a JSON file, not an ONNX model/ },
   { name: 'a JPEG photo', make: (d) => put(d, 'photo.onnx', readFileSync(JPEG)), expect: /is a JPEG image, not an ONNX model/ },
@@ -321,7 +311,7 @@ describe('many seeded corruptions of every fixture', () => {
       const original = readFileSync(source);
       const dir = join(ROOT, `fuzz-${source.split('/').pop()}`);
       mkdirSync(dir);
-      const rand = seeded(original.length);
+      const rand = seededRandom(original.length);
       const outcomes = { read: 0, badInput: 0 };
       for (let k = 0; k < 150; k++) {
         const bytes = Buffer.from(original);

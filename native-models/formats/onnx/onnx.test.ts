@@ -21,6 +21,7 @@ import { decodeMessage, encodeMessage, type ProtoMessage } from './codec.ts';
 import { readOnnxFile, readTensorProtoFile } from './read.ts';
 import { MODEL_PROTO } from './schema.ts';
 import { writeOnnxFile } from './write.ts';
+import { seededRandom } from '../../ir/random.ts';
 
 const ROOT = mkdtempSync(join(tmpdir(), 'whittle-onnx-'));
 after(() => rmSync(ROOT, { recursive: true, force: true }));
@@ -75,21 +76,10 @@ function decodeFile(path: string): ProtoMessage {
 
 type Feeds = Record<string, ort.Tensor>;
 
-/** mulberry32: deterministic inputs, the same on every run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Pseudo-random inputs shaped by the session's metadata (symbolic dims become 1). */
 function randomFeeds(session: ort.InferenceSession, seed: number): Feeds {
-  const rand = seeded(seed);
+  const rand = seededRandom(seed);
   const feeds: Feeds = {};
   for (const meta of session.inputMetadata) {
     assert.ok(meta.isTensor, `${meta.name} is a tensor input`);
