@@ -1,0 +1,62 @@
+/**
+ * Streaming range collectors: one per observed tensor, fed every batch, memory independent of the
+ * number of samples. Each gives the [min, max] the quantizer turns into scale and zero point.
+ */
+export interface TensorRange {
+  min: number;
+  max: number;
+}
+
+export interface RangeCollector {
+  update(values: Float32Array | Float64Array): void;
+  /** Merges another collector of the same kind (statistics from another worker or pass). */
+  merge?(other: RangeCollector): void;
+  range(): TensorRange;
+}
+
+/**
+ * Plain min/max over everything seen, or — with `movingAverage` — onnxruntime's exponential
+ * moving average of per-batch min/max (constant `averagingConstant`, default 0.01), which keeps
+ * one outlier batch from stretching the range.
+ */
+export class MinMaxCollector implements RangeCollector {
+  private lo = Infinity;
+  private hi = -Infinity;
+  private batches = 0;
+  nonFinite = 0;
+
+  constructor(private options: { movingAverage?: boolean; averagingConstant?: number } = {}) {}
+
+  update(values: Float32Array | Float64Array): void {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
+      if (!Number.isFinite(v)) { this.nonFinite++; continue; }
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    if (lo > hi) return;
+    if (this.options.movingAverage && this.batches > 0) {
+      const c = this.options.averagingConstant ?? 0.01;
+      this.lo = this.lo * (1 - c) + lo * c;
+      this.hi = this.hi * (1 - c) + hi * c;
+    } else {
+      this.lo = Math.min(this.lo, lo);
+      this.hi = Math.max(this.hi, hi);
+    }
+    this.batches++;
+  }
+
+  merge(other: RangeCollector): void {
+    const o = other as MinMaxCollector;
+    this.lo = Math.min(this.lo, o.lo);
+    this.hi = Math.max(this.hi, o.hi);
+    this.batches += o.batches;
+    this.nonFinite += o.nonFinite;
+  }
+
+  range(): TensorRange {
+    return this.lo <= this.hi ? { min: this.lo, max: this.hi } : { min: 0, max: 0 };
+  }
+}
