@@ -1,0 +1,67 @@
+import { z } from 'zod';
+
+/**
+ * A recipe: a model, a list of compression steps (each one pass, SPEC §2) and an evaluation.
+ * The CLI's `quantize`/`prune` flags build the same step objects, so a command line and a recipe
+ * step run the same code. Paths are relative to the recipe file.
+ */
+export const PRESETS = ['none', 'unit', 'mnist', 'torch', 'caffe', 'tf', 'imagenet'] as const;
+
+export const DataRef = z.object({
+  path: z.string().min(1),
+  preprocess: z.enum(PRESETS).optional(),
+  limit: z.number().int().nonnegative().optional(),
+  offset: z.number().int().nonnegative().optional(),
+  size: z.number().int().positive().optional(),
+  layout: z.enum(['nchw', 'nhwc']).optional(),
+}).strict();
+export type DataRef = z.infer<typeof DataRef>;
+
+export const QUANTIZE_METHODS = ['dynamic', 'static', 'fp16', 'int4', 'int8-weight'] as const;
+export const CALIBRATION_METHODS = ['minmax', 'percentile', 'entropy', 'mse'] as const;
+
+export const QuantizeStep = z.object({
+  method: z.enum(QUANTIZE_METHODS),
+  /** static: calibration data (SPEC §4). */
+  calib: DataRef.optional(),
+  calibration: z.enum(CALIBRATION_METHODS).default('minmax'),
+  /** static: calibration samples (default 256). */
+  samples: z.number().int().positive().optional(),
+  percentile: z.number().gt(50).lte(100).optional(),
+  perChannel: z.boolean().default(false),
+  activationType: z.enum(['uint8', 'int8']).default('uint8'),
+  weightType: z.enum(['int8', 'uint8']).default('int8'),
+  /** int4 / int8-weight: block size, a power of two from 16 to 256. */
+  blockSize: z.number().int().refine((b) => b >= 16 && b <= 256 && (b & (b - 1)) === 0, 'a power of two from 16 to 256').default(32),
+  symmetric: z.boolean().default(true),
+  algorithm: z.enum(['rtn']).default('rtn'),
+  /** int4 / int8-weight: com.microsoft.MatMulNBits or opset-21 DequantizeLinear(block_size). */
+  format: z.enum(['matmulnbits', 'dq']).default('matmulnbits'),
+  /** Node names or op types left in float. */
+  exclude: z.array(z.string().min(1)).default([]),
+  /** fp16: graph inputs and outputs stay float32. */
+  keepIoTypes: z.boolean().default(false),
+  /** dynamic: also Conv (ConvInteger; usually slower than fp32 on CPU). */
+  includeConv: z.boolean().default(false),
+}).strict();
+export type QuantizeStep = z.infer<typeof QuantizeStep>;
+
+export const RecipeStep = z.object({ quantize: QuantizeStep }).strict();
+export type RecipeStep = z.infer<typeof RecipeStep>;
+
+export const EvalSpec = z.object({
+  data: DataRef.optional(),
+  /** Compare with the recipe's input model (agreement, SQNR). */
+  reference: z.boolean().default(true),
+  ep: z.enum(['auto', 'cpu', 'webgpu', 'cuda']).default('cpu'),
+  runs: z.number().int().positive().default(20),
+}).strict();
+
+export const Recipe = z.object({
+  name: z.string().optional(),
+  model: z.string().min(1),
+  seed: z.number().int().default(0),
+  steps: z.array(RecipeStep).min(1),
+  eval: EvalSpec.optional(),
+}).strict();
+export type Recipe = z.infer<typeof Recipe>;

@@ -1,0 +1,225 @@
+import { WhittleError } from '../../../api/errors.ts';
+import { DataType } from '../../../native-models/ir/dtypes.ts';
+import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
+import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
+import { checkFinite, findConstantWeight, materialise, type ConstantWeight } from './constant-weight.ts';
+import { addFloatInitializer, addInitializer, intAttr, isExcluded, makeNode, NameAllocator, removeUnread, replaceNode } from './graph-edit.ts';
+import { minMax, packNibbles, quantizeValue, quantParams, quantRange, type QuantType } from './math.ts';
+import { ensureDomain, ensureIrVersion, IR_INITIALIZERS_NOT_INPUTS, requireOpset } from './opset.ts';
+
+/**
+ * Weight-only quantization of MatMul weights [K, N] in blocks of `blockSize` along K, round to
+ * nearest (RTN). Two encodings (SPEC §8):
+ * - `matmulnbits`: com.microsoft.MatMulNBits(A, B, scales[, zero_points]) with B uint8
+ *   [N, k_blocks, blockSize·bits/8] (low nibble first), scales [N·k_blocks], zero points packed two
+ *   per byte per column for 4 bits (absent: 8, or 128 for 8 bits). Runs on CPU, CUDA and WebGPU.
+ * - `dq`: DequantizeLinear(int4/uint4 [K, N], scale [k_blocks, N], zp, axis 0, block_size) → MatMul,
+ *   standard ONNX from opset 21 (the model's opset is raised when that is safe).
+ * Symmetric blocks use ±max|x| and the range [−7, 7] (int8: [−127, 127]) so every weight is within
+ * half a step of its dequantized value; asymmetric blocks widen [min, max] to include 0.
+ * K not a multiple of blockSize: the last block holds fewer weights. MatMulNBits still stores it
+ * whole, padded with the zero point (weights that dequantize to exactly 0, multiplied by nothing:
+ * the kernel reads only K rows); the DQ form needs no padding (ONNX divides K by the block size
+ * rounding up).
+ */
+export interface WeightOnlyOptions {
+  bits?: 4 | 8;
+  /** Weights per block along K: a power of two from 16 to 256 (default 32). */
+  blockSize?: number;
+  /** Symmetric blocks without zero points (default false: asymmetric, a zero point per block). */
+  symmetric?: boolean;
+  format?: 'matmulnbits' | 'dq';
+  /** Node names or op types to leave in float. */
+  exclude?: string[];
+  /** MatMulNBits accuracy_level (onnxruntime: 4 = int8 activations on CPU); unset by default. */
+  accuracyLevel?: number;
+}
+
+export interface BlockQuantized {
+  K: number;
+  N: number;
+  blocks: number;
+  /** Quantized values, [K, N] row-major: unsigned storage values (stored = signed + 2^(bits−1) when symmetric). */
+  q: Uint8Array;
+  /** [N, blocks]: scale of column n, block b at n·blocks + b. */
+  scales: Float32Array;
+  /** [N, blocks], unsigned storage values (symmetric: the implied 8 or 128). */
+  zeroPoints: Uint8Array;
+}
+
+/** RTN block quantization of a [K, N] weight along K, SPEC §8 arithmetic per block. */
+export function quantizeBlockwise(w: Float32Array, K: number, N: number, bits: 4 | 8, blockSize: number, symmetric: boolean): BlockQuantized {
+  const blocks = Math.ceil(K / blockSize);
+  const type: QuantType = bits === 4 ? (symmetric ? 'int4' : 'uint4') : symmetric ? 'int8' : 'uint8';
+  const [qmin, qmax] = quantRange(type, symmetric);
+  const offset = symmetric ? 1 << (bits - 1) : 0;
+  const q = new Uint8Array(K * N);
+  const scales = new Float32Array(N * blocks);
+  const zeroPoints = new Uint8Array(N * blocks);
+  const column = new Float32Array(blockSize);
+  for (let n = 0; n < N; n++) {
+    for (let b = 0; b < blocks; b++) {
+      const k0 = b * blockSize;
+      const len = Math.min(blockSize, K - k0);
+      for (let j = 0; j < len; j++) column[j] = w[(k0 + j) * N + n]!;
+      const [lo, hi] = minMax(column.subarray(0, len));
+      const p = quantParams(lo, hi, type, symmetric);
+      scales[n * blocks + b] = p.scale;
+      zeroPoints[n * blocks + b] = p.zeroPoint + offset;
+      for (let j = 0; j < len; j++) q[(k0 + j) * N + n] = quantizeValue(column[j]!, p.scale, p.zeroPoint, qmin, qmax) + offset;
+    }
+  }
+  return { K, N, blocks, q, scales, zeroPoints };
+}
+
+/** MatMulNBits' B: [N, blocks, blockSize·bits/8], each column's blocks in K order, low nibble first, padded with the zero point. */
+export function packMatMulNBits(bq: BlockQuantized, bits: 4 | 8, blockSize: number): Uint8Array {
+  const blob = (blockSize * bits) / 8;
+  const out = new Uint8Array(bq.N * bq.blocks * blob);
+  const row = new Uint8Array(blockSize);
+  for (let n = 0; n < bq.N; n++) {
+    for (let b = 0; b < bq.blocks; b++) {
+      for (let j = 0; j < blockSize; j++) {
+        const k = b * blockSize + j;
+        row[j] = k < bq.K ? bq.q[k * bq.N + n]! : bq.zeroPoints[n * bq.blocks + b]!;
+      }
+      out.set(bits === 4 ? packNibbles(row) : row, (n * bq.blocks + b) * blob);
+    }
+  }
+  return out;
+}
+
+/** MatMulNBits' zero points: per column ceil(blocks·bits/8) bytes, two 4-bit values per byte, low first. */
+export function packZeroPoints(bq: BlockQuantized, bits: 4 | 8): Uint8Array {
+  if (bits === 8) return bq.zeroPoints.slice();
+  const perColumn = Math.ceil(bq.blocks / 2);
+  const out = new Uint8Array(bq.N * perColumn);
+  for (let n = 0; n < bq.N; n++) out.set(packNibbles(bq.zeroPoints.subarray(n * bq.blocks, (n + 1) * bq.blocks)), n * perColumn);
+  return out;
+}
+
+interface Plan { graph: Graph; node: Node; weight: ConstantWeight }
+
+function planNode(graph: Graph, node: Node, producers: Map<string, Node>, file: string | null): Plan | string {
+  const wName = node.inputs[1];
+  if (!node.inputs[0] || !wName) return 'it has no weight input';
+  const w = findConstantWeight(graph, wName, producers);
+  if (w === null) return `its input ${wName} is not a constant weight`;
+  if ('problem' in w) return w.problem;
+  if (w.source.dataType !== DataType.FLOAT && w.chain.every((n) => n.opType !== 'Cast')) return `its weight is ${w.source.dtype}, not float32`;
+  if (w.dims.length !== 2) return `its weight has shape [${w.dims}] (only 2-D [K, N] weights are quantized)`;
+  checkFinite(w.source.dataType === DataType.FLOAT ? (w.source.typed() as Float32Array) : w.source.toFloat32(), node, w.sourceName, file);
+  return { graph, node, weight: w };
+}
+
+function checkOptions(bits: number, blockSize: number): void {
+  if (bits !== 4 && bits !== 8) throw new WhittleError('BAD_USAGE', `weight-only quantization: bits must be 4 or 8, not ${bits}`);
+  if (!Number.isInteger(blockSize) || blockSize < 16 || blockSize > 256 || (blockSize & (blockSize - 1)) !== 0) {
+    throw new WhittleError('BAD_USAGE', `--block-size ${blockSize}: must be a power of two from 16 to 256 (16, 32, 64, 128, 256)`);
+  }
+}
+
+export const weightOnlyQuantizePass: Pass<WeightOnlyOptions> = {
+  name: 'quantize-weight-only',
+  async run(model: Model, options: WeightOnlyOptions, ctx: PassContext = createPassContext()): Promise<PassReport> {
+    const bits = options.bits ?? 4;
+    const blockSize = options.blockSize ?? 32;
+    const symmetric = options.symmetric ?? false;
+    const format = options.format ?? 'matmulnbits';
+    checkOptions(bits, blockSize);
+    const bytesBefore = tensorBytes(model);
+    const excluded: string[] = [];
+    const warnings: string[] = [];
+    const warn = (m: string) => { warnings.push(m); ctx.warn(m); };
+
+    const plans: Plan[] = [];
+    const candidates = model.graphs().flatMap((g) => g.nodes.filter((n) => n.opType === 'MatMul' && n.domain === '').map((n) => ({ g, n })));
+    const producers = new Map<Graph, Map<string, Node>>();
+    const producersOf = (g: Graph) => producers.get(g) ?? producers.set(g, g.producers()).get(g)!;
+    for (const [i, { g, n }] of candidates.entries()) {
+      ctx.checkpoint();
+      ctx.progress('plan', i, candidates.length);
+      if (isExcluded(n, options.exclude)) { excluded.push(n.label); continue; }
+      const plan = planNode(g, n, producersOf(g), model.path);
+      if (typeof plan === 'string') {
+        excluded.push(n.label);
+        warn(`${n.label} (${n.opType}) left in float: ${plan}`);
+      } else plans.push(plan);
+    }
+    if (plans.length > 0) {
+      if (format === 'dq') requireOpset(model, 21, `${bits}-bit blocked DequantizeLinear`);
+      else ensureDomain(model, 'com.microsoft', 1);
+      ensureIrVersion(model, IR_INITIALIZERS_NOT_INPUTS);
+    }
+
+    const names = new NameAllocator(model);
+    const made = new Map<string, string[]>();
+    const removable = { nodes: new Set<Node>(), names: new Set<string>() };
+    let padded = 0;
+    for (const [i, { graph, node, weight }] of plans.entries()) {
+      ctx.checkpoint();
+      ctx.progress('quantize', i, plans.length);
+      const [K, N] = weight.dims as [number, number];
+      if (K % blockSize !== 0) padded++;
+      const key = node.inputs[1]!;
+      let tensors = made.get(key);
+      if (!tensors || !graph.initializers.has(tensors[0]!)) {
+        const bq = quantizeBlockwise(materialise(graph, weight), K, N, bits, blockSize, symmetric);
+        tensors = format === 'dq' ? addDqTensors(graph, key, bq, bits, symmetric, names) : addNBitsTensors(graph, key, bq, bits, blockSize, symmetric, names);
+        made.set(key, tensors);
+      }
+      const base = node.name || node.outputs[0]!;
+      if (format === 'dq') {
+        const dq = names.fresh(`${key}_dequantized`);
+        const attrs = [intAttr('axis', 0), intAttr('block_size', blockSize)];
+        replaceNode(graph, node, [
+          makeNode('DequantizeLinear', tensors, [dq], names.fresh(`${base}_DequantizeWeight`), '', attrs),
+          makeNode('MatMul', [node.inputs[0]!, dq], [...node.outputs], node.name),
+        ]);
+      } else {
+        const attrs = [intAttr('K', K), intAttr('N', N), intAttr('bits', bits), intAttr('block_size', blockSize)];
+        if (options.accuracyLevel !== undefined) attrs.push(intAttr('accuracy_level', options.accuracyLevel));
+        replaceNode(graph, node, [makeNode('MatMulNBits', [node.inputs[0]!, ...tensors], [...node.outputs], names.fresh(`${base}_MatMulNBits`), 'com.microsoft', attrs)]);
+      }
+      for (const n of weight.chain) removable.nodes.add(n);
+      removable.names.add(weight.sourceName);
+      removable.names.add(key);
+    }
+    ctx.progress('quantize', plans.length, plans.length);
+    if (padded && format === 'matmulnbits') warn(`${padded} weight(s) have K not a multiple of ${blockSize}: their last block is padded with zero-point values (dequantized 0)`);
+    removeUnread(model, removable);
+    return {
+      pass: this.name, nodesChanged: plans.length, bytesBefore, bytesAfter: tensorBytes(model), excluded, warnings,
+      details: { bits, blockSize, symmetric, format, quantized: plans.map((p) => p.node.label) },
+    };
+  },
+};
+
+function addNBitsTensors(graph: Graph, key: string, bq: BlockQuantized, bits: 4 | 8, blockSize: number, symmetric: boolean, names: NameAllocator): string[] {
+  const b = names.fresh(`${key}_Q${bits}`);
+  const s = names.fresh(`${key}_scales`);
+  addInitializer(graph, b, DataType.UINT8, [bq.N, bq.blocks, (blockSize * bits) / 8], packMatMulNBits(bq, bits, blockSize));
+  addFloatInitializer(graph, s, [bq.N * bq.blocks], bq.scales);
+  if (symmetric) return [b, s];
+  const zp = names.fresh(`${key}_zero_points`);
+  const packed = packZeroPoints(bq, bits);
+  addInitializer(graph, zp, DataType.UINT8, [packed.length], packed);
+  return [b, s, zp];
+}
+
+/** DequantizeLinear's tensors: weight [K, N] (int4 signed when symmetric), scale and zero point [blocks, N]. */
+function addDqTensors(graph: Graph, key: string, bq: BlockQuantized, bits: 4 | 8, symmetric: boolean, names: NameAllocator): string[] {
+  const offset = symmetric ? 1 << (bits - 1) : 0;
+  const w = names.fresh(`${key}_Q${bits}`);
+  const s = names.fresh(`${key}_scale`);
+  const values = symmetric ? Int8Array.from(bq.q, (v) => v - offset) : bq.q;
+  const type = bits === 4 ? (symmetric ? DataType.INT4 : DataType.UINT4) : symmetric ? DataType.INT8 : DataType.UINT8;
+  addInitializer(graph, w, type, [bq.K, bq.N], bits === 4 ? packNibbles(values) : values);
+  const byBlock = (perColumn: ArrayLike<number>) => Array.from({ length: bq.blocks * bq.N }, (_, i) => perColumn[(i % bq.N) * bq.blocks + Math.floor(i / bq.N)]!);
+  addFloatInitializer(graph, s, [bq.blocks, bq.N], byBlock(bq.scales));
+  if (symmetric) return [w, s];
+  const zp = names.fresh(`${key}_zero_point`);
+  const zps = Uint8Array.from(byBlock(bq.zeroPoints));
+  addInitializer(graph, zp, type, [bq.blocks, bq.N], bits === 4 ? packNibbles(zps) : zps);
+  return [w, s, zp];
+}
