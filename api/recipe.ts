@@ -33,7 +33,8 @@ export const QuantizeStep = z.object({
   weightType: z.enum(['int8', 'uint8']).default('int8'),
   /** int4 / int8-weight: block size, a power of two from 16 to 256. */
   blockSize: z.number().int().refine((b) => b >= 16 && b <= 256 && (b & (b - 1)) === 0, 'a power of two from 16 to 256').default(32),
-  symmetric: z.boolean().default(true),
+  /** Symmetric weights; unset: each method's default (dynamic int8: symmetric; weight-only: asymmetric blocks). */
+  symmetric: z.boolean().optional(),
   algorithm: z.enum(['rtn']).default('rtn'),
   /** int4 / int8-weight: com.microsoft.MatMulNBits or opset-21 DequantizeLinear(block_size). */
   format: z.enum(['matmulnbits', 'dq']).default('matmulnbits'),

@@ -7,6 +7,7 @@ type CommandModule = { run: (argv: string[], io: CliIo) => Promise<number>; summ
 const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   inspect: () => import('./commands/inspect.ts'),
   convert: () => import('./commands/convert.ts'),
+  quantize: () => import('./commands/quantize.ts'),
   eval: () => import('./commands/eval.ts'),
   experiments: () => import('./commands/experiments.ts'),
   devices: () => import('./commands/devices.ts'),

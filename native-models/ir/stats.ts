@@ -43,14 +43,35 @@ function constantsOf(g: Graph): Map<string, Tensor> {
 }
 
 /** True when some use of the value is as a weight, bias or data input, not as a shape/scale/zero point. */
-function usedAsParameter(name: string, consumers: Node[]): boolean {
+function usedAsParameter(name: string, consumers: Node[], producers: Map<string, Node>): boolean {
   for (const node of consumers) {
     const skip = new Set(opInfo(node).nonParameters);
-    for (let i = 0; i < node.inputs.length; i++) if (node.inputs[i] === name && !skip.has(i)) return true;
+    for (let i = 0; i < node.inputs.length; i++) {
+      if (node.inputs[i] !== name || skip.has(i)) continue;
+      if (isDynamicScaleProduct(node, name, producers)) continue;
+      return true;
+    }
     // read from inside a subgraph: count it (the subgraph's own op decides, which we do not chase)
     if (!node.inputs.includes(name)) return true;
   }
   return false;
+}
+
+/**
+ * Dynamic quantization multiplies DynamicQuantizeLinear's activation scale by the weight scale:
+ * that constant is a scale, not a parameter.
+ */
+function isDynamicScaleProduct(node: Node, name: string, producers: Map<string, Node>): boolean {
+  if (node.opType !== 'Mul') return false;
+  const other = node.inputs.find((i) => i !== name);
+  const p = other ? producers.get(other) : undefined;
+  return p?.opType === 'DynamicQuantizeLinear' && p.outputs[1] === other;
+}
+
+/** Logical weights of a tensor: MatMulNBits packs K×N sub-byte weights into uint8 blocks. */
+function logicalElements(name: string, t: Tensor, consumers: Node[]): number {
+  const packed = consumers.find((n) => n.opType === 'MatMulNBits' && n.inputs[1] === name);
+  return packed ? packed.attrInt('K', 0) * packed.attrInt('N', 0) : t.elementCount;
 }
 
 /**
@@ -82,9 +103,12 @@ export function modelStats(model: Model): ModelStats {
     const producers = g.producers();
     for (const [name, t] of constantsOf(g)) {
       if (NEVER_PARAMETERS.has(t.dataType)) continue;
-      if (!usedAsParameter(name, consumers.get(name) ?? [])) continue;
-      stats.parameters += t.elementCount;
-      stats.nonzeroParameters += t.elementCount - zerosOf(t);
+      const users = consumers.get(name) ?? [];
+      if (!usedAsParameter(name, users, producers)) continue;
+      const elements = logicalElements(name, t, users);
+      stats.parameters += elements;
+      // packed weights: zero bytes are not zero weights, so they count as non-zero
+      stats.nonzeroParameters += elements === t.elementCount ? t.elementCount - zerosOf(t) : elements;
       stats.parameterBytes += t.byteLength;
     }
     for (const n of g.nodes) {
@@ -99,15 +123,16 @@ export function modelStats(model: Model): ModelStats {
         if (n.opType === 'Gather' && !w.tensor.isFloat) continue;
         const biasName = info.biases.map((i) => n.inputs[i]).find((b) => b && storedWeight(g, b, producers)) ?? null;
         const bias = biasName ? storedWeight(g, biasName, producers) : null;
-        const zeros = zerosOf(w.tensor);
+        const elements = n.opType === 'MatMulNBits' ? n.attrInt('K', 0) * n.attrInt('N', 0) : w.tensor.elementCount;
+        const zeros = elements === w.tensor.elementCount ? zerosOf(w.tensor) : 0;
         const row: LayerRow = {
           name: n.label,
           op: n.opType,
           weight: w.name,
           shape: [...w.tensor.dims],
-          parameters: w.tensor.elementCount,
+          parameters: elements,
           zeros,
-          sparsity: w.tensor.elementCount ? zeros / w.tensor.elementCount : 0,
+          sparsity: elements ? zeros / elements : 0,
           dtype: w.tensor.dtype,
           bias: bias?.name ?? null,
           biasParameters: bias?.tensor.elementCount ?? 0,

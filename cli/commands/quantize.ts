@@ -1,0 +1,114 @@
+import { WhittleError } from '../../api/errors.ts';
+import { CALIBRATION_METHODS, QUANTIZE_METHODS, QuantizeStep } from '../../api/recipe.ts';
+import { quantizeModel, type QuantizeReport } from '../../core/passes/quantize/quantize-model.ts';
+import { EP_CHOICES, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
+import { formatBytes, formatCount, numberOption, parseCommand, requireOne, type CliIo } from '../io.ts';
+import { ProgressBar } from '../progress.ts';
+import { recordCommand } from '../record.ts';
+
+export const summary = 'quantize a model: dynamic int8, static int8 QDQ, fp16, int4/int8 weight-only';
+export const usage = `
+whittle quantize MODEL -o OUT --method ${QUANTIZE_METHODS.join('|')}
+        [--calib DATA] [--preprocess PRESET] [--calibration ${CALIBRATION_METHODS.join('|')}] [--samples N]
+        [--percentile P] [--per-channel] [--activation-type uint8|int8] [--weight-type int8|uint8]
+        [--block-size 16..256] [--symmetric|--asymmetric] [--format matmulnbits|dq] [--algorithm rtn]
+        [--exclude NODE[,NODE...]] [--keep-io-types] [--include-conv] [--ep cpu|auto|...] [--seed N]
+        [--json] [--no-record]
+
+dynamic      MatMul/Gemm (and Conv with --include-conv) to DynamicQuantizeLinear + MatMulInteger
+static       int8 QDQ that onnxruntime fuses into QLinearConv/QLinearMatMul; needs --calib DATA
+             (first --samples N samples, default 256; calibrators: minmax, percentile, entropy, mse)
+fp16         float16 weights and activations, fragile ops kept fp32 (--keep-io-types: fp32 in/out)
+int4         com.microsoft.MatMulNBits 4-bit blocks (--block-size, default 32), or --format dq
+int8-weight  the same with 8 bits
+--exclude takes node names or op types; excluded nodes stay float.`;
+
+function splitList(v: string | undefined): string[] {
+  return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : [];
+}
+
+export function renderQuantize(r: QuantizeReport): string {
+  const lines = [
+    `wrote ${r.output}`,
+    `  method      ${r.method}${r.calibration ? ` (calibration ${r.calibration.method} on ${formatCount(r.calibration.samples)} samples, ${r.calibration.seconds.toFixed(1)} s)` : ''}`,
+    `  size        ${formatBytes(r.bytesBefore)} → ${formatBytes(r.bytesAfter)} (${(r.bytesBefore / Math.max(1, r.bytesAfter)).toFixed(2)}× smaller)`,
+    `  parameters  ${formatCount(r.parametersBefore)} → ${formatCount(r.parametersAfter)}`,
+    `  nodes       ${formatCount(r.nodesChanged)} changed${r.excluded.length ? `, ${r.excluded.length} left float: ${r.excluded.slice(0, 8).join(', ')}${r.excluded.length > 8 ? ', …' : ''}` : ''}`,
+    `  time        ${r.seconds.toFixed(2)} s, peak RSS ${formatBytes(r.peakRssBytes)}`,
+  ];
+  return lines.join('\n') + '\n';
+}
+
+export async function run(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommand('quantize', argv, {
+    output: { type: 'string', short: 'o' },
+    method: { type: 'string' },
+    calib: { type: 'string' },
+    preprocess: { type: 'string' },
+    calibration: { type: 'string' },
+    samples: { type: 'string' },
+    percentile: { type: 'string' },
+    'per-channel': { type: 'boolean' },
+    'activation-type': { type: 'string' },
+    'weight-type': { type: 'string' },
+    'block-size': { type: 'string' },
+    symmetric: { type: 'boolean' },
+    asymmetric: { type: 'boolean' },
+    format: { type: 'string' },
+    algorithm: { type: 'string' },
+    exclude: { type: 'string' },
+    'keep-io-types': { type: 'boolean' },
+    'include-conv': { type: 'boolean' },
+    ep: { type: 'string', default: 'cpu' },
+    seed: { type: 'string' },
+  });
+  const input = requireOne('quantize', positionals, 'MODEL');
+  if (!values.output) throw new WhittleError('BAD_USAGE', 'whittle quantize: -o OUT is required');
+  if (!values.method) throw new WhittleError('BAD_USAGE', `whittle quantize: --method is required (${QUANTIZE_METHODS.join(', ')})`);
+  if (values.symmetric && values.asymmetric) throw new WhittleError('BAD_USAGE', 'whittle quantize: --symmetric and --asymmetric exclude each other');
+  const ep = values.ep as EpChoice;
+  if (!EP_CHOICES.includes(ep)) throw new WhittleError('BAD_USAGE', `whittle quantize: --ep must be one of ${EP_CHOICES.join(', ')}`);
+  const raw = {
+    method: values.method,
+    ...(values.calib ? { calib: { path: values.calib, ...(values.preprocess ? { preprocess: values.preprocess } : {}) } } : {}),
+    ...(values.calibration ? { calibration: values.calibration } : {}),
+    ...(values.samples ? { samples: numberOption('quantize', 'samples', values.samples, { min: 1, integer: true }) } : {}),
+    ...(values.percentile ? { percentile: numberOption('quantize', 'percentile', values.percentile, { min: 50, max: 100 }) } : {}),
+    perChannel: Boolean(values['per-channel']),
+    ...(values['activation-type'] ? { activationType: values['activation-type'] } : {}),
+    ...(values['weight-type'] ? { weightType: values['weight-type'] } : {}),
+    ...(values['block-size'] ? { blockSize: numberOption('quantize', 'block-size', values['block-size'], { integer: true }) } : {}),
+    ...(values.symmetric ? { symmetric: true } : values.asymmetric ? { symmetric: false } : {}),
+    ...(values.format ? { format: values.format } : {}),
+    ...(values.algorithm ? { algorithm: values.algorithm } : {}),
+    exclude: splitList(values.exclude),
+    keepIoTypes: Boolean(values['keep-io-types']),
+    includeConv: Boolean(values['include-conv']),
+  };
+  const parsed = QuantizeStep.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new WhittleError('BAD_USAGE', `whittle quantize: ${issue.path.join('.') || 'options'}: ${issue.message}`);
+  }
+  const step = parsed.data;
+  const bar = new ProgressBar(io, 'quantize');
+  const inputs = [{ role: 'model', path: input }];
+  if (step.calib && !step.calib.path.startsWith('synthetic:')) inputs.push({ role: 'calib', path: step.calib.path });
+  const report = await recordCommand({
+    kind: 'quantize',
+    argv: ['quantize', ...argv],
+    inputs,
+    record: !values['no-record'],
+    environment: { ep, seed: Number(values.seed ?? 0) },
+    work: async () => {
+      const r = await quantizeModel({ input, output: values.output!, step, ep, seed: Number(values.seed ?? 0), progress: (phase, done, total) => bar.update(done, total, phase) });
+      bar.done();
+      return r;
+    },
+    artifacts: (r) => [r.output, ...(r.externalDataPath ? [r.externalDataPath] : [])],
+  });
+  for (const w of report.warnings) io.stderr(`whittle: warning: ${w}\n`);
+  if (values.json) io.stdout(JSON.stringify(report) + '\n');
+  else io.stdout(renderQuantize(report));
+  return 0;
+}

@@ -1,0 +1,144 @@
+import { resolve } from 'node:path';
+import { WhittleError } from '../../../api/errors.ts';
+import type { QuantizeStep } from '../../../api/recipe.ts';
+import { openModel } from '../../../native-models/formats/index.ts';
+import { writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
+import type { Model } from '../../../native-models/ir/model.ts';
+import { modelStats } from '../../../native-models/ir/stats.ts';
+import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
+import { calibrate } from '../../calibrate/index.ts';
+import { openDataset } from '../../evaluate/data/index.ts';
+import { batchSizeFor, inputSpecs, modelBytes } from '../../evaluate/evaluate.ts';
+import { createPassContext, type PassContext, type PassReport } from '../pass.ts';
+import { dynamicQuantizePass } from './dynamic.ts';
+import { fp16Pass } from './fp16.ts';
+import { staticQdqPass } from './static-qdq.ts';
+import { weightOnlyQuantizePass } from './weight-only.ts';
+
+/** The SPEC §3 quantize document. */
+export interface QuantizeReport {
+  input: string;
+  output: string;
+  /** The external data file written beside the output, when the model needed one. */
+  externalDataPath: string | null;
+  method: QuantizeStep['method'];
+  bytesBefore: number;
+  bytesAfter: number;
+  parametersBefore: number;
+  parametersAfter: number;
+  sparsity: number;
+  seconds: number;
+  peakRssBytes: number;
+  nodesChanged: number;
+  excluded: string[];
+  warnings: string[];
+  calibration: { method: string; samples: number; seconds: number } | null;
+}
+
+export interface QuantizeRun {
+  input: string;
+  output: string;
+  step: QuantizeStep;
+  ep?: EpChoice;
+  seed?: number;
+  signal?: AbortSignal;
+  progress?: (phase: string, done: number, total: number) => void;
+  /** Folder that relative calibration paths are resolved against (a recipe's folder). */
+  baseDir?: string;
+}
+
+/** Runs one quantize step on an opened model (used by `whittle quantize` and recipe steps). */
+export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string } = {}): Promise<PassReport & { calibration: QuantizeReport['calibration'] }> {
+  const exclude = step.exclude;
+  switch (step.method) {
+    case 'dynamic':
+      return {
+        ...(await dynamicQuantizePass.run(model, {
+          perChannel: step.perChannel,
+          weightType: step.weightType,
+          ...(step.symmetric !== undefined ? { symmetric: step.symmetric } : {}),
+          ...(step.includeConv ? { opTypes: ['MatMul', 'Gemm', 'Conv'] } : {}),
+          exclude,
+        }, ctx)),
+        calibration: null,
+      };
+    case 'fp16':
+      return { ...(await fp16Pass.run(model, { keepIoTypes: step.keepIoTypes, exclude }, ctx)), calibration: null };
+    case 'int4':
+    case 'int8-weight':
+      return {
+        ...(await weightOnlyQuantizePass.run(model, {
+          bits: step.method === 'int4' ? 4 : 8,
+          blockSize: step.blockSize,
+          ...(step.symmetric !== undefined ? { symmetric: step.symmetric } : {}),
+          format: step.format,
+          exclude,
+        }, ctx)),
+        calibration: null,
+      };
+    case 'static': {
+      if (!step.calib) throw new WhittleError('BAD_USAGE', 'static quantization needs calibration data (--calib DATA)');
+      const t0 = performance.now();
+      const inputs = inputSpecs(model);
+      const dataPath = step.calib.path.startsWith('synthetic:') ? step.calib.path : resolve(opts.baseDir ?? process.cwd(), step.calib.path);
+      const dataset = await openDataset(dataPath, inputs, {
+        ...(step.calib.preprocess ? { preprocess: step.calib.preprocess } : {}),
+        ...(step.calib.size ? { size: step.calib.size } : {}),
+        ...(step.calib.layout ? { layout: step.calib.layout } : {}),
+        ...(step.calib.offset !== undefined ? { offset: step.calib.offset } : {}),
+        limit: step.samples ?? step.calib.limit ?? 256,
+        seed: ctx.seed,
+      });
+      for (const w of dataset.warnings) ctx.warn(w);
+      const cal = await calibrate(model, dataset, {
+        method: step.calibration,
+        ep: opts.ep ?? 'cpu',
+        batchSize: batchSizeFor(inputs, 32),
+        signal: ctx.signal,
+        progress: (done, total) => ctx.progress('calibrate', done, total),
+        ...(step.percentile !== undefined ? { percentile: step.percentile } : {}),
+        quantType: step.activationType,
+      });
+      for (const name of cal.nonFinite) ctx.warn(`calibration saw NaN or Infinity in ${name}; those values were left out of its range`);
+      const calibration = { method: step.calibration, samples: cal.samples, seconds: (performance.now() - t0) / 1000 };
+      ctx.checkpoint();
+      const report = await staticQdqPass.run(model, { ranges: cal.ranges, activationType: step.activationType, perChannel: step.perChannel, exclude }, ctx);
+      return { ...report, calibration };
+    }
+  }
+}
+
+/** Reads a model, quantizes it with one step, writes the result: what `whittle quantize` does. */
+export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
+  const t0 = performance.now();
+  const model = openModel(run.input);
+  const before = modelStats(model);
+  const bytesBefore = modelBytes(model);
+  const ctx = createPassContext({
+    ...(run.signal ? { signal: run.signal } : {}),
+    ...(run.progress ? { progress: run.progress } : {}),
+    seed: run.seed ?? 0,
+  });
+  const report = await applyQuantizeStep(model, run.step, ctx, { ...(run.ep ? { ep: run.ep } : {}), baseDir: run.baseDir ?? process.cwd() });
+  ctx.checkpoint();
+  ctx.progress('write', 0, 1);
+  const written = writeOnnxFile(model, run.output);
+  const after = modelStats(model);
+  return {
+    input: resolve(run.input),
+    output: written.path,
+    externalDataPath: written.externalDataPath,
+    method: run.step.method,
+    bytesBefore,
+    bytesAfter: written.bytes + written.externalDataBytes,
+    parametersBefore: before.parameters,
+    parametersAfter: after.parameters,
+    sparsity: after.parameters ? 1 - after.nonzeroParameters / after.parameters : 0,
+    seconds: (performance.now() - t0) / 1000,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    nodesChanged: report.nodesChanged,
+    excluded: report.excluded,
+    warnings: [...new Set([...ctx.warnings, ...report.warnings])],
+    calibration: report.calibration,
+  };
+}
