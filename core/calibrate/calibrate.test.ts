@@ -23,6 +23,21 @@ describe('calibration', () => {
     assert.equal(model.graph.outputs.length, 1, 'the model itself is left as it was');
   });
 
+  it('passes the histogram options through, and refuses bad ones before running', async () => {
+    const model = readOnnxFile(fixture('mnist', 'mnist.onnx'));
+    const data = await openDataset(fixture('mnist', 't10k-images-idx3-ubyte.gz'), inputSpecs(model), { preprocess: 'mnist', limit: 16 });
+    const minmax = await calibrate(model, data, { method: 'minmax' });
+    const sym = await calibrate(model, data, { method: 'percentile', percentile: 99, symmetric: true, bins: 256 });
+    const out = 'Plus214_Output_0'; // logits: both signs
+    const [mm, r] = [minmax.ranges.get(out)!, sym.ranges.get(out)!];
+    assert.ok(mm.min < 0 && mm.max > 0);
+    assert.ok(r.max < mm.max && r.max > 0, JSON.stringify({ r, mm }));
+    assert.equal(r.min, Math.max(mm.min, -r.max), 'symmetric: ±t, clipped to what was seen');
+    for (const bad of [{ bins: 3 }, { percentile: 0 }, { percentile: 101 }, { quantizedBins: 4096 }]) {
+      await assert.rejects(calibrate(model, data, { method: 'entropy', ...bad }), (e: Error & { code?: string }) => e.code === 'BAD_USAGE');
+    }
+  });
+
   it('min/max merge across batches equals one pass over everything', () => {
     const all = new MinMaxCollector();
     all.update(Float32Array.of(3, -1, 7, 2, -5, 4));

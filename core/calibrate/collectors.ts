@@ -2,6 +2,8 @@
  * Streaming range collectors: one per observed tensor, fed every batch, memory independent of the
  * number of samples. Each gives the [min, max] the quantizer turns into scale and zero point.
  */
+import { StreamingHistogram, type HistogramOptions } from './histogram.ts';
+
 export interface TensorRange {
   min: number;
   max: number;
@@ -59,4 +61,32 @@ export class MinMaxCollector implements RangeCollector {
   range(): TensorRange {
     return this.lo <= this.hi ? { min: this.lo, max: this.hi } : { min: 0, max: 0 };
   }
+}
+
+/**
+ * The base of the histogram methods (percentile, entropy, mse): streaming and merging are the
+ * histogram's; each method only turns the finished histogram into a range.
+ */
+export abstract class HistogramCollector implements RangeCollector {
+  readonly histogram: StreamingHistogram;
+
+  constructor(options: HistogramOptions) {
+    this.histogram = new StreamingHistogram(options);
+  }
+
+  /** NaN/Infinity values seen (excluded from the statistics, as MinMaxCollector does). */
+  get nonFinite(): number {
+    return this.histogram.nonFinite;
+  }
+
+  update(values: Float32Array | Float64Array): void {
+    this.histogram.update(values);
+  }
+
+  merge(other: RangeCollector): void {
+    if (!(other instanceof HistogramCollector)) throw new TypeError('a histogram collector merges only with another histogram collector');
+    this.histogram.merge(other.histogram);
+  }
+
+  abstract range(): TensorRange;
 }

@@ -3,10 +3,19 @@ import type { Model } from '../../native-models/ir/model.ts';
 import { toFloatScores } from '../../native-models/runtimes/host-tensor.ts';
 import type { EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
 import type { Dataset } from '../evaluate/data/index.ts';
+import type { QuantType } from '../passes/quantize/math.ts';
 import { MinMaxCollector, type RangeCollector, type TensorRange } from './collectors.ts';
+import { EntropyCollector } from './entropy.ts';
+import { MseCollector } from './mse.ts';
+import { PercentileCollector } from './percentile.ts';
 import { TappedModel } from './tap.ts';
 
 export type { RangeCollector, TensorRange } from './collectors.ts';
+export { HistogramCollector, MinMaxCollector } from './collectors.ts';
+export { EntropyCollector } from './entropy.ts';
+export { StreamingHistogram } from './histogram.ts';
+export { MseCollector } from './mse.ts';
+export { PercentileCollector } from './percentile.ts';
 export { TappedModel } from './tap.ts';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy' | 'mse';
@@ -24,12 +33,17 @@ export interface CalibrationOptions {
   averagingConstant?: number;
   /** percentile: the share of values kept inside the range (default 99.999). */
   percentile?: number;
-  /** percentile: a range symmetric around 0. */
+  /**
+   * percentile: ±t keeping p % of |x| (else each tail loses (100 − p)/2 %); entropy: 128 levels per
+   * side; mse: the range will be quantized symmetrically, so only its magnitude is searched.
+   */
   symmetric?: boolean;
-  /** entropy/mse/percentile: histogram bins (default 2048). */
+  /** entropy/mse/percentile: histogram bins (default 2048; memory is 8 bytes a bin per tensor). */
   bins?: number;
-  /** entropy/mse: the quantized type the range is searched for. */
-  quantType?: 'uint8' | 'int8';
+  /** mse: the type the range is searched for (default uint8, onnxruntime's activation default). */
+  quantType?: QuantType;
+  /** entropy: quantized levels between 0 and the threshold (default 256 one-sided, else 128). */
+  quantizedBins?: number;
 }
 
 export interface CalibrationResult {
@@ -40,14 +54,27 @@ export interface CalibrationResult {
   nonFinite: string[];
 }
 
-/** The collector factory per method; the histogram-based ones live in histogram.ts. */
+/** The collector factory per method; the histogram-based ones share histogram.ts. */
 export type CollectorFactory = (name: string, options: CalibrationOptions) => RangeCollector;
 const factories = new Map<CalibrationMethod, CollectorFactory>([
-  ['minmax', (_name, o) => new MinMaxCollector({ ...(o.movingAverage !== undefined ? { movingAverage: o.movingAverage } : {}), ...(o.averagingConstant !== undefined ? { averagingConstant: o.averagingConstant } : {}) })],
+  ['minmax', (_name, o) => new MinMaxCollector({ movingAverage: o.movingAverage, averagingConstant: o.averagingConstant })],
+  ['percentile', (_name, o) => new PercentileCollector({ percentile: o.percentile, symmetric: o.symmetric, bins: o.bins })],
+  ['entropy', (_name, o) => new EntropyCollector({ bins: o.bins, quantizedBins: o.quantizedBins, symmetric: o.symmetric })],
+  ['mse', (_name, o) => new MseCollector({ bins: o.bins, quantType: o.quantType, symmetric: o.symmetric })],
 ]);
 
 export function registerCollector(method: CalibrationMethod, factory: CollectorFactory): void {
   factories.set(method, factory);
+}
+
+/** Bad numbers fail before the model runs, not after the last batch. */
+function checkOptions(o: CalibrationOptions): void {
+  const bad = (what: string) => { throw new WhittleError('BAD_USAGE', `calibration: ${what}`); };
+  if (o.bins !== undefined && !(Number.isInteger(o.bins) && o.bins >= 8)) bad(`bins must be an integer ≥ 8, got ${o.bins}`);
+  if (o.percentile !== undefined && !(o.percentile > 0 && o.percentile <= 100)) bad(`percentile must be in (0, 100], got ${o.percentile}`);
+  if (o.quantizedBins !== undefined && !(Number.isInteger(o.quantizedBins) && o.quantizedBins >= 2 && o.quantizedBins <= (o.bins ?? 2048))) {
+    bad(`quantizedBins must be an integer from 2 to the histogram's bins, got ${o.quantizedBins}`);
+  }
 }
 
 /** Float activations: graph inputs and node outputs whose type is float (or unknown), main graph. */
@@ -74,6 +101,7 @@ export async function calibrate(model: Model, dataset: Dataset, options: Calibra
   const factory = factories.get(options.method);
   if (!factory) throw new WhittleError('UNSUPPORTED', `calibration method ${options.method} is not available`);
   if (dataset.n === 0) throw new WhittleError('BAD_INPUT', `${dataset.path}: the calibration data set is empty`);
+  checkOptions(options);
   const names = options.names ?? activationNames(model);
   const collectors = new Map(names.map((n) => [n, factory(n, options)]));
   const tapped = await TappedModel.create(model, names, options.ep ?? 'cpu');
