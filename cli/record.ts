@@ -1,5 +1,5 @@
 import { linkSync, mkdirSync, rmSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { openStore, type RunHandle, type RunKind } from '../core/store/index.ts';
 import type { RunEnvironment } from '../core/store/types.ts';
 
@@ -52,6 +52,10 @@ export async function recordCommand<R extends object>(cmd: RecordedCommand<R>): 
 async function keepArtifact(run: RunHandle, file: string): Promise<void> {
   const name = basename(file);
   const dest = run.artifactPath(name);
+  if (resolve(file) === dest) {
+    await run.registerArtifact(name); // written straight into the store
+    return;
+  }
   try {
     rmSync(dest, { force: true });
     mkdirSync(run.artifactsDir, { recursive: true });

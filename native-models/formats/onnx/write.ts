@@ -100,8 +100,9 @@ export function writeOnnxFile(model: Model, outPath: string, options: WriteOptio
   const location = options.location ?? `${basename(path)}.data`;
   const suffix = `.tmp-${process.pid}-${Date.now()}`;
   const modelTmp = path + suffix;
-  const external = useExternal ? new ExternalDataFile(join(dirname(path), location) + suffix, location) : null;
+  let external: ExternalDataFile | null = null;
   try {
+    if (useExternal) external = new ExternalDataFile(join(dirname(path), location) + suffix, location);
     const proto = modelToProto(model, (t) => {
       if (external && t.source.kind !== 'strings' && t.byteLength >= threshold) {
         return { data_location: 1, external_data: external.append(t) };
@@ -133,6 +134,11 @@ export function writeOnnxFile(model: Model, outPath: string, options: WriteOptio
   } catch (err) {
     rmSync(modelTmp, { force: true });
     if (external) rmSync(external.tmpPath, { force: true });
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code && !(err instanceof WhittleError)) {
+      // a missing folder, no permission, a full disk: name the file and the reason, no stack
+      throw new WhittleError('BAD_USAGE', `${path}: cannot write the model (${code}: ${(err as Error).message.replace(/^[A-Z]+: /, '').split(',')[0]})`, { file: path, cause: err });
+    }
     throw err;
   }
 }

@@ -1,0 +1,52 @@
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadRecipe, runRecipe, type RecipeReport } from '../../core/recipes/run-recipe.ts';
+import { formatBytes, parseCommand, requireOne, type CliIo } from '../io.ts';
+import { ProgressBar } from '../progress.ts';
+import { recordCommand } from '../record.ts';
+import { renderEval } from './eval.ts';
+
+export const summary = 'run a recipe (compression steps, then evaluation) and record it as an experiment';
+export const usage = `
+whittle run RECIPE [-o OUT] [--json] [--no-record]
+
+RECIPE is a JSON file: {"name", "model", "seed", "steps": [{"quantize": {...}}], "eval": {"data": {...}}}
+(schema in api/recipe.ts; paths are relative to the recipe). The compressed model is kept as the
+run's artifact in the store (and written to -o OUT when given); the run id is printed.`;
+
+export function renderRecipe(r: RecipeReport & { runId?: string }): string {
+  const lines = [
+    `${r.name ?? r.recipe}${r.runId ? `  (run ${r.runId})` : ''}`,
+    ...r.steps.map((s) => `  ${s.step.padEnd(22)} ${s.nodesChanged} nodes changed${s.excluded.length ? `, ${s.excluded.length} left float` : ''}`),
+    `  size ${formatBytes(r.bytesBefore)} → ${formatBytes(r.bytesAfter)}   ${r.output}`,
+  ];
+  return lines.join('\n') + '\n' + (r.eval ? renderEval(r.eval) : '');
+}
+
+export async function run(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommand('run', argv, { output: { type: 'string', short: 'o' } });
+  const recipePath = requireOne('run', positionals, 'RECIPE');
+  const recipe = loadRecipe(recipePath); // validate before anything is recorded
+  const bar = new ProgressBar(io, 'run');
+  const report = await recordCommand({
+    kind: 'recipe',
+    argv: ['run', ...argv],
+    inputs: [{ role: 'recipe', path: recipePath }],
+    record: !values['no-record'],
+    environment: { seed: recipe.seed },
+    work: async (recorded) => {
+      if (recorded) mkdirSync(recorded.artifactsDir, { recursive: true });
+      const output = values.output ?? (recorded ? recorded.artifactPath('model.onnx') : join(mkdtempSync(join(tmpdir(), 'whittle-run-')), 'model.onnx'));
+      const r = await runRecipe(recipePath, { output, progress: (phase, done, total) => bar.update(done, total, phase) });
+      bar.done();
+      if (recorded && r.eval) recorded.updateEnvironment({ ep: r.eval.ep, device: r.eval.device });
+      return r;
+    },
+    artifacts: (r) => [r.output, ...(r.externalDataPath ? [r.externalDataPath] : [])],
+  });
+  for (const w of report.warnings) io.stderr(`whittle: warning: ${w}\n`);
+  if (values.json) io.stdout(JSON.stringify(report) + '\n');
+  else io.stdout(renderRecipe(report));
+  return 0;
+}
