@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fixture } from '../../core/testing/fixtures.ts';
+import type { CliIo } from '../io.ts';
+import { main } from '../main.ts';
+
+function capture(): CliIo & { out: string; err: string } {
+  const io = { out: '', err: '', interactive: false, stdout: (t: string) => void (io.out += t), stderr: (t: string) => void (io.err += t) };
+  return io;
+}
+
+async function whittle(...argv: string[]) {
+  const io = capture();
+  const code = await main(argv, io);
+  return { code, out: io.out, err: io.err };
+}
+
+describe('whittle quantize and whittle run', () => {
+  let home: string;
+  let work: string;
+  const saved = process.env.WHITTLE_HOME;
+  before(() => {
+    home = mkdtempSync(join(tmpdir(), 'whittle-home-'));
+    work = mkdtempSync(join(tmpdir(), 'whittle-q-'));
+    process.env.WHITTLE_HOME = home;
+  });
+  after(() => {
+    if (saved === undefined) delete process.env.WHITTLE_HOME;
+    else process.env.WHITTLE_HOME = saved;
+    rmSync(home, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('--json prints the SPEC §3 quantize document and records the run with its artifact', async () => {
+    const out = join(work, 'mnist-static.onnx');
+    const r = await whittle('quantize', fixture('mnist', 'mnist.onnx'), '-o', out, '--method', 'static', '--calib', fixture('mnist', 't10k-images-idx3-ubyte.gz'), '--preprocess', 'mnist', '--samples', '64', '--json');
+    assert.equal(r.code, 0, r.err);
+    const doc = JSON.parse(r.out);
+    for (const key of ['input', 'output', 'method', 'bytesBefore', 'bytesAfter', 'parametersBefore', 'parametersAfter', 'sparsity', 'seconds', 'peakRssBytes', 'nodesChanged', 'excluded', 'warnings']) assert.ok(key in doc, key);
+    assert.equal(doc.method, 'static');
+    assert.equal(doc.calibration.samples, 64);
+    assert.equal(doc.parametersAfter, doc.parametersBefore, 'quantized weights still count as parameters');
+    assert.ok(doc.bytesAfter < doc.bytesBefore / 2);
+    const shown = JSON.parse((await whittle('experiments', 'show', doc.runId, '--json')).out);
+    assert.equal(shown.kind, 'quantize');
+    assert.deepEqual(shown.artifacts.map((a: { name: string }) => a.name), ['mnist-static.onnx']);
+    assert.ok(shown.inputs.some((i: { role: string }) => i.role === 'calib'));
+  });
+
+  it('the same inputs give a byte-identical artifact', async () => {
+    const a = join(work, 'a.onnx');
+    const b = join(work, 'b.onnx');
+    for (const out of [a, b]) {
+      const r = await whittle('quantize', fixture('mnist', 'mnist.onnx'), '-o', out, '--method', 'static', '--calib', fixture('mnist', 't10k-images-idx3-ubyte.gz'), '--preprocess', 'mnist', '--samples', '32', '--calibration', 'entropy', '--per-channel', '--no-record');
+      assert.equal(r.code, 0, r.err);
+    }
+    assert.ok(readFileSync(a).equals(readFileSync(b)));
+  });
+
+  it('bad usage is exit 2 with one line', async () => {
+    const cases: [string[], RegExp][] = [
+      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(work, 'x.onnx')], /--method is required/],
+      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(work, 'x.onnx'), '--method', 'int3'], /method/],
+      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(work, 'x.onnx'), '--method', 'static'], /calibration data/],
+      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(work, 'x.onnx'), '--method', 'int4', '--block-size', '24'], /power of two/],
+      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(work, 'x.onnx'), '--method', 'static', '--calib', fixture('iris', 'iris_X.npy')], /iris_X\.npy/],
+    ];
+    for (const [argv, expect] of cases) {
+      const r = await whittle(...argv, '--no-record');
+      assert.equal(r.code, 2, `${argv.join(' ')}: ${r.err}`);
+      assert.equal(r.err.trim().split('\n').length, 1, r.err);
+      assert.match(r.err, expect);
+    }
+  });
+
+  it('a recipe runs its steps, evaluates against the input model and records it', async () => {
+    const recipe = join(work, 'recipe.json');
+    writeFileSync(recipe, JSON.stringify({
+      name: 'mnist dynamic',
+      model: fixture('mnist', 'mnist.onnx'),
+      steps: [{ quantize: { method: 'dynamic', perChannel: true } }],
+      eval: { data: { path: fixture('mnist', 't10k-images-idx3-ubyte.gz'), preprocess: 'mnist', limit: 500 }, runs: 2 },
+    }));
+    const r = await whittle('run', recipe, '--json');
+    assert.equal(r.code, 0, r.err);
+    const doc = JSON.parse(r.out);
+    assert.equal(doc.steps.length, 1);
+    assert.equal(doc.eval.data.n, 500);
+    assert.ok(doc.eval.agreement.top1 >= 0.99);
+    const shown = JSON.parse((await whittle('experiments', 'show', doc.runId, '--json')).out);
+    assert.equal(shown.kind, 'recipe');
+    assert.ok(shown.metrics['eval.agreement.top1'] >= 0.99);
+    assert.ok(shown.artifacts.some((a: { name: string }) => a.name === 'model.onnx'));
+  });
+
+  it('a recipe with a wrong field names the file and the field', async () => {
+    const recipe = join(work, 'bad-recipe.json');
+    writeFileSync(recipe, JSON.stringify({ model: 'x.onnx', steps: [{ quantize: { method: 'static', blockSize: 3 } }] }));
+    const r = await whittle('run', recipe);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /bad-recipe\.json: steps\.0\.quantize\.blockSize/);
+  });
+});
