@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { readOnnxFile, writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
+import { calibrate, type TensorRange } from '../../calibrate/index.ts';
+import { openDataset } from '../../evaluate/data/index.ts';
+import { evaluate, inputSpecs } from '../../evaluate/evaluate.ts';
+import { fixture } from '../../testing/fixtures.ts';
+import { createPassContext } from '../pass.ts';
+import { NameAllocator } from './graph-edit.ts';
+import { prepareOpset } from './static-qdq-opset.ts';
+import { optimizedModel, opHistogram, qdqProblems, unfusedIslands } from './static-qdq-testing.ts';
+import { quantizeStaticQdq } from './static-qdq.ts';
+import { gaussian, runFloat, tempDir } from './test-models.ts';
+
+// The acceptance figures of issue 3 on the real fixtures (MANIFEST.md has onnxruntime's own).
+const tmp = tempDir('static-qdq-models');
+after(tmp.cleanup);
+const MNIST = fixture('mnist', 'mnist.onnx');
+const MNIST_DATA = fixture('mnist', 't10k-images-idx3-ubyte.gz');
+const SQUEEZENET = fixture('squeezenet', 'squeezenet1.0_fp32.onnx');
+const IMAGENET = fixture('imagenet-100');
+
+async function minmaxRanges(path: string, data: string, preprocess: 'mnist' | 'caffe', limit: number): Promise<Map<string, TensorRange>> {
+  const model = readOnnxFile(path);
+  const dataset = await openDataset(data, inputSpecs(model), { preprocess, limit });
+  return (await calibrate(model, dataset, { method: 'minmax' })).ranges;
+}
+
+function quantizeTo(path: string, out: string, ranges: Map<string, TensorRange>, perChannel: boolean) {
+  const model = readOnnxFile(path);
+  const report = quantizeStaticQdq(model, { ranges, perChannel }, createPassContext());
+  assert.deepEqual(qdqProblems(model), []);
+  writeOnnxFile(model, out);
+  return report;
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(2)} %`;
+
+describe('static QDQ on MNIST (minmax on test images 0..255, evaluated on 256..9999)', async () => {
+  const ranges = await minmaxRanges(MNIST, MNIST_DATA, 'mnist', 256);
+  for (const perChannel of [false, true]) {
+    const label = perChannel ? 'per-channel' : 'per-tensor';
+    it(`${label}: ≥ 98.89 % top-1, ≥ 99.95 % agreement, ≤ 23 KB, fully fused by onnxruntime`, async (t) => {
+      const out = join(tmp.dir, `mnist-static-${label}.onnx`);
+      const report = quantizeTo(MNIST, out, ranges, perChannel);
+      assert.deepEqual(report.warnings, []);
+      assert.deepEqual(report.details!.foldedBiasAdds, ['Plus30', 'Plus112', 'Plus214']);
+
+      const opt = await optimizedModel(out);
+      const h = opHistogram(opt);
+      // Conv → QLinearConv; the MatMul (+ its bias Add, folded into a Gemm here) → QGemm
+      assert.equal(h['com.microsoft.QLinearConv'], 2, JSON.stringify(h));
+      assert.equal(h['com.microsoft.QGemm'], 1, JSON.stringify(h));
+      for (const float of ['Conv', 'MatMul', 'Gemm', 'Add', 'Relu', 'MaxPool', 'DequantizeLinear']) assert.equal(h[float], undefined, `${float} left: ${JSON.stringify(h)}`);
+      assert.equal(h['QuantizeLinear'], 1, 'only the graph input is quantized at run time');
+      assert.deepEqual(unfusedIslands(opt), []);
+
+      const r = await evaluate({ model: out, data: MNIST_DATA, preprocess: 'mnist', reference: MNIST, ep: 'cpu', offset: 256, runs: 1, warmup: 0 });
+      const bytes = statSync(out).size;
+      t.diagnostic(`MNIST static ${label}: top-1 ${pct(r.accuracy!.top1)}, agreement ${pct(r.agreement!.top1!)}, SQNR ${r.agreement!.sqnrDb!.toFixed(1)} dB, ${bytes} B`);
+      assert.equal(r.data.n, 9744);
+      assert.ok(r.accuracy!.top1 >= 0.9889, `top-1 ${r.accuracy!.top1}`);
+      assert.ok(r.agreement!.top1! >= 0.9995, `agreement ${r.agreement!.top1}`);
+      assert.ok(r.agreement!.sqnrDb! >= 34.8, `SQNR ${r.agreement!.sqnrDb} dB (onnxruntime's quantizer: 34.8)`);
+      assert.ok(bytes <= 23_000, `${bytes} bytes`);
+    });
+  }
+});
+
+describe('static QDQ on SqueezeNet 1.0 (minmax on imagenet-100, caffe preprocessing)', async () => {
+  const ranges = await minmaxRanges(SQUEEZENET, IMAGENET, 'caffe', 100);
+  const fp32 = await evaluate({ model: SQUEEZENET, data: IMAGENET, preprocess: 'caffe', ep: 'cpu', limit: 1, runs: 60, warmup: 10 });
+  for (const perChannel of [false, true]) {
+    const label = perChannel ? 'per-channel' : 'per-tensor';
+    it(`${label}: every Conv a QLinearConv, no Q/DQ island, agreement and SQNR reported, faster than fp32`, async (t) => {
+      const out = join(tmp.dir, `squeezenet-static-${label}.onnx`);
+      const report = quantizeTo(SQUEEZENET, out, ranges, perChannel);
+      assert.deepEqual(report.warnings, []);
+      assert.deepEqual((report.details!.opset as { from: number; to: number }).to, 13);
+
+      const opt = await optimizedModel(out);
+      const h = opHistogram(opt);
+      assert.equal(h['com.microsoft.QLinearConv'], 26, JSON.stringify(h));
+      assert.equal(h['com.microsoft.QLinearConcat'], 8, JSON.stringify(h));
+      assert.equal(h['com.microsoft.QLinearGlobalAveragePool'], 1, JSON.stringify(h));
+      for (const float of ['Conv', 'Relu', 'MaxPool', 'Concat', 'GlobalAveragePool']) assert.equal(h[float], undefined, `${float} left: ${JSON.stringify(h)}`);
+      // Q at the input, DQ before the float Softmax (not in the default op list)
+      assert.equal(h['QuantizeLinear'], 1, JSON.stringify(h));
+      assert.equal(h['DequantizeLinear'], 1, JSON.stringify(h));
+      assert.deepEqual(unfusedIslands(opt), []);
+
+      const r = await evaluate({ model: out, data: IMAGENET, preprocess: 'caffe', reference: SQUEEZENET, ep: 'cpu', runs: 60, warmup: 10 });
+      const ratio = fp32.latency.p50Ms / r.latency.p50Ms;
+      t.diagnostic(`SqueezeNet static minmax ${label}: top-1 ${pct(r.accuracy!.top1)} (fp32 62 %), agreement ${pct(r.agreement!.top1!)}, SQNR ${r.agreement!.sqnrDb!.toFixed(1)} dB, ${statSync(out).size} B; CPU p50 ${r.latency.p50Ms.toFixed(2)} ms vs fp32 ${fp32.latency.p50Ms.toFixed(2)} ms (${ratio.toFixed(2)}× faster, ${r.device})`);
+      // floors against regressions (onnxruntime's MinMax per-tensor: 92 %, 20.1 dB on held-out photos)
+      assert.ok(r.agreement!.top1! >= 0.9, `agreement ${r.agreement!.top1}`);
+      assert.ok(r.agreement!.sqnrDb! >= 18, `SQNR ${r.agreement!.sqnrDb} dB`);
+      assert.ok(ratio > 1, `int8 p50 ${r.latency.p50Ms} ms is not faster than fp32 ${fp32.latency.p50Ms} ms`);
+    });
+  }
+
+  it('raising opset 7 → 13 keeps the float model\'s meaning (Softmax flattening, Dropout ratio)', async () => {
+    const model = readOnnxFile(SQUEEZENET);
+    const outcome = prepareOpset(model, true, new NameAllocator(model));
+    assert.deepEqual([outcome.from, outcome.to], [7, 13]);
+    assert.equal(outcome.rewritten.length, 2, outcome.rewritten.join(', '));
+    const out = join(tmp.dir, 'squeezenet-opset13.onnx');
+    writeOnnxFile(model, out);
+    const x = { data_0: { data: gaussian(3 * 224 * 224, 5, 60), dims: [1, 3, 224, 224] } };
+    const before = await runFloat(SQUEEZENET, x);
+    const afterRaise = await runFloat(out, x);
+    let worst = 0;
+    for (let i = 0; i < before.length; i++) worst = Math.max(worst, Math.abs(before[i]! - afterRaise[i]!));
+    assert.ok(worst < 1e-6, `max |Δ| ${worst}`);
+  });
+});
