@@ -1,3 +1,4 @@
+import { closeSync, openSync, readSync } from 'node:fs';
 import { WhittleError } from '../../../api/errors.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Node } from '../../../native-models/ir/model.ts';
@@ -147,12 +148,77 @@ export function transpose(values: Float32Array, dims: number[], perm: number[]):
  * NaN or ±Inf in a weight would quantize to garbage (a NaN range gives scale NaN for the whole
  * tensor): the user must hear which node and which tensor, not get a silently broken model.
  */
-export function checkFinite(values: ArrayLike<number>, node: Node, weight: string, file: string | null): void {
+export function checkFinite(values: ArrayLike<number>, node: Node, weight: string, file: string | null, offset = 0, total = values.length): void {
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
     if (!Number.isFinite(v)) {
       const where = file ? `${file}: ` : '';
-      throw new WhittleError('BAD_INPUT', `${where}node ${node.label} (${node.opType}): weight ${weight} has ${Number.isNaN(v) ? 'NaN' : v > 0 ? '+Inf' : '-Inf'} at element ${i} of ${values.length}; fix or retrain the model, or exclude the node (--exclude ${node.name || node.opType})`, file ? { file } : undefined);
+      throw new WhittleError('BAD_INPUT', `${where}node ${node.label} (${node.opType}): weight ${weight} has ${Number.isNaN(v) ? 'NaN' : v > 0 ? '+Inf' : '-Inf'} at element ${offset + i} of ${total}; fix or retrain the model, or exclude the node (--exclude ${node.name || node.opType})`, file ? { file } : undefined);
     }
+  }
+}
+
+/**
+ * Float32 values of a stored tensor in pieces, without copying the whole tensor: an aligned inline
+ * tensor comes as one view of the file buffer; an unaligned one, or external data, is copied
+ * piece by piece into `scratch` (each piece valid until the next is asked for). Other dtypes come
+ * converted, in one piece. Fresh multi-MiB buffers are what made quantization slow (a page fault per
+ * 4 KiB on first touch, and a 64 MiB weight copied twice); one reused scratch costs nothing.
+ * `pieceElements` (≤ scratch.length) sets how many elements a copied piece holds, so a caller can
+ * ask for whole rows or blocks; the last piece may hold fewer.
+ */
+export function* float32Pieces(t: Tensor, scratch: Float32Array, pieceElements = scratch.length): Generator<{ values: Float32Array; offset: number }> {
+  const n = t.elementCount;
+  const source = t.source;
+  if (t.dataType !== DataType.FLOAT || source.kind === 'strings') {
+    yield { values: t.toFloat32(), offset: 0 };
+    return;
+  }
+  if (source.kind === 'inline' && source.bytes.byteOffset % 4 === 0) {
+    yield { values: new Float32Array(source.bytes.buffer, source.bytes.byteOffset, n), offset: 0 };
+    return;
+  }
+  const step = Math.max(1, Math.min(pieceElements, scratch.length));
+  const dst = new Uint8Array(scratch.buffer, scratch.byteOffset, step * 4);
+  const fd = source.kind === 'external' ? openSync(source.path, 'r') : null;
+  try {
+    for (let offset = 0; offset < n; offset += step) {
+      const len = Math.min(step, n - offset);
+      const bytes = len * 4;
+      if (source.kind === 'inline') dst.set(source.bytes.subarray(offset * 4, offset * 4 + bytes));
+      else {
+        for (let done = 0; done < bytes;) {
+          const got = readSync(fd!, dst, done, bytes - done, source.offset + offset * 4 + done);
+          if (got === 0) throw new Error(`${source.path}: ended early while reading tensor ${t.name} (the file changed after the model was opened?)`);
+          done += got;
+        }
+      }
+      yield { values: scratch.subarray(0, len), offset };
+    }
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+/** Whether the consumer sees the stored values in stored order (no Transpose in the chain). */
+export function keepsOrder(w: ConstantWeight): boolean {
+  return w.chain.every((n) => n.opType !== 'Transpose');
+}
+
+/** A weight's values in the consumer's order and shape, in pieces (see float32Pieces). */
+export function* weightPieces(graph: Graph, w: ConstantWeight, scratch: Float32Array, pieceElements?: number): Generator<{ values: Float32Array; offset: number }> {
+  if (keepsOrder(w)) yield* float32Pieces(w.source, scratch, pieceElements);
+  else yield { values: materialise(graph, w), offset: 0 };
+}
+
+/** checkFinite over a stored tensor, streamed through `scratch` (no copy of the whole tensor). */
+export function checkFiniteTensor(t: Tensor, scratch: Float32Array, node: Node, weight: string, file: string | null): void {
+  for (const { values, offset } of float32Pieces(t, scratch)) {
+    let bad = -1;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
+      if (v - v !== 0) { bad = i; break; } // NaN or ±Infinity
+    }
+    if (bad >= 0) checkFinite([values[bad]!], node, weight, file, offset + bad, t.elementCount);
   }
 }

@@ -1,9 +1,9 @@
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
-import { checkFinite, findConstantWeight, materialise, type ConstantWeight } from './constant-weight.ts';
-import { addFloatInitializer, addInitializer, castNode, isExcluded, makeNode, NameAllocator, removeUnread, replaceNode } from './graph-edit.ts';
-import { channelRanges, minMax, quantizeValue, quantParams, quantRange, type QuantType } from './math.ts';
+import { checkFiniteTensor, findConstantWeight, float32Pieces, keepsOrder, materialise, type ConstantWeight } from './constant-weight.ts';
+import { addFloatInitializer, addInitializer, adoptInitializer, castNode, isExcluded, makeNode, NameAllocator, removeUnread, replaceNode } from './graph-edit.ts';
+import { quantParams, quantRange, type QuantType } from './math.ts';
 import { ensureIrVersion, IR_INITIALIZERS_NOT_INPUTS, requireOpset } from './opset.ts';
 
 /**
@@ -46,21 +46,88 @@ export interface QuantizedWeight {
  * (range widened to include 0, float64 scales, half-to-even rounding, tiny range → scale 1).
  */
 export function quantizeWeight(values: Float32Array, dims: number[], axis: number | null, type: 'int8' | 'uint8', symmetric: boolean): QuantizedWeight {
+  return quantizeWeightPieces(() => [{ values, offset: 0 }], dims, axis, type, symmetric);
+}
+
+type Pieces = () => Iterable<{ values: Float32Array; offset: number }>;
+
+/** Elements of a weight copied per piece when it cannot be read in place (4 MiB of float32). */
+const PIECE_ELEMENTS = 1 << 20;
+/** Adding and subtracting 1.5·2^52 rounds a double to an integer, ties to even, for |x| < 2^51. */
+const RNE = 6755399441055744;
+
+/**
+ * quantizeValue over values[from, to) into out[outOffset + i], inlined for speed: x / scale is
+ * clipped to [qmin − zp, qmax − zp] first (rounding commutes with clipping to integer bounds),
+ * which also keeps it inside the range where the 1.5·2^52 trick rounds half to even.
+ */
+function quantizeRun(values: Float32Array, from: number, to: number, out: Uint8Array, outOffset: number, scale: number, zp: number, qmin: number, qmax: number): void {
+  const lo = qmin - zp;
+  const hi = qmax - zp;
+  for (let i = from; i < to; i++) {
+    const x = values[i]! / scale;
+    const y = x < lo ? lo : x > hi ? hi : x;
+    out[outOffset + i] = (y + RNE - RNE + zp) & 0xff;
+  }
+}
+
+export interface WeightRanges {
+  /** Per channel (one for per-tensor), of the finite values. */
+  lo: Float64Array;
+  hi: Float64Array;
+  /** False when a NaN or ±Infinity was seen. */
+  finite: boolean;
+}
+
+/** Per-tensor (axis null) or per-channel [min, max] of a weight read in pieces, and whether every value is finite. */
+export function weightRanges(pieces: Pieces, dims: number[], axis: number | null): WeightRanges {
+  const n = dims.reduce((a, b) => a * b, 1);
+  const channels = axis === null ? 1 : dims[axis]!;
+  const inner = axis === null ? n : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const lo = new Float64Array(channels).fill(Infinity);
+  const hi = new Float64Array(channels).fill(-Infinity);
+  let finite = true;
+  for (const { values, offset } of pieces()) {
+    if (channels === 1) {
+      let a = lo[0]!;
+      let b = hi[0]!;
+      let nan = false;
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i]!;
+        if (v < a) a = v;
+        if (v > b) b = v;
+        if (v !== v) nan = true;
+      }
+      lo[0] = a;
+      hi[0] = b;
+      if (nan) finite = false;
+      continue;
+    }
+    let k = offset % inner;
+    let c = Math.floor(offset / inner) % channels;
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
+      if (v < lo[c]!) lo[c] = v;
+      if (v > hi[c]!) hi[c] = v;
+      if (v !== v) finite = false;
+      if (++k === inner) { k = 0; if (++c === channels) c = 0; }
+    }
+  }
+  for (let c = 0; c < channels && finite; c++) if (lo[c] === -Infinity || hi[c] === Infinity) finite = false;
+  return { lo, hi, finite };
+}
+
+/**
+ * quantizeWeight over a weight read in pieces (twice: ranges, then values), so a 64 MiB weight
+ * needs no 64 MiB copy. `pieces` yields the values in row-major order with their element offsets.
+ */
+export function quantizeWeightPieces(pieces: Pieces, dims: number[], axis: number | null, type: 'int8' | 'uint8', symmetric: boolean, known?: WeightRanges): QuantizedWeight {
   const qt: QuantType = type;
   const [qmin, qmax] = quantRange(qt, symmetric);
+  const n = dims.reduce((a, b) => a * b, 1);
   const channels = axis === null ? 1 : dims[axis]!;
-  const inner = axis === null ? values.length : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  let lo: ArrayLike<number>;
-  let hi: ArrayLike<number>;
-  if (axis === null) {
-    const [a, b] = minMax(values);
-    lo = [a];
-    hi = [b];
-  } else {
-    const r = channelRanges(values, dims, axis);
-    lo = r.min;
-    hi = r.max;
-  }
+  const inner = axis === null ? n : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const { lo, hi } = known ?? weightRanges(pieces, dims, axis);
   const scales = new Float32Array(channels);
   const zeroPoints = new Int32Array(channels);
   for (let c = 0; c < channels; c++) {
@@ -68,11 +135,34 @@ export function quantizeWeight(values: Float32Array, dims: number[], axis: numbe
     scales[c] = p.scale;
     zeroPoints[c] = p.zeroPoint;
   }
-  const q = type === 'int8' ? new Int8Array(values.length) : new Uint8Array(values.length);
-  for (let i = 0; i < values.length; i++) {
-    const c = channels === 1 ? 0 : Math.floor(i / inner) % channels;
-    q[i] = quantizeValue(values[i]!, scales[c]!, zeroPoints[c]!, qmin, qmax);
+  // one store path (bytes) whatever the type: int8 values are written as their two's complement
+  const bytes = new Uint8Array(n);
+  for (const { values, offset } of pieces()) {
+    if (channels === 1) {
+      quantizeRun(values, 0, values.length, bytes, offset, scales[0]!, zeroPoints[0]!, qmin, qmax);
+    } else if (inner === 1) {
+      // per column of a [K, N] MatMul weight: the channel changes every element
+      const qlo = Float64Array.from(zeroPoints, (z) => qmin - z);
+      const qhi = Float64Array.from(zeroPoints, (z) => qmax - z);
+      let c = offset % channels;
+      for (let i = 0; i < values.length; i++) {
+        const x = values[i]! / scales[c]!;
+        const y = x < qlo[c]! ? qlo[c]! : x > qhi[c]! ? qhi[c]! : x;
+        bytes[offset + i] = (y + RNE - RNE + zeroPoints[c]!) & 0xff;
+        if (++c === channels) c = 0;
+      }
+    } else {
+      // runs of `inner` elements share a channel (Conv's output channels)
+      for (let i = 0; i < values.length;) {
+        const at = offset + i;
+        const c = Math.floor(at / inner) % channels;
+        const end = Math.min(values.length, i + inner - (at % inner));
+        quantizeRun(values, i, end, bytes, offset, scales[c]!, zeroPoints[c]!, qmin, qmax);
+        i = end;
+      }
+    }
   }
+  const q = type === 'int8' ? new Int8Array(bytes.buffer) : bytes;
   return { q, scales, zeroPoints };
 }
 
@@ -85,10 +175,20 @@ interface Plan {
   /** Gemm: alpha folded into the weight, weight transposed to [K, N] when transB. */
   alpha: number;
   transposeWeight: boolean;
+  /** The weight's ranges, taken while checking it is finite, when its stored values are quantized as they are. */
+  ranges: WeightRanges | null;
 }
 
-/** Why a node cannot be quantized, or its plan. Reads no weight data except to check it is finite. */
-function planNode(graph: Graph, node: Node, producers: Map<string, Node>, file: string | null): Plan | string {
+/** The stored float32 values, in stored order, are what gets quantized: read them in pieces, never copied whole. */
+function readsInPlace(w: ConstantWeight, alpha: number, transposeWeight: boolean): boolean {
+  return !transposeWeight && alpha === 1 && keepsOrder(w) && w.source.dataType === DataType.FLOAT;
+}
+
+/**
+ * Why a node cannot be quantized, or its plan. Reads the weight once, to check it is finite; when
+ * the stored values are what gets quantized, that read also takes their ranges for the quantizer.
+ */
+function planNode(graph: Graph, node: Node, producers: Map<string, Node>, file: string | null, scratch: Float32Array, perChannel: boolean): Plan | string {
   const wName = node.inputs[1];
   if (!node.inputs[0] || !wName) return 'it has no weight input';
   const w = findConstantWeight(graph, wName, producers);
@@ -115,8 +215,14 @@ function planNode(graph: Graph, node: Node, producers: Map<string, Node>, file: 
       return `${node.opType} is not supported by dynamic quantization (MatMul, Gemm, Conv are)`;
   }
   // the stored values are what gets quantized: check them before anything is changed
-  checkFinite(w.source.dataType === DataType.FLOAT ? (w.source.typed() as Float32Array) : w.source.toFloat32(), node, w.sourceName, file);
-  return { graph, node, weight: w, input: node.inputs[0], alpha, transposeWeight };
+  let ranges: WeightRanges | null = null;
+  if (readsInPlace(w, alpha, transposeWeight)) {
+    ranges = weightRanges(() => float32Pieces(w.source, scratch), w.dims, perChannel ? (node.opType === 'Conv' ? 0 : 1) : null);
+    if (!ranges.finite) checkFiniteTensor(w.source, scratch, node, w.sourceName, file); // throws, naming the element
+  } else {
+    checkFiniteTensor(w.source, scratch, node, w.sourceName, file);
+  }
+  return { graph, node, weight: w, input: node.inputs[0], alpha, transposeWeight, ranges };
 }
 
 export const dynamicQuantizePass: Pass<DynamicQuantOptions> = {
@@ -133,6 +239,8 @@ export const dynamicQuantizePass: Pass<DynamicQuantOptions> = {
 
     // Plan everything first: a bad weight or an opset that cannot be raised fails before any change.
     const plans: Plan[] = [];
+    // one reused buffer for reading weights in pieces, for this run only (see float32Pieces)
+    const scratch = new Float32Array(PIECE_ELEMENTS);
     const candidates = model.graphs().flatMap((g) => g.nodes.filter((n) => opTypes.includes(n.opType) && n.domain === '').map((n) => ({ g, n })));
     const producers = new Map<Graph, Map<string, Node>>();
     const producersOf = (g: Graph) => producers.get(g) ?? producers.set(g, g.producers()).get(g)!;
@@ -140,7 +248,7 @@ export const dynamicQuantizePass: Pass<DynamicQuantOptions> = {
       ctx.checkpoint();
       ctx.progress('plan', i, candidates.length);
       if (isExcluded(n, options.exclude)) { excluded.push(n.label); continue; }
-      const plan = planNode(g, n, producersOf(g), model.path);
+      const plan = planNode(g, n, producersOf(g), model.path, scratch, !!options.perChannel);
       if (typeof plan === 'string') {
         excluded.push(n.label);
         warn(`${n.label} (${n.opType}) left in float: ${plan}`);
@@ -158,7 +266,7 @@ export const dynamicQuantizePass: Pass<DynamicQuantOptions> = {
     for (const [i, plan] of plans.entries()) {
       ctx.checkpoint();
       ctx.progress('quantize', i, plans.length);
-      const weight = quantizedWeightFor(plan, { perChannel: !!options.perChannel, weightType, symmetric }, names, cache, warn);
+      const weight = quantizedWeightFor(plan, { perChannel: !!options.perChannel, weightType, symmetric }, names, cache, warn, scratch);
       replaceNode(plan.graph, plan.node, rewrite(plan, weight, names));
       for (const n of plan.weight.chain) removable.nodes.add(n);
       removable.names.add(plan.weight.sourceName);
@@ -171,7 +279,7 @@ export const dynamicQuantizePass: Pass<DynamicQuantOptions> = {
   },
 };
 
-function quantizedWeightFor(plan: Plan, o: { perChannel: boolean; weightType: 'int8' | 'uint8'; symmetric: boolean }, names: NameAllocator, cache: Map<string, { q: string; scale: string; zp: string }>, warn: (m: string) => void): { q: string; scale: string; zp: string } {
+function quantizedWeightFor(plan: Plan, o: { perChannel: boolean; weightType: 'int8' | 'uint8'; symmetric: boolean }, names: NameAllocator, cache: Map<string, { q: string; scale: string; zp: string }>, warn: (m: string) => void, scratch: Float32Array): { q: string; scale: string; zp: string } {
   const { graph, node, weight } = plan;
   const isConv = node.opType === 'Conv';
   let symmetric = o.symmetric;
@@ -184,23 +292,32 @@ function quantizedWeightFor(plan: Plan, o: { perChannel: boolean; weightType: 'i
   const hit = cache.get(key);
   if (hit && graph.initializers.has(hit.q)) return hit;
 
-  let values = materialise(graph, weight);
   let dims = [...weight.dims];
-  if (plan.transposeWeight) {
-    const t = new Float32Array(values.length);
-    const [n, k] = dims as [number, number];
-    for (let r = 0; r < n; r++) for (let c = 0; c < k; c++) t[c * n + r] = values[r * k + c]!;
-    values = t;
-    dims = [k, n];
+  let pieces: Pieces;
+  const ranges = plan.ranges ?? undefined;
+  if (readsInPlace(weight, plan.alpha, plan.transposeWeight)) {
+    // the stored values in stored order, read in pieces; their ranges were taken while planning
+    pieces = () => float32Pieces(weight.source, scratch);
+  } else {
+    let values = materialise(graph, weight);
+    if (plan.transposeWeight) {
+      const t = new Float32Array(values.length);
+      const [n, k] = dims as [number, number];
+      for (let r = 0; r < n; r++) for (let c = 0; c < k; c++) t[c * n + r] = values[r * k + c]!;
+      values = t;
+      dims = [k, n];
+    }
+    if (plan.alpha !== 1) values = values.map((v) => Math.fround(v * plan.alpha));
+    const all = [{ values, offset: 0 }];
+    pieces = () => all;
   }
-  if (plan.alpha !== 1) values = values.map((v) => Math.fround(v * plan.alpha));
   const axis = o.perChannel ? (isConv ? 0 : 1) : null;
-  const qw = quantizeWeight(values, dims, axis, o.weightType, symmetric);
+  const qw = quantizeWeightPieces(pieces, dims, axis, o.weightType, symmetric, ranges);
   const base = node.inputs[1]!;
   const q = names.fresh(`${base}_quantized`);
   const scale = names.fresh(`${base}_scale`);
   const zp = names.fresh(`${base}_zero_point`);
-  addInitializer(graph, q, o.weightType === 'int8' ? DataType.INT8 : DataType.UINT8, dims, qw.q);
+  adoptInitializer(graph, q, o.weightType === 'int8' ? DataType.INT8 : DataType.UINT8, dims, qw.q);
   const zpType = o.weightType === 'int8' ? DataType.INT8 : DataType.UINT8;
   const zpData = o.weightType === 'int8' ? Int8Array.from(qw.zeroPoints) : Uint8Array.from(qw.zeroPoints);
   if (axis === null) {

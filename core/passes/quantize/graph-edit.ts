@@ -30,9 +30,14 @@ export class NameAllocator {
   }
 }
 
-/** A node is excluded when its name or its op type is listed. */
+/**
+ * A node is excluded when its name, its op type, or — for the many exported models whose nodes
+ * have no name — its first output's name (or the label `Op(output)` that inspect shows) is listed.
+ */
 export function isExcluded(node: Node, exclude: readonly string[] | undefined): boolean {
-  return !!exclude && (exclude.includes(node.opType) || (node.name !== '' && exclude.includes(node.name)));
+  if (!exclude || exclude.length === 0) return false;
+  return exclude.includes(node.opType) || (node.name !== '' && exclude.includes(node.name)) ||
+    (node.outputs[0] !== undefined && exclude.includes(node.outputs[0])) || exclude.includes(node.label);
 }
 
 export function makeNode(opType: string, inputs: string[], outputs: string[], name: string, domain = '', attributes: IrNode['attributes'] = []): Node {
@@ -49,6 +54,14 @@ export function castNode(input: string, output: string, to: number, name: string
 
 export function addInitializer(graph: Graph, name: string, dataType: number, dims: number[], data: TypedArray): Tensor {
   const t = Tensor.fromTypedArray(name, dataType, dims, data);
+  t.modified = true;
+  graph.initializers.set(name, t);
+  return t;
+}
+
+/** addInitializer without the copy: the graph takes `data` over, so the caller must not change it afterwards. */
+export function adoptInitializer(graph: Graph, name: string, dataType: number, dims: number[], data: TypedArray): Tensor {
+  const t = new Tensor({ name, dataType, dims, source: { kind: 'inline', bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) } });
   t.modified = true;
   graph.initializers.set(name, t);
   return t;

@@ -11,6 +11,7 @@ import { openDataset } from '../../evaluate/data/index.ts';
 import { batchSizeFor, inputSpecs, modelBytes } from '../../evaluate/evaluate.ts';
 import { createPassContext, type PassContext, type PassReport } from '../pass.ts';
 import { dynamicQuantizePass } from './dynamic.ts';
+import { isExcluded } from './graph-edit.ts';
 import { fp16Pass } from './fp16.ts';
 import { staticQdqPass } from './static-qdq.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
@@ -50,6 +51,10 @@ export interface QuantizeRun {
 /** Runs one quantize step on an opened model (used by `whittle quantize` and recipe steps). */
 export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string } = {}): Promise<PassReport & { calibration: QuantizeReport['calibration'] }> {
   const exclude = step.exclude;
+  const nodes = model.graphs().flatMap((g) => g.nodes);
+  for (const entry of exclude) {
+    if (!nodes.some((n) => isExcluded(n, [entry]))) ctx.warn(`--exclude ${entry}: matches no node name, op type or output name in the main graph`);
+  }
   switch (step.method) {
     case 'dynamic':
       return {

@@ -59,7 +59,7 @@ export function quantizeStaticQdq(model: Model, options: StaticQdqOptions, ctx: 
   const signatures = new Map(g.nodes.map((n) => [n, signature(n)]));
 
   for (const e of exclude) {
-    if (!g.nodes.some((n) => n.name === e || n.opType === e)) warn(`--exclude ${e}: no node of that name or op type in the main graph`);
+    if (!g.nodes.some((n) => isExcluded(n, [e]))) warn(`--exclude ${e}: matches no node name, op type or output name in the main graph`);
   }
   const opTypes = new Set(options.opTypes ?? DEFAULT_STATIC_OP_TYPES);
   for (const op of opTypes) if (!KNOWN_OPS.has(op)) warn(`op type ${op} has no static QDQ form onnxruntime fuses; it stays float`);
