@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { WhittleError } from '../../../api/errors.ts';
+import { readOnnxFile, writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
+import { evaluate } from '../../evaluate/evaluate.ts';
+import { fixture } from '../../testing/fixtures.ts';
+import { createPassContext } from '../pass.ts';
+import { tempDir } from '../quantize/test-models.ts';
+import { magnitudePrunePass, type MagnitudeOptions, type PruneSummary } from './magnitude.ts';
+import { artifactSize } from './sparsity-report.ts';
+
+const MNIST = fixture('mnist', 'mnist.onnx');
+const MNIST_DATA = fixture('mnist', 't10k-images-idx3-ubyte.gz');
+const SQUEEZENET = fixture('squeezenet', 'squeezenet1.0_fp32.onnx');
+const tmp = tempDir('prune-magnitude');
+after(tmp.cleanup);
+
+async function prune(path: string, options: MagnitudeOptions) {
+  const model = readOnnxFile(path);
+  const report = await magnitudePrunePass.run(model, options, createPassContext());
+  return { model, report, summary: report.details as unknown as PruneSummary };
+}
+
+describe('magnitude pruning', () => {
+  for (const [label, path] of [['MNIST', MNIST], ['SqueezeNet fp32', SQUEEZENET]] as const) {
+    it(`${label}: layer scope gives every layer the target sparsity (± one weight)`, async () => {
+      for (const sparsity of [0.3, 0.5, 0.9]) {
+        const { summary } = await prune(path, { sparsity, scope: 'layer' });
+        for (const l of summary.layers) assert.ok(Math.abs(l.zeros - sparsity * l.parameters) <= 1, `${l.name}: ${l.zeros} zeros of ${l.parameters} at ${sparsity}`);
+      }
+    });
+    it(`${label}: global scope gives the target overall (± one weight) with unequal layers`, async () => {
+      const { summary } = await prune(path, { sparsity: 0.7, scope: 'global' });
+      assert.ok(Math.abs(summary.zeros - 0.7 * summary.parameters) <= 1, `${summary.zeros} of ${summary.parameters}`);
+      const spread = summary.layers.map((l) => l.sparsity);
+      assert.ok(Math.max(...spread) - Math.min(...spread) > 0.05, 'one threshold should prune layers unequally');
+    });
+  }
+
+  it('fp16 SqueezeNet stays fp16, kept weights bit for bit', async () => {
+    const path = fixture('squeezenet', 'squeezenet1.0_fp16.onnx');
+    const before = readOnnxFile(path);
+    const { model, summary } = await prune(path, { sparsity: 0.5 });
+    for (const l of summary.layers) {
+      const a = before.graph.initializers.get(l.weight)!;
+      const b = model.graph.initializers.get(l.weight)!;
+      assert.equal(b.dtype, 'float16');
+      const x = a.typed() as Uint16Array;
+      const y = b.typed() as Uint16Array;
+      for (let i = 0; i < x.length; i++) assert.ok(y[i] === x[i] || y[i] === 0);
+      assert.ok(Math.abs(l.zeros - 0.5 * l.parameters) <= 1);
+    }
+  });
+
+  it('MNIST: top-1 on 2000 test images at 0/30/50/70/90 % (layer and global); ≥ 98 % at 50 %', async (t) => {
+    const rows: string[] = [];
+    for (const scope of ['layer', 'global'] as const) {
+      for (const sparsity of [0, 0.3, 0.5, 0.7, 0.9]) {
+        if (sparsity === 0 && scope === 'global') continue;
+        const { model } = await prune(MNIST, { sparsity, scope });
+        const out = join(tmp.dir, `mnist-${scope}-${sparsity}.onnx`);
+        writeOnnxFile(model, out);
+        const r = await evaluate({ model: out, data: MNIST_DATA, preprocess: 'mnist', ep: 'cpu', limit: 2000, runs: 1, warmup: 0 });
+        const size = await artifactSize(out);
+        rows.push(`${scope} ${sparsity}: top1 ${(r.accuracy!.top1 * 100).toFixed(2)} %, deflated ${size.deflatedBytes} B (${(size.ratio * 100).toFixed(1)} % of ${size.bytes})`);
+        if (sparsity === 0.5) assert.ok(r.accuracy!.top1 >= 0.98, `${scope} 50 %: top1 ${r.accuracy!.top1}`);
+      }
+    }
+    for (const row of rows) t.diagnostic(row);
+  });
+
+  it('bad options are BAD_USAGE naming the value', async () => {
+    for (const sparsity of [1, -0.1, Number.NaN, 1.5]) {
+      await assert.rejects(prune(MNIST, { sparsity }), (e: WhittleError) => e.code === 'BAD_USAGE' && e.message.includes(String(sparsity)));
+    }
+    await assert.rejects(prune(MNIST, { sparsity: 0.5, scope: 'model' as 'layer' }), (e: WhittleError) => e.code === 'BAD_USAGE');
+  });
+
+  it('is deterministic: two runs write byte-identical files', async () => {
+    const files = [];
+    for (const i of [1, 2]) {
+      const { model } = await prune(MNIST, { sparsity: 0.6, scope: 'global' });
+      const out = join(tmp.dir, `det-${i}.onnx`);
+      writeOnnxFile(model, out);
+      files.push(readFileSync(out));
+    }
+    assert.ok(files[0]!.equals(files[1]!));
+  });
+
+  it('reports exclusions and protection, and leaves those layers alone', async () => {
+    const { report, summary } = await prune(MNIST, { sparsity: 0.5, protectFirstLast: true });
+    assert.deepEqual(summary.layers.map((l) => l.name), ['Convolution110']);
+    assert.deepEqual(report.excluded, ['Convolution28', 'Times212']);
+    await assert.rejects(prune(MNIST, { sparsity: 0.5, exclude: ['Conv', 'MatMul'] }), (e: WhittleError) => e.code === 'BAD_USAGE');
+  });
+});

@@ -1,0 +1,154 @@
+import { WhittleError } from '../../../api/errors.ts';
+import type { Model } from '../../../native-models/ir/model.ts';
+import { tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
+import { prunableWeights, requirePrunable, zeroMasked, type PrunableOptions, type PrunableSet, type PrunableWeight } from './prunable.ts';
+
+/**
+ * Unstructured magnitude pruning: the weights of smallest |w| become zero until the target share of
+ * each layer ('layer' scope) or of all prunable weights together ('global' scope: one threshold) is
+ * zero. Ties at the threshold are broken by position (lower index first; in global scope, earlier
+ * layers first), so the same model and options always zero the same weights. Weights that are
+ * already zero count towards the target. The tensors stay dense: see sparsity-report.ts for what
+ * that saves.
+ */
+export interface MagnitudeOptions extends PrunableOptions {
+  /** Share of weights to zero, in [0, 1). */
+  sparsity: number;
+  /** 'layer' (default): every layer to the target; 'global': one threshold across layers. */
+  scope?: 'layer' | 'global' | undefined;
+}
+
+/** One pruned layer in the report; `sparsity` is measured by counting zeros afterwards. */
+export interface PrunedLayer {
+  name: string;
+  op: string;
+  weight: string;
+  parameters: number;
+  zerosBefore: number;
+  zeros: number;
+  sparsity: number;
+}
+
+export interface PruneSummary {
+  method: string;
+  /** Elements of the pruned layers, and how many of them are zero afterwards. */
+  parameters: number;
+  zeros: number;
+  sparsity: number;
+  layers: PrunedLayer[];
+  skipped: PrunableSet['skipped'];
+}
+
+export function checkSparsity(passName: string, sparsity: unknown): number {
+  if (typeof sparsity !== 'number' || !Number.isFinite(sparsity) || sparsity < 0 || sparsity >= 1) {
+    throw new WhittleError('BAD_USAGE', `${passName}: sparsity must be a number in [0, 1), got ${String(sparsity)}`);
+  }
+  return sparsity;
+}
+
+export const magnitudePrunePass: Pass<MagnitudeOptions> = {
+  name: 'prune-magnitude',
+  async run(model: Model, options: MagnitudeOptions, ctx: PassContext): Promise<PassReport> {
+    const target = checkSparsity(this.name, options.sparsity);
+    const scope = options.scope ?? 'layer';
+    if (scope !== 'layer' && scope !== 'global') throw new WhittleError('BAD_USAGE', `${this.name}: scope must be 'layer' or 'global', got ${String(scope)}`);
+    if (options.minParameters !== undefined && !(options.minParameters >= 0)) {
+      throw new WhittleError('BAD_USAGE', `${this.name}: minParameters must be ≥ 0, got ${String(options.minParameters)}`);
+    }
+    const set = prunableWeights(model, options);
+    requirePrunable(set, this.name);
+    const bytesBefore = tensorBytes(model);
+    const masks = scope === 'global' ? globalMasks(set.layers, target, ctx) : null;
+    const layers: PrunedLayer[] = [];
+    let changed = 0;
+    for (let i = 0; i < set.layers.length; i++) {
+      ctx.checkpoint();
+      ctx.progress('prune', i, set.layers.length);
+      const w = set.layers[i]!;
+      const zerosBefore = w.tensor.countZeros();
+      const mask = masks ? masks[i]! : smallestMask(magnitudes(w), Math.round(target * w.parameters));
+      const zeros = zeroMasked(w.tensor, mask);
+      if (zeros !== zerosBefore) changed++;
+      layers.push(prunedLayer(w, zerosBefore, zeros));
+    }
+    ctx.progress('prune', set.layers.length, set.layers.length);
+    return pruneReport(this.name, 'magnitude', set, layers, changed, bytesBefore, tensorBytes(model), ctx, [], { scope, target });
+  },
+};
+
+/** |w| of every stored element as float32 (fp16 and bf16 exactly; float64 rounded, ties then broken by index). */
+export function magnitudes(w: PrunableWeight): Float32Array {
+  const v = w.tensor.toFloat32();
+  for (let i = 0; i < v.length; i++) v[i] = Math.abs(v[i]!);
+  return v;
+}
+
+/**
+ * A mask of the `k` smallest values of `abs`, ties taken in index order. Runs as a native sort of a
+ * copy plus one pass, not a comparator sort of indices: it has to be fast on layers of 10⁸ weights.
+ * NaN never counts as small.
+ */
+export function smallestMask(abs: Float32Array, k: number): Uint8Array {
+  const mask = new Uint8Array(abs.length);
+  if (k <= 0) return mask;
+  if (k >= abs.length) return mask.fill(1);
+  const threshold = abs.slice().sort()[k - 1]!;
+  let below = 0;
+  for (let i = 0; i < abs.length; i++) if (abs[i]! < threshold) below++;
+  let ties = k - below;
+  for (let i = 0; i < abs.length; i++) {
+    const a = abs[i]!;
+    if (a < threshold) mask[i] = 1;
+    else if (a === threshold && ties > 0) { mask[i] = 1; ties--; }
+  }
+  return mask;
+}
+
+/** One threshold over every layer: the k smallest |w| of them all (ties in layer order, then index order). */
+function globalMasks(layers: PrunableWeight[], target: number, ctx: PassContext): Uint8Array[] {
+  const total = layers.reduce((n, w) => n + w.parameters, 0);
+  const all = new Float32Array(total);
+  let at = 0;
+  for (const w of layers) {
+    ctx.checkpoint();
+    all.set(magnitudes(w), at);
+    at += w.parameters;
+  }
+  const whole = smallestMask(all, Math.round(target * total));
+  const masks: Uint8Array[] = [];
+  at = 0;
+  for (const w of layers) {
+    masks.push(whole.subarray(at, at + w.parameters));
+    at += w.parameters;
+  }
+  return masks;
+}
+
+export function prunedLayer(w: PrunableWeight, zerosBefore: number, zeros: number): PrunedLayer {
+  return { name: w.node.label, op: w.node.opType, weight: w.weightName, parameters: w.parameters, zerosBefore, zeros, sparsity: w.parameters ? zeros / w.parameters : 0 };
+}
+
+/** The PassReport every pruning pass returns: per-layer and overall sparsity counted after the edit. */
+export function pruneReport(
+  pass: string, method: string, set: PrunableSet, layers: PrunedLayer[], changed: number,
+  bytesBefore: number, bytesAfter: number, ctx: PassContext, warnings: string[], extra: Record<string, unknown> = {},
+): PassReport {
+  // layers skipped because they cannot be pruned (not for the options' sake) are worth a warning
+  for (const s of set.skipped) {
+    if (s.reason !== 'not-float' && s.reason !== 'shape') continue;
+    warnings.push(s.detail);
+    ctx.warn(s.detail);
+  }
+  const parameters = layers.reduce((n, l) => n + l.parameters, 0);
+  const zeros = layers.reduce((n, l) => n + l.zeros, 0);
+  const summary: PruneSummary = { method, parameters, zeros, sparsity: parameters ? zeros / parameters : 0, layers, skipped: set.skipped };
+  return {
+    pass,
+    nodesChanged: changed,
+    bytesBefore,
+    bytesAfter,
+    excluded: set.skipped.map((s) => s.node),
+    warnings,
+    details: { ...extra, ...summary },
+  };
+}

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { deflateRawSync } from 'node:zlib';
+import { after, describe, it } from 'node:test';
+import { readOnnxFile, writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
+import { fixture } from '../../testing/fixtures.ts';
+import { createPassContext } from '../pass.ts';
+import { tempDir } from '../quantize/test-models.ts';
+import { magnitudePrunePass } from './magnitude.ts';
+import { SPARSITY_STORAGE_NOTE, artifactSize } from './sparsity-report.ts';
+
+const tmp = tempDir('sparsity-report');
+after(tmp.cleanup);
+
+describe('sparsity report', () => {
+  it('the deflated size shrinks as sparsity grows while the file size does not (SqueezeNet fp32)', async (t) => {
+    const sizes = [];
+    for (const sparsity of [0, 0.3, 0.5, 0.7, 0.9]) {
+      const model = readOnnxFile(fixture('squeezenet', 'squeezenet1.0_fp32.onnx'));
+      await magnitudePrunePass.run(model, { sparsity }, createPassContext());
+      const out = join(tmp.dir, `sq-${sparsity}.onnx`);
+      writeOnnxFile(model, out);
+      const s = await artifactSize(out);
+      assert.equal(s.bytes, statSync(out).size);
+      t.diagnostic(`sparsity ${sparsity}: ${s.bytes} B on disk, ${s.deflatedBytes} B deflated (${(s.ratio * 100).toFixed(1)} %)`);
+      sizes.push(s);
+    }
+    for (let i = 1; i < sizes.length; i++) {
+      assert.ok(sizes[i]!.deflatedBytes < sizes[i - 1]!.deflatedBytes);
+      assert.ok(Math.abs(sizes[i]!.bytes - sizes[0]!.bytes) < 1024, 'dense storage: the file stays the same size');
+    }
+  });
+
+  it('streams the same count as deflateRawSync at level 6', async () => {
+    const path = fixture('mnist', 'mnist.onnx');
+    const s = await artifactSize(path);
+    assert.equal(s.deflatedBytes, deflateRawSync(readFileSync(path), { level: 6 }).length);
+  });
+
+  it('says that onnxruntime densifies unstructured sparsity', () => {
+    assert.match(SPARSITY_STORAGE_NOTE, /densifies/);
+    assert.match(SPARSITY_STORAGE_NOTE, /storage, not time/);
+  });
+});
