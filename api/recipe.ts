@@ -47,7 +47,29 @@ export const QuantizeStep = z.object({
 }).strict();
 export type QuantizeStep = z.infer<typeof QuantizeStep>;
 
-export const RecipeStep = z.object({ quantize: QuantizeStep }).strict();
+export const PRUNE_METHODS = ['magnitude', 'nm', 'channel', 'wanda', 'sparsegpt'] as const;
+
+export const PruneStep = z.object({
+  method: z.enum(PRUNE_METHODS),
+  /** Fraction of weights (or, for channel, of prunable channels) removed: [0, 1). */
+  sparsity: z.number().gte(0).lt(1).default(0.5),
+  /** magnitude: each layer to the target, or one threshold across layers. */
+  scope: z.enum(['layer', 'global']).default('layer'),
+  /** nm (and wanda/sparsegpt with a pattern): N:M along the input dimension, N < M. */
+  pattern: z.string().regex(/^\d+:\d+$/, 'N:M, e.g. 2:4').refine((p) => { const [n, m] = p.split(':').map(Number); return n! > 0 && n! < m!; }, 'N must be at least 1 and smaller than M').optional(),
+  /** wanda / sparsegpt: calibration data. */
+  calib: DataRef.optional(),
+  samples: z.number().int().positive().optional(),
+  /** channel: kept channel counts rounded to a multiple of this. */
+  roundTo: z.number().int().positive().default(8),
+  importance: z.enum(['l1', 'l2']).default('l2'),
+  exclude: z.array(z.string().min(1)).default([]),
+  protectFirstLast: z.boolean().default(false),
+  minParameters: z.number().int().nonnegative().default(0),
+}).strict();
+export type PruneStep = z.infer<typeof PruneStep>;
+
+export const RecipeStep = z.union([z.object({ quantize: QuantizeStep }).strict(), z.object({ prune: PruneStep }).strict()]);
 export type RecipeStep = z.infer<typeof RecipeStep>;
 
 export const EvalSpec = z.object({

@@ -8,6 +8,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   inspect: () => import('./commands/inspect.ts'),
   convert: () => import('./commands/convert.ts'),
   quantize: () => import('./commands/quantize.ts'),
+  prune: () => import('./commands/prune.ts'),
   run: () => import('./commands/run.ts'),
   eval: () => import('./commands/eval.ts'),
   experiments: () => import('./commands/experiments.ts'),

@@ -7,6 +7,7 @@ import { writeOnnxFile } from '../../native-models/formats/onnx/index.ts';
 import { modelStats } from '../../native-models/ir/stats.ts';
 import { evaluate, modelBytes, type EvalReport } from '../evaluate/evaluate.ts';
 import { createPassContext, type PassReport } from '../passes/pass.ts';
+import { applyPruneStep } from '../passes/prune/prune-model.ts';
 import { applyQuantizeStep } from '../passes/quantize/quantize-model.ts';
 
 export interface RecipeReport {
@@ -62,8 +63,13 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
   const steps: RecipeReport['steps'] = [];
   for (const step of recipe.steps) {
     ctx.checkpoint();
-    const report = await applyQuantizeStep(model, step.quantize, ctx, { baseDir });
-    steps.push({ ...report, step: `quantize ${step.quantize.method}` });
+    if ('quantize' in step) {
+      const report = await applyQuantizeStep(model, step.quantize, ctx, { baseDir });
+      steps.push({ ...report, step: `quantize ${step.quantize.method}` });
+    } else {
+      const report = await applyPruneStep(model, step.prune, ctx, { baseDir });
+      steps.push({ ...report, step: `prune ${step.prune.method}` });
+    }
   }
   ctx.checkpoint();
   const written = writeOnnxFile(model, opts.output);

@@ -1,0 +1,103 @@
+import { WhittleError } from '../../api/errors.ts';
+import { PRUNE_METHODS, PruneStep } from '../../api/recipe.ts';
+import { pruneModel, type PruneReport } from '../../core/passes/prune/prune-model.ts';
+import { EP_CHOICES, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
+import { formatBytes, formatCount, numberOption, parseCommand, requireOne, type CliIo } from '../io.ts';
+import { ProgressBar } from '../progress.ts';
+import { recordCommand } from '../record.ts';
+
+export const summary = 'prune a model: magnitude, N:M, structured channels, Wanda, SparseGPT';
+export const usage = `
+whittle prune MODEL -o OUT --method ${PRUNE_METHODS.join('|')}
+        [--sparsity 0..0.99] [--scope layer|global] [--pattern 2:4] [--calib DATA] [--preprocess PRESET]
+        [--samples N] [--round-to 8] [--importance l1|l2] [--exclude NODE[,NODE...]]
+        [--protect-first-last] [--min-parameters N] [--ep cpu|auto|...] [--seed N] [--json] [--no-record]
+
+magnitude   zero the smallest |w| per layer (--scope layer) or across layers (--scope global)
+nm          N:M sparsity (--pattern, default 2:4) along each weight's input dimension
+channel     remove whole channels (dependency groups through BN, residual Add, Concat, depthwise Conv);
+            the model really gets smaller and faster
+wanda       |W|·‖X‖ per output row, with activations from --calib DATA
+sparsegpt   Hessian-based pruning with weight updates, from --calib DATA
+Unstructured sparsity saves disk after compression, not inference time: onnxruntime densifies it.`;
+
+function splitList(v: string | undefined): string[] {
+  return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : [];
+}
+
+export function renderPrune(r: PruneReport): string {
+  return [
+    `wrote ${r.output}`,
+    `  method      ${r.method}, ${(r.sparsity * 100).toFixed(1)} % of parameters zero`,
+    `  parameters  ${formatCount(r.parametersBefore)} → ${formatCount(r.parametersAfter)}`,
+    `  size        ${formatBytes(r.bytesBefore)} → ${formatBytes(r.bytesAfter)} on disk; ${formatBytes(r.deflatedBytesBefore)} → ${formatBytes(r.deflatedBytesAfter)} after deflate`,
+    `  nodes       ${formatCount(r.nodesChanged)} changed${r.excluded.length ? `, ${r.excluded.length} left alone: ${r.excluded.slice(0, 8).join(', ')}${r.excluded.length > 8 ? ', …' : ''}` : ''}`,
+    `  time        ${r.seconds.toFixed(2)} s, peak RSS ${formatBytes(r.peakRssBytes)}`,
+  ].join('\n') + '\n';
+}
+
+export async function run(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommand('prune', argv, {
+    output: { type: 'string', short: 'o' },
+    method: { type: 'string' },
+    sparsity: { type: 'string' },
+    scope: { type: 'string' },
+    pattern: { type: 'string' },
+    calib: { type: 'string' },
+    preprocess: { type: 'string' },
+    samples: { type: 'string' },
+    'round-to': { type: 'string' },
+    importance: { type: 'string' },
+    exclude: { type: 'string' },
+    'protect-first-last': { type: 'boolean' },
+    'min-parameters': { type: 'string' },
+    ep: { type: 'string', default: 'cpu' },
+    seed: { type: 'string' },
+  });
+  const input = requireOne('prune', positionals, 'MODEL');
+  if (!values.output) throw new WhittleError('BAD_USAGE', 'whittle prune: -o OUT is required');
+  if (!values.method) throw new WhittleError('BAD_USAGE', `whittle prune: --method is required (${PRUNE_METHODS.join(', ')})`);
+  const ep = values.ep as EpChoice;
+  if (!EP_CHOICES.includes(ep)) throw new WhittleError('BAD_USAGE', `whittle prune: --ep must be one of ${EP_CHOICES.join(', ')}`);
+  const num = (name: string, raw: string | undefined) => numberOption('prune', name, raw);
+  const raw = {
+    method: values.method,
+    ...(values.sparsity !== undefined ? { sparsity: num('sparsity', values.sparsity) } : {}),
+    ...(values.scope ? { scope: values.scope } : {}),
+    ...(values.pattern ? { pattern: values.pattern } : {}),
+    ...(values.calib ? { calib: { path: values.calib, ...(values.preprocess ? { preprocess: values.preprocess } : {}) } } : {}),
+    ...(values.samples ? { samples: num('samples', values.samples) } : {}),
+    ...(values['round-to'] ? { roundTo: num('round-to', values['round-to']) } : {}),
+    ...(values.importance ? { importance: values.importance } : {}),
+    exclude: splitList(values.exclude),
+    protectFirstLast: Boolean(values['protect-first-last']),
+    ...(values['min-parameters'] ? { minParameters: num('min-parameters', values['min-parameters']) } : {}),
+  };
+  const parsed = PruneStep.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new WhittleError('BAD_USAGE', `whittle prune: ${issue.path.join('.') || 'options'}: ${issue.message}`);
+  }
+  const step = parsed.data;
+  const bar = new ProgressBar(io, 'prune');
+  const inputs = [{ role: 'model', path: input }];
+  if (step.calib && !step.calib.path.startsWith('synthetic:')) inputs.push({ role: 'calib', path: step.calib.path });
+  const seed = Number(values.seed ?? 0);
+  const report = await recordCommand({
+    kind: 'prune',
+    argv: ['prune', ...argv],
+    inputs,
+    record: !values['no-record'],
+    environment: { ep, seed },
+    work: async () => {
+      const r = await pruneModel({ input, output: values.output!, step, ep, seed, progress: (phase, done, total) => bar.update(done, total, phase) });
+      bar.done();
+      return r;
+    },
+    artifacts: (r) => [r.output, ...(r.externalDataPath ? [r.externalDataPath] : [])],
+  });
+  for (const w of report.warnings) io.stderr(`whittle: warning: ${w}\n`);
+  if (values.json) io.stdout(JSON.stringify(report) + '\n');
+  else io.stdout(renderPrune(report));
+  return 0;
+}
