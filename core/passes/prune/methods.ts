@@ -1,3 +1,9 @@
+import { resolve } from 'node:path';
+import { WhittleError } from '../../../api/errors.ts';
+import { openDataset, type Dataset } from '../../evaluate/data/index.ts';
+import { batchSizeFor, inputSpecs } from '../../evaluate/evaluate.ts';
+import { sparseGptPrunePass } from './sparsegpt.ts';
+import { wandaPrunePass } from './wanda.ts';
 import { channelPrunePass } from './channel/channel-prune.ts';
 import type { PruneStep } from '../../../api/recipe.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
@@ -11,3 +17,39 @@ export const extraPruneMethods: Partial<Record<PruneStep['method'], PruneMethod>
 
 extraPruneMethods.channel = (model, step, ctx) =>
   channelPrunePass.run(model, { sparsity: step.sparsity, roundTo: step.roundTo, importance: step.importance, exclude: step.exclude, scope: step.scope === 'global' ? 'global' : 'group' }, ctx);
+
+/** Opens the calibration data a data-aware method (Wanda, SparseGPT) needs. */
+export async function openCalibration(model: Model, step: PruneStep, baseDir: string, seed: number): Promise<Dataset> {
+  if (!step.calib) throw new WhittleError('BAD_USAGE', `${step.method} pruning needs calibration data (--calib DATA)`);
+  const path = step.calib.path.startsWith('synthetic:') ? step.calib.path : resolve(baseDir, step.calib.path);
+  return openDataset(path, inputSpecs(model), {
+    ...(step.calib.preprocess ? { preprocess: step.calib.preprocess } : {}),
+    ...(step.calib.size ? { size: step.calib.size } : {}),
+    ...(step.calib.layout ? { layout: step.calib.layout } : {}),
+    ...(step.calib.offset !== undefined ? { offset: step.calib.offset } : {}),
+    limit: step.samples ?? step.calib.limit ?? 128,
+    seed,
+  });
+}
+
+extraPruneMethods.wanda = async (model, step, ctx, opts) => {
+  const data = await openCalibration(model, step, opts.baseDir, ctx.seed);
+  return wandaPrunePass.run(model, { ...calibratedOptions(model, step, data), ep: opts.ep }, ctx);
+};
+
+extraPruneMethods.sparsegpt = async (model, step, ctx, opts) => {
+  const data = await openCalibration(model, step, opts.baseDir, ctx.seed);
+  return sparseGptPrunePass.run(model, { ...calibratedOptions(model, step, data), ep: opts.ep }, ctx);
+};
+
+function calibratedOptions(model: Model, step: PruneStep, data: Dataset) {
+  return {
+    ...(step.pattern ? { pattern: step.pattern } : { sparsity: step.sparsity }),
+    data,
+    samples: data.n,
+    batchSize: batchSizeFor(inputSpecs(model), 32),
+    exclude: step.exclude,
+    minParameters: step.minParameters,
+    protectFirstLast: step.protectFirstLast,
+  };
+}

@@ -6,8 +6,7 @@ import { writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
 import { modelStats } from '../../../native-models/ir/stats.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
-import { openDataset, type Dataset } from '../../evaluate/data/index.ts';
-import { inputSpecs, modelBytes } from '../../evaluate/evaluate.ts';
+import { modelBytes } from '../../evaluate/evaluate.ts';
 import { createPassContext, type PassContext, type PassReport } from '../pass.ts';
 import { magnitudePrunePass } from './magnitude.ts';
 import { nmPrunePass, parseNmPattern } from './nm.ts';
@@ -33,20 +32,6 @@ export interface PruneReport {
   excluded: string[];
   warnings: string[];
   details: Record<string, unknown> | undefined;
-}
-
-/** Opens the calibration data a data-aware method (Wanda, SparseGPT) needs. */
-export async function openCalibration(model: Model, step: PruneStep, baseDir: string, seed: number): Promise<Dataset> {
-  if (!step.calib) throw new WhittleError('BAD_USAGE', `${step.method} pruning needs calibration data (--calib DATA)`);
-  const path = step.calib.path.startsWith('synthetic:') ? step.calib.path : resolve(baseDir, step.calib.path);
-  return openDataset(path, inputSpecs(model), {
-    ...(step.calib.preprocess ? { preprocess: step.calib.preprocess } : {}),
-    ...(step.calib.size ? { size: step.calib.size } : {}),
-    ...(step.calib.layout ? { layout: step.calib.layout } : {}),
-    ...(step.calib.offset !== undefined ? { offset: step.calib.offset } : {}),
-    limit: step.samples ?? step.calib.limit ?? 128,
-    seed,
-  });
 }
 
 /** Runs one prune step on an opened model (used by `whittle prune` and recipe steps). */

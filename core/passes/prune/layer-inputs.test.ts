@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DataType } from '../../../native-models/ir/dtypes.ts';
+import { Node, type Attribute } from '../../../native-models/ir/model.ts';
+import { TappedModel } from '../../calibrate/tap.ts';
+import { createPassContext } from '../pass.ts';
+import { buildModel, floatTensor, gaussian, valueInfo } from '../quantize/test-models.ts';
+import { collectLayerInputs, layerMatrix, readMatrix, type LayerMatrix } from './layer-inputs.ts';
+import { int, ints, matmulModel, memoryDataset, str } from './layer-inputs-testing.ts';
+import { prunableWeights } from './prunable.ts';
+
+function layersOf(model: ReturnType<typeof buildModel>): LayerMatrix[] {
+  return prunableWeights(model).layers.map((w) => {
+    const m = layerMatrix(w);
+    if (typeof m === 'string') throw new Error(m);
+    return m;
+  });
+}
+
+/** Σ_g Σ_r w_rᵀ·XᵀX·w_r: equals ‖W·X‖² = ‖y‖² when the patches are right. */
+function quadratic(layer: LayerMatrix, w: Float64Array, xtx: Float64Array[]): number {
+  let total = 0;
+  const { k, rowsPerGroup } = layer;
+  for (let g = 0; g < layer.groups; g++) for (let r = 0; r < rowsPerGroup; r++) {
+    const off = (g * rowsPerGroup + r) * k;
+    for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) total += w[off + i]! * xtx[g]![i * k + j]! * w[off + j]!;
+  }
+  return total;
+}
+
+const cases: { name: string; c: number; m: number; kernel: number[]; attrs: Attribute[]; size: number[] }[] = [
+  { name: 'plain 3×3', c: 3, m: 4, kernel: [3, 3], attrs: [], size: [7, 6] },
+  { name: 'stride, pads, dilation', c: 4, m: 6, kernel: [3, 2], attrs: [ints('strides', [2, 1]), ints('pads', [1, 0, 2, 1]), ints('dilations', [1, 2])], size: [9, 8] },
+  { name: 'groups', c: 6, m: 4, kernel: [3, 3], attrs: [int('group', 2), ints('pads', [1, 1, 1, 1])], size: [5, 5] },
+  { name: 'depthwise, SAME_UPPER, stride 2', c: 4, m: 4, kernel: [3, 3], attrs: [int('group', 4), str('auto_pad', 'SAME_UPPER'), ints('strides', [2, 2])], size: [8, 7] },
+  { name: 'SAME_LOWER 2×2', c: 2, m: 3, kernel: [2, 2], attrs: [str('auto_pad', 'SAME_LOWER')], size: [5, 6] },
+  { name: '1-D', c: 3, m: 2, kernel: [3], attrs: [ints('pads', [1, 1]), ints('strides', [2])], size: [10] },
+];
+
+describe('layer inputs', () => {
+  for (const t of cases) {
+    it(`Conv im2col (${t.name}) reproduces ‖y‖² from onnxruntime`, async () => {
+      const group = t.attrs.find((a) => a.name === 'group') ? Number(t.attrs.find((a) => a.name === 'group')!.value) : 1;
+      const wDims = [t.m, t.c / group, ...t.kernel];
+      const w = gaussian(wDims.reduce((a, b) => a * b, 1), 3, 0.5);
+      const model = buildModel({
+        inputs: [valueInfo('x', DataType.FLOAT, ['batch', t.c, ...t.size])],
+        outputs: [valueInfo('y', DataType.FLOAT, null as never)],
+        initializers: [floatTensor('W', wDims, w)],
+        nodes: [new Node({ name: 'conv', opType: 'Conv', inputs: ['x', 'W'], outputs: ['y'], attributes: t.attrs })],
+      });
+      model.graph.outputs = [{ name: 'y', type: null, extra: {} }];
+      const per = t.c * t.size.reduce((a, b) => a * b, 1);
+      const samples = Array.from({ length: 5 }, (_, i) => gaussian(per, 10 + i));
+      const data = memoryDataset('x', [t.c, ...t.size], samples);
+      const [layer] = layersOf(model);
+      const { stats, samples: seen } = await collectLayerInputs(model, [layer!], { data, hessian: true, samples: 4, batchSize: 3 }, createPassContext());
+      assert.equal(seen, 4);
+      const tapped = await TappedModel.create(model, []);
+      let ySq = 0;
+      try {
+        for await (const { batch, values } of tapped.batches(data, { batchSize: 3 })) {
+          const y = values['y']!.data as Float32Array;
+          const perOut = y.length / batch.count;
+          for (let i = 0; i < Math.min(batch.count, 4 - batch.index) * perOut; i++) ySq += y[i]! * y[i]!;
+        }
+      } finally {
+        await tapped.close();
+      }
+      const q = quadratic(layer!, readMatrix(layer!), stats[0]!.groups.map((g) => g.xtx!));
+      assert.ok(Math.abs(q - ySq) < 1e-4 * ySq, `${q} vs ${ySq}`);
+      // the norms are XᵀX's diagonal
+      for (const g of stats[0]!.groups) for (let j = 0; j < g.k; j++) assert.ok(Math.abs(g.sqNorm[j]! - g.xtx![j * g.k + j]!) <= 1e-9 * g.sqNorm[j]!);
+    });
+  }
+
+  it('MatMul rows: norms and XᵀX of the activation rows, limited to `samples`', async () => {
+    const model = matmulModel(3, 2, Float32Array.from([1, 2, 3, 4, 5, 6]));
+    const rows = [[1, 0, 2], [0, 3, 0], [1, 1, 1], [9, 9, 9]].map((r) => Float32Array.from(r));
+    const [layer] = layersOf(model);
+    const { stats } = await collectLayerInputs(model, [layer!], { data: memoryDataset('x', [3], rows), hessian: true, samples: 3, batchSize: 2 }, createPassContext());
+    const g = stats[0]!.groups[0]!;
+    assert.deepEqual([...g.sqNorm], [2, 10, 5]);
+    assert.deepEqual([...g.xtx!], [2, 1, 3, 1, 10, 1, 3, 1, 5]);
+    assert.equal(g.rows, 3);
+    // W as the matrix sees it: rows are outputs
+    assert.deepEqual([...readMatrix(layer!)], [1, 3, 5, 2, 4, 6]);
+  });
+});

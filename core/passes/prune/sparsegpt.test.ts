@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { createPassContext } from '../pass.ts';
+import { matmulModel, memoryDataset } from './layer-inputs-testing.ts';
+import type { LayerResult } from './layer-inputs-pass.ts';
+import { sparseGptPrunePass } from './sparsegpt.ts';
+import { wandaPrunePass } from './wanda.ts';
+
+/** x = [a, a, 0, b]: features 0 and 1 are the same signal, feature 2 is dead. */
+function rows(n: number): Float32Array[] {
+  return Array.from({ length: n }, (_, i) => {
+    const a = Math.sin(1.3 * i + 0.5), b = Math.cos(2.7 * i);
+    return Float32Array.from([a, a, 0, b]);
+  });
+}
+const W = Float32Array.from([
+  1.0, -2.0,
+  1.5, 1.0,
+  3.0, 4.0,
+  0.5, -0.7,
+]);
+
+describe('sparsegpt', () => {
+  it('folds a pruned weight into its duplicate input and prunes the dead input: near-zero error', async () => {
+    const model = matmulModel(4, 2, W);
+    const report = await sparseGptPrunePass.run(model, { sparsity: 0.5, data: memoryDataset('x', [4], rows(32)) }, createPassContext());
+    const w = model.graph.initializers.get('W')!.toFloat32();
+    const layer = (report.details!['layers'] as LayerResult[])[0]!;
+    assert.equal(layer.sparsity, 0.5);
+    assert.equal(w[4], 0);
+    assert.equal(w[5], 0);
+    for (let n = 0; n < 2; n++) {
+      // one of the twin weights is gone and the other carries the sum
+      const [a, b] = [w[n]!, w[2 + n]!];
+      assert.ok(a === 0 || b === 0);
+      assert.ok(Math.abs(a + b - (W[n]! + W[2 + n]!)) < 0.05, `${a} + ${b}`);
+      assert.ok(Math.abs(w[6 + n]! - W[6 + n]!) < 0.05);
+    }
+    assert.ok(layer.reconstructionError! < 1e-3, String(layer.reconstructionError));
+    // Wanda cannot compensate: its error is far larger on the same layer
+    const other = matmulModel(4, 2, W);
+    const wanda = await wandaPrunePass.run(other, { sparsity: 0.5, data: memoryDataset('x', [4], rows(32)) }, createPassContext());
+    assert.ok((wanda.details!['layers'] as LayerResult[])[0]!.reconstructionError! > 0.05);
+  });
+
+  it('N:M along K, across several column blocks, with progress per layer', async () => {
+    const k = 40, n = 5;
+    const w = Float32Array.from({ length: k * n }, (_, i) => Math.sin(i * 0.37) + 0.05);
+    const model = matmulModel(k, n, w);
+    const samples = Array.from({ length: 64 }, (_, i) => Float32Array.from({ length: k }, (_, j) => Math.cos(i * 1.1 + j * j * 0.3)));
+    const phases: string[] = [];
+    const report = await sparseGptPrunePass.run(model, { pattern: '2:4', blockSize: 6, data: memoryDataset('x', [k], samples) }, createPassContext({ progress: (p) => phases.push(p) }));
+    const out = model.graph.initializers.get('W')!.toFloat32();
+    for (let col = 0; col < n; col++) for (let g = 0; g < k; g += 4) {
+      assert.equal([0, 1, 2, 3].filter((t) => out[(g + t) * n + col] !== 0).length, 2);
+    }
+    assert.ok(phases.includes('calibrate') && phases.includes('prune'));
+    const layer = (report.details!['layers'] as LayerResult[])[0]!;
+    assert.equal(layer.sparsity, 0.5);
+    assert.ok(layer.reconstructionError! < 0.5);
+  });
+
+  it('unstructured sparsity lands exactly on the target with blocks smaller than K', async () => {
+    const k = 30, n = 7;
+    const model = matmulModel(k, n, Float32Array.from({ length: k * n }, (_, i) => Math.sin(i * 0.91)));
+    const samples = Array.from({ length: 50 }, (_, i) => Float32Array.from({ length: k }, (_, j) => Math.sin(i * 0.7 + j * 1.3)));
+    const report = await sparseGptPrunePass.run(model, { sparsity: 0.7, blockSize: 8, data: memoryDataset('x', [k], samples) }, createPassContext());
+    const layer = (report.details!['layers'] as LayerResult[])[0]!;
+    assert.equal(layer.zeros, Math.round(0.7 * k * n));
+  });
+});

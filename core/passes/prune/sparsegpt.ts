@@ -1,0 +1,141 @@
+import { WhittleError } from '../../../api/errors.ts';
+import type { Model } from '../../../native-models/ir/model.ts';
+import type { Pass, PassContext, PassReport } from '../pass.ts';
+import type { GroupStats } from './layer-inputs.ts';
+import { nmGroup, runCalibratedPrune, type CalibratedPruneOptions, type Target } from './layer-inputs-pass.ts';
+import { choleskyUpper, inverseSpd } from './linalg.ts';
+
+/**
+ * SparseGPT (Frantar & Alistarh 2023, "Massive Language Models Can Be Accurately Pruned in
+ * One-Shot"): with H = 2XᵀX/n from the calibration rows, dampened by λ = percdamp·mean(diag H),
+ * columns are visited left to right in blocks; each block's mask is chosen by w²/[H⁻¹]_jj² (the
+ * OBS saliency, with H⁻¹'s upper Cholesky factor U standing in for the sequentially updated
+ * inverse), then each pruned weight's error is spread over the later columns of its row
+ * (w_k −= err·U_jk), lazily for columns past the block. N:M masks are chosen per group of M
+ * columns when the loop reaches it. Dead inputs (H_jj = 0) get H_jj = 1 and their weights zeroed,
+ * as in the paper's code.
+ */
+export interface SparseGptOptions extends CalibratedPruneOptions {
+  /** Dampening as a share of mean(diag H) (default 0.01). */
+  percdamp?: number | undefined;
+  /** Columns per block (default 128). */
+  blockSize?: number | undefined;
+}
+
+export const sparseGptPrunePass: Pass<SparseGptOptions> = {
+  name: 'prune-sparsegpt',
+  async run(model: Model, options: SparseGptOptions, ctx: PassContext): Promise<PassReport> {
+    const percdamp = options.percdamp ?? 0.01;
+    const blockSize = options.blockSize ?? 128;
+    if (!(percdamp >= 0) || !Number.isFinite(percdamp)) throw new WhittleError('BAD_USAGE', `${this.name}: percdamp must be ≥ 0, got ${String(percdamp)}`);
+    if (!Number.isSafeInteger(blockSize) || blockSize < 1) throw new WhittleError('BAD_USAGE', `${this.name}: blockSize must be a whole number ≥ 1, got ${String(blockSize)}`);
+    return runCalibratedPrune(this.name, 'sparsegpt', model, options, ctx, true,
+      (w, rows, k, segment, stats, target, warn) => sparseGptPruneGroup(w, rows, k, segment, stats, target, { percdamp, blockSize }, warn),
+      { percdamp, blockSize });
+  },
+};
+
+/** The upper Cholesky factor of (H + λI)⁻¹, raising λ tenfold (with a warning) until it exists. */
+function inverseHessianFactor(h: Float64Array, k: number, percdamp: number, warn: (m: string) => void): Float64Array {
+  let mean = 0;
+  for (let j = 0; j < k; j++) mean += h[j * k + j]!;
+  mean /= k;
+  let damp = Math.max(percdamp, 1e-8) * mean;
+  for (let attempt = 0; attempt < 8; attempt++, damp *= 10) {
+    const a = h.slice();
+    for (let j = 0; j < k; j++) a[j * k + j] = a[j * k + j]! + damp;
+    const inv = inverseSpd(a, k);
+    const u = inv && choleskyUpper(inv, k);
+    if (u) {
+      if (attempt > 0) warn(`Hessian not positive definite with the requested dampening; used λ = ${damp.toExponential(2)} (${(damp / mean).toExponential(1)}·mean diag)`);
+      return u;
+    }
+  }
+  throw new WhittleError('RUNTIME', 'the calibration Hessian could not be inverted even with heavy dampening (are the activations finite?)');
+}
+
+/** Prunes one group's W [rows × K] in place with SparseGPT, updating the kept weights. */
+export function sparseGptPruneGroup(
+  w: Float64Array, rows: number, k: number, segment: number, stats: GroupStats, target: Target,
+  opts: { percdamp: number; blockSize: number }, warn: (m: string) => void,
+): void {
+  if (!stats.xtx) throw new WhittleError('INTERNAL', 'SparseGPT needs XᵀX');
+  const scale = stats.rows > 0 ? 2 / stats.rows : 0;
+  const h = Float64Array.from(stats.xtx, (v) => v * scale);
+  for (let j = 0; j < k; j++) {
+    if (h[j * k + j] !== 0) continue;
+    h[j * k + j] = 1;
+    for (let r = 0; r < rows; r++) w[r * k + j] = 0;
+  }
+  const u = inverseHessianFactor(h, k, opts.percdamp, warn);
+  const mask = new Uint8Array(rows * k);
+  const errBlock = new Float64Array(rows * (opts.blockSize + (target.kind === 'nm' ? target.m : 0)));
+  const score = (r: number, j: number) => {
+    const d = u[j * k + j]!;
+    const v = w[r * k + j]!;
+    return (v * v) / (d * d);
+  };
+  let prunedSoFar = 0;
+  for (let i1 = 0; i1 < k;) {
+    let i2 = Math.min(i1 + opts.blockSize, k);
+    if (target.kind === 'nm' && i2 < k) {
+      // never split an N:M group across blocks: its columns must be current when it is chosen
+      const [gs, ge] = nmGroup(i2, target.m, segment, k);
+      if (gs < i2) i2 = gs > i1 ? gs : ge;
+    }
+    const count = i2 - i1;
+    if (target.kind === 'unstructured') {
+      // adaptive mask over the whole block, cumulative rounding so the layer lands on the target
+      const want = Math.round(target.sparsity * rows * i2) - prunedSoFar;
+      if (want > 0) {
+        const s = new Float64Array(rows * count);
+        for (let r = 0; r < rows; r++) for (let j = 0; j < count; j++) s[r * count + j] = score(r, i1 + j);
+        const order = Int32Array.from({ length: rows * count }, (_, t) => t).sort((a, b) => s[a]! - s[b]! || a - b);
+        for (let t = 0; t < want; t++) {
+          const at = order[t]!;
+          mask[Math.floor(at / count) * k + i1 + (at % count)] = 1;
+        }
+        prunedSoFar += want;
+      }
+    }
+    for (let i = 0; i < count; i++) {
+      const col = i1 + i;
+      if (target.kind === 'nm') {
+        const [gs, ge] = nmGroup(col, target.m, segment, k);
+        const prune = ge - gs - Math.min(target.n, ge - gs);
+        if (gs === col && prune > 0) {
+          const idx = Array.from({ length: ge - gs }, (_, t) => gs + t);
+          for (let r = 0; r < rows; r++) {
+            idx.sort((a, b) => score(r, a) - score(r, b) || a - b);
+            for (let t = 0; t < prune; t++) mask[r * k + idx[t]!] = 1;
+          }
+        }
+      }
+      const d = u[col * k + col]!;
+      const urow = col * k;
+      for (let r = 0; r < rows; r++) {
+        const off = r * k;
+        let e = 0;
+        if (mask[off + col]) {
+          e = w[off + col]! / d;
+          w[off + col] = 0;
+          if (e !== 0) for (let j = col + 1; j < i2; j++) w[off + j] = w[off + j]! - e * u[urow + j]!;
+        }
+        errBlock[r * count + i] = e;
+      }
+    }
+    // the block's errors reach the columns after it in one pass (the lazy batch update)
+    if (i2 < k) {
+      for (let r = 0; r < rows; r++) {
+        const off = r * k;
+        for (let i = 0; i < count; i++) {
+          const e = errBlock[r * count + i]!;
+          if (e === 0) continue;
+          const urow = (i1 + i) * k;
+          for (let j = i2; j < k; j++) w[off + j] = w[off + j]! - e * u[urow + j]!;
+        }
+      }
+    }
+    i1 = i2;
+  }
+}
