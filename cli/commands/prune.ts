@@ -10,7 +10,7 @@ export const summary = 'prune a model: magnitude, N:M, structured channels, Wand
 export const usage = `
 whittle prune MODEL -o OUT --method ${PRUNE_METHODS.join('|')}
         [--sparsity 0..0.99] [--scope layer|global] [--pattern 2:4] [--calib DATA] [--preprocess PRESET]
-        [--samples N] [--round-to 8] [--importance l1|l2] [--exclude NODE[,NODE...]]
+        [--samples N] [--round-to 8] [--importance l1|l2] [--comparison layer|row] [--exclude NODE[,NODE...]]
         [--protect-first-last] [--min-parameters N] [--ep cpu|auto|...] [--seed N] [--json] [--no-record]
 
 magnitude   zero the smallest |w| per layer (--scope layer) or across layers (--scope global)
@@ -48,6 +48,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     samples: { type: 'string' },
     'round-to': { type: 'string' },
     importance: { type: 'string' },
+    comparison: { type: 'string' },
     exclude: { type: 'string' },
     'protect-first-last': { type: 'boolean' },
     'min-parameters': { type: 'string' },
@@ -69,6 +70,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     ...(values.samples ? { samples: num('samples', values.samples) } : {}),
     ...(values['round-to'] ? { roundTo: num('round-to', values['round-to']) } : {}),
     ...(values.importance ? { importance: values.importance } : {}),
+    ...(values.comparison ? { comparison: values.comparison } : {}),
     exclude: splitList(values.exclude),
     protectFirstLast: Boolean(values['protect-first-last']),
     ...(values['min-parameters'] ? { minParameters: num('min-parameters', values['min-parameters']) } : {}),

@@ -34,7 +34,7 @@ export async function openCalibration(model: Model, step: PruneStep, baseDir: st
 
 extraPruneMethods.wanda = async (model, step, ctx, opts) => {
   const data = await openCalibration(model, step, opts.baseDir, ctx.seed);
-  return wandaPrunePass.run(model, { ...calibratedOptions(model, step, data), ep: opts.ep }, ctx);
+  return wandaPrunePass.run(model, { ...calibratedOptions(model, step, data), ep: opts.ep, comparison: step.comparison }, ctx);
 };
 
 extraPruneMethods.sparsegpt = async (model, step, ctx, opts) => {

@@ -1,0 +1,50 @@
+/**
+ * Unstructured pruning quality, the table issue 4 asks for: sparsity 30/50/70/90 % × magnitude,
+ * Wanda, SparseGPT on MNIST (top-1 on test images 256..9999, calibrated on the first 128) and
+ * SqueezeNet fp32 (top-1 agreement and output SQNR vs fp32 on imagenet-100, calibrated on 32 of
+ * its photos — in-sample, the only labelled ImageNet data the fixtures have).
+ *
+ *   node --import tsx bench/prune-table.ts [--models mnist,squeezenet] [--sparsities 0.3,0.5,0.7,0.9]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { PruneStep } from '../api/recipe.ts';
+import { evaluate } from '../core/evaluate/evaluate.ts';
+import { pruneModel } from '../core/passes/prune/prune-model.ts';
+import { fixture } from '../core/testing/fixtures.ts';
+
+const { values } = parseArgs({ options: { models: { type: 'string', default: 'mnist,squeezenet' }, sparsities: { type: 'string', default: '0.3,0.5,0.7,0.9' } } });
+const sparsities = values.sparsities!.split(',').map(Number);
+const methods = (process.env.METHODS ?? 'magnitude,wanda,sparsegpt').split(',') as ('magnitude' | 'wanda' | 'sparsegpt')[];
+const setups = {
+  mnist: { model: fixture('mnist', 'mnist.onnx'), data: fixture('mnist', 't10k-images-idx3-ubyte.gz'), preprocess: 'mnist' as const, calibSamples: 128, evalOffset: 256 },
+  squeezenet: { model: fixture('squeezenet', 'squeezenet1.0_fp32.onnx'), data: fixture('imagenet-100'), preprocess: 'caffe' as const, calibSamples: 32, evalOffset: 0 },
+};
+const dir = mkdtempSync(join(tmpdir(), 'whittle-prune-bench-'));
+const rows: Record<string, unknown>[] = [];
+try {
+  for (const name of values.models!.split(',') as (keyof typeof setups)[]) {
+    const s = setups[name];
+    const base = await evaluate({ model: s.model, data: s.data, preprocess: s.preprocess, offset: s.evalOffset, ep: 'cpu', runs: 1, warmup: 0 });
+    console.log(`\n${name}: fp32 top-1 ${(base.accuracy!.top1 * 100).toFixed(2)} % on ${base.data.n} samples`);
+    console.log('sparsity  method      top-1     agreement  SQNR      seconds');
+    for (const sparsity of sparsities) {
+      for (const method of methods) {
+        const out = join(dir, `${name}-${method}-${sparsity}.onnx`);
+        const step = PruneStep.parse({ method, sparsity, ...(method === 'magnitude' ? {} : { calib: { path: s.data, preprocess: s.preprocess }, samples: s.calibSamples }) });
+        const t0 = performance.now();
+        await pruneModel({ input: s.model, output: out, step, ep: 'cpu' });
+        const seconds = (performance.now() - t0) / 1000;
+        const e = await evaluate({ model: out, data: s.data, preprocess: s.preprocess, offset: s.evalOffset, reference: s.model, ep: 'cpu', runs: 1, warmup: 0 });
+        const row = { model: name, sparsity, method, top1: e.accuracy!.top1, agreement: e.agreement!.top1, sqnrDb: e.agreement!.sqnrDb, seconds };
+        rows.push(row);
+        console.log(`${String(sparsity * 100).padStart(3)} %     ${method.padEnd(10)}  ${(row.top1 * 100).toFixed(2).padStart(6)} %  ${((row.agreement ?? 0) * 100).toFixed(1).padStart(6)} %   ${(row.sqnrDb ?? NaN).toFixed(1).padStart(5)} dB  ${seconds.toFixed(1).padStart(6)}`);
+      }
+    }
+  }
+  console.log(JSON.stringify({ bench: 'prune-table', rows }));
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
