@@ -34,7 +34,9 @@ export function parseCommand<O extends OptionSpec>(command: string, argv: string
   try {
     return parseArgs({ args: argv, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new WhittleError('BAD_USAGE', `whittle ${command}: ${(err as Error).message}`);
+    // parseArgs explains some problems over several lines; errors here are always one line
+    const message = (err as Error).message.split('\n').map((l) => l.trim()).filter(Boolean).join(' ');
+    throw new WhittleError('BAD_USAGE', `whittle ${command}: ${message}`);
   }
 }
 
