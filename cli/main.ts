@@ -9,6 +9,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   convert: () => import('./commands/convert.ts'),
   quantize: () => import('./commands/quantize.ts'),
   prune: () => import('./commands/prune.ts'),
+  analyze: () => import('./commands/analyze.ts'),
   run: () => import('./commands/run.ts'),
   eval: () => import('./commands/eval.ts'),
   experiments: () => import('./commands/experiments.ts'),

@@ -1,0 +1,143 @@
+import { WhittleError } from '../../api/errors.ts';
+import { PRESETS } from '../../api/recipe.ts';
+import { analyzePruneSensitivity, type PruneAnalysis } from '../../core/analyze/prune-sensitivity.ts';
+import { analyzeQuantizeSensitivity, type QuantizeAnalysis } from '../../core/analyze/quantize-sensitivity.ts';
+import type { PresetName } from '../../core/evaluate/data/index.ts';
+import { loadRecipe } from '../../core/recipes/run-recipe.ts';
+import type { LayerMetric } from '../../core/store/types.ts';
+import { EP_CHOICES, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
+import { numberOption, parseCommand, requireOne, table, type CliIo } from '../io.ts';
+import { ProgressBar } from '../progress.ts';
+import { recordCommand } from '../record.ts';
+
+export const summary = 'per-layer sensitivity: which layers to keep float, how sparse each layer can be';
+export const usage = `
+whittle analyze MODEL --data DATA --for quantize|prune [--preprocess PRESET] [--limit N]
+        [--recipe FILE] [--target-agreement 0.99] [--target-sqnr DB] [--max-excluded 0.25]
+        [--budget-parameters N | --budget-ratio R] [--ep cpu|...] [--json] [--no-record]
+
+--for quantize  each Conv/Gemm/MatMul quantized alone (static int8 QDQ; MinMax per-tensor, or the
+                recipe's first quantize step), ranked by the model-output SQNR it costs; then the
+                worst layers are left float until --target-agreement (and --target-sqnr) is met
+--for prune     magnitude-pruning curves (10–90 %) per layer, and a per-layer sparsity plan that
+                removes the budget (default half the prunable parameters) with the least loss
+--limit N       samples per trial (default 32)`;
+
+const fmt = (v: number | null | undefined, d = 2) => (v === null || v === undefined ? '—' : v.toFixed(d));
+
+function renderQuantize(r: QuantizeAnalysis): string {
+  const rows = [...r.layers].sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9)).map((l) => [l.rank ?? '—', l.name, l.op, fmt(l.outputSqnrDb), fmt(l.top1, 3), fmt(l.layerSqnrDb), l.skipped ?? '']);
+  const steps = r.steps.map((s) => [s.tried ?? '(all int8)', fmt(s.sqnrDb), fmt(s.top1, 3), s.kept ? 'kept' : '']);
+  const rec = r.recommendation;
+  return [
+    `${r.model}: quantization sensitivity on ${r.data.n} samples (static ${r.settings.calibration}, ${r.settings.perChannel ? 'per-channel' : 'per-tensor'})`,
+    table(['rank', 'layer', 'op', 'output SQNR dB', 'top-1 agr.', 'layer SQNR dB', 'skipped'], rows),
+    'exclusion search:',
+    table(['left float', 'SQNR dB', 'top-1 agr.', ''], steps),
+    `recommendation: --exclude ${rec.exclude.join(',') || '(none)'}`,
+    `  all int8 ${fmt(rec.allInt8.sqnrDb)} dB (top-1 ${fmt(rec.allInt8.top1, 3)}) → ${fmt(rec.withExclusions.sqnrDb)} dB (top-1 ${fmt(rec.withExclusions.top1, 3)})`,
+    `  ${rec.note}`,
+  ].join('\n') + '\n';
+}
+
+function renderPrune(r: PruneAnalysis): string {
+  const rows = r.layers.map((l) => [l.rank, l.name, l.op, l.parameters, ...l.curve.slice(1).map((c) => fmt(c.sqnrDb, 1)), (l.plannedSparsity * 100).toFixed(1) + ' %']);
+  const rec = r.recommendation;
+  return [
+    `${r.model}: pruning sensitivity on ${r.data.n} samples (output SQNR dB with only that layer pruned)`,
+    table(['rank', 'layer', 'op', 'params', ...(r.layers[0]?.curve.slice(1).map((c) => `${Math.round(c.sparsity * 100)}%`) ?? []), 'plan'], rows),
+    `plan: ${rec.removedParameters} of ${r.prunableParameters} prunable parameters removed (budget ${rec.budgetParameters})`,
+    `  predicted ${fmt(rec.predicted.sqnrDb)} dB, measured ${fmt(rec.measured.sqnrDb)} dB (top-1 agreement ${fmt(rec.measured.top1, 3)}); uniform ${(rec.uniform.sparsity * 100).toFixed(1)} %: ${fmt(rec.uniform.sqnrDb)} dB (top-1 ${fmt(rec.uniform.top1, 3)})`,
+  ].join('\n') + '\n';
+}
+
+/** Per-layer rows for the store (they feed the app's plots). */
+export function layerMetrics(r: QuantizeAnalysis | PruneAnalysis): LayerMetric[] {
+  const rows: LayerMetric[] = [];
+  const put = (layer: string, metric: string, v: number | null | undefined) => { if (typeof v === 'number') rows.push({ layer, metric, value: v }); };
+  if (r.for === 'quantize') {
+    for (const l of r.layers) {
+      put(l.name, 'quantize.rank', l.rank);
+      put(l.name, 'quantize.outputSqnrDb', l.outputSqnrDb);
+      put(l.name, 'quantize.top1', l.top1);
+      put(l.name, 'quantize.layerSqnrDb', l.layerSqnrDb);
+      put(l.name, 'quantize.recommendExclude', r.recommendation.layers.includes(l.name) ? 1 : 0);
+    }
+  } else {
+    for (const l of r.layers) {
+      put(l.name, 'prune.rank', l.rank);
+      put(l.name, 'prune.plannedSparsity', l.plannedSparsity);
+      for (const c of l.curve.slice(1)) {
+        put(l.name, `prune.sqnrDb@${c.sparsity}`, c.sqnrDb);
+        put(l.name, `prune.top1@${c.sparsity}`, c.top1);
+      }
+    }
+  }
+  return rows;
+}
+
+export async function run(argv: string[], io: CliIo): Promise<number> {
+  const { values, positionals } = parseCommand('analyze', argv, {
+    data: { type: 'string' },
+    for: { type: 'string' },
+    preprocess: { type: 'string' },
+    limit: { type: 'string' },
+    recipe: { type: 'string' },
+    'target-agreement': { type: 'string' },
+    'target-sqnr': { type: 'string' },
+    'max-excluded': { type: 'string' },
+    'budget-parameters': { type: 'string' },
+    'budget-ratio': { type: 'string' },
+    ep: { type: 'string', default: 'cpu' },
+  });
+  const model = requireOne('analyze', positionals, 'MODEL');
+  if (!values.data) throw new WhittleError('BAD_USAGE', 'whittle analyze: --data DATA is required');
+  if (values.for !== 'quantize' && values.for !== 'prune') throw new WhittleError('BAD_USAGE', 'whittle analyze: --for quantize|prune is required');
+  if (values.preprocess && !(PRESETS as readonly string[]).includes(values.preprocess)) throw new WhittleError('BAD_USAGE', `whittle analyze: --preprocess must be one of ${PRESETS.join(', ')}`);
+  const ep = values.ep as EpChoice;
+  if (!EP_CHOICES.includes(ep)) throw new WhittleError('BAD_USAGE', `whittle analyze: --ep must be one of ${EP_CHOICES.join(', ')}`);
+  if (values['budget-parameters'] && values['budget-ratio']) throw new WhittleError('BAD_USAGE', 'whittle analyze: give --budget-parameters or --budget-ratio, not both');
+  const limit = numberOption('analyze', 'limit', values.limit, { min: 1, integer: true });
+  const recipe = values.recipe ? loadRecipe(values.recipe) : null;
+  const preprocess = values.preprocess as PresetName | undefined;
+  const common = { model, data: values.data, preprocess, limit, ep };
+  const bar = new ProgressBar(io, 'analyze');
+  const progress = (phase: string, done: number, total: number) => bar.update(done, total, phase);
+  const result = await recordCommand({
+    kind: 'analyze',
+    argv: ['analyze', ...argv],
+    inputs: [{ role: 'model', path: model }, ...(values.data.startsWith('synthetic:') ? [] : [{ role: 'data', path: values.data }])],
+    record: !values['no-record'],
+    environment: { ep },
+    work: async (handle) => {
+      let r: QuantizeAnalysis | PruneAnalysis;
+      if (values.for === 'quantize') {
+        const step = recipe?.steps.map((s) => ('quantize' in s ? s.quantize : null)).find((s) => s?.method === 'static') ?? null;
+        r = await analyzeQuantizeSensitivity({
+          ...common,
+          ...(step ? { settings: { calibration: step.calibration, perChannel: step.perChannel, activationType: step.activationType, percentile: step.percentile, exclude: step.exclude, samples: step.samples } } : {}),
+          targetAgreement: numberOption('analyze', 'target-agreement', values['target-agreement'], { min: 0, max: 1 }),
+          targetSqnrDb: numberOption('analyze', 'target-sqnr', values['target-sqnr']),
+          maxExcludedShare: numberOption('analyze', 'max-excluded', values['max-excluded'], { min: 0, max: 1 }),
+          progress,
+        });
+      } else {
+        const step = recipe?.steps.map((s) => ('prune' in s ? s.prune : null)).find((s) => s) ?? null;
+        r = await analyzePruneSensitivity({
+          ...common,
+          budgetParameters: numberOption('analyze', 'budget-parameters', values['budget-parameters'], { min: 0, integer: true }),
+          budgetRatio: numberOption('analyze', 'budget-ratio', values['budget-ratio'], { min: 0, max: 1 }),
+          ...(step ? { prunable: { exclude: step.exclude, minParameters: step.minParameters, protectFirstLast: step.protectFirstLast } } : {}),
+          progress,
+        });
+      }
+      bar.done();
+      handle?.recordLayerMetrics(layerMetrics(r));
+      return r;
+    },
+  });
+  for (const w of result.warnings) io.stderr(`whittle: warning: ${w}\n`);
+  if (values.json) io.stdout(JSON.stringify(result) + '\n');
+  else io.stdout(result.for === 'quantize' ? renderQuantize(result as QuantizeAnalysis) : renderPrune(result as PruneAnalysis));
+  return 0;
+}

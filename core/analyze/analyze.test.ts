@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { main } from '../../cli/main.ts';
+import { readOnnxFile } from '../../native-models/formats/onnx/index.ts';
+import { calibrate } from '../calibrate/index.ts';
+import { openDataset } from '../evaluate/data/index.ts';
+import { inputSpecs } from '../evaluate/evaluate.ts';
+import { createPassContext } from '../passes/pass.ts';
+import { staticQdqPass } from '../passes/quantize/static-qdq.ts';
+import { fixture } from '../testing/fixtures.ts';
+import { analyzePruneSensitivity } from './prune-sensitivity.ts';
+import { analyzeQuantizeSensitivity, quantizableLayers } from './quantize-sensitivity.ts';
+import { loadAnalysisData, TrialRunner } from './trial.ts';
+
+const squeezenet = () => fixture('squeezenet', 'squeezenet1.0_fp32.onnx');
+
+test('quantize sensitivity on SqueezeNet: the recommended exclusions raise static MinMax per-tensor output SQNR', async () => {
+  const r = await analyzeQuantizeSensitivity({ model: squeezenet(), data: fixture('imagenet-100'), preprocess: 'caffe', limit: 30, targetSqnrDb: 30 });
+  assert.equal(r.layers.length, 26);
+  assert.deepEqual(r.layers.map((l) => l.rank).sort((a, b) => a! - b!), Array.from({ length: 26 }, (_, i) => i + 1));
+  for (const l of r.layers) {
+    assert.equal(l.metric, 'outputSqnrDb');
+    assert.ok(l.outputSqnrDb! > 10 && l.layerSqnrDb! > 10, `${l.name}: ${l.outputSqnrDb} / ${l.layerSqnrDb}`);
+  }
+  const rec = r.recommendation;
+  assert.ok(rec.exclude.length > 0);
+  assert.ok(rec.withExclusions.sqnrDb! > rec.allInt8.sqnrDb!, `${rec.withExclusions.sqnrDb} vs all-int8 ${rec.allInt8.sqnrDb}`);
+  console.log(`SqueezeNet static MinMax per-tensor on 30 images: all-int8 ${rec.allInt8.sqnrDb!.toFixed(2)} dB (top-1 ${rec.allInt8.top1}), with ${rec.layers.length} layer(s) float ${rec.withExclusions.sqnrDb!.toFixed(2)} dB (top-1 ${rec.withExclusions.top1}); ${rec.note}`);
+
+  // independently: quantize with the recommended exclusions and measure again
+  const path = squeezenet();
+  const float = readOnnxFile(path);
+  const cal = await calibrate(float, await openDataset(fixture('imagenet-100'), inputSpecs(float), { preprocess: 'caffe', limit: 30 }), { method: 'minmax', batchSize: 1 });
+  const data = await loadAnalysisData(float, fixture('imagenet-100'), { preprocess: 'caffe', limit: 30 });
+  const runner = await TrialRunner.create(float, data);
+  try {
+    const measure = async (exclude: string[]) => {
+      const m = readOnnxFile(path);
+      await staticQdqPass.run(m, { ranges: cal.ranges, exclude }, createPassContext());
+      return (await runner.measure(m)).output.sqnrDb!;
+    };
+    const all = await measure([]);
+    const withEx = await measure(rec.exclude);
+    assert.ok(withEx > all, `${withEx} vs ${all}`);
+  } finally {
+    runner.close();
+  }
+});
+
+test('quantizable layers pair a Conv with the Relu that alone reads it', () => {
+  const layers = quantizableLayers(readOnnxFile(squeezenet()));
+  assert.equal(layers.length, 26);
+  assert.deepEqual(layers[0]!.labels.map((l) => l.split('(')[0]), ['Conv', 'Relu']);
+});
+
+test('prune sensitivity on MNIST: curves, a plan at a 50 % budget, predicted and measured', async () => {
+  const r = await analyzePruneSensitivity({ model: fixture('mnist', 'mnist.onnx'), data: fixture('mnist', 't10k-images-idx3-ubyte.gz'), preprocess: 'mnist', limit: 64, budgetRatio: 0.5 });
+  assert.equal(r.layers.length, 3);
+  for (const l of r.layers) {
+    assert.equal(l.curve.length, 10);
+    // more sparsity, more noise (allowing for a little noise between neighbouring points)
+    assert.ok(l.curve[9]!.sqnrDb! < l.curve[1]!.sqnrDb!);
+  }
+  const rec = r.recommendation;
+  assert.equal(rec.removedParameters, rec.budgetParameters);
+  assert.equal(rec.budgetParameters, Math.round(0.5 * r.prunableParameters));
+  assert.ok(rec.measured.top1! > 0.9, `measured agreement ${rec.measured.top1}`);
+  assert.ok(Math.abs(rec.predicted.sqnrDb! - rec.measured.sqnrDb!) < 3, `${rec.predicted.sqnrDb} vs ${rec.measured.sqnrDb}`);
+  assert.ok(rec.measured.sqnrDb! >= rec.uniform.sqnrDb!, 'the plan is no worse than the uniform spread');
+  console.log(`MNIST prune plan at 50 %: predicted ${rec.predicted.sqnrDb!.toFixed(2)} dB, measured ${rec.measured.sqnrDb!.toFixed(2)} dB, agreement ${rec.measured.top1}; uniform ${rec.uniform.sqnrDb!.toFixed(2)} dB, agreement ${rec.uniform.top1}`);
+  await assert.rejects(analyzePruneSensitivity({ model: fixture('mnist', 'mnist.onnx'), data: 'synthetic:4', budgetRatio: 0.95 }), /must be between 0 and 90/);
+});
+
+test('whittle analyze --for prune --json prints the SPEC shape and records per-layer metrics', async () => {
+  const home = mkdtempSync(join(tmpdir(), 'whittle-analyze-home-'));
+  const saved = process.env.WHITTLE_HOME;
+  process.env.WHITTLE_HOME = home;
+  try {
+    let out = '';
+    const io = { stdout: (s: string) => { out += s; }, stderr: () => {}, interactive: false };
+    const code = await main(['analyze', fixture('mnist', 'mnist.onnx'), '--data', fixture('mnist', 't10k-images-idx3-ubyte.gz'), '--preprocess', 'mnist', '--limit', '32', '--for', 'prune', '--budget-ratio', '0.5', '--json'], io as never);
+    assert.equal(code, 0);
+    const doc = JSON.parse(out);
+    assert.equal(doc.for, 'prune');
+    for (const l of doc.layers) for (const k of ['name', 'op', 'metric', 'value', 'rank']) assert.ok(k in l, k);
+    assert.ok(Array.isArray(doc.recommendation.exclude));
+    assert.ok(doc.runId);
+    const { openStore } = await import('../store/index.ts');
+    const store = openStore();
+    try {
+      const run = store.getRun(doc.runId);
+      assert.ok(run.layerMetrics.some((m: { metric: string }) => m.metric === 'prune.plannedSparsity'));
+    } finally {
+      store.close();
+    }
+    out = '';
+    assert.equal(await main(['analyze', fixture('mnist', 'mnist.onnx'), '--data', 'synthetic:2', '--for', 'nothing'], io as never), 2);
+  } finally {
+    if (saved === undefined) delete process.env.WHITTLE_HOME; else process.env.WHITTLE_HOME = saved;
+    rmSync(home, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,303 @@
+import { resolve } from 'node:path';
+import { WhittleError } from '../../api/errors.ts';
+import type { QuantizeStep } from '../../api/recipe.ts';
+import { readOnnxFile } from '../../native-models/formats/onnx/index.ts';
+import type { Model, Node } from '../../native-models/ir/model.ts';
+import type { EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
+import { calibrate, type TensorRange } from '../calibrate/index.ts';
+import { openDataset, type PresetName } from '../evaluate/data/index.ts';
+import { batchSizeFor, inputSpecs } from '../evaluate/evaluate.ts';
+import { createPassContext } from '../passes/pass.ts';
+import { isExcluded } from '../passes/quantize/graph-edit.ts';
+import { staticQdqPass } from '../passes/quantize/static-qdq.ts';
+import { loadAnalysisData, sqnrValue, TrialRunner, type TrialResult } from './trial.ts';
+
+/**
+ * Per-layer static int8 sensitivity (issue 4 item 6): each Conv/Gemm/MatMul is quantized alone
+ * (every other node stays float) with ranges calibrated once on the float model, and we measure
+ * how far the model output moves (SQNR, top-1 agreement) and how far the layer's own output moves.
+ * Layers are ranked by the output SQNR they cost; the recommendation then greedily leaves the worst
+ * layers float in an otherwise all-int8 model until the agreement target is met (or a cap).
+ */
+export const QUANTIZABLE_OPS: readonly string[] = ['Conv', 'Gemm', 'MatMul'];
+
+export type QuantizeSettings = Pick<QuantizeStep, 'calibration' | 'perChannel' | 'activationType'> & {
+  percentile?: number | undefined;
+  exclude?: string[] | undefined;
+  samples?: number | undefined;
+};
+
+export interface QuantizeSensitivityOptions {
+  model: string;
+  data: string;
+  preprocess?: PresetName | undefined;
+  /** Samples used for every trial (default 32). */
+  limit?: number | undefined;
+  /** Static settings (from a recipe's quantize step); default MinMax, per-tensor, uint8 activations. */
+  settings?: Partial<QuantizeSettings> | undefined;
+  /** Top-1 agreement with fp32 the recommendation must reach (default 0.99). */
+  targetAgreement?: number | undefined;
+  /** Output SQNR (dB) the recommendation must also reach (optional; agreement on few samples is coarse). */
+  targetSqnrDb?: number | undefined;
+  /** Most layers the recommendation may leave float, as a share of the quantizable layers (default 0.25). */
+  maxExcludedShare?: number | undefined;
+  /** Samples on which each layer's own output is compared (default 8). */
+  layerSamples?: number | undefined;
+  ep?: EpChoice | undefined;
+  signal?: AbortSignal | undefined;
+  progress?: ((phase: string, done: number, total: number) => void) | undefined;
+}
+
+export interface QuantizeLayerSensitivity {
+  name: string;
+  op: string;
+  /** SPEC §3: the ranking metric and its value (model-output SQNR with only this layer int8). */
+  metric: 'outputSqnrDb';
+  value: number | null;
+  /** 1 = most sensitive. null when the layer could not be quantized (see `skipped`). */
+  rank: number | null;
+  outputSqnrDb: number | null;
+  top1: number | null;
+  cosine: number;
+  /** The layer's own output with only it quantized vs float (SQNR, dB). */
+  layerSqnrDb: number | null;
+  skipped: string | null;
+}
+
+export interface ExclusionStep {
+  /** The layer this step tried leaving float (null: the all-int8 model). */
+  tried: string | null;
+  /** Layers left float in this trial, and the node labels passed as exclusions. */
+  layers: string[];
+  excluded: string[];
+  /** Whether the step improved on the best so far (and so was kept). */
+  kept: boolean;
+  sqnrDb: number | null;
+  top1: number | null;
+  cosine: number;
+}
+
+export interface QuantizeAnalysis {
+  model: string;
+  for: 'quantize';
+  data: { path: string; n: number };
+  settings: { method: 'static'; calibration: string; perChannel: boolean; activationType: string; exclude: string[] };
+  layers: QuantizeLayerSensitivity[];
+  /** All-int8 first, then with 1, 2, … of the worst layers left float. */
+  steps: ExclusionStep[];
+  recommendation: {
+    exclude: string[];
+    /** The analyzed layers left float (exclude also names their Relu/Clip). */
+    layers: string[];
+    targetAgreement: number;
+    targetSqnrDb: number | null;
+    reached: boolean;
+    /** The cap on exclusions, when it stopped the search. */
+    cappedAt: number | null;
+    allInt8: { sqnrDb: number | null; top1: number | null };
+    withExclusions: { sqnrDb: number | null; top1: number | null };
+    note: string;
+  };
+  warnings: string[];
+  seconds: number;
+}
+
+/**
+ * A quantizable layer: a Conv/Gemm/MatMul plus the Relu/Clip that alone reads its output. They go
+ * together: the static pass quantizes such a pair at the activation's output (its range clipped at
+ * zero), so leaving only the Conv float would put a Q/DQ on the unclipped Conv output instead,
+ * with a coarser scale than the all-int8 model had there.
+ */
+export interface QuantLayer {
+  node: Node;
+  /** The node's label and, when present, its activation's. */
+  labels: string[];
+  /** The value downstream layers read: the activation's output, else the node's. */
+  output: string;
+}
+
+const ACTIVATIONS = new Set(['Relu', 'Clip']);
+
+/** The Conv/Gemm/MatMul layers of the main graph the static pass would consider, in graph order. */
+export function quantizableLayers(model: Model, exclude: readonly string[] = []): QuantLayer[] {
+  const g = model.graph;
+  const readers = g.consumers();
+  const graphOutputs = new Set(g.outputs.map((o) => o.name));
+  const layers: QuantLayer[] = [];
+  for (const n of g.nodes) {
+    if (n.domain !== '' || !QUANTIZABLE_OPS.includes(n.opType) || isExcluded(n, exclude)) continue;
+    const out = n.outputs[0]!;
+    const r = readers.get(out) ?? [];
+    const act = r.length === 1 && !graphOutputs.has(out) && ACTIVATIONS.has(r[0]!.opType) && r[0]!.domain === '' && !isExcluded(r[0]!, exclude) ? r[0]! : null;
+    layers.push({ node: n, labels: act ? [n.label, act.label] : [n.label], output: act ? act.outputs[0]! : out });
+  }
+  return layers;
+}
+
+export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions): Promise<QuantizeAnalysis> {
+  const t0 = performance.now();
+  const progress = o.progress ?? (() => {});
+  const target = o.targetAgreement ?? 0.99;
+  if (!(target > 0 && target <= 1)) throw new WhittleError('BAD_USAGE', `--target-agreement must be in (0, 1], got ${target}`);
+  const share = o.maxExcludedShare ?? 0.25;
+  const settings = {
+    calibration: o.settings?.calibration ?? 'minmax',
+    perChannel: o.settings?.perChannel ?? false,
+    activationType: o.settings?.activationType ?? 'uint8',
+    exclude: o.settings?.exclude ?? [],
+  } as const;
+  const ep = o.ep ?? 'cpu';
+  const warnings: string[] = [];
+  const modelPath = resolve(o.model);
+  const fresh = () => readOnnxFile(modelPath);
+  const floatModel = fresh();
+  const candidates = quantizableLayers(floatModel, settings.exclude);
+  if (candidates.length === 0) throw new WhittleError('BAD_INPUT', `${modelPath}: no Conv, Gemm or MatMul node to quantize`);
+  const outputs = candidates.map((l) => l.output);
+  // every Relu/Clip: those outside the layer under trial stay float with the other layers
+  const activations = floatModel.graph.nodes.filter((n) => n.domain === '' && ACTIVATIONS.has(n.opType)).map((n) => n.label);
+
+  // calibrate once on the float model; every trial reuses these ranges
+  progress('calibrate', 0, 1);
+  const inputs = inputSpecs(floatModel);
+  const calibData = await openDataset(o.data, inputs, {
+    ...(o.preprocess ? { preprocess: o.preprocess } : {}),
+    limit: o.settings?.samples ?? o.limit ?? 32,
+  });
+  const cal = await calibrate(floatModel, calibData, {
+    method: settings.calibration,
+    ep,
+    batchSize: batchSizeFor(inputs, 32),
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.settings?.percentile !== undefined ? { percentile: o.settings.percentile } : {}),
+    quantType: settings.activationType,
+    progress: (d, t) => progress('calibrate', d, t),
+  });
+  for (const name of cal.noFinite) cal.ranges.delete(name);
+  const ranges: Map<string, TensorRange> = cal.ranges;
+
+  const data = await loadAnalysisData(floatModel, o.data, { preprocess: o.preprocess, limit: o.limit ?? 32 });
+  warnings.push(...data.warnings);
+  const runner = await TrialRunner.create(floatModel, data, { taps: outputs, tapSamples: o.layerSamples ?? 8, ep, signal: o.signal });
+  const quantize = async (model: Model, options: { opTypes?: string[]; exclude: string[] }) => {
+    const ctx = createPassContext({ ...(o.signal ? { signal: o.signal } : {}) });
+    return staticQdqPass.run(model, { ranges, activationType: settings.activationType, perChannel: settings.perChannel, ...options }, ctx);
+  };
+
+  try {
+    const total = candidates.length;
+    const layers: QuantizeLayerSensitivity[] = [];
+    for (let i = 0; i < total; i++) {
+      progress('layers', i, total);
+      const unit = candidates[i]!;
+      const layer = unit.node;
+      const model = fresh();
+      const others = [
+        ...candidates.filter((l) => l !== unit).map((l) => l.node.label),
+        ...activations.filter((a) => !unit.labels.includes(a)),
+      ];
+      const opTypes = [...new Set([layer.opType, ...[...ACTIVATIONS]])];
+      const report = await quantize(model, { opTypes, exclude: [...others, ...settings.exclude] });
+      const quantized = ((report.details?.quantizedOps as Record<string, number> | undefined)?.[layer.opType] ?? 0) > 0;
+      if (!quantized) {
+        const why = (report.details?.skipped as { node: string; reason: string }[] | undefined)?.find((s) => s.node === layer.label)?.reason ?? 'the static pass left it float';
+        layers.push({ name: layer.label, op: layer.opType, metric: 'outputSqnrDb', value: null, rank: null, outputSqnrDb: null, top1: null, cosine: 1, layerSqnrDb: null, skipped: why });
+        continue;
+      }
+      const r = await runner.measure(model, [outputs[i]!]);
+      layers.push({
+        name: layer.label,
+        op: layer.opType,
+        metric: 'outputSqnrDb',
+        value: r.output.sqnrDb,
+        rank: null,
+        outputSqnrDb: r.output.sqnrDb,
+        top1: r.output.top1,
+        cosine: r.output.cosine,
+        layerSqnrDb: r.taps[outputs[i]!] ?? null,
+        skipped: null,
+      });
+    }
+    progress('layers', total, total);
+    rankLayers(layers);
+    for (const l of layers) if (l.skipped) warnings.push(`${l.name} (${l.op}) not analyzed: ${l.skipped}`);
+
+    // greedy exclusion from an all-int8 model, worst-ranked layers first. A layer left float still
+    // reads and writes quantized activations (its neighbours are int8), so leaving it float does not
+    // always help: a candidate is kept only when it raises output SQNR (or agreement).
+    const unitOf = new Map(candidates.map((l) => [l.node.label, l]));
+    const ranked = layers.filter((l) => l.rank !== null).sort((a, b) => a.rank! - b.rank!);
+    const cap = Math.max(1, Math.floor(share * ranked.length));
+    const maxTrials = Math.min(ranked.length, 2 * cap);
+    const steps: ExclusionStep[] = [];
+    const targetSqnr = o.targetSqnrDb ?? null;
+    const meets = (r: ExclusionStep) => (r.top1 ?? r.cosine) >= target && (targetSqnr === null || (r.sqnrDb ?? Number.POSITIVE_INFINITY) >= targetSqnr);
+    const better = (x: ExclusionStep, y: ExclusionStep) => {
+      const sx = x.sqnrDb ?? Number.POSITIVE_INFINITY;
+      const sy = y.sqnrDb ?? Number.POSITIVE_INFINITY;
+      return (x.top1 ?? 0) > (y.top1 ?? 0) || ((x.top1 ?? 0) === (y.top1 ?? 0) && sx > sy);
+    };
+    const trial = async (layersFloat: string[], tried: string | null): Promise<ExclusionStep> => {
+      const excluded = layersFloat.flatMap((l) => unitOf.get(l)!.labels);
+      const model = fresh();
+      await quantize(model, { exclude: [...excluded, ...settings.exclude] });
+      const r = await runner.measure(model);
+      return { tried, layers: layersFloat, excluded, sqnrDb: r.output.sqnrDb, top1: r.output.top1, cosine: r.output.cosine, kept: true };
+    };
+    progress('recommend', 0, maxTrials + 1);
+    let best = await trial([], null);
+    steps.push(best);
+    let reached = meets(best);
+    for (let i = 0; i < maxTrials && !reached && best.layers.length < cap; i++) {
+      progress('recommend', i + 1, maxTrials + 1);
+      const step = await trial([...best.layers, ranked[i]!.name], ranked[i]!.name);
+      step.kept = better(step, best);
+      steps.push(step);
+      if (step.kept) {
+        best = step;
+        reached = meets(best);
+      }
+    }
+    progress('recommend', maxTrials + 1, maxTrials + 1);
+    const last = best;
+    const first = steps[0]!;
+    const metricName = (first.top1 === null ? `output cosine similarity ${target}` : `top-1 agreement ${target}`) + (targetSqnr === null ? '' : ` and output SQNR ${targetSqnr} dB`);
+    const note = reached
+      ? (last.excluded.length === 0
+        ? `the all-int8 model already reaches ${metricName} on ${data.n} samples; nothing needs to stay float`
+        : `leaving ${last.layers.length} layer(s) float reaches ${metricName} on ${data.n} samples`)
+      : `not reached: ${last.layers.length} layer(s) left float (cap ${cap}, ${Math.round(share * 100)} % of ${ranked.length}; ${steps.length - 1} candidate(s) tried) without reaching ${metricName}; the exclusions listed are the best found`;
+    return {
+      model: modelPath,
+      for: 'quantize',
+      data: { path: data.path, n: data.n },
+      settings: { method: 'static', ...settings, exclude: [...settings.exclude] },
+      layers,
+      steps,
+      recommendation: {
+        exclude: last.excluded,
+        layers: last.layers,
+        targetAgreement: target,
+        targetSqnrDb: targetSqnr,
+        reached,
+        cappedAt: reached ? null : cap,
+        allInt8: { sqnrDb: first.sqnrDb, top1: first.top1 },
+        withExclusions: { sqnrDb: last.sqnrDb, top1: last.top1 },
+        note,
+      },
+      warnings,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } finally {
+    runner.close();
+  }
+}
+
+/** Rank 1 = lowest output SQNR (ties: lower agreement first, then graph order); skipped layers get none. */
+function rankLayers(layers: QuantizeLayerSensitivity[]): void {
+  const scored = layers.filter((l) => !l.skipped);
+  const sqnr = (l: QuantizeLayerSensitivity) => (l.outputSqnrDb ?? Number.POSITIVE_INFINITY);
+  const cmp = (x: number, y: number) => (x < y ? -1 : x > y ? 1 : 0);
+  const order = [...scored].sort((a, b) => cmp(sqnr(a), sqnr(b)) || cmp(a.top1 ?? 1, b.top1 ?? 1) || layers.indexOf(a) - layers.indexOf(b));
+  order.forEach((l, i) => { l.rank = i + 1; });
+}

@@ -1,0 +1,165 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WhittleError } from '../../api/errors.ts';
+import { writeOnnxFile } from '../../native-models/formats/onnx/index.ts';
+import type { Model, ValueInfo } from '../../native-models/ir/model.ts';
+import { toFloatScores, type HostTensor } from '../../native-models/runtimes/host-tensor.ts';
+import { createSession, runSession, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
+import { openDataset, type Batch, type ModelInputSpec, type PresetName } from '../evaluate/data/index.ts';
+import { batchSizeFor, inputSpecs } from '../evaluate/evaluate.ts';
+import { Agreement, type AgreementResult } from '../evaluate/metrics.ts';
+
+/**
+ * What every sensitivity trial shares: a small data set held in memory, the float model's outputs
+ * on it (computed once), and a way to run a changed copy of the model and say how far its output
+ * (and, optionally, one intermediate tensor) is from the float one. Trials are many and small, so
+ * the data is read once instead of once per trial.
+ */
+export interface AnalysisDataOptions {
+  preprocess?: PresetName | undefined;
+  limit: number;
+  offset?: number | undefined;
+  seed?: number | undefined;
+}
+
+export interface AnalysisData {
+  path: string;
+  inputs: ModelInputSpec[];
+  batches: Batch[];
+  n: number;
+  warnings: string[];
+}
+
+export async function loadAnalysisData(model: Model, spec: string, options: AnalysisDataOptions): Promise<AnalysisData> {
+  const inputs = inputSpecs(model);
+  const dataset = await openDataset(spec, inputs, {
+    ...(options.preprocess ? { preprocess: options.preprocess } : {}),
+    limit: options.limit,
+    ...(options.offset !== undefined ? { offset: options.offset } : {}),
+    ...(options.seed !== undefined ? { seed: options.seed } : {}),
+  });
+  if (dataset.n === 0) throw new WhittleError('BAD_INPUT', `${dataset.path}: no samples to analyze with`);
+  const batches: Batch[] = [];
+  for await (const b of dataset.batches(batchSizeFor(inputs, 32))) batches.push(b);
+  return { path: dataset.path, inputs, batches, n: batches.reduce((s, b) => s + b.count, 0), warnings: dataset.warnings };
+}
+
+/** How a trial model compares with the float model. */
+export interface TrialResult {
+  /** Model output vs the float model's (top1 agreement, SQNR, cosine...). */
+  output: AgreementResult;
+  /** Per tapped tensor: SQNR (dB) vs the float value over the tap samples; null when identical. */
+  taps: Record<string, number | null>;
+}
+
+type Scores = { dims: number[]; data: Float32Array | Float64Array };
+
+/** Output SQNR as a number: identical outputs are +∞ (JSON writers turn that into null). */
+export function sqnrValue(a: AgreementResult): number {
+  return a.sqnrDb ?? (a.identical ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY);
+}
+
+export class TrialRunner {
+  private dir: string;
+  private count = 0;
+
+  private constructor(
+    readonly data: AnalysisData,
+    readonly outputName: string,
+    private reference: Scores[],
+    private referenceTaps: Map<string, Scores[]>,
+    /** Taps are compared on the first this-many batches only (intermediate tensors are big). */
+    readonly tapBatches: number,
+    private ep: EpChoice,
+    private signal: AbortSignal | undefined,
+  ) {
+    this.dir = mkdtempSync(join(tmpdir(), 'whittle-analyze-'));
+  }
+
+  /**
+   * Runs the float model once over the data, keeping its output and (for the first `tapSamples`
+   * samples) the named intermediate tensors.
+   */
+  static async create(floatModel: Model, data: AnalysisData, options: { taps?: string[]; tapSamples?: number; ep?: EpChoice; signal?: AbortSignal | undefined } = {}): Promise<TrialRunner> {
+    const outputName = floatModel.graph.outputs[0]?.name;
+    if (!outputName) throw new WhittleError('BAD_INPUT', `${floatModel.path}: the model has no outputs`);
+    const taps = [...new Set(options.taps ?? [])].filter((t) => t !== outputName);
+    const perBatch = data.batches[0]?.count ?? 1;
+    const tapBatches = Math.min(data.batches.length, Math.max(1, Math.ceil((options.tapSamples ?? 8) / perBatch)));
+    const runner = new TrialRunner(data, outputName, [], new Map(taps.map((t) => [t, []])), tapBatches, options.ep ?? 'cpu', options.signal);
+    const session = await runner.open(floatModel, taps);
+    try {
+      for (let i = 0; i < data.batches.length; i++) {
+        runner.checkAborted();
+        const out = await runSession(session.session, data.batches[i]!.inputs as Record<string, HostTensor>);
+        runner.reference.push(toFloatScores(out[outputName]!));
+        if (i < tapBatches) for (const t of taps) if (out[t]) runner.referenceTaps.get(t)!.push(toFloatScores(out[t]));
+      }
+    } catch (err) {
+      runner.close();
+      throw err;
+    } finally {
+      await session.session.release();
+    }
+    return runner;
+  }
+
+  /** Runs `model` (already changed by the caller) on the data and compares it with the float model. */
+  async measure(model: Model, taps: string[] = []): Promise<TrialResult> {
+    const known = taps.filter((t) => this.referenceTaps.has(t));
+    const session = await this.open(model, known);
+    const output = new Agreement();
+    const tapAgreement = new Map(known.map((t) => [t, new Agreement()]));
+    try {
+      for (let i = 0; i < this.data.batches.length; i++) {
+        this.checkAborted();
+        const out = await runSession(session.session, this.data.batches[i]!.inputs as Record<string, HostTensor>);
+        const y = out[this.outputName];
+        if (!y) throw new WhittleError('BAD_INPUT', `trial model lost output ${this.outputName}`);
+        output.update(this.reference[i]!, toFloatScores(y));
+        if (i < this.tapBatches) {
+          for (const [t, agg] of tapAgreement) {
+            const ref = this.referenceTaps.get(t)![i];
+            if (ref && out[t]) agg.update(ref, toFloatScores(out[t]));
+          }
+        }
+      }
+    } finally {
+      await session.session.release();
+    }
+    const tapResults: Record<string, number | null> = {};
+    for (const [t, agg] of tapAgreement) {
+      const r = agg.result();
+      tapResults[t] = r ? (r.identical ? null : r.sqnrDb) : null;
+    }
+    return { output: output.result()!, taps: tapResults };
+  }
+
+  close(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private checkAborted(): void {
+    if (this.signal?.aborted) throw new WhittleError('CANCELLED', 'analysis cancelled');
+  }
+
+  /** Writes the model with `taps` added as outputs (restoring its outputs after) and opens it. */
+  private async open(model: Model, taps: string[]) {
+    const saved = model.graph.outputs;
+    const path = join(this.dir, `trial-${this.count++}.onnx`);
+    try {
+      const present = new Set(saved.map((o) => o.name));
+      const added: ValueInfo[] = taps.filter((n) => !present.has(n)).map((name) => ({ name, type: model.graph.valueType(name), extra: {} }));
+      model.graph.outputs = [...saved, ...added];
+      writeOnnxFile(model, path);
+    } finally {
+      model.graph.outputs = saved;
+    }
+    try {
+      return await createSession(path, { ep: this.ep });
+    } finally {
+      rmSync(path, { force: true });
+    }
+  }
+}
