@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
+import { captureIo } from '../testing.ts';
 import { test } from 'node:test';
-import type { CliIo } from '../io.ts';
 import { main } from '../main.ts';
 import { renderDevices } from './devices.ts';
 
-function capture(): CliIo & { out: string; err: string } {
-  const io = { out: '', err: '', interactive: false, stdout: (t: string) => void (io.out += t), stderr: (t: string) => void (io.err += t) };
-  return io;
-}
 
 test('whittle devices --json prints exactly the report', async () => {
-  const io = capture();
+  const io = captureIo();
   assert.equal(await main(['devices', '--json'], io), 0);
   const report = JSON.parse(io.out);
   assert.equal(io.out.trim().split('\n').length, 1);
@@ -20,11 +16,11 @@ test('whittle devices --json prints exactly the report', async () => {
 });
 
 test('whittle devices prints a table and a reason line per unusable provider', async () => {
-  const io = capture();
+  const io = captureIo();
   assert.equal(await main(['devices'], io), 0);
   assert.match(io.out, /^provider\s+runtime\s+usable/m);
   assert.match(io.out, /^cpu\s+onnxruntime\s+yes\s+CPU: /m);
-  const json = capture();
+  const json = captureIo();
   await main(['devices', '--json'], json);
   for (const p of JSON.parse(json.out).providers) if (!p.available) assert.ok(io.out.includes(`\n${p.name}: `), p.name);
 });
@@ -41,7 +37,7 @@ test('long reasons are broken into one line per blocker', () => {
 });
 
 test('whittle devices rejects arguments with exit 2', async () => {
-  const io = capture();
+  const io = captureIo();
   assert.equal(await main(['devices', 'gpu0'], io), 2);
   assert.match(io.err, /takes no arguments/);
 });

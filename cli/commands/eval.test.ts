@@ -1,39 +1,13 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fixture } from '../../core/testing/fixtures.ts';
 import { readOnnxFile } from '../../native-models/formats/onnx/index.ts';
-import type { CliIo } from '../io.ts';
-import { main } from '../main.ts';
-
-function capture(): CliIo & { out: string; err: string } {
-  const io = { out: '', err: '', interactive: false, stdout: (t: string) => void (io.out += t), stderr: (t: string) => void (io.err += t) };
-  return io;
-}
-
-async function whittle(...argv: string[]) {
-  const io = capture();
-  const code = await main(argv, io);
-  return { code, out: io.out, err: io.err };
-}
+import { useTempHome, whittle } from '../testing.ts';
 
 describe('eval and convert record runs in the store', () => {
-  let home: string;
-  let work: string;
-  const saved = process.env.WHITTLE_HOME;
-  before(() => {
-    home = mkdtempSync(join(tmpdir(), 'whittle-home-'));
-    work = mkdtempSync(join(tmpdir(), 'whittle-work-'));
-    process.env.WHITTLE_HOME = home;
-  });
-  after(() => {
-    if (saved === undefined) delete process.env.WHITTLE_HOME;
-    else process.env.WHITTLE_HOME = saved;
-    rmSync(home, { recursive: true, force: true });
-    rmSync(work, { recursive: true, force: true });
-  });
+  const dirs = useTempHome('work');
 
   it('eval --json prints the SPEC §3 document and records a succeeded run with its metrics', async () => {
     const r = await whittle('eval', fixture('iris', 'iris_network.onnx'), '--data', fixture('iris', 'iris_X.npy'), '--ep', 'cpu', '--runs', '3', '--json');
@@ -54,17 +28,17 @@ describe('eval and convert record runs in the store', () => {
   });
 
   it('convert to external data and back: recorded with artifacts, outputs bit-identical', async () => {
-    const ext = join(work, 'squeeze-ext.onnx');
+    const ext = join(dirs.work(), 'squeeze-ext.onnx');
     const r = await whittle('convert', fixture('squeezenet', 'squeezenet1.0_fp32.onnx'), '-o', ext, '--external-data', '--json');
     assert.equal(r.code, 0, r.err);
     const doc = JSON.parse(r.out);
     const model = readOnnxFile(fixture('squeezenet', 'squeezenet1.0_fp32.onnx'));
     const big = [...model.graph.initializers.values()].filter((t) => t.byteLength >= 1024).length;
     assert.equal(doc.externalTensors, big, 'every tensor of 1 KiB or more went to external data');
-    assert.ok(existsSync(join(work, 'squeeze-ext.onnx.data')));
+    assert.ok(existsSync(join(dirs.work(), 'squeeze-ext.onnx.data')));
     const shown = JSON.parse((await whittle('experiments', 'show', doc.runId, '--json')).out);
     assert.deepEqual(shown.artifacts.map((a: { name: string }) => a.name).sort(), ['squeeze-ext.onnx', 'squeeze-ext.onnx.data']);
-    const back = join(work, 'squeeze-inline.onnx');
+    const back = join(dirs.work(), 'squeeze-inline.onnx');
     assert.equal((await whittle('convert', ext, '-o', back, '--no-record')).code, 0);
     for (const model of [ext, back]) {
       const e = JSON.parse((await whittle('eval', model, '--data', fixture('imagenet-100'), '--preprocess', 'caffe', '--limit', '10',
@@ -75,7 +49,7 @@ describe('eval and convert record runs in the store', () => {
 
   it('a bad model: exit 2, one line naming it, recorded as failed, earlier runs intact', async () => {
     const before = JSON.parse((await whittle('experiments', 'list', '--json')).out).runs.length;
-    const bad = join(work, 'garbage.onnx');
+    const bad = join(dirs.work(), 'garbage.onnx');
     writeFileSync(bad, 'this is not a model at all, just text\n');
     const r = await whittle('eval', bad, '--data', 'synthetic:2');
     assert.equal(r.code, 2);
@@ -91,6 +65,6 @@ describe('eval and convert record runs in the store', () => {
     const before = JSON.parse((await whittle('experiments', 'list', '--json')).out).runs.length;
     assert.equal((await whittle('eval', fixture('mnist', 'mnist.onnx'), '--runs', '1', '--no-record')).code, 0);
     assert.equal(JSON.parse((await whittle('experiments', 'list', '--json')).out).runs.length, before);
-    assert.ok(readdirSync(home).includes('whittle.db'));
+    assert.ok(readdirSync(dirs.home()).includes('whittle.db'));
   });
 });

@@ -1,19 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fixture } from '../../core/testing/fixtures.ts';
-import { main } from '../main.ts';
-import type { CliIo } from '../io.ts';
-
-function capture(): CliIo & { out: string; err: string } {
-  const io = { out: '', err: '', interactive: false, stdout: (t: string) => void (io.out += t), stderr: (t: string) => void (io.err += t) };
-  return io;
-}
+import { whittle } from '../testing.ts';
 
 async function inspectJson(...path: string[]) {
-  const io = capture();
-  const code = await main(['inspect', fixture(...path), '--json'], io);
-  assert.equal(code, 0, io.err);
-  return JSON.parse(io.out);
+  const r = await whittle('inspect', fixture(...path), '--json');
+  assert.equal(r.code, 0, r.err);
+  return JSON.parse(r.out);
 }
 
 describe('whittle inspect --json on the fixtures', () => {
@@ -64,9 +57,9 @@ describe('whittle inspect --json on the fixtures', () => {
   });
 
   it('human output is a table naming every layer', async () => {
-    const io = capture();
-    assert.equal(await main(['inspect', fixture('mnist', 'mnist.onnx')], io), 0);
-    assert.match(io.out, /params\s+5,994/);
-    for (const name of ['Convolution28', 'Convolution110', 'Times212']) assert.ok(io.out.includes(name));
+    const r = await whittle('inspect', fixture('mnist', 'mnist.onnx'));
+    assert.equal(r.code, 0);
+    assert.match(r.out, /params\s+5,994/);
+    for (const name of ['Convolution28', 'Convolution110', 'Times212']) assert.ok(r.out.includes(name));
   });
 });

@@ -1,41 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { fixture } from '../../core/testing/fixtures.ts';
-import type { CliIo } from '../io.ts';
-import { main } from '../main.ts';
-
-function capture(): CliIo & { out: string; err: string } {
-  const io = { out: '', err: '', interactive: false, stdout: (t: string) => void (io.out += t), stderr: (t: string) => void (io.err += t) };
-  return io;
-}
-
-async function whittle(...argv: string[]) {
-  const io = capture();
-  const code = await main(argv, io);
-  return { code, out: io.out, err: io.err };
-}
+import { useTempHome, whittle } from '../testing.ts';
 
 describe('whittle prune', () => {
-  let home: string;
-  let work: string;
-  const saved = process.env.WHITTLE_HOME;
-  before(() => {
-    home = mkdtempSync(join(tmpdir(), 'whittle-home-'));
-    work = mkdtempSync(join(tmpdir(), 'whittle-prune-'));
-    process.env.WHITTLE_HOME = home;
-  });
-  after(() => {
-    if (saved === undefined) delete process.env.WHITTLE_HOME;
-    else process.env.WHITTLE_HOME = saved;
-    rmSync(home, { recursive: true, force: true });
-    rmSync(work, { recursive: true, force: true });
-  });
+  const dirs = useTempHome('prune');
 
   it('magnitude --json: the SPEC §3 document, deflated sizes, the storage note, a recorded run', async () => {
-    const r = await whittle('prune', fixture('mnist', 'mnist.onnx'), '-o', join(work, 'm.onnx'), '--method', 'magnitude', '--sparsity', '0.5', '--json');
+    const r = await whittle('prune', fixture('mnist', 'mnist.onnx'), '-o', join(dirs.work(), 'm.onnx'), '--method', 'magnitude', '--sparsity', '0.5', '--json');
     assert.equal(r.code, 0, r.err);
     const doc = JSON.parse(r.out);
     for (const key of ['input', 'output', 'method', 'bytesBefore', 'bytesAfter', 'parametersBefore', 'parametersAfter', 'sparsity', 'seconds', 'peakRssBytes', 'nodesChanged', 'excluded', 'warnings']) assert.ok(key in doc, key);
@@ -47,12 +21,12 @@ describe('whittle prune', () => {
   });
 
   it('channel pruning really shrinks SqueezeNet (≤ 75 % of the parameters)', async () => {
-    const r = await whittle('prune', fixture('squeezenet', 'squeezenet1.0_fp32.onnx'), '-o', join(work, 'sq.onnx'), '--method', 'channel', '--sparsity', '0.3', '--no-record', '--json');
+    const r = await whittle('prune', fixture('squeezenet', 'squeezenet1.0_fp32.onnx'), '-o', join(dirs.work(), 'sq.onnx'), '--method', 'channel', '--sparsity', '0.3', '--no-record', '--json');
     assert.equal(r.code, 0, r.err);
     const doc = JSON.parse(r.out);
     assert.ok(doc.parametersAfter <= 0.75 * doc.parametersBefore, `${doc.parametersAfter} of ${doc.parametersBefore}`);
     assert.ok(doc.bytesAfter < doc.bytesBefore * 0.75);
-    const e = JSON.parse((await whittle('eval', join(work, 'sq.onnx'), '--runs', '1', '--no-record', '--json')).out);
+    const e = JSON.parse((await whittle('eval', join(dirs.work(), 'sq.onnx'), '--runs', '1', '--no-record', '--json')).out);
     assert.equal(e.parameters, doc.parametersAfter, 'onnxruntime runs the pruned model');
   });
 
@@ -66,19 +40,19 @@ describe('whittle prune', () => {
       [['--method', 'pluck'], /method/],
     ];
     for (const [extra, expect] of cases) {
-      const r = await whittle('prune', fixture('mnist', 'mnist.onnx'), '-o', join(work, 'x.onnx'), ...extra, '--no-record');
+      const r = await whittle('prune', fixture('mnist', 'mnist.onnx'), '-o', join(dirs.work(), 'x.onnx'), ...extra, '--no-record');
       assert.equal(r.code, 2, `${extra.join(' ')}: ${r.err}`);
       assert.equal(r.err.trim().split('\n').length, 1, r.err);
       assert.match(r.err, expect);
     }
-    const nothing = await whittle('prune', fixture('shufflenet-int8', 'shufflenet-v2-12-int8.onnx'), '-o', join(work, 'y.onnx'), '--method', 'magnitude', '--no-record');
+    const nothing = await whittle('prune', fixture('shufflenet-int8', 'shufflenet-v2-12-int8.onnx'), '-o', join(dirs.work(), 'y.onnx'), '--method', 'magnitude', '--no-record');
     assert.equal(nothing.code, 2);
     assert.match(nothing.err, /prun/i);
   });
 
   it('a recipe prunes (SparseGPT 50 %) then quantizes (static int8): smaller after deflate, accuracy kept', async () => {
     const data = fixture('mnist', 't10k-images-idx3-ubyte.gz');
-    const recipe = join(work, 'combo.json');
+    const recipe = join(dirs.work(), 'combo.json');
     writeFileSync(recipe, JSON.stringify({
       model: fixture('mnist', 'mnist.onnx'),
       steps: [
@@ -87,7 +61,7 @@ describe('whittle prune', () => {
       ],
       eval: { data: { path: data, preprocess: 'mnist', offset: 256, limit: 3000 }, runs: 1 },
     }));
-    const r = await whittle('run', recipe, '-o', join(work, 'combo.onnx'), '--no-record', '--json');
+    const r = await whittle('run', recipe, '-o', join(dirs.work(), 'combo.onnx'), '--no-record', '--json');
     assert.equal(r.code, 0, r.err);
     const doc = JSON.parse(r.out);
     assert.deepEqual(doc.steps.map((s: { step: string }) => s.step), ['prune sparsegpt', 'quantize static']);

@@ -1,41 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fixture } from '../../core/testing/fixtures.ts';
-import type { CliIo } from '../io.ts';
-import { main } from '../main.ts';
-
-function capture(): CliIo & { out: string; err: string } {
-  const io = { out: '', err: '', interactive: false, stdout: (t: string) => void (io.out += t), stderr: (t: string) => void (io.err += t) };
-  return io;
-}
-
-async function whittle(...argv: string[]) {
-  const io = capture();
-  const code = await main(argv, io);
-  return { code, out: io.out, err: io.err };
-}
+import { useTempHome, whittle } from '../testing.ts';
 
 describe('whittle quantize and whittle run', () => {
-  let home: string;
-  let work: string;
-  const saved = process.env.WHITTLE_HOME;
-  before(() => {
-    home = mkdtempSync(join(tmpdir(), 'whittle-home-'));
-    work = mkdtempSync(join(tmpdir(), 'whittle-q-'));
-    process.env.WHITTLE_HOME = home;
-  });
-  after(() => {
-    if (saved === undefined) delete process.env.WHITTLE_HOME;
-    else process.env.WHITTLE_HOME = saved;
-    rmSync(home, { recursive: true, force: true });
-    rmSync(work, { recursive: true, force: true });
-  });
+  const dirs = useTempHome('q');
 
   it('--json prints the SPEC §3 quantize document and records the run with its artifact', async () => {
-    const out = join(work, 'mnist-static.onnx');
+    const out = join(dirs.work(), 'mnist-static.onnx');
     const r = await whittle('quantize', fixture('mnist', 'mnist.onnx'), '-o', out, '--method', 'static', '--calib', fixture('mnist', 't10k-images-idx3-ubyte.gz'), '--preprocess', 'mnist', '--samples', '64', '--json');
     assert.equal(r.code, 0, r.err);
     const doc = JSON.parse(r.out);
@@ -51,8 +25,8 @@ describe('whittle quantize and whittle run', () => {
   });
 
   it('the same inputs give a byte-identical artifact', async () => {
-    const a = join(work, 'a.onnx');
-    const b = join(work, 'b.onnx');
+    const a = join(dirs.work(), 'a.onnx');
+    const b = join(dirs.work(), 'b.onnx');
     for (const out of [a, b]) {
       const r = await whittle('quantize', fixture('mnist', 'mnist.onnx'), '-o', out, '--method', 'static', '--calib', fixture('mnist', 't10k-images-idx3-ubyte.gz'), '--preprocess', 'mnist', '--samples', '32', '--calibration', 'entropy', '--per-channel', '--no-record');
       assert.equal(r.code, 0, r.err);
@@ -62,11 +36,11 @@ describe('whittle quantize and whittle run', () => {
 
   it('bad usage is exit 2 with one line', async () => {
     const cases: [string[], RegExp][] = [
-      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(work, 'x.onnx')], /--method is required/],
-      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(work, 'x.onnx'), '--method', 'int3'], /method/],
-      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(work, 'x.onnx'), '--method', 'static'], /calibration data/],
-      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(work, 'x.onnx'), '--method', 'int4', '--block-size', '24'], /power of two/],
-      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(work, 'x.onnx'), '--method', 'static', '--calib', fixture('iris', 'iris_X.npy')], /iris_X\.npy/],
+      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(dirs.work(), 'x.onnx')], /--method is required/],
+      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(dirs.work(), 'x.onnx'), '--method', 'int3'], /method/],
+      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(dirs.work(), 'x.onnx'), '--method', 'static'], /calibration data/],
+      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(dirs.work(), 'x.onnx'), '--method', 'int4', '--block-size', '24'], /power of two/],
+      [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(dirs.work(), 'x.onnx'), '--method', 'static', '--calib', fixture('iris', 'iris_X.npy')], /iris_X\.npy/],
     ];
     for (const [argv, expect] of cases) {
       const r = await whittle(...argv, '--no-record');
@@ -77,7 +51,7 @@ describe('whittle quantize and whittle run', () => {
   });
 
   it('a recipe runs its steps, evaluates against the input model and records it', async () => {
-    const recipe = join(work, 'recipe.json');
+    const recipe = join(dirs.work(), 'recipe.json');
     writeFileSync(recipe, JSON.stringify({
       name: 'mnist dynamic',
       model: fixture('mnist', 'mnist.onnx'),
@@ -97,7 +71,7 @@ describe('whittle quantize and whittle run', () => {
   });
 
   it('a recipe with a wrong field names the file and the field', async () => {
-    const recipe = join(work, 'bad-recipe.json');
+    const recipe = join(dirs.work(), 'bad-recipe.json');
     writeFileSync(recipe, JSON.stringify({ model: 'x.onnx', steps: [{ quantize: { method: 'static', blockSize: 3 } }] }));
     const r = await whittle('run', recipe);
     assert.equal(r.code, 2);

@@ -10,3 +10,4 @@ export { openDataset } from './open.ts';
 export { guessLayout } from './input-plan.ts';
 export { float16BitsToNumber, float32ToFloat16Bits } from './float16.ts';
 export { decodeTensorProto, type DecodedTensor } from './tensor-proto.ts';
+export { openDataRef } from './open-ref.ts';

@@ -1,6 +1,5 @@
-import { resolve } from 'node:path';
 import { WhittleError } from '../../../api/errors.ts';
-import { openDataset, type Dataset } from '../../evaluate/data/index.ts';
+import { openDataRef, type Dataset } from '../../evaluate/data/index.ts';
 import { batchSizeFor, inputSpecs } from '../../evaluate/evaluate.ts';
 import { sparseGptPrunePass } from './sparsegpt.ts';
 import { wandaPrunePass } from './wanda.ts';
@@ -21,15 +20,7 @@ extraPruneMethods.channel = (model, step, ctx) =>
 /** Opens the calibration data a data-aware method (Wanda, SparseGPT) needs. */
 export async function openCalibration(model: Model, step: PruneStep, baseDir: string, seed: number): Promise<Dataset> {
   if (!step.calib) throw new WhittleError('BAD_USAGE', `${step.method} pruning needs calibration data (--calib DATA)`);
-  const path = step.calib.path.startsWith('synthetic:') ? step.calib.path : resolve(baseDir, step.calib.path);
-  return openDataset(path, inputSpecs(model), {
-    ...(step.calib.preprocess ? { preprocess: step.calib.preprocess } : {}),
-    ...(step.calib.size ? { size: step.calib.size } : {}),
-    ...(step.calib.layout ? { layout: step.calib.layout } : {}),
-    ...(step.calib.offset !== undefined ? { offset: step.calib.offset } : {}),
-    limit: step.samples ?? step.calib.limit ?? 128,
-    seed,
-  });
+  return openDataRef(step.calib, inputSpecs(model), { baseDir, limit: step.samples ?? step.calib.limit ?? 128, seed });
 }
 
 extraPruneMethods.wanda = async (model, step, ctx, opts) => {

@@ -13,8 +13,7 @@ import { after, describe, test } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { WhittleError } from '../../../api/errors.ts';
-import { main } from '../../../cli/main.ts';
-import type { CliIo } from '../../../cli/io.ts';
+import { whittle } from '../../../cli/testing.ts';
 import { fixture, REPO_ROOT } from '../../../core/testing/fixtures.ts';
 import { DataType } from '../../ir/dtypes.ts';
 import type { Model } from '../../ir/model.ts';
@@ -248,16 +247,9 @@ const CASES: BadInputCase[] = [
 
 // ------------------------------------------------------------------ running a case through the CLI
 
-function capture(): { io: CliIo; out: () => string; err: () => string } {
-  let out = '';
-  let err = '';
-  return { io: { stdout: (t) => void (out += t), stderr: (t) => void (err += t), interactive: false }, out: () => out, err: () => err };
-}
-
 async function inspect(path: string, json: boolean): Promise<{ code: number; stdout: string; stderr: string }> {
-  const c = capture();
-  const code = await main(json ? ['inspect', path, '--json'] : ['inspect', path], c.io);
-  return { code, stdout: c.out(), stderr: c.err() };
+  const r = await whittle(...(json ? ['inspect', path, '--json'] : ['inspect', path]));
+  return { code: r.code, stdout: r.out, stderr: r.err };
 }
 
 describe('hostile inputs to `whittle inspect`', () => {
