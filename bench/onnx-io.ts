@@ -10,19 +10,17 @@
  * RSS is its own, `--runs` times (the median time and the highest peak RSS are reported: writes
  * end in fsync, whose time varies). Prints a table and, last, one JSON line.
  */
-import { spawnSync } from 'node:child_process';
-import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { inspectModel } from '../core/inspect.ts';
 import { readOnnxFile, writeOnnxFile } from '../native-models/formats/onnx/index.ts';
-import { DataType } from '../native-models/ir/dtypes.ts';
-import { Model, Node, type ValueInfo } from '../native-models/ir/model.ts';
-import { Tensor } from '../native-models/ir/tensor.ts';
+import { fmt, maxRss, runChild, seconds, table } from './lib/child.ts';
+import { generateMlp, layersForGiB } from './lib/mlp.ts';
+import { copyAll, readAll } from './lib/plain-io.ts';
 
-const CHUNK = 16 << 20;
 const HIDDEN = 4096; // a 4096×4096 float32 weight is 64 MiB: 16 layers make 1 GiB
 const THIS_FILE = fileURLToPath(import.meta.url);
 const MODEL = 'model.onnx';
@@ -35,115 +33,19 @@ interface PhaseResult {
   detail?: Record<string, number | string | boolean>;
 }
 
-const seconds = (start: bigint) => Number(process.hrtime.bigint() - start) / 1e9;
-const maxRss = () => process.resourceUsage().maxRSS * 1024; // maxRSS is in KiB
-
 function modelFiles(dir: string): string[] {
   return [join(dir, MODEL), join(dir, `${MODEL}.data`)];
 }
 
-// ------------------------------------------------------------------ plain fs: the anchor
-
-/** Reads every byte of the files in 16 MiB chunks into one reused buffer; returns the byte count. */
-function readAll(files: string[]): number {
-  const buf = Buffer.allocUnsafe(CHUNK);
-  let total = 0;
-  for (const file of files) {
-    const fd = openSync(file, 'r');
-    try {
-      for (let n; (n = readSync(fd, buf, 0, CHUNK, null)) > 0;) total += n;
-    } finally {
-      closeSync(fd);
-    }
-  }
-  return total;
-}
-
-/** Copies the files' bytes into one new file in 16 MiB chunks, fsynced like our writer's output. */
-function copyAll(files: string[], out: string): number {
-  const buf = Buffer.allocUnsafe(CHUNK);
-  const outFd = openSync(out, 'w');
-  let total = 0;
-  try {
-    for (const file of files) {
-      const fd = openSync(file, 'r');
-      try {
-        for (let n; (n = readSync(fd, buf, 0, CHUNK, null)) > 0;) {
-          for (let off = 0; off < n;) off += writeSync(outFd, buf, off, n - off);
-          total += n;
-        }
-      } finally {
-        closeSync(fd);
-      }
-    }
-    fsyncSync(outFd);
-  } finally {
-    closeSync(outFd);
-  }
-  return total;
-}
-
 // ------------------------------------------------------------------ generating the model
-
-/** xorshift32 floats in [-0.05, 0.05): cheap, deterministic, and never NaN. */
-function fillRandom(out: Float32Array, state: { s: number }): void {
-  let s = state.s;
-  for (let i = 0; i < out.length; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 8) / 16777216 - 0.5) * 0.1;
-  }
-  state.s = s;
-}
 
 /**
  * Writes the weights into a scratch file chunk by chunk (never the whole model in memory), builds
  * the IR with tensors pointing into it, and has our writer produce model.onnx + model.onnx.data.
  */
 function generate(dir: string, gib: number): PhaseResult['detail'] {
-  const layerBytes = 4 * HIDDEN * HIDDEN + 4 * HIDDEN;
-  const layers = Math.max(1, Math.ceil((gib * 2 ** 30) / layerBytes));
-  const scratch = join(dir, 'scratch.bin');
-  const fd = openSync(scratch, 'w');
-  const chunk = new Float32Array(CHUNK / 4);
-  const state = { s: 0x9e3779b9 };
-  let offset = 0;
-  const model = new Model();
-  model.irVersion = 8;
-  model.opsets = [{ domain: '', version: 17 }];
-  model.producerName = 'whittle-bench';
-  const g = model.graph;
-  g.name = 'mlp';
-  const f32 = (name: string): ValueInfo => ({ name, type: { kind: 'tensor', elemType: DataType.FLOAT, shape: [1, HIDDEN] }, extra: {} });
-  g.inputs = [f32('x')];
-  const external = (name: string, dims: number[]): Tensor => {
-    const length = dims.reduce((a, b) => a * b, 4);
-    for (let done = 0; done < length;) {
-      const n = Math.min(CHUNK, length - done);
-      const view = chunk.subarray(0, n / 4);
-      fillRandom(view, state);
-      const bytes = new Uint8Array(view.buffer, 0, n);
-      for (let off = 0; off < n;) off += writeSync(fd, bytes, off, n - off);
-      done += n;
-    }
-    const t = new Tensor({ name, dataType: DataType.FLOAT, dims, source: { kind: 'external', path: scratch, offset, length } });
-    offset += length;
-    return t;
-  };
-  let h = 'x';
-  for (let i = 0; i < layers; i++) {
-    g.initializers.set(`w${i}`, external(`w${i}`, [HIDDEN, HIDDEN]));
-    g.initializers.set(`b${i}`, external(`b${i}`, [HIDDEN]));
-    g.nodes.push(new Node({ name: `matmul${i}`, opType: 'MatMul', inputs: [h, `w${i}`], outputs: [`mm${i}`] }));
-    g.nodes.push(new Node({ name: `add${i}`, opType: 'Add', inputs: [`mm${i}`, `b${i}`], outputs: [`h${i}`] }));
-    h = `h${i}`;
-  }
-  g.outputs = [f32(h)];
-  closeSync(fd);
-  const report = writeOnnxFile(model, join(dir, MODEL), { externalData: true });
-  rmSync(scratch);
-  return { layers, hidden: HIDDEN, modelBytes: report.bytes + report.externalDataBytes, externalTensors: report.externalTensors };
+  const m = generateMlp(dir, { layers: layersForGiB(gib, HIDDEN), hidden: HIDDEN, externalData: true, file: MODEL });
+  return { layers: m.layers, hidden: HIDDEN, modelBytes: m.modelBytes, externalTensors: m.externalTensors };
 }
 
 // ------------------------------------------------------------------ phases (each in its own process)
@@ -194,23 +96,10 @@ const PHASES: Record<string, Phase> = {
 };
 
 function runPhaseInChild(phase: string, dir: string, gib: number): PhaseResult {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', THIS_FILE, '--phase', phase, '--dir', dir, '--gib', String(gib)], { encoding: 'utf8', maxBuffer: 1 << 20 });
-  if (r.status !== 0) throw new Error(`phase "${phase}" failed (exit ${r.status}):\n${r.stderr}`);
-  const last = r.stdout.trim().split('\n').pop()!;
-  return JSON.parse(last) as PhaseResult;
+  return runChild<PhaseResult>(THIS_FILE, ['--phase', phase, '--dir', dir, '--gib', String(gib)], { label: `phase "${phase}"` });
 }
 
 // ------------------------------------------------------------------ the report
-
-function fmt(n: number, digits = 2): string {
-  return n.toFixed(digits);
-}
-
-function table(headers: string[], rows: string[][]): string {
-  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
-}
 
 /** Runs a phase `runs` times, each in a fresh process: median seconds, highest peak RSS. */
 function measure(phase: string, dir: string, gib: number, runs: number): PhaseResult & { runs: number[] } {

@@ -26,18 +26,23 @@ export class MinMaxCollector implements RangeCollector {
   private hi = -Infinity;
   private batches = 0;
   nonFinite = 0;
+  /** Finite values seen (a tensor that only ever held NaN/Infinity has none, and no range). */
+  finite = 0;
 
   constructor(private options: { movingAverage?: boolean; averagingConstant?: number } = {}) {}
 
   update(values: Float32Array | Float64Array): void {
     let lo = Infinity;
     let hi = -Infinity;
+    let bad = 0;
     for (let i = 0; i < values.length; i++) {
       const v = values[i]!;
-      if (!Number.isFinite(v)) { this.nonFinite++; continue; }
+      if (!Number.isFinite(v)) { bad++; continue; }
       if (v < lo) lo = v;
       if (v > hi) hi = v;
     }
+    this.nonFinite += bad;
+    this.finite += values.length - bad;
     if (lo > hi) return;
     if (this.options.movingAverage && this.batches > 0) {
       const c = this.options.averagingConstant ?? 0.01;
@@ -56,6 +61,7 @@ export class MinMaxCollector implements RangeCollector {
     this.hi = Math.max(this.hi, o.hi);
     this.batches += o.batches;
     this.nonFinite += o.nonFinite;
+    this.finite += o.finite;
   }
 
   range(): TensorRange {
@@ -77,6 +83,11 @@ export abstract class HistogramCollector implements RangeCollector {
   /** NaN/Infinity values seen (excluded from the statistics, as MinMaxCollector does). */
   get nonFinite(): number {
     return this.histogram.nonFinite;
+  }
+
+  /** Finite values seen (binned). */
+  get finite(): number {
+    return this.histogram.total;
   }
 
   update(values: Float32Array | Float64Array): void {

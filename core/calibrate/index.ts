@@ -52,6 +52,8 @@ export interface CalibrationResult {
   samples: number;
   /** Tensors in which NaN or Infinity was seen (they are ignored in the statistics). */
   nonFinite: string[];
+  /** Of those, the tensors that never held a finite value: their range means nothing. */
+  noFinite: string[];
 }
 
 /** The collector factory per method; the histogram-based ones share histogram.ts. */
@@ -125,5 +127,6 @@ export async function calibrate(model: Model, dataset: Dataset, options: Calibra
   }
   const ranges = new Map<string, TensorRange>();
   for (const [name, c] of collectors) ranges.set(name, c.range());
-  return { method: options.method, ranges, samples, nonFinite: [...nonFinite] };
+  const noFinite = [...nonFinite].filter((name) => (collectors.get(name) as { finite?: number }).finite === 0);
+  return { method: options.method, ranges, samples, nonFinite: [...nonFinite], noFinite };
 }

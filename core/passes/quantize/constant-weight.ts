@@ -205,12 +205,6 @@ export function keepsOrder(w: ConstantWeight): boolean {
   return w.chain.every((n) => n.opType !== 'Transpose');
 }
 
-/** A weight's values in the consumer's order and shape, in pieces (see float32Pieces). */
-export function* weightPieces(graph: Graph, w: ConstantWeight, scratch: Float32Array, pieceElements?: number): Generator<{ values: Float32Array; offset: number }> {
-  if (keepsOrder(w)) yield* float32Pieces(w.source, scratch, pieceElements);
-  else yield { values: materialise(graph, w), offset: 0 };
-}
-
 /** checkFinite over a stored tensor, streamed through `scratch` (no copy of the whole tensor). */
 export function checkFiniteTensor(t: Tensor, scratch: Float32Array, node: Node, weight: string, file: string | null): void {
   for (const { values, offset } of float32Pieces(t, scratch)) {

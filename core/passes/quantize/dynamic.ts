@@ -57,17 +57,14 @@ const PIECE_ELEMENTS = 1 << 20;
 const RNE = 6755399441055744;
 
 /**
- * quantizeValue over values[from, to) into out[outOffset + i], inlined for speed: x / scale is
- * clipped to [qmin − zp, qmax − zp] first (rounding commutes with clipping to integer bounds),
- * which also keeps it inside the range where the 1.5·2^52 trick rounds half to even.
+ * quantizeValue over values[from, to) into out[outOffset + i], inlined for speed. The 1.5·2^52
+ * trick rounds exactly (half to even) for |x| < 2^51; beyond that it may be off by one, but such an
+ * x is far outside [qmin, qmax] and clips to the same bound. NaN ends as 0, as quantizeValue's does.
  */
 function quantizeRun(values: Float32Array, from: number, to: number, out: Uint8Array, outOffset: number, scale: number, zp: number, qmin: number, qmax: number): void {
-  const lo = qmin - zp;
-  const hi = qmax - zp;
   for (let i = from; i < to; i++) {
-    const x = values[i]! / scale;
-    const y = x < lo ? lo : x > hi ? hi : x;
-    out[outOffset + i] = (y + RNE - RNE + zp) & 0xff;
+    const q = values[i]! / scale + RNE - RNE + zp;
+    out[outOffset + i] = (q < qmin ? qmin : q > qmax ? qmax : q) & 0xff;
   }
 }
 
@@ -103,14 +100,36 @@ export function weightRanges(pieces: Pieces, dims: number[], axis: number | null
       if (nan) finite = false;
       continue;
     }
-    let k = offset % inner;
-    let c = Math.floor(offset / inner) % channels;
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i]!;
-      if (v < lo[c]!) lo[c] = v;
-      if (v > hi[c]!) hi[c] = v;
-      if (v !== v) finite = false;
-      if (++k === inner) { k = 0; if (++c === channels) c = 0; }
+    if (inner === 1) {
+      // per column of a [K, N] weight: runs of consecutive channels, a row at a time
+      for (let i = 0, c = offset % channels; i < values.length; c = 0) {
+        const run = Math.min(values.length - i, channels - c);
+        for (let j = 0; j < run; j++) {
+          const v = values[i + j]!;
+          if (v < lo[c + j]!) lo[c + j] = v;
+          if (v > hi[c + j]!) hi[c + j] = v;
+          if (v !== v) finite = false;
+        }
+        i += run;
+      }
+      continue;
+    }
+    // runs of `inner` elements share a channel (Conv's output channels)
+    for (let i = 0; i < values.length;) {
+      const at = offset + i;
+      const c = Math.floor(at / inner) % channels;
+      const end = Math.min(values.length, i + inner - (at % inner));
+      let a = lo[c]!;
+      let b = hi[c]!;
+      for (let j = i; j < end; j++) {
+        const v = values[j]!;
+        if (v < a) a = v;
+        if (v > b) b = v;
+        if (v !== v) finite = false;
+      }
+      lo[c] = a;
+      hi[c] = b;
+      i = end;
     }
   }
   for (let c = 0; c < channels && finite; c++) if (lo[c] === -Infinity || hi[c] === Infinity) finite = false;
@@ -142,14 +161,16 @@ export function quantizeWeightPieces(pieces: Pieces, dims: number[], axis: numbe
       quantizeRun(values, 0, values.length, bytes, offset, scales[0]!, zeroPoints[0]!, qmin, qmax);
     } else if (inner === 1) {
       // per column of a [K, N] MatMul weight: the channel changes every element
-      const qlo = Float64Array.from(zeroPoints, (z) => qmin - z);
-      const qhi = Float64Array.from(zeroPoints, (z) => qmax - z);
-      let c = offset % channels;
-      for (let i = 0; i < values.length; i++) {
-        const x = values[i]! / scales[c]!;
-        const y = x < qlo[c]! ? qlo[c]! : x > qhi[c]! ? qhi[c]! : x;
-        bytes[offset + i] = (y + RNE - RNE + zeroPoints[c]!) & 0xff;
-        if (++c === channels) c = 0;
+      const scale = Float64Array.from(scales);
+      const zp = Float64Array.from(zeroPoints);
+      for (let i = 0, c = offset % channels; i < values.length; c = 0) {
+        const run = Math.min(values.length - i, channels - c);
+        const out = offset + i;
+        for (let j = 0; j < run; j++) {
+          const q = values[i + j]! / scale[c + j]! + RNE - RNE + zp[c + j]!;
+          bytes[out + j] = (q < qmin ? qmin : q > qmax ? qmax : q) & 0xff;
+        }
+        i += run;
       }
     } else {
       // runs of `inner` elements share a channel (Conv's output channels)
@@ -254,6 +275,7 @@ export const dynamicQuantizePass: Pass<DynamicQuantOptions> = {
         warn(`${n.label} (${n.opType}) left in float: ${plan}`);
       } else plans.push(plan);
     }
+    if (plans.length === 0) warn(nothingQuantized(model, opTypes, candidates.length));
     if (plans.length > 0) {
       requireOpset(model, DYNAMIC_OPSET, 'dynamic quantization (DynamicQuantizeLinear)');
       ensureIrVersion(model, IR_INITIALIZERS_NOT_INPUTS);
@@ -397,4 +419,14 @@ function biasFor(plan: Plan, names: NameAllocator): { name: string; beta?: numbe
   const name = names.fresh(`${base}_bias`);
   addFloatInitializer(graph, name, [...constant.dims], constant.toFloat32().map((v) => Math.fround(v * beta)));
   return { name };
+}
+
+/** The warning for a run that changed nothing, saying what the model has instead. */
+function nothingQuantized(model: Model, opTypes: string[], candidates: number): string {
+  if (candidates > 0) return `no node was quantized: every ${opTypes.join('/')} node was excluded or left in float (see above); the model is written unchanged`;
+  const convs = model.graphs().reduce((n, g) => n + g.nodes.filter((x) => x.opType === 'Conv' && x.domain === '').length, 0);
+  const hint = convs > 0 && !opTypes.includes('Conv')
+    ? ` (it has ${convs} Conv: --include-conv quantizes them with ConvInteger, usually slower than fp32 on CPU; --method static is the better choice for CNNs)`
+    : '';
+  return `no node was quantized: dynamic quantization rewrites ${opTypes.join(', ')} nodes, and this model has none${hint}; the model is written unchanged`;
 }

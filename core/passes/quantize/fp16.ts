@@ -4,6 +4,7 @@ import { AttrType } from '../../../native-models/ir/model.ts';
 import { Tensor } from '../../../native-models/ir/tensor.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
 import { ElemTypes } from './elem-types.ts';
+import { float32Pieces } from './constant-weight.ts';
 import { castNode, intAttr, isExcluded, NameAllocator } from './graph-edit.ts';
 
 /**
@@ -51,34 +52,83 @@ const CONTROL_FLOW = new Set(['If', 'Loop', 'Scan']);
 /** Ops whose `dtype` attribute picks a float output type. */
 const DTYPE_OPS = new Set(['RandomNormal', 'RandomUniform', 'RandomNormalLike', 'RandomUniformLike', 'EyeLike', 'Bernoulli']);
 
-interface ClampStats { low: number; high: number; nan: number; tensors: string[]; converted: number }
+interface ClampStats { low: number; high: number; nan: number; tensors: string[]; converted: number; nanTensors?: string[] }
 
 /** float32 values → float16 bits, clamping magnitudes into [1e-7, 1e4] (zero stays zero, NaN stays NaN). */
 export function toHalfClamped(values: Float32Array, stats?: ClampStats, name?: string): Uint16Array {
   const out = new Uint16Array(values.length);
-  let low = 0;
-  let high = 0;
-  let nan = 0;
-  for (let i = 0; i < values.length; i++) {
-    let v = values[i]!;
-    const a = Math.abs(v);
-    if (a > FP16_MAX_MAGNITUDE) { v = Math.sign(v) * FP16_MAX_MAGNITUDE; high++; }
-    else if (a < FP16_MIN_MAGNITUDE && a > 0) { v = Math.sign(v) * FP16_MIN_MAGNITUDE; low++; }
-    else if (Number.isNaN(v)) nan++;
-    out[i] = floatToHalf(v);
-  }
-  if (stats && (low || high || nan)) {
-    stats.low += low;
-    stats.high += high;
-    stats.nan += nan;
-    if (name) stats.tensors.push(name);
-  }
+  const counts = toHalfClampedInto(values, out, 0);
+  if (stats) addCounts(stats, counts, name);
   return out;
 }
 
-function convertTensor(t: Tensor, stats: ClampStats): void {
+function addCounts(stats: ClampStats, counts: { low: number; high: number; nan: number }, name?: string): void {
+  if (!(counts.low || counts.high || counts.nan)) return;
+  stats.low += counts.low;
+  stats.high += counts.high;
+  stats.nan += counts.nan;
+  if (name) stats.tensors.push(name);
+  if (name && counts.nan) (stats.nanTensors ??= []).push(name);
+}
+
+const bits32 = new Uint32Array(Float32Array.of(FP16_MAX_MAGNITUDE, FP16_MIN_MAGNITUDE).buffer);
+/** |v| > 1e4 ⇔ its bits (sign cleared) exceed these (1e4 is exact in float32). */
+const HIGH_BITS = bits32[0]!;
+/** 0 < |v| < 1e-7 ⇔ 0 < its bits < LOW_BITS (1e-7 is not exact: fround rounds it one way or the other). */
+const LOW_BITS = Math.fround(FP16_MIN_MAGNITUDE) >= FP16_MIN_MAGNITUDE ? bits32[1]! : bits32[1]! + 1;
+const HIGH_HALF = floatToHalf(FP16_MAX_MAGNITUDE);
+const LOW_HALF = floatToHalf(FP16_MIN_MAGNITUDE);
+
+/** Adding and subtracting 1.5·2^52 rounds a double to an integer, ties to even (|x| < 2^51). */
+const RNE = 6755399441055744;
+/** float32 bits of 2^-14, the smallest normal float16. */
+const HALF_NORMAL_BITS = 0x38800000;
+
+/**
+ * toHalfClamped into out[at…], working on the float32 bits: what floatToHalf does (round to
+ * nearest even), without a round trip through a number per element — this loop is the fp16 pass.
+ * Normal halves: rebias the exponent and round at bit 13 by adding 0xfff plus the kept lsb (a carry
+ * runs into the exponent as it should). Subnormal halves are multiples of 2^-24: |v|·2^24 rounded.
+ */
+function toHalfClampedInto(values: Float32Array, out: Uint16Array, at: number): { low: number; high: number; nan: number } {
+  const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  let low = 0;
+  let high = 0;
+  let nan = 0;
+  for (let i = 0; i < u.length; i++) {
+    const x = u[i]!;
+    const abs = x & 0x7fffffff;
+    const sign = (x >>> 16) & 0x8000;
+    if (abs > HIGH_BITS) {
+      if (abs > 0x7f800000) { nan++; out[at + i] = 0x7e00; } else { high++; out[at + i] = sign | HIGH_HALF; }
+    } else if (abs >= HALF_NORMAL_BITS) {
+      out[at + i] = sign | ((abs - 0x38000000 + 0xfff + ((abs >>> 13) & 1)) >>> 13);
+    } else if (abs < LOW_BITS) {
+      if (abs !== 0) low++;
+      out[at + i] = abs === 0 ? sign : sign | LOW_HALF;
+    } else {
+      out[at + i] = sign | (Math.abs(values[i]!) * 16777216 + RNE - RNE);
+    }
+  }
+  return { low, high, nan };
+}
+
+/** Elements per piece when a tensor is converted in pieces (4 MiB of float32). */
+const PIECE_ELEMENTS = 1 << 20;
+
+/** float32 → float16 in place, read in pieces through `scratch` (no float32 copy of the whole tensor). */
+function convertTensor(t: Tensor, stats: ClampStats, scratch: Float32Array): void {
   stats.converted++;
-  t.setData(toHalfClamped(t.toFloat32(), stats, t.name), { dataType: F16 });
+  const out = new Uint16Array(t.elementCount);
+  const counts = { low: 0, high: 0, nan: 0 };
+  for (const { values, offset } of float32Pieces(t, scratch)) {
+    const c = toHalfClampedInto(values, out, offset);
+    counts.low += c.low;
+    counts.high += c.high;
+    counts.nan += c.nan;
+  }
+  addCounts(stats, counts, t.name);
+  t.setData(out, { dataType: F16 });
 }
 
 export const fp16Pass: Pass<Fp16Options> = {
@@ -92,6 +142,8 @@ export const fp16Pass: Pass<Fp16Options> = {
     const types = new ElemTypes(model);
     const names = new NameAllocator(model);
     const stats: ClampStats = { low: 0, high: 0, nan: 0, tensors: [], converted: 0 };
+    // one reused buffer for reading tensors in pieces, for this run only (see float32Pieces)
+    const scratch = new Float32Array(PIECE_ELEMENTS);
     const excluded: string[] = [];
     let nodesChanged = 0;
 
@@ -139,19 +191,19 @@ export const fp16Pass: Pass<Fp16Options> = {
       for (const [name, t] of g.initializers) {
         if (t.dataType !== F32) continue;
         P.set(name, constantPrec(name));
-        if (P.get(name) === 'f16') convertTensor(t, stats);
+        if (P.get(name) === 'f16') convertTensor(t, stats, scratch);
       }
       for (const s of g.sparseInitializers) {
         if (s.values.dataType !== F32) continue;
         P.set(s.values.name, constantPrec(s.values.name));
-        if (P.get(s.values.name) === 'f16') convertTensor(s.values, stats);
+        if (P.get(s.values.name) === 'f16') convertTensor(s.values, stats, scratch);
       }
       for (const n of g.nodes) {
         if (n.opType === 'Constant' && n.domain === '') {
           const out = n.outputs[0]!;
           if (types.of(g, out) !== F32) continue;
           const p = constantPrec(out);
-          P.set(out, p === 'f16' && convertConstant(n, stats) ? 'f16' : 'f32');
+          P.set(out, p === 'f16' && convertConstant(n, stats, scratch) ? 'f16' : 'f32');
           continue;
         }
         const isBlocked = blocked(n);
@@ -219,7 +271,11 @@ export const fp16Pass: Pass<Fp16Options> = {
     if (stats.low || stats.high) {
       warn(`fp16: clamped ${stats.low + stats.high} stored values into [${FP16_MIN_MAGNITUDE}, ${FP16_MAX_MAGNITUDE}] (${stats.low} below, ${stats.high} above) in ${stats.tensors.slice(0, 5).join(', ')}${stats.tensors.length > 5 ? ` and ${stats.tensors.length - 5} more tensors` : ''}`);
     }
-    if (stats.nan) warn(`fp16: ${stats.nan} stored values are NaN and stay NaN`);
+    if (stats.nan) {
+      const where = stats.nanTensors ?? [];
+      warn(`fp16: ${stats.nan} stored value(s) are NaN in ${where.slice(0, 5).join(', ')}${where.length > 5 ? ` and ${where.length - 5} more tensors` : ''}; they stay NaN, as the fp32 model has them (fix the model: the nodes that read them compute NaN)`);
+    }
+    if (stats.converted === 0 && nodesChanged === 0) warn('fp16: nothing was converted: the model has no float32 weights or values (is it float16 already?); the model is written unchanged');
     return {
       pass: this.name, nodesChanged, bytesBefore, bytesAfter: tensorBytes(model), excluded, warnings,
       details: { tensorsConverted: stats.converted, keepIoTypes: keepIo, blockList: [...blockList], clampedBelow: stats.low, clampedAbove: stats.high },
@@ -228,10 +284,10 @@ export const fp16Pass: Pass<Fp16Options> = {
 };
 
 /** A Constant's float32 value to float16; false when it carries something we leave alone (sparse). */
-function convertConstant(n: Node, stats: ClampStats): boolean {
+function convertConstant(n: Node, stats: ClampStats, scratch: Float32Array): boolean {
   const value = n.attr('value')?.value;
   if (value instanceof Tensor) {
-    convertTensor(value, stats);
+    convertTensor(value, stats, scratch);
     return true;
   }
   const single = n.attr('value_float');

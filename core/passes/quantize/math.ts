@@ -32,9 +32,16 @@ export interface QuantParams {
  * gives scale 1, zero point 0 — the tiny-range rule onnxruntime's quantizer follows.
  */
 export function quantParams(rmin: number, rmax: number, type: QuantType, symmetric = false): QuantParams {
+  return quantParamsInto(rmin, rmax, type, symmetric, { scale: 0, zeroPoint: 0 });
+}
+
+/** quantParams into an object the caller reuses (block quantizers call it once per block). */
+export function quantParamsInto(rmin: number, rmax: number, type: QuantType, symmetric: boolean, out: QuantParams): QuantParams {
   let lo = Math.min(rmin, 0);
   let hi = Math.max(rmax, 0);
-  const [qmin, qmax] = quantRange(type, symmetric);
+  // quantRange without its array (this runs once per block: hundreds of thousands of times)
+  const qmin = type === 'uint8' || type === 'uint4' ? 0 : type === 'int8' ? (symmetric ? -127 : -128) : symmetric ? -7 : -8;
+  const qmax = type === 'uint8' ? 255 : type === 'int8' ? 127 : type === 'uint4' ? 15 : 7;
   if (symmetric) {
     const m = Math.max(Math.abs(lo), Math.abs(hi));
     lo = -m;
@@ -42,13 +49,14 @@ export function quantParams(rmin: number, rmax: number, type: QuantType, symmetr
   }
   const scale64 = (hi - lo) / (qmax - qmin);
   if (!Number.isFinite(scale64) || scale64 < 1e-30 || Math.fround(scale64) === 0) {
-    return { scale: 1, zeroPoint: type === 'uint8' && symmetric ? 128 : type === 'uint4' && symmetric ? 8 : 0 };
+    out.scale = 1;
+    out.zeroPoint = type === 'uint8' && symmetric ? 128 : type === 'uint4' && symmetric ? 8 : 0;
+    return out;
   }
-  const scale = Math.fround(scale64);
-  let zeroPoint: number;
-  if (symmetric) zeroPoint = type === 'uint8' ? 128 : type === 'uint4' ? 8 : 0;
-  else zeroPoint = Math.min(qmax, Math.max(qmin, roundHalfEven(qmin - lo / scale64)));
-  return { scale, zeroPoint };
+  out.scale = Math.fround(scale64);
+  if (symmetric) out.zeroPoint = type === 'uint8' ? 128 : type === 'uint4' ? 8 : 0;
+  else out.zeroPoint = Math.min(qmax, Math.max(qmin, roundHalfEven(qmin - lo / scale64)));
+  return out;
 }
 
 /** q = clip(round(x / scale) + zp): the division in float64 over the stored float32 scale. */

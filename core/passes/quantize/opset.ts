@@ -12,8 +12,8 @@ import type { Model, Node } from '../../../native-models/ir/model.ts';
 interface Break {
   /** The opset version whose schema no longer accepts (or reinterprets) the older node. */
   at: number;
-  /** When given, the change only bites nodes for which this is true. */
-  when?: (n: Node) => boolean;
+  /** When given, the change only bites nodes for which this is true (`read`: every value some node or graph output reads). */
+  when?: (n: Node, read: ReadonlySet<string>) => boolean;
 }
 
 const has = (attr: string) => (n: Node) => n.attr(attr) !== undefined;
@@ -26,7 +26,8 @@ const BREAKS: Record<string, Break[]> = {
   Upsample: [{ at: 9 }, { at: 10 }],
   Slice: [{ at: 10 }],
   TopK: [{ at: 10 }],
-  Dropout: [{ at: 10, when: (n) => !!n.outputs[1] }, { at: 12, when: has('ratio') }],
+  // the mask output turned bool at 10: that matters only when something reads it
+  Dropout: [{ at: 10, when: (n, read) => !!n.outputs[1] && read.has(n.outputs[1]) }, { at: 12, when: has('ratio') }],
   Scan: [{ at: 9 }],
   BatchNormalization: [{ at: 9, when: has('spatial') }],
   Pad: [{ at: 11 }],
@@ -75,11 +76,16 @@ export function ensureIrVersion(model: Model, version: number): void {
 /** Nodes whose meaning would change if the default-domain opset went from `from` to `to`. */
 export function opsetBlockers(model: Model, from: number, to: number): Node[] {
   const out: Node[] = [];
+  const read = new Set<string>();
+  for (const g of model.graphs()) {
+    for (const n of g.nodes) for (const i of n.inputs) if (i) read.add(i);
+    for (const o of g.outputs) read.add(o.name);
+  }
   for (const g of model.graphs()) {
     for (const n of g.nodes) {
       if (n.domain !== '' && n.domain !== 'ai.onnx') continue;
       const breaks = Object.hasOwn(BREAKS, n.opType) ? BREAKS[n.opType]! : [];
-      if (breaks.some((b) => b.at > from && b.at <= to && (!b.when || b.when(n)))) out.push(n);
+      if (breaks.some((b) => b.at > from && b.at <= to && (!b.when || b.when(n, read)))) out.push(n);
     }
   }
   return out;

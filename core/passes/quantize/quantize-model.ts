@@ -1,12 +1,12 @@
 import { resolve } from 'node:path';
-import { WhittleError } from '../../../api/errors.ts';
+import { badInput, WhittleError } from '../../../api/errors.ts';
 import type { QuantizeStep } from '../../../api/recipe.ts';
 import { openModel } from '../../../native-models/formats/index.ts';
 import { writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
 import { modelStats } from '../../../native-models/ir/stats.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
-import { calibrate } from '../../calibrate/index.ts';
+import { calibrate, type CalibrationResult } from '../../calibrate/index.ts';
 import { openDataset } from '../../evaluate/data/index.ts';
 import { batchSizeFor, inputSpecs, modelBytes } from '../../evaluate/evaluate.ts';
 import { createPassContext, type PassContext, type PassReport } from '../pass.ts';
@@ -104,13 +104,30 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
         ...(step.percentile !== undefined ? { percentile: step.percentile } : {}),
         quantType: step.activationType,
       });
-      for (const name of cal.nonFinite) ctx.warn(`calibration saw NaN or Infinity in ${name}; those values were left out of its range`);
+      checkCalibrationFinite(cal, dataset.path, inputs.map((i) => i.name), ctx);
       const calibration = { method: step.calibration, samples: cal.samples, seconds: (performance.now() - t0) / 1000 };
       ctx.checkpoint();
       const report = await staticQdqPass.run(model, { ranges: cal.ranges, activationType: step.activationType, perChannel: step.perChannel, exclude }, ctx);
       return { ...report, calibration };
     }
   }
+}
+
+/**
+ * NaN or Infinity in calibration data: left out of the ranges, said once (naming the data and the
+ * tensors). A tensor that held nothing else has no range, so its nodes stay float (the static pass
+ * names them); a model input with nothing else means the data is unusable: an error.
+ */
+function checkCalibrationFinite(cal: CalibrationResult, data: string, inputs: string[], ctx: PassContext): void {
+  const deadInput = inputs.find((name) => cal.noFinite.includes(name));
+  if (deadInput) throw badInput(data, `every value of model input ${deadInput} in the ${cal.samples} calibration samples is NaN or Infinity`);
+  if (cal.nonFinite.length === 0) return;
+  const list = (names: string[]) => `${names.slice(0, 6).join(', ')}${names.length > 6 ? `, … ${names.length - 6} more` : ''}`;
+  const n = cal.nonFinite.length;
+  let message = `${data}: NaN or Infinity in ${n} tensor${n === 1 ? '' : 's'} (${list(cal.nonFinite)}) during calibration; those values were left out of the ranges`;
+  if (cal.noFinite.length > 0) message += `; ${cal.noFinite.length} of them (${list(cal.noFinite)}) held no finite value, so they get no range and the nodes using them stay float`;
+  ctx.warn(message);
+  for (const name of cal.noFinite) cal.ranges.delete(name);
 }
 
 /** Reads a model, quantizes it with one step, writes the result: what `whittle quantize` does. */

@@ -2,9 +2,9 @@ import { WhittleError } from '../../../api/errors.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
-import { checkFinite, findConstantWeight, materialise, type ConstantWeight } from './constant-weight.ts';
-import { addFloatInitializer, addInitializer, intAttr, isExcluded, makeNode, NameAllocator, removeUnread, replaceNode } from './graph-edit.ts';
-import { minMax, packNibbles, quantizeValue, quantParams, quantRange, type QuantType } from './math.ts';
+import { checkFiniteTensor, findConstantWeight, float32Pieces, keepsOrder, materialise, type ConstantWeight } from './constant-weight.ts';
+import { addFloatInitializer, addInitializer, adoptInitializer, intAttr, isExcluded, makeNode, NameAllocator, removeUnread, replaceNode } from './graph-edit.ts';
+import { packNibbles, quantParamsInto, quantRange, type QuantParams, type QuantType } from './math.ts';
 import { ensureDomain, ensureIrVersion, IR_INITIALIZERS_NOT_INPUTS, requireOpset } from './opset.ts';
 
 /**
@@ -49,48 +49,102 @@ export interface BlockQuantized {
 
 /** RTN block quantization of a [K, N] weight along K, SPEC §8 arithmetic per block. */
 export function quantizeBlockwise(w: Float32Array, K: number, N: number, bits: 4 | 8, blockSize: number, symmetric: boolean): BlockQuantized {
+  const r = quantizeBlocks(() => [{ values: w, offset: 0 }], K, N, bits, blockSize, symmetric, 'kn');
+  return { K, N, blocks: r.blocks, q: r.data, scales: r.scales, zeroPoints: r.zeroPoints };
+}
+
+/** Adding and subtracting 1.5·2^52 rounds a double to an integer, ties to even (|x| < 2^51). */
+const RNE = 6755399441055744;
+/** Columns transposed at a time: 128 columns × 256 rows of float32 is 128 KiB, 128 × 32 is 16 KiB. */
+const TILE_COLUMNS = 128;
+/** Elements per piece when a weight is copied in pieces: whole block-rows of about 4 MiB. */
+const PIECE_BYTES = 4 << 20;
+
+type Pieces = () => Iterable<{ values: Float32Array; offset: number }>;
+
+/**
+ * The block quantizer behind quantizeBlockwise and the pass. `pieces` yields the [K, N] weight in
+ * row-major order in pieces of whole block-rows (blockSize rows; the last may be short). Each
+ * block-row is transposed into a small tile (column-major, so each block is contiguous: the naive
+ * column walk strides N·4 bytes per element and misses the cache on every one), quantized block by
+ * block, and written either as q [K, N] ('kn', for the DQ form) or straight into MatMulNBits' packed
+ * B ('packed': no [K, N] intermediate at all).
+ */
+export function quantizeBlocks(pieces: Pieces, K: number, N: number, bits: 4 | 8, blockSize: number, symmetric: boolean, layout: 'kn' | 'packed'): { blocks: number; data: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array } {
   const blocks = Math.ceil(K / blockSize);
   const type: QuantType = bits === 4 ? (symmetric ? 'int4' : 'uint4') : symmetric ? 'int8' : 'uint8';
   const [qmin, qmax] = quantRange(type, symmetric);
   const offset = symmetric ? 1 << (bits - 1) : 0;
-  const q = new Uint8Array(K * N);
+  const blob = (blockSize * bits) / 8;
+  const data = new Uint8Array(layout === 'kn' ? K * N : N * blocks * blob);
   const scales = new Float32Array(N * blocks);
   const zeroPoints = new Uint8Array(N * blocks);
-  const column = new Float32Array(blockSize);
-  for (let n = 0; n < N; n++) {
-    for (let b = 0; b < blocks; b++) {
-      const k0 = b * blockSize;
+  // columns are handled TILE_COLUMNS at a time: the transposed tile stays in the L1 cache
+  const tileColumns = Math.min(N, TILE_COLUMNS);
+  const tile = new Float32Array(tileColumns * blockSize);
+  const qs = new Uint8Array(blockSize);
+  const p: QuantParams = { scale: 1, zeroPoint: 0 };
+  for (const { values, offset: at } of pieces()) {
+    const firstRow = at / N;
+    const rows = values.length / N;
+    for (let r0 = 0; r0 < rows; r0 += blockSize) {
+      const k0 = firstRow + r0;
+      const b = k0 / blockSize;
       const len = Math.min(blockSize, K - k0);
-      for (let j = 0; j < len; j++) column[j] = w[(k0 + j) * N + n]!;
-      const [lo, hi] = minMax(column.subarray(0, len));
-      const p = quantParams(lo, hi, type, symmetric);
-      scales[n * blocks + b] = p.scale;
-      zeroPoints[n * blocks + b] = p.zeroPoint + offset;
-      for (let j = 0; j < len; j++) q[(k0 + j) * N + n] = quantizeValue(column[j]!, p.scale, p.zeroPoint, qmin, qmax) + offset;
+      for (let n0 = 0; n0 < N; n0 += tileColumns) {
+        const cols = Math.min(tileColumns, N - n0);
+        for (let j = 0; j < len; j++) {
+          const row = (r0 + j) * N + n0;
+          for (let c = 0; c < cols; c++) tile[c * blockSize + j] = values[row + c]!;
+        }
+        for (let c = 0; c < cols; c++) {
+          const n = n0 + c;
+          const base = c * blockSize;
+          let lo = Infinity;
+          let hi = -Infinity;
+          for (let j = 0; j < len; j++) {
+            const v = tile[base + j]!;
+            if (v < lo) lo = v;
+            if (v > hi) hi = v;
+          }
+          quantParamsInto(lo, hi, type, symmetric, p);
+          const scale = p.scale;
+          const zp = p.zeroPoint;
+          scales[n * blocks + b] = scale;
+          zeroPoints[n * blocks + b] = zp + offset;
+          // quantizeValue inlined: x / scale clipped to [qmin − zp, qmax − zp] (rounding commutes
+          // with clipping to integer bounds), rounded half to even, plus zero point and storage offset
+          const clipLo = qmin - zp;
+          const clipHi = qmax - zp;
+          const add = zp + offset;
+          for (let j = 0; j < len; j++) {
+            const x = tile[base + j]! / scale;
+            const y = x < clipLo ? clipLo : x > clipHi ? clipHi : x;
+            qs[j] = y + RNE - RNE + add;
+          }
+          if (layout === 'kn') {
+            for (let j = 0; j < len; j++) data[(k0 + j) * N + n] = qs[j]!;
+          } else {
+            // a short last block is padded with the zero point (dequantizes to exactly 0)
+            for (let j = len; j < blockSize; j++) qs[j] = add;
+            const o = (n * blocks + b) * blob;
+            if (bits === 8) data.set(qs, o);
+            else for (let j = 0; j < blob; j++) data[o + j] = (qs[2 * j]! & 0xf) | ((qs[2 * j + 1]! & 0xf) << 4);
+          }
+        }
+      }
     }
   }
-  return { K, N, blocks, q, scales, zeroPoints };
+  return { blocks, data, scales, zeroPoints };
 }
 
-/** MatMulNBits' B: [N, blocks, blockSize·bits/8], each column's blocks in K order, low nibble first, padded with the zero point. */
-export function packMatMulNBits(bq: BlockQuantized, bits: 4 | 8, blockSize: number): Uint8Array {
-  const blob = (blockSize * bits) / 8;
-  const out = new Uint8Array(bq.N * bq.blocks * blob);
-  const row = new Uint8Array(blockSize);
-  for (let n = 0; n < bq.N; n++) {
-    for (let b = 0; b < bq.blocks; b++) {
-      for (let j = 0; j < blockSize; j++) {
-        const k = b * blockSize + j;
-        row[j] = k < bq.K ? bq.q[k * bq.N + n]! : bq.zeroPoints[n * bq.blocks + b]!;
-      }
-      out.set(bits === 4 ? packNibbles(row) : row, (n * bq.blocks + b) * blob);
-    }
-  }
-  return out;
+/** Rows per piece when a weight must be copied: whole blocks, about PIECE_BYTES. */
+export function blockRowsPerPiece(N: number, blockSize: number): number {
+  return blockSize * Math.max(1, Math.floor(PIECE_BYTES / (4 * N * blockSize)));
 }
 
 /** MatMulNBits' zero points: per column ceil(blocks·bits/8) bytes, two 4-bit values per byte, low first. */
-export function packZeroPoints(bq: BlockQuantized, bits: 4 | 8): Uint8Array {
+export function packZeroPoints(bq: Pick<BlockQuantized, 'N' | 'blocks' | 'zeroPoints'>, bits: 4 | 8): Uint8Array {
   if (bits === 8) return bq.zeroPoints.slice();
   const perColumn = Math.ceil(bq.blocks / 2);
   const out = new Uint8Array(bq.N * perColumn);
@@ -100,7 +154,7 @@ export function packZeroPoints(bq: BlockQuantized, bits: 4 | 8): Uint8Array {
 
 interface Plan { graph: Graph; node: Node; weight: ConstantWeight }
 
-function planNode(graph: Graph, node: Node, producers: Map<string, Node>, file: string | null): Plan | string {
+function planNode(graph: Graph, node: Node, producers: Map<string, Node>, file: string | null, scratch: Float32Array): Plan | string {
   const wName = node.inputs[1];
   if (!node.inputs[0] || !wName) return 'it has no weight input';
   const w = findConstantWeight(graph, wName, producers);
@@ -108,7 +162,7 @@ function planNode(graph: Graph, node: Node, producers: Map<string, Node>, file: 
   if ('problem' in w) return w.problem;
   if (w.source.dataType !== DataType.FLOAT && w.chain.every((n) => n.opType !== 'Cast')) return `its weight is ${w.source.dtype}, not float32`;
   if (w.dims.length !== 2) return `its weight has shape [${w.dims}] (only 2-D [K, N] weights are quantized)`;
-  checkFinite(w.source.dataType === DataType.FLOAT ? (w.source.typed() as Float32Array) : w.source.toFloat32(), node, w.sourceName, file);
+  checkFiniteTensor(w.source, scratch, node, w.sourceName, file);
   return { graph, node, weight: w };
 }
 
@@ -133,6 +187,9 @@ export const weightOnlyQuantizePass: Pass<WeightOnlyOptions> = {
     const warn = (m: string) => { warnings.push(m); ctx.warn(m); };
 
     const plans: Plan[] = [];
+    // one reused buffer for reading weights in pieces (see float32Pieces), grown for wide weights
+    let scratch = new Float32Array(PIECE_BYTES / 4);
+    const scratchFor = (elements: number) => (scratch.length >= elements ? scratch : (scratch = new Float32Array(elements)));
     const candidates = model.graphs().flatMap((g) => g.nodes.filter((n) => n.opType === 'MatMul' && n.domain === '').map((n) => ({ g, n })));
     const producers = new Map<Graph, Map<string, Node>>();
     const producersOf = (g: Graph) => producers.get(g) ?? producers.set(g, g.producers()).get(g)!;
@@ -140,12 +197,21 @@ export const weightOnlyQuantizePass: Pass<WeightOnlyOptions> = {
       ctx.checkpoint();
       ctx.progress('plan', i, candidates.length);
       if (isExcluded(n, options.exclude)) { excluded.push(n.label); continue; }
-      const plan = planNode(g, n, producersOf(g), model.path);
+      const plan = planNode(g, n, producersOf(g), model.path, scratch);
       if (typeof plan === 'string') {
         excluded.push(n.label);
         warn(`${n.label} (${n.opType}) left in float: ${plan}`);
       } else plans.push(plan);
     }
+    // Gemm is the other op with a [K, N] weight; MatMulNBits has no bias or transB to take it over
+    for (const g of model.graphs()) {
+      for (const n of g.nodes) {
+        if (n.opType !== 'Gemm' || n.domain !== '' || isExcluded(n, options.exclude) || !n.inputs[1] || !g.constant(n.inputs[1])) continue;
+        excluded.push(n.label);
+        warn(`${n.label} (Gemm) left in float: weight-only quantization rewrites MatMul only (into ${format === 'dq' ? 'DequantizeLinear → MatMul' : 'MatMulNBits'}); use --method dynamic or static for Gemm`);
+      }
+    }
+    if (plans.length === 0) warn(nothingQuantized(model, bits, candidates.length));
     if (plans.length > 0) {
       if (format === 'dq') requireOpset(model, 21, `${bits}-bit blocked DequantizeLinear`);
       else ensureDomain(model, 'com.microsoft', 1);
@@ -164,8 +230,19 @@ export const weightOnlyQuantizePass: Pass<WeightOnlyOptions> = {
       const key = node.inputs[1]!;
       let tensors = made.get(key);
       if (!tensors || !graph.initializers.has(tensors[0]!)) {
-        const bq = quantizeBlockwise(materialise(graph, weight), K, N, bits, blockSize, symmetric);
-        tensors = format === 'dq' ? addDqTensors(graph, key, bq, bits, symmetric, names) : addNBitsTensors(graph, key, bq, bits, blockSize, symmetric, names);
+        let pieces: Pieces;
+        if (keepsOrder(weight) && weight.source.dataType === DataType.FLOAT) {
+          // the stored values in stored order: read in pieces of whole block-rows, never copied whole
+          const rows = blockRowsPerPiece(N, blockSize);
+          pieces = () => float32Pieces(weight.source, scratchFor(rows * N), rows * N);
+        } else {
+          const all = [{ values: materialise(graph, weight), offset: 0 }];
+          pieces = () => all;
+        }
+        const r = quantizeBlocks(pieces, K, N, bits, blockSize, symmetric, format === 'dq' ? 'kn' : 'packed');
+        tensors = format === 'dq'
+          ? addDqTensors(graph, key, { K, N, blocks: r.blocks, q: r.data, scales: r.scales, zeroPoints: r.zeroPoints }, bits, symmetric, names)
+          : addNBitsTensors(graph, key, { N, ...r }, bits, blockSize, symmetric, names);
         made.set(key, tensors);
       }
       const base = node.name || node.outputs[0]!;
@@ -195,15 +272,16 @@ export const weightOnlyQuantizePass: Pass<WeightOnlyOptions> = {
   },
 };
 
-function addNBitsTensors(graph: Graph, key: string, bq: BlockQuantized, bits: 4 | 8, blockSize: number, symmetric: boolean, names: NameAllocator): string[] {
+/** MatMulNBits' tensors from quantizeBlocks' 'packed' output (`data` is B, taken over without a copy). */
+function addNBitsTensors(graph: Graph, key: string, bq: { N: number; blocks: number; data: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array }, bits: 4 | 8, blockSize: number, symmetric: boolean, names: NameAllocator): string[] {
   const b = names.fresh(`${key}_Q${bits}`);
   const s = names.fresh(`${key}_scales`);
-  addInitializer(graph, b, DataType.UINT8, [bq.N, bq.blocks, (blockSize * bits) / 8], packMatMulNBits(bq, bits, blockSize));
+  adoptInitializer(graph, b, DataType.UINT8, [bq.N, bq.blocks, (blockSize * bits) / 8], bq.data);
   addFloatInitializer(graph, s, [bq.N * bq.blocks], bq.scales);
   if (symmetric) return [b, s];
   const zp = names.fresh(`${key}_zero_points`);
-  const packed = packZeroPoints(bq, bits);
-  addInitializer(graph, zp, DataType.UINT8, [packed.length], packed);
+  const zps = packZeroPoints(bq, bits);
+  addInitializer(graph, zp, DataType.UINT8, [zps.length], zps);
   return [b, s, zp];
 }
 
@@ -222,4 +300,13 @@ function addDqTensors(graph: Graph, key: string, bq: BlockQuantized, bits: 4 | 8
   const zps = Uint8Array.from(byBlock(bq.zeroPoints));
   addInitializer(graph, zp, type, [bq.blocks, bq.N], bits === 4 ? packNibbles(zps) : zps);
   return [w, s, zp];
+}
+
+/** The warning for a run that changed nothing: which ops the model has instead of MatMul. */
+function nothingQuantized(model: Model, bits: number, matmuls: number): string {
+  if (matmuls > 0) return `no node was quantized: every MatMul was excluded or left in float (see above); the model is written unchanged`;
+  const ops = new Map<string, number>();
+  for (const g of model.graphs()) for (const n of g.nodes) if (['Conv', 'ConvTranspose', 'Gemm'].includes(n.opType)) ops.set(n.opType, (ops.get(n.opType) ?? 0) + 1);
+  const has = [...ops].map(([op, count]) => `${count} ${op}`).join(', ');
+  return `no node was quantized: ${bits}-bit weight-only quantization rewrites MatMul nodes with a constant 2-D float weight, and this model has no MatMul${has ? ` (it has ${has})` : ''}; the model is written unchanged`;
 }
