@@ -92,12 +92,14 @@ export function storedWeight(g: Graph, name: string, producers: Map<string, Node
   return null;
 }
 
-export function modelStats(model: Model): ModelStats {
+/** `countZeros: false` skips reading tensor data (parameters only; nonzeroParameters is then a copy). */
+export function modelStats(model: Model, options: { countZeros?: boolean } = {}): ModelStats {
+  const countZeros = options.countZeros ?? true;
   const stats: ModelStats = { parameters: 0, nonzeroParameters: 0, parameterBytes: 0, nodes: 0, opHistogram: {}, layers: [] };
   const histogram = new Map<string, number>();
   // Counting zeros reads every byte (external data from disk): once per tensor, however often it is used.
   const zeroCounts = new Map<Tensor, number>();
-  const zerosOf = (t: Tensor) => zeroCounts.get(t) ?? zeroCounts.set(t, t.countZeros()).get(t)!;
+  const zerosOf = (t: Tensor) => (countZeros ? (zeroCounts.get(t) ?? zeroCounts.set(t, t.countZeros()).get(t)!) : 0);
   for (const g of model.graphs()) {
     const consumers = g.consumers();
     const producers = g.producers();

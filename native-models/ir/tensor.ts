@@ -228,7 +228,20 @@ export class Tensor {
   countZeros(): number {
     if (this.source.kind === 'strings') return 0;
     let zeros = 0;
-    for (const chunk of this.chunksInto(sharedScratch())) zeros += countZeroElements(this.dataType, chunk);
+    const scratch = sharedScratch();
+    for (const chunk of this.chunksInto(scratch)) {
+      if (chunk.byteOffset % 8 === 0 || chunk.buffer === scratch.buffer) {
+        zeros += countZeroElements(this.dataType, chunk);
+        continue;
+      }
+      // an inline tensor at an odd file offset: copy it through the aligned scratch buffer piece
+      // by piece rather than copying the whole tensor (a 64 MiB copy costs more than the count)
+      for (let off = 0; off < chunk.length; off += scratch.length) {
+        const piece = chunk.subarray(off, Math.min(chunk.length, off + scratch.length));
+        scratch.set(piece);
+        zeros += countZeroElements(this.dataType, scratch.subarray(0, piece.length));
+      }
+    }
     // an odd count of 4-bit elements leaves a padding nibble (zero by convention) in the last byte
     if ((this.dataType === DataType.INT4 || this.dataType === DataType.UINT4) && this.elementCount % 2 === 1) {
       const last = this.bytes()[this.byteLength - 1]!;

@@ -134,7 +134,7 @@ function checkCalibrationFinite(cal: CalibrationResult, data: string, inputs: st
 export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
   const t0 = performance.now();
   const model = openModel(run.input);
-  const before = modelStats(model);
+  const before = modelStats(model, { countZeros: false });
   const bytesBefore = modelBytes(model);
   const ctx = createPassContext({
     ...(run.signal ? { signal: run.signal } : {}),
