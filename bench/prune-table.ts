@@ -20,7 +20,7 @@ const sparsities = values.sparsities!.split(',').map(Number);
 const methods = (process.env.METHODS ?? 'magnitude,wanda,sparsegpt').split(',') as ('magnitude' | 'wanda' | 'sparsegpt')[];
 const setups = {
   mnist: { model: fixture('mnist', 'mnist.onnx'), data: fixture('mnist', 't10k-images-idx3-ubyte.gz'), preprocess: 'mnist' as const, calibSamples: 128, evalOffset: 256 },
-  squeezenet: { model: fixture('squeezenet', 'squeezenet1.0_fp32.onnx'), data: fixture('imagenet-100'), preprocess: 'caffe' as const, calibSamples: 32, evalOffset: 0 },
+  squeezenet: { model: fixture('squeezenet', 'squeezenet1.0_fp32.onnx'), data: fixture('imagenet-100'), preprocess: 'caffe' as const, calibSamples: Number(process.env.SQ_CALIB ?? 32), evalOffset: 0 },
 };
 const dir = mkdtempSync(join(tmpdir(), 'whittle-prune-bench-'));
 const rows: Record<string, unknown>[] = [];
