@@ -7,7 +7,7 @@ import type { Model } from '../../../native-models/ir/model.ts';
 import { modelStats } from '../../../native-models/ir/stats.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import { calibrate, type CalibrationResult } from '../../calibrate/index.ts';
-import { openDataset } from '../../evaluate/data/index.ts';
+import { openDataRef } from '../../evaluate/data/index.ts';
 import { batchSizeFor, inputSpecs, modelBytes } from '../../evaluate/evaluate.ts';
 import { createPassContext, type PassContext, type PassReport } from '../pass.ts';
 import { dynamicQuantizePass } from './dynamic.ts';
@@ -85,15 +85,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
       if (!step.calib) throw new WhittleError('BAD_USAGE', 'static quantization needs calibration data (--calib DATA)');
       const t0 = performance.now();
       const inputs = inputSpecs(model);
-      const dataPath = step.calib.path.startsWith('synthetic:') ? step.calib.path : resolve(opts.baseDir ?? process.cwd(), step.calib.path);
-      const dataset = await openDataset(dataPath, inputs, {
-        ...(step.calib.preprocess ? { preprocess: step.calib.preprocess } : {}),
-        ...(step.calib.size ? { size: step.calib.size } : {}),
-        ...(step.calib.layout ? { layout: step.calib.layout } : {}),
-        ...(step.calib.offset !== undefined ? { offset: step.calib.offset } : {}),
-        limit: step.samples ?? step.calib.limit ?? 256,
-        seed: ctx.seed,
-      });
+      const dataset = await openDataRef(step.calib, inputs, { baseDir: opts.baseDir ?? process.cwd(), limit: step.samples ?? step.calib.limit ?? 256, seed: ctx.seed });
       for (const w of dataset.warnings) ctx.warn(w);
       const cal = await calibrate(model, dataset, {
         method: step.calibration,
