@@ -21,38 +21,64 @@ export interface FoldedAdd {
 /** `eligible(node, asOp)`: the node may be quantized (as `asOp` when the fold changes its op). */
 export type Eligible = (n: Node, asOp?: string) => boolean;
 
-export function foldConvBiasAdds(g: Graph, eligible: Eligible, names: NameAllocator): FoldedAdd[] {
-  const folded: FoldedAdd[] = [];
+/**
+ * The `Add(producer output, constant)` pairs both folds look at: an eligible Add, an eligible
+ * producer of `op`, whose output feeds only this Add and is not a graph output. The producer and
+ * consumer maps are rebuilt only after the caller says (by `next(true)`) that it changed the graph.
+ */
+function* biasAddCandidates(g: Graph, eligible: Eligible, op: string): Generator<{ add: Node; producer: Node; x: string; c: string; producers: Map<string, Node> }, void, boolean | undefined> {
   const graphOutputs = new Set(g.outputs.map((o) => o.name));
+  let producers = g.producers();
+  let consumers = g.consumers();
   for (const add of [...g.nodes]) {
     if (add.opType !== 'Add' || add.domain !== '' || !eligible(add) || add.inputs.length !== 2) continue;
-    const producers = g.producers();
-    const consumers = g.consumers();
     for (const side of [0, 1]) {
       const x = add.inputs[side]!;
       const c = add.inputs[1 - side]!;
-      const conv = producers.get(x);
-      if (!conv || conv.opType !== 'Conv' || conv.domain !== '' || !eligible(conv)) continue;
-      if (conv.inputs[2] || graphOutputs.has(x) || (consumers.get(x) ?? []).length !== 1) continue;
-      const weight = conv.inputs[1] ? findConstantWeight(g, conv.inputs[1], producers) : null;
-      const bias = findConstantWeight(g, c, producers);
-      if (!weight || 'problem' in weight || !bias || 'problem' in bias || bias.source.dataType !== DataType.FLOAT) continue;
-      const channels = weight.dims[0]!;
-      const perChannel = channelBroadcast(bias.dims, weight.dims.length, channels);
-      if (perChannel === null) continue;
-      const values = materialise(g, bias);
-      const b = new Float32Array(channels);
-      for (let i = 0; i < channels; i++) b[i] = values[perChannel ? i : 0]!;
-      const name = names.fresh(`${conv.name || x}_bias`);
-      addInitializer(g, name, DataType.FLOAT, [channels], b);
-      conv.inputs = [conv.inputs[0]!, conv.inputs[1]!, name];
-      conv.outputs[0] = add.outputs[0]!;
-      g.nodes.splice(g.nodes.indexOf(add), 1);
-      // the Conv's old output no longer exists; a stale type entry would describe nothing
-      g.valueInfo = g.valueInfo.filter((v) => v.name !== x);
-      folded.push({ conv, add, unreadNames: [bias.sourceName], unreadNodes: bias.chain });
-      break;
+      const producer = producers.get(x);
+      if (!producer || producer.opType !== op || producer.domain !== '' || !eligible(producer)) continue;
+      if (graphOutputs.has(x) || (consumers.get(x) ?? []).length !== 1) continue;
+      const changed = yield { add, producer, x, c, producers };
+      if (changed) {
+        producers = g.producers();
+        consumers = g.consumers();
+        break;
+      }
     }
+  }
+}
+
+/** Removes the Add the producer now stands in for (the producer writes the Add's output). */
+function replaceAdd(g: Graph, producer: Node, add: Node, x: string): void {
+  producer.outputs[0] = add.outputs[0]!;
+  g.nodes.splice(g.nodes.indexOf(add), 1);
+  // the producer's old output no longer exists; a stale type entry would describe nothing
+  g.valueInfo = g.valueInfo.filter((v) => v.name !== x);
+}
+
+export function foldConvBiasAdds(g: Graph, eligible: Eligible, names: NameAllocator): FoldedAdd[] {
+  const folded: FoldedAdd[] = [];
+  const candidates = biasAddCandidates(g, eligible, 'Conv');
+  let changed = false;
+  for (let next = candidates.next(); !next.done; next = candidates.next(changed)) {
+    changed = false;
+    const { add, producer: conv, x, c, producers } = next.value;
+    if (conv.inputs[2]) continue;
+    const weight = conv.inputs[1] ? findConstantWeight(g, conv.inputs[1], producers) : null;
+    const bias = findConstantWeight(g, c, producers);
+    if (!weight || 'problem' in weight || !bias || 'problem' in bias || bias.source.dataType !== DataType.FLOAT) continue;
+    const channels = weight.dims[0]!;
+    const perChannel = channelBroadcast(bias.dims, weight.dims.length, channels);
+    if (perChannel === null) continue;
+    const values = materialise(g, bias);
+    const b = new Float32Array(channels);
+    for (let i = 0; i < channels; i++) b[i] = values[perChannel ? i : 0]!;
+    const name = names.fresh(`${conv.name || x}_bias`);
+    addInitializer(g, name, DataType.FLOAT, [channels], b);
+    conv.inputs = [conv.inputs[0]!, conv.inputs[1]!, name];
+    replaceAdd(g, conv, add, x);
+    folded.push({ conv, add, unreadNames: [bias.sourceName], unreadNodes: bias.chain });
+    changed = true;
   }
   return folded;
 }
@@ -76,34 +102,25 @@ function channelBroadcast(dims: number[], rank: number, channels: number): boole
  */
 export function foldMatMulBiasAdds(g: Graph, eligible: Eligible, names: NameAllocator): FoldedAdd[] {
   const folded: FoldedAdd[] = [];
-  const graphOutputs = new Set(g.outputs.map((o) => o.name));
-  for (const add of [...g.nodes]) {
-    if (add.opType !== 'Add' || add.domain !== '' || !eligible(add) || add.inputs.length !== 2) continue;
-    const producers = g.producers();
-    const consumers = g.consumers();
-    for (const side of [0, 1]) {
-      const x = add.inputs[side]!;
-      const c = add.inputs[1 - side]!;
-      const mm = producers.get(x);
-      if (!mm || mm.opType !== 'MatMul' || mm.domain !== '' || !eligible(mm) || !eligible(mm, 'Gemm')) continue;
-      if (graphOutputs.has(x) || (consumers.get(x) ?? []).length !== 1) continue;
-      if (rankOf(g, mm.inputs[0]!, producers) !== 2) continue;
-      const weight = findConstantWeight(g, mm.inputs[1]!, producers);
-      const bias = findConstantWeight(g, c, producers);
-      if (!weight || 'problem' in weight || weight.dims.length !== 2 || !bias || 'problem' in bias || bias.source.dataType !== DataType.FLOAT) continue;
-      const n = weight.dims[1]!;
-      if (bias.dims.length > 2 || bias.dims.slice(0, -1).some((d) => d !== 1) || (bias.dims.at(-1) ?? 1) !== n) continue;
-      const values = materialise(g, bias);
-      const name = names.fresh(`${mm.name || x}_bias`);
-      addInitializer(g, name, DataType.FLOAT, [n], Float32Array.from(values));
-      mm.opType = 'Gemm';
-      mm.inputs = [mm.inputs[0]!, mm.inputs[1]!, name];
-      mm.outputs[0] = add.outputs[0]!;
-      g.nodes.splice(g.nodes.indexOf(add), 1);
-      g.valueInfo = g.valueInfo.filter((v) => v.name !== x);
-      folded.push({ conv: mm, add, unreadNames: [bias.sourceName], unreadNodes: bias.chain });
-      break;
-    }
+  const candidates = biasAddCandidates(g, eligible, 'MatMul');
+  let changed = false;
+  for (let next = candidates.next(); !next.done; next = candidates.next(changed)) {
+    changed = false;
+    const { add, producer: mm, x, c, producers } = next.value;
+    if (!eligible(mm, 'Gemm') || rankOf(g, mm.inputs[0]!, producers) !== 2) continue;
+    const weight = findConstantWeight(g, mm.inputs[1]!, producers);
+    const bias = findConstantWeight(g, c, producers);
+    if (!weight || 'problem' in weight || weight.dims.length !== 2 || !bias || 'problem' in bias || bias.source.dataType !== DataType.FLOAT) continue;
+    const n = weight.dims[1]!;
+    if (bias.dims.length > 2 || bias.dims.slice(0, -1).some((d) => d !== 1) || (bias.dims.at(-1) ?? 1) !== n) continue;
+    const values = materialise(g, bias);
+    const name = names.fresh(`${mm.name || x}_bias`);
+    addInitializer(g, name, DataType.FLOAT, [n], Float32Array.from(values));
+    mm.opType = 'Gemm';
+    mm.inputs = [mm.inputs[0]!, mm.inputs[1]!, name];
+    replaceAdd(g, mm, add, x);
+    folded.push({ conv: mm, add, unreadNames: [bias.sourceName], unreadNodes: bias.chain });
+    changed = true;
   }
   return folded;
 }
