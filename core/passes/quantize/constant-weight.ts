@@ -216,3 +216,17 @@ export function checkFiniteTensor(t: Tensor, scratch: Float32Array, node: Node, 
     if (bad >= 0) checkFinite([values[bad]!], node, weight, file, offset + bad, t.elementCount);
   }
 }
+
+/**
+ * The float weight (input 1) of a MatMul/Gemm/Conv, or why there is none: the reason is what the
+ * passes print when they skip the node.
+ */
+export function floatWeightOf(graph: Graph, node: Node, producers: Map<string, Node>): ConstantWeight | string {
+  const wName = node.inputs[1];
+  if (!node.inputs[0] || !wName) return 'it has no weight input';
+  const w = findConstantWeight(graph, wName, producers);
+  if (w === null) return `its input ${wName} is not a constant weight`;
+  if ('problem' in w) return w.problem;
+  if (w.source.dataType !== DataType.FLOAT && w.chain.every((n) => n.opType !== 'Cast')) return `its weight is ${w.source.dtype}, not float32`;
+  return w;
+}

@@ -1,7 +1,7 @@
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
-import { checkFiniteTensor, findConstantWeight, float32Pieces, keepsOrder, materialise, type ConstantWeight } from './constant-weight.ts';
+import { checkFiniteTensor, type ConstantWeight, findConstantWeight, float32Pieces, floatWeightOf, keepsOrder, materialise } from './constant-weight.ts';
 import { addFloatInitializer, addInitializer, adoptInitializer, castNode, isExcluded, makeNode, NameAllocator, removeUnread, replaceNode } from './graph-edit.ts';
 import { quantParams, quantRange, type QuantType } from './math.ts';
 import { ensureIrVersion, IR_INITIALIZERS_NOT_INPUTS, requireOpset } from './opset.ts';
@@ -210,12 +210,8 @@ function readsInPlace(w: ConstantWeight, alpha: number, transposeWeight: boolean
  * the stored values are what gets quantized, that read also takes their ranges for the quantizer.
  */
 function planNode(graph: Graph, node: Node, producers: Map<string, Node>, file: string | null, scratch: Float32Array, perChannel: boolean): Plan | string {
-  const wName = node.inputs[1];
-  if (!node.inputs[0] || !wName) return 'it has no weight input';
-  const w = findConstantWeight(graph, wName, producers);
-  if (w === null) return `its input ${wName} is not a constant weight`;
-  if ('problem' in w) return w.problem;
-  if (w.source.dataType !== DataType.FLOAT && w.chain.every((n) => n.opType !== 'Cast')) return `its weight is ${w.source.dtype}, not float32`;
+  const w = floatWeightOf(graph, node, producers);
+  if (typeof w === 'string') return w;
   let alpha = 1;
   let transposeWeight = false;
   switch (node.opType) {
@@ -243,7 +239,7 @@ function planNode(graph: Graph, node: Node, producers: Map<string, Node>, file: 
   } else {
     checkFiniteTensor(w.source, scratch, node, w.sourceName, file);
   }
-  return { graph, node, weight: w, input: node.inputs[0], alpha, transposeWeight, ranges };
+  return { graph, node, weight: w, input: node.inputs[0]!, alpha, transposeWeight, ranges };
 }
 
 export const dynamicQuantizePass: Pass<DynamicQuantOptions> = {

@@ -2,7 +2,7 @@ import { WhittleError } from '../../../api/errors.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
-import { checkFiniteTensor, findConstantWeight, float32Pieces, keepsOrder, materialise, type ConstantWeight } from './constant-weight.ts';
+import { checkFiniteTensor, type ConstantWeight, findConstantWeight, float32Pieces, floatWeightOf, keepsOrder, materialise } from './constant-weight.ts';
 import { addFloatInitializer, addInitializer, adoptInitializer, intAttr, isExcluded, makeNode, NameAllocator, removeUnread, replaceNode } from './graph-edit.ts';
 import { packNibbles, quantParamsInto, quantRange, type QuantParams, type QuantType } from './math.ts';
 import { ensureDomain, ensureIrVersion, IR_INITIALIZERS_NOT_INPUTS, requireOpset } from './opset.ts';
@@ -155,12 +155,8 @@ export function packZeroPoints(bq: Pick<BlockQuantized, 'N' | 'blocks' | 'zeroPo
 interface Plan { graph: Graph; node: Node; weight: ConstantWeight }
 
 function planNode(graph: Graph, node: Node, producers: Map<string, Node>, file: string | null, scratch: Float32Array): Plan | string {
-  const wName = node.inputs[1];
-  if (!node.inputs[0] || !wName) return 'it has no weight input';
-  const w = findConstantWeight(graph, wName, producers);
-  if (w === null) return `its input ${wName} is not a constant weight`;
-  if ('problem' in w) return w.problem;
-  if (w.source.dataType !== DataType.FLOAT && w.chain.every((n) => n.opType !== 'Cast')) return `its weight is ${w.source.dtype}, not float32`;
+  const w = floatWeightOf(graph, node, producers);
+  if (typeof w === 'string') return w;
   if (w.dims.length !== 2) return `its weight has shape [${w.dims}] (only 2-D [K, N] weights are quantized)`;
   checkFiniteTensor(w.source, scratch, node, w.sourceName, file);
   return { graph, node, weight: w };
