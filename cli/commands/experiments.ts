@@ -43,9 +43,10 @@ function filterFrom(cmd: string, values: { kind?: string; status?: string; limit
 
 /** The few metrics that say how a run went, as `list` columns; shown only when some run has them. */
 const LIST_METRICS: { header: string; keys: string[]; format: (v: number | undefined) => string }[] = [
-  { header: 'accuracy.top1', keys: ['accuracy.top1'], format: formatPercent },
-  { header: 'agreement.top1', keys: ['agreement.top1'], format: formatPercent },
-  { header: 'latency.p50Ms', keys: ['latency.p50Ms'], format: (v) => (v === undefined ? '' : v.toFixed(2)) },
+  // a recipe run keeps its evaluation under eval.*
+  { header: 'accuracy.top1', keys: ['accuracy.top1', 'eval.accuracy.top1'], format: formatPercent },
+  { header: 'agreement.top1', keys: ['agreement.top1', 'eval.agreement.top1'], format: formatPercent },
+  { header: 'latency.p50Ms', keys: ['latency.p50Ms', 'eval.latency.p50Ms'], format: (v) => (v === undefined ? '' : v.toFixed(2)) },
   { header: 'bytes', keys: ['bytes', 'bytesAfter'], format: formatSize },
 ];
 

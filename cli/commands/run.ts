@@ -1,6 +1,6 @@
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { loadRecipe, runRecipe, type RecipeReport } from '../../core/recipes/run-recipe.ts';
 import { formatBytes, parseCommand, requireOne, type CliIo } from '../io.ts';
 import { ProgressBar } from '../progress.ts';
@@ -32,7 +32,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const report = await recordCommand({
     kind: 'recipe',
     argv: ['run', ...argv],
-    inputs: [{ role: 'recipe', path: recipePath }],
+    inputs: [{ role: 'recipe', path: recipePath }, { role: 'model', path: resolve(dirname(resolve(recipePath)), recipe.model) }],
     record: !values['no-record'],
     environment: { seed: recipe.seed },
     work: async (recorded) => {
