@@ -68,6 +68,8 @@ export const PruneStep = z.object({
    * or 'layer' (the whole layer; better on the CNN fixtures: MNIST 70 %: 90.2 % vs 72.7 % top-1).
    */
   comparison: z.enum(['row', 'layer']).default('layer'),
+  /** wanda / sparsegpt: statistics of each layer taken after the layers before it were pruned. */
+  sequential: z.boolean().default(false),
   exclude: z.array(z.string().min(1)).default([]),
   protectFirstLast: z.boolean().default(false),
   minParameters: z.number().int().nonnegative().default(0),

@@ -4,7 +4,7 @@
  * SqueezeNet fp32 (top-1 agreement and output SQNR vs fp32 on imagenet-100, calibrated on 32 of
  * its photos — in-sample, the only labelled ImageNet data the fixtures have).
  *
- *   node --import tsx bench/prune-table.ts [--models mnist,squeezenet] [--sparsities 0.3,0.5,0.7,0.9]
+ *   node --import tsx bench/prune-table.ts [--models mnist,squeezenet] [--sparsities 0.3,0.5,0.7,0.9] [--sequential]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +15,7 @@ import { evaluate } from '../core/evaluate/evaluate.ts';
 import { pruneModel } from '../core/passes/prune/prune-model.ts';
 import { fixture } from '../core/testing/fixtures.ts';
 
-const { values } = parseArgs({ options: { models: { type: 'string', default: 'mnist,squeezenet' }, sparsities: { type: 'string', default: '0.3,0.5,0.7,0.9' } } });
+const { values } = parseArgs({ options: { models: { type: 'string', default: 'mnist,squeezenet' }, sparsities: { type: 'string', default: '0.3,0.5,0.7,0.9' }, sequential: { type: 'boolean', default: false } } });
 const sparsities = values.sparsities!.split(',').map(Number);
 const methods = (process.env.METHODS ?? 'magnitude,wanda,sparsegpt').split(',') as ('magnitude' | 'wanda' | 'sparsegpt')[];
 const setups = {
@@ -33,7 +33,7 @@ try {
     for (const sparsity of sparsities) {
       for (const method of methods) {
         const out = join(dir, `${name}-${method}-${sparsity}.onnx`);
-        const step = PruneStep.parse({ method, sparsity, ...(method === 'magnitude' ? {} : { calib: { path: s.data, preprocess: s.preprocess }, samples: s.calibSamples }) });
+        const step = PruneStep.parse({ method, sparsity, ...(method === 'magnitude' ? {} : { calib: { path: s.data, preprocess: s.preprocess }, samples: s.calibSamples, sequential: values.sequential }) });
         const t0 = performance.now();
         await pruneModel({ input: s.model, output: out, step, ep: 'cpu' });
         const seconds = (performance.now() - t0) / 1000;

@@ -10,7 +10,7 @@ export const summary = 'prune a model: magnitude, N:M, structured channels, Wand
 export const usage = `
 whittle prune MODEL -o OUT --method ${PRUNE_METHODS.join('|')}
         [--sparsity 0..0.99] [--scope layer|global] [--pattern 2:4] [--calib DATA] [--preprocess PRESET]
-        [--samples N] [--round-to 8] [--importance l1|l2] [--comparison layer|row] [--exclude NODE[,NODE...]]
+        [--samples N] [--round-to 8] [--importance l1|l2] [--comparison layer|row] [--sequential] [--exclude NODE[,NODE...]]
         [--protect-first-last] [--min-parameters N] [--ep cpu|auto|...] [--seed N] [--json] [--no-record]
 
 magnitude   zero the smallest |w| per layer (--scope layer) or across layers (--scope global)
@@ -49,6 +49,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     'round-to': { type: 'string' },
     importance: { type: 'string' },
     comparison: { type: 'string' },
+    sequential: { type: 'boolean' },
     exclude: { type: 'string' },
     'protect-first-last': { type: 'boolean' },
     'min-parameters': { type: 'string' },
@@ -71,6 +72,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     ...(values['round-to'] ? { roundTo: num('round-to', values['round-to']) } : {}),
     ...(values.importance ? { importance: values.importance } : {}),
     ...(values.comparison ? { comparison: values.comparison } : {}),
+    sequential: Boolean(values.sequential),
     exclude: splitList(values.exclude),
     protectFirstLast: Boolean(values['protect-first-last']),
     ...(values['min-parameters'] ? { minParameters: num('min-parameters', values['min-parameters']) } : {}),

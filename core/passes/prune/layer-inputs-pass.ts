@@ -30,6 +30,8 @@ export interface CalibratedPruneOptions extends PrunableOptions {
    * XᵀX anyway; for Wanda, turning it off leaves only the cheap per-feature norms.
    */
   measureError?: boolean | undefined;
+  /** Re-collect each layer's inputs after the earlier layers were pruned (default false). */
+  sequential?: boolean | undefined;
 }
 
 /** What a method is asked to do to one group's matrix. */
@@ -79,15 +81,28 @@ export async function runCalibratedPrune(
   if (layers.length === 0) requirePrunable({ layers: [], skipped: set.skipped }, passName);
   const bytesBefore = tensorBytes(model);
   const hessian = needHessian || options.measureError !== false;
-  const { stats, samples } = await collectLayerInputs(model, layers, {
+  const collect = (which: LayerMatrix[]) => collectLayerInputs(model, which, {
     data: options.data, samples: options.samples, hessian, batchSize: options.batchSize, ep: options.ep,
   }, ctx);
+  // Sequential (as both papers do for transformer blocks): each layer's statistics come from the
+  // model with the layers before it already pruned, one calibration pass per layer. On the CNN
+  // fixtures it did not help (bench/prune-table.ts with --sequential), so one pass over the
+  // unpruned model is the default.
+  const sequential = options.sequential ?? false;
+  const upfront = sequential ? null : await collect(layers);
+  let samples = upfront?.samples ?? 0;
   const results: LayerResult[] = [];
   let changed = 0;
-  for (let i = 0; i < stats.length; i++) {
+  for (let i = 0; i < layers.length; i++) {
     ctx.checkpoint();
-    ctx.progress('prune', i, stats.length);
-    const { layer, groups } = stats[i]!;
+    ctx.progress('prune', i, layers.length);
+    let entry = upfront?.stats[i];
+    if (!entry) {
+      const collected = await collect([layers[i]!]);
+      entry = collected.stats[0]!;
+      samples = collected.samples;
+    }
+    const { layer, groups } = entry;
     const before = readMatrix(layer);
     const after = before.slice();
     const label = layer.weight.node.label;
@@ -105,7 +120,7 @@ export async function runCalibratedPrune(
     if (zeros !== zerosBefore) changed++;
     results.push({ ...prunedLayer(layer.weight, zerosBefore, zeros), reconstructionError: hessian ? reconstructionError(layer, groups, before, after) : null, deadInputs: dead });
   }
-  ctx.progress('prune', stats.length, stats.length);
+  ctx.progress('prune', layers.length, layers.length);
   return pruneReport(passName, method, set, results, changed, bytesBefore, tensorBytes(model), ctx, warnings, {
     ...extra,
     ...(target.kind === 'nm' ? { pattern: `${target.n}:${target.m}` } : { target: target.sparsity }),

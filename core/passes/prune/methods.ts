@@ -42,5 +42,6 @@ function calibratedOptions(model: Model, step: PruneStep, data: Dataset) {
     exclude: step.exclude,
     minParameters: step.minParameters,
     protectFirstLast: step.protectFirstLast,
+    sequential: step.sequential,
   };
 }
