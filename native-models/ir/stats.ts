@@ -1,5 +1,5 @@
 import { DataType } from './dtypes.ts';
-import type { Graph, Model, Node } from './model.ts';
+import { constantNodeTensor, type Graph, type Model, type Node } from './model.ts';
 import { opInfo } from './op-table.ts';
 import type { Tensor } from './tensor.ts';
 
@@ -35,7 +35,7 @@ function constantsOf(g: Graph): Map<string, Tensor> {
   const out = new Map(g.initializers);
   for (const n of g.nodes) {
     if (n.opType === 'Constant' && n.domain === '' && n.outputs[0]) {
-      const t = g.constant(n.outputs[0]);
+      const t = constantNodeTensor(n); // directly: g.constant() searches the node list (O(n²) here)
       if (t) out.set(n.outputs[0], t);
     }
   }
@@ -81,9 +81,18 @@ function logicalElements(name: string, t: Tensor, consumers: Node[]): number {
  */
 const PASS_THROUGH = new Set(['DequantizeLinear', 'Reshape', 'Transpose', 'Cast', 'Identity', 'Squeeze', 'Unsqueeze', 'Flatten']);
 
+/** Graph.constant() with the producer map the caller already has (no search of the node list). */
+function constantWithProducers(g: Graph, name: string, producers: Map<string, Node>): Tensor | null {
+  const init = g.initializers.get(name);
+  if (init) return init;
+  const p = producers.get(name);
+  if (p) return p.opType === 'Constant' && p.domain === '' ? constantNodeTensor(p) : null;
+  return g.parent && !g.inputs.some((v) => v.name === name) ? g.parent.constant(name) : null;
+}
+
 export function storedWeight(g: Graph, name: string, producers: Map<string, Node>): { name: string; tensor: Tensor } | null {
   for (let hops = 0; hops < 8; hops++) {
-    const t = g.constant(name);
+    const t = constantWithProducers(g, name, producers);
     if (t) return { name, tensor: t };
     const p = producers.get(name);
     if (!p || !PASS_THROUGH.has(p.opType) || !p.inputs[0]) return null;
