@@ -1,15 +1,12 @@
-import { resolve } from 'node:path';
 import { badInput, WhittleError } from '../../../api/errors.ts';
 import type { QuantizeStep } from '../../../api/recipe.ts';
-import { openModel } from '../../../native-models/formats/index.ts';
-import { writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
-import { modelStats } from '../../../native-models/ir/stats.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import { calibrate, type CalibrationResult } from '../../calibrate/index.ts';
 import { openDataRef } from '../../evaluate/data/index.ts';
-import { batchSizeFor, inputSpecs, modelBytes } from '../../evaluate/evaluate.ts';
-import { createPassContext, type PassContext, type PassReport } from '../pass.ts';
+import { batchSizeFor, inputSpecs } from '../../evaluate/evaluate.ts';
+import type { PassContext, PassReport } from '../pass.ts';
+import { runStepOnFile, type StepFileReport, type StepRun } from '../run-on-file.ts';
 import { dynamicQuantizePass } from './dynamic.ts';
 import { isExcluded } from './graph-edit.ts';
 import { fp16Pass } from './fp16.ts';
@@ -17,36 +14,12 @@ import { staticQdqPass } from './static-qdq.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
 
 /** The SPEC §3 quantize document. */
-export interface QuantizeReport {
-  input: string;
-  output: string;
-  /** The external data file written beside the output, when the model needed one. */
-  externalDataPath: string | null;
+export interface QuantizeReport extends StepFileReport {
   method: QuantizeStep['method'];
-  bytesBefore: number;
-  bytesAfter: number;
-  parametersBefore: number;
-  parametersAfter: number;
-  sparsity: number;
-  seconds: number;
-  peakRssBytes: number;
-  nodesChanged: number;
-  excluded: string[];
-  warnings: string[];
   calibration: { method: string; samples: number; seconds: number } | null;
 }
 
-export interface QuantizeRun {
-  input: string;
-  output: string;
-  step: QuantizeStep;
-  ep?: EpChoice;
-  seed?: number;
-  signal?: AbortSignal;
-  progress?: (phase: string, done: number, total: number) => void;
-  /** Folder that relative calibration paths are resolved against (a recipe's folder). */
-  baseDir?: string;
-}
+export type QuantizeRun = StepRun<QuantizeStep>;
 
 /** Runs one quantize step on an opened model (used by `whittle quantize` and recipe steps). */
 export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string } = {}): Promise<PassReport & { calibration: QuantizeReport['calibration'] }> {
@@ -124,35 +97,6 @@ function checkCalibrationFinite(cal: CalibrationResult, data: string, inputs: st
 
 /** Reads a model, quantizes it with one step, writes the result: what `whittle quantize` does. */
 export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
-  const t0 = performance.now();
-  const model = openModel(run.input);
-  const before = modelStats(model, { countZeros: false });
-  const bytesBefore = modelBytes(model);
-  const ctx = createPassContext({
-    ...(run.signal ? { signal: run.signal } : {}),
-    ...(run.progress ? { progress: run.progress } : {}),
-    seed: run.seed ?? 0,
-  });
-  const report = await applyQuantizeStep(model, run.step, ctx, { ...(run.ep ? { ep: run.ep } : {}), baseDir: run.baseDir ?? process.cwd() });
-  ctx.checkpoint();
-  ctx.progress('write', 0, 1);
-  const written = writeOnnxFile(model, run.output);
-  const after = modelStats(model);
-  return {
-    input: resolve(run.input),
-    output: written.path,
-    externalDataPath: written.externalDataPath,
-    method: run.step.method,
-    bytesBefore,
-    bytesAfter: written.bytes + written.externalDataBytes,
-    parametersBefore: before.parameters,
-    parametersAfter: after.parameters,
-    sparsity: after.parameters ? 1 - after.nonzeroParameters / after.parameters : 0,
-    seconds: (performance.now() - t0) / 1000,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
-    nodesChanged: report.nodesChanged,
-    excluded: report.excluded,
-    warnings: [...new Set([...ctx.warnings, ...report.warnings])],
-    calibration: report.calibration,
-  };
+  const { common, report } = await runStepOnFile(run, applyQuantizeStep);
+  return { ...common, method: run.step.method, calibration: report.calibration };
 }

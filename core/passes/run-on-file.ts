@@ -1,0 +1,78 @@
+import { resolve } from 'node:path';
+import { openModel } from '../../native-models/formats/index.ts';
+import { writeOnnxFile, type WriteReport } from '../../native-models/formats/onnx/index.ts';
+import type { Model } from '../../native-models/ir/model.ts';
+import { modelStats } from '../../native-models/ir/stats.ts';
+import type { EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
+import { modelBytes } from '../evaluate/evaluate.ts';
+import { createPassContext, type PassContext, type PassReport } from './pass.ts';
+
+/** One step (`whittle quantize` or `whittle prune`) applied to a model file and written out. */
+export interface StepRun<Step> {
+  input: string;
+  output: string;
+  step: Step;
+  ep?: EpChoice;
+  seed?: number;
+  signal?: AbortSignal;
+  progress?: (phase: string, done: number, total: number) => void;
+  /** Folder that relative data paths are resolved against (a recipe's folder; default the cwd). */
+  baseDir?: string;
+}
+
+/** The fields SPEC §3 gives every quantize/prune document. */
+export interface StepFileReport {
+  input: string;
+  output: string;
+  externalDataPath: string | null;
+  bytesBefore: number;
+  bytesAfter: number;
+  parametersBefore: number;
+  parametersAfter: number;
+  sparsity: number;
+  seconds: number;
+  peakRssBytes: number;
+  nodesChanged: number;
+  excluded: string[];
+  warnings: string[];
+}
+
+export type ApplyStep<Step, R extends PassReport> = (model: Model, step: Step, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string }) => Promise<R>;
+
+/**
+ * Opens the model, applies the step, writes the result and measures before/after: what quantize
+ * and prune share. `beforeApply` sees the untouched model (prune measures its deflated size there).
+ */
+export async function runStepOnFile<Step, R extends PassReport>(
+  run: StepRun<Step>,
+  apply: ApplyStep<Step, R>,
+  options: { countZerosBefore?: boolean; beforeApply?: (model: Model) => Promise<void> } = {},
+): Promise<{ common: StepFileReport; report: R; written: WriteReport }> {
+  const t0 = performance.now();
+  const model = openModel(run.input);
+  const before = modelStats(model, { countZeros: options.countZerosBefore ?? false });
+  const bytesBefore = modelBytes(model);
+  await options.beforeApply?.(model);
+  const ctx = createPassContext({ ...(run.signal ? { signal: run.signal } : {}), ...(run.progress ? { progress: run.progress } : {}), seed: run.seed ?? 0 });
+  const report = await apply(model, run.step, ctx, { ...(run.ep ? { ep: run.ep } : {}), baseDir: run.baseDir ?? process.cwd() });
+  ctx.checkpoint();
+  ctx.progress('write', 0, 1);
+  const written = writeOnnxFile(model, run.output);
+  const after = modelStats(model);
+  const common: StepFileReport = {
+    input: resolve(run.input),
+    output: written.path,
+    externalDataPath: written.externalDataPath,
+    bytesBefore,
+    bytesAfter: written.bytes + written.externalDataBytes,
+    parametersBefore: before.parameters,
+    parametersAfter: after.parameters,
+    sparsity: after.parameters ? 1 - after.nonzeroParameters / after.parameters : 0,
+    seconds: (performance.now() - t0) / 1000,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    nodesChanged: report.nodesChanged,
+    excluded: report.excluded,
+    warnings: [...new Set([...ctx.warnings, ...report.warnings])],
+  };
+  return { common, report, written };
+}
