@@ -1,20 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { seededRandom } from '../../native-models/ir/random.ts';
+import { seededGaussian, seededRandom } from '../../native-models/ir/random.ts';
 import { latticeFor, StreamingHistogram } from './histogram.ts';
 
-/** Standard normal values (Box–Muller over the project's seeded generator). */
-function gaussian(n: number, seed: number): Float32Array {
-  const random = seededRandom(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(1 - random()));
-    const a = 2 * Math.PI * random();
-    out[i] = r * Math.cos(a);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(a);
-  }
-  return out;
-}
+const gaussian = seededGaussian;
 
 /** The values cut into batches of random sizes, in a shuffled order. */
 function shuffledBatches(values: Float32Array, seed: number): Float32Array[] {

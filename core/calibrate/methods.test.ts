@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { seededRandom } from '../../native-models/ir/random.ts';
+import { seededGaussian, seededRandom } from '../../native-models/ir/random.ts';
 import { quantParams, quantRange, quantizeValue, type QuantType } from '../passes/quantize/math.ts';
 import { MinMaxCollector, type RangeCollector, type TensorRange } from './collectors.ts';
 import { EntropyCollector, entropyThreshold } from './entropy.ts';
@@ -8,17 +8,7 @@ import { StreamingHistogram } from './histogram.ts';
 import { expectedSquaredError, MseCollector } from './mse.ts';
 import { PercentileCollector } from './percentile.ts';
 
-function gaussian(n: number, seed: number): Float32Array {
-  const random = seededRandom(seed);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const r = Math.sqrt(-2 * Math.log(1 - random()));
-    const a = 2 * Math.PI * random();
-    out[i] = r * Math.cos(a);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(a);
-  }
-  return out;
-}
+const gaussian = seededGaussian;
 
 const NORMAL = gaussian(1_000_000, 1);
 /** The normal sample plus six values 60–120σ out: what one odd activation does to a range. */
