@@ -2,7 +2,7 @@ import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
 import { checkFiniteTensor, type ConstantWeight, findConstantWeight, float32Pieces, floatWeightOf, keepsOrder, materialise } from './constant-weight.ts';
-import { addFloatInitializer, addInitializer, adoptInitializer, castNode, isExcluded, makeNode, NameAllocator, removeUnread, replaceNode } from './graph-edit.ts';
+import { addFloatInitializer, addInitializer, adoptInitializer, castNode, isExcluded, makeNode, NameAllocator, nodeCandidates, removeUnread, replaceNode } from './graph-edit.ts';
 import { quantParams, quantRange, type QuantType } from './math.ts';
 import { ensureIrVersion, IR_INITIALIZERS_NOT_INPUTS, requireOpset } from './opset.ts';
 
@@ -258,9 +258,7 @@ export const dynamicQuantizePass: Pass<DynamicQuantOptions> = {
     const plans: Plan[] = [];
     // one reused buffer for reading weights in pieces, for this run only (see float32Pieces)
     const scratch = new Float32Array(PIECE_ELEMENTS);
-    const candidates = model.graphs().flatMap((g) => g.nodes.filter((n) => opTypes.includes(n.opType) && n.domain === '').map((n) => ({ g, n })));
-    const producers = new Map<Graph, Map<string, Node>>();
-    const producersOf = (g: Graph) => producers.get(g) ?? producers.set(g, g.producers()).get(g)!;
+    const { candidates, producersOf } = nodeCandidates(model, (n) => opTypes.includes(n.opType));
     for (const [i, { g, n }] of candidates.entries()) {
       ctx.checkpoint();
       ctx.progress('plan', i, candidates.length);

@@ -118,3 +118,13 @@ export function replaceNode(graph: Graph, node: Node, replacement: Node[]): void
   if (at < 0) throw new Error(`node ${node.label} is not in graph ${graph.name}`);
   graph.nodes.splice(at, 1, ...replacement);
 }
+
+/**
+ * Default-domain nodes a pass may rewrite, in every graph, with each graph's producer map built
+ * once and only when asked for.
+ */
+export function nodeCandidates(model: Model, accept: (n: Node) => boolean): { candidates: { g: Graph; n: Node }[]; producersOf: (g: Graph) => Map<string, Node> } {
+  const candidates = model.graphs().flatMap((g) => g.nodes.filter((n) => accept(n) && n.domain === '').map((n) => ({ g, n })));
+  const producers = new Map<Graph, Map<string, Node>>();
+  return { candidates, producersOf: (g) => producers.get(g) ?? producers.set(g, g.producers()).get(g)! };
+}

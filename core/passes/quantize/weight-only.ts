@@ -3,7 +3,7 @@ import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
 import { checkFiniteTensor, type ConstantWeight, findConstantWeight, float32Pieces, floatWeightOf, keepsOrder, materialise } from './constant-weight.ts';
-import { addFloatInitializer, addInitializer, adoptInitializer, intAttr, isExcluded, makeNode, NameAllocator, removeUnread, replaceNode } from './graph-edit.ts';
+import { addFloatInitializer, addInitializer, adoptInitializer, intAttr, isExcluded, makeNode, NameAllocator, nodeCandidates, removeUnread, replaceNode } from './graph-edit.ts';
 import { packNibbles, quantParamsInto, quantRange, type QuantParams, type QuantType } from './math.ts';
 import { ensureDomain, ensureIrVersion, IR_INITIALIZERS_NOT_INPUTS, requireOpset } from './opset.ts';
 
@@ -186,9 +186,7 @@ export const weightOnlyQuantizePass: Pass<WeightOnlyOptions> = {
     // one reused buffer for reading weights in pieces (see float32Pieces), grown for wide weights
     let scratch = new Float32Array(PIECE_BYTES / 4);
     const scratchFor = (elements: number) => (scratch.length >= elements ? scratch : (scratch = new Float32Array(elements)));
-    const candidates = model.graphs().flatMap((g) => g.nodes.filter((n) => n.opType === 'MatMul' && n.domain === '').map((n) => ({ g, n })));
-    const producers = new Map<Graph, Map<string, Node>>();
-    const producersOf = (g: Graph) => producers.get(g) ?? producers.set(g, g.producers()).get(g)!;
+    const { candidates, producersOf } = nodeCandidates(model, (n) => n.opType === 'MatMul');
     for (const [i, { g, n }] of candidates.entries()) {
       ctx.checkpoint();
       ctx.progress('plan', i, candidates.length);
