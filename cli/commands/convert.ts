@@ -1,4 +1,3 @@
-import { resolve } from 'node:path';
 import { WhittleError } from '../../api/errors.ts';
 import { convertModel } from '../../core/passes/convert/resave.ts';
 import { formatBytes, numberOption, parseCommand, requireOne, type CliIo } from '../io.ts';
@@ -21,9 +20,6 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   });
   const input = requireOne('convert', positionals, 'MODEL');
   if (!values.output) throw new WhittleError('BAD_USAGE', 'whittle convert: -o OUT is required');
-  if (resolve(values.output) === resolve(input) && !values['external-data']) {
-    // allowed (the writer renames at the end), but say nothing surprising happens
-  }
   const sizeThreshold = numberOption('convert', 'size-threshold', values['size-threshold'], { min: 0, integer: true });
   const report = await recordCommand({
     kind: 'convert',

@@ -18,21 +18,21 @@ export function sniffFormat(path: string): ModelFormat {
   if (st.isDirectory()) throw badInput(file, 'is a directory; give the model file itself (model.onnx, or model.json for TF.js)');
   // a FIFO or device would block the first read forever
   if (!st.isFile()) throw badInput(file, 'is not a regular file (a pipe, socket or device)');
-  const head = Buffer.alloc(64);
-  const fd = openSync(file, 'r');
-  const n = readSync(fd, head, 0, 64, 0);
-  closeSync(fd);
-  const text = head.subarray(0, n).toString('latin1').trimStart();
-  if (text.startsWith('{') && /"(modelTopology|weightsManifest|format)"/.test(text + readHead(file))) return 'tfjs';
+  const text = readHead(file).trimStart();
+  if (text.startsWith('{') && /"(modelTopology|weightsManifest|format)"/.test(text)) return 'tfjs';
   return 'onnx';
 }
 
+/** The first 4 KiB of a file as text: enough to tell a TF.js model.json from a protobuf. */
 function readHead(file: string): string {
   const buf = Buffer.alloc(4096);
   const fd = openSync(file, 'r');
-  const n = readSync(fd, buf, 0, 4096, 0);
-  closeSync(fd);
-  return buf.subarray(0, n).toString('utf8');
+  try {
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Opens any supported model file into the IR. */

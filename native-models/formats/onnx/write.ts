@@ -4,7 +4,7 @@ import { badInput, WhittleError } from '../../../api/errors.ts';
 import { AttrType, Graph, Model, Node, SparseTensor, type Attribute, type ValueInfo, type ValueType } from '../../ir/model.ts';
 import { Tensor } from '../../ir/tensor.ts';
 import { encodeInto, SizeCache, type ProtoMessage } from './codec.ts';
-import { MAX_PROTO_BYTES } from './read.ts';
+import { checkExternalLocation, MAX_PROTO_BYTES } from './read.ts';
 import { MODEL_PROTO } from './schema.ts';
 import { FileSink } from './wire.ts';
 
@@ -98,6 +98,8 @@ export function writeOnnxFile(model: Model, outPath: string, options: WriteOptio
     if (totalTensorBytes(model) > INLINE_BUDGET) useExternal = autoExternal = true;
   }
   const location = options.location ?? `${basename(path)}.data`;
+  // the writer must not produce what the reader refuses: absolute paths or `..`
+  checkExternalLocation(location, path);
   const suffix = `.tmp-${process.pid}-${Date.now()}`;
   const modelTmp = path + suffix;
   let external: ExternalDataFile | null = null;
