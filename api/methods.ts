@@ -84,6 +84,19 @@ export const EVENTS = {
   'job.state': JobInfo,
   /** The store changed (a run was recorded or deleted): lists should refresh. */
   'experiments.changed': z.object({ runId: z.string().nullable() }),
+  /**
+   * Desktop only, sent by the Electron shell: a native menu command for the renderer to carry out.
+   * `open-model`: File → Open Model… has already opened `path` with models.open (so it is in the
+   * recent models); show it.
+   */
+  'app.command': z.discriminatedUnion('command', [
+    z.object({ command: z.literal('open-model'), path: z.string().min(1) }).strict(),
+  ]),
+  /**
+   * Desktop only: something the shell wants the user to see, e.g. the engine process stopped and is
+   * being restarted, or an export finished. Show it as a toast (errors stay until dismissed).
+   */
+  'app.notice': z.object({ level: z.enum(['info', 'warn', 'error']), message: z.string().min(1) }).strict(),
 } as const;
 export type Events = typeof EVENTS;
 export type EventName = keyof Events;

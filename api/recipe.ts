@@ -5,7 +5,7 @@ import { z } from 'zod';
  * The CLI's `quantize`/`prune` flags build the same step objects, so a command line and a recipe
  * step run the same code. Paths are relative to the recipe file.
  */
-export const PRESETS = ['none', 'unit', 'mnist', 'torch', 'caffe', 'tf', 'imagenet'] as const;
+export const PRESETS = ['none', 'unit', 'mnist', 'torch', 'caffe', 'tf', 'imagenet', 'tf-square', 'unit-stretch'] as const;
 
 export const DataRef = z.object({
   path: z.string().min(1),
@@ -17,7 +17,8 @@ export const DataRef = z.object({
 }).strict();
 export type DataRef = z.infer<typeof DataRef>;
 
-export const QUANTIZE_METHODS = ['dynamic', 'static', 'fp16', 'int4', 'int8-weight'] as const;
+/** uint8 and uint16 are TF.js weight quantization (model.json inputs); fp16 serves both formats. */
+export const QUANTIZE_METHODS = ['dynamic', 'static', 'fp16', 'int4', 'int8-weight', 'uint8', 'uint16'] as const;
 export const CALIBRATION_METHODS = ['minmax', 'percentile', 'entropy', 'mse'] as const;
 
 export const QuantizeStep = z.object({

@@ -1,8 +1,10 @@
+import { sendProgress } from '../core/jobs/channel.ts';
 import type { CliIo } from './io.ts';
 
 /**
  * A progress bar on stderr, drawn only when stderr is a terminal and the work has lasted over a
- * second (short jobs stay quiet; logs and --json stay clean).
+ * second (short jobs stay quiet; logs and --json stay clean). When the command runs as an engine
+ * job, every update also goes to the engine's progress channel (core/jobs/channel.ts).
  */
 export class ProgressBar {
   private started = Date.now();
@@ -12,6 +14,7 @@ export class ProgressBar {
   constructor(private io: CliIo, private label: string) {}
 
   update(done: number, total: number, phase = this.label): void {
+    sendProgress(phase, done, total);
     if (!this.io.interactive) return;
     const now = Date.now();
     if (now - this.started < 1000 || now - this.lastDraw < 100) return;

@@ -1,5 +1,6 @@
 import { linkSync, mkdirSync, rmSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
+import { sendToEngine } from '../core/jobs/channel.ts';
 import { openStore, type RunHandle, type RunKind } from '../core/store/index.ts';
 import type { RunEnvironment } from '../core/store/types.ts';
 
@@ -11,6 +12,8 @@ export interface RecordedCommand<R> {
   /** false with --no-record: the work runs and nothing is written to the store. */
   record: boolean;
   environment?: Partial<RunEnvironment>;
+  /** The recipe the run follows (stored with it, so the run can be exported and redone). */
+  recipe?: unknown;
   work: (run: RunHandle | null) => Promise<R>;
   /** Files the command produced, kept as the run's artifacts. */
   artifacts?: (result: R) => string[];
@@ -29,10 +32,13 @@ export async function recordCommand<R extends object>(cmd: RecordedCommand<R>): 
     try { run?.cancel('interrupted with Ctrl-C'); } finally { store.close(); process.exit(130); }
   };
   try {
-    run = await store.startRun({ kind: cmd.kind, command: cmd.argv, inputs: cmd.inputs, environment: cmd.environment ?? {} });
+    run = await store.startRun({ kind: cmd.kind, command: cmd.argv, inputs: cmd.inputs, environment: cmd.environment ?? {}, ...(cmd.recipe !== undefined ? { recipe: cmd.recipe } : {}) });
     process.once('SIGINT', onSigint);
+    // an engine running this as a job learns the run at once, so it can close it if we die
+    sendToEngine({ type: 'run', runId: run.id });
     try {
       const result = await cmd.work(run);
+      reportWarnings(result);
       for (const file of cmd.artifacts?.(result) ?? []) await keepArtifact(run, file);
       const withId = { ...result, runId: run.id };
       run.recordMetrics(result);
@@ -46,6 +52,13 @@ export async function recordCommand<R extends object>(cmd: RecordedCommand<R>): 
     process.removeListener('SIGINT', onSigint);
     store.close();
   }
+}
+
+/** Warnings in a result (`warnings: string[]`) reach an engine as log lines while the run is still open. */
+function reportWarnings(result: object): void {
+  const warnings = (result as { warnings?: unknown }).warnings;
+  if (!Array.isArray(warnings)) return;
+  for (const w of warnings) if (typeof w === 'string') sendToEngine({ type: 'log', level: 'warn', message: w });
 }
 
 /** A hard link where the file system allows it (no second copy of a 1 GiB model), else a copy. */

@@ -5,7 +5,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
-const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['api', 'native-models', 'core', 'cli', 'server', 'bench'];
+const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['api', 'native-models', 'core', 'cli', 'server', 'bench', 'electron'];
 const skip = new Set(['node_modules', 'dist', '.git']);
 const files = [];
 function walk(p) {

@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { absoluteRecipe } from '../../core/jobs/recipe-from-run.ts';
 import { loadRecipe, runRecipe, type RecipeReport } from '../../core/recipes/run-recipe.ts';
 import { formatBytes, parseCommand, requireOne, type CliIo } from '../io.ts';
 import { ProgressBar } from '../progress.ts';
@@ -35,6 +36,8 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     inputs: [{ role: 'recipe', path: recipePath }, { role: 'model', path: resolve(dirname(resolve(recipePath)), recipe.model) }],
     record: !values['no-record'],
     environment: { seed: recipe.seed },
+    // stored with absolute paths: the recipe file may be temporary (an engine job's folder)
+    recipe: absoluteRecipe(recipe, dirname(resolve(recipePath))),
     work: async (recorded) => {
       if (recorded) mkdirSync(recorded.artifactsDir, { recursive: true });
       const output = values.output ?? (recorded ? recorded.artifactPath('model.onnx') : join(mkdtempSync(join(tmpdir(), 'whittle-run-')), 'model.onnx'));

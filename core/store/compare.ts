@@ -1,4 +1,4 @@
-import type { RunSummary } from './types.ts';
+import type { LayerMetric, RunSummary } from './types.ts';
 
 export interface MetricComparison {
   key: string;
@@ -23,4 +23,29 @@ export function compareRuns(runs: readonly Pick<RunSummary, 'id' | 'metrics'>[])
     return { key, values, deltas };
   });
   return { runs: runs.map((r) => r.id), metrics };
+}
+
+export interface LayerMetricComparison {
+  layer: string;
+  metric: string;
+  /** One per run, in the order given; null where the run lacks that layer's metric. */
+  values: (number | null)[];
+}
+
+/**
+ * Lines up per-layer metrics (layer, metric) across runs, in the order the first run that has a
+ * row recorded it: layers stay in model order, as the analysis wrote them.
+ */
+export function compareLayerMetrics(runs: readonly { layerMetrics: readonly LayerMetric[] }[]): LayerMetricComparison[] {
+  const rows = new Map<string, LayerMetricComparison>();
+  runs.forEach((run, i) => {
+    for (const m of run.layerMetrics) {
+      // JSON of the pair: no separator character can make two different pairs collide
+      const key = JSON.stringify([m.layer, m.metric]);
+      let row = rows.get(key);
+      if (!row) rows.set(key, (row = { layer: m.layer, metric: m.metric, values: runs.map(() => null) }));
+      row.values[i] = m.value;
+    }
+  });
+  return [...rows.values()];
 }

@@ -6,7 +6,7 @@ export { runEnvironment } from './environment.ts';
 export { writeAtomically, copyAtomically, type FileDigest } from './atomic.ts';
 export { sha256File } from './hash.ts';
 export { flattenMetrics } from './flatten.ts';
-export { compareRuns, type RunComparison, type MetricComparison } from './compare.ts';
+export { compareRuns, compareLayerMetrics, type RunComparison, type MetricComparison, type LayerMetricComparison } from './compare.ts';
 export { commandLine } from './command-line.ts';
 export { toCsv } from './export-csv.ts';
 export { writeMlflowRuns } from './export-mlflow.ts';

@@ -35,6 +35,12 @@ function whereClause(filter: RunFilter): { sql: string; params: unknown[] } {
   if (filter.kind) { parts.push('r.kind = ?'); params.push(filter.kind); }
   if (filter.status) { parts.push('r.status = ?'); params.push(filter.status); }
   if (filter.experimentId) { parts.push('r.experiment_id = ?'); params.push(filter.experimentId); }
+  if (filter.text) {
+    // LIKE is case-insensitive for ASCII; the user's % and _ are escaped so they match themselves
+    const pattern = `%${filter.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    parts.push(`(r.command_json LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM run_inputs t WHERE t.run_id = r.id AND t.role = 'model' AND t.path LIKE ? ESCAPE '\\'))`);
+    params.push(pattern, pattern);
+  }
   return { sql: parts.length ? `WHERE ${parts.join(' AND ')}` : '', params };
 }
 

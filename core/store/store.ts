@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { extname, join, resolve } from 'node:path';
 import { WhittleError, badInput } from '../../api/errors.ts';
@@ -141,6 +141,36 @@ export class Store {
   /** One run with everything recorded about it; takes a unique id prefix. NOT_FOUND otherwise. */
   getRun(idOrPrefix: string): RunDetail {
     return this.#guard(() => getRun(this.db, this.home, idOrPrefix));
+  }
+
+  /**
+   * Ends a run that is still `running` because the process recording it died or was killed before
+   * it could say so (the job engine calls this when a job process exits). CANCELLED ends it as
+   * cancelled, any other code as failed. Returns false when the run had already ended: the
+   * process's own record wins.
+   */
+  failRun(id: string, code: string, message: string): boolean {
+    const status = code === 'CANCELLED' ? 'cancelled' : 'failed';
+    const changed = this.#guard(() => this.db.prepare(`UPDATE runs SET status = ?, finished_at = ?, error = ?, error_code = ?
+      WHERE id = ? AND status = 'running'`).run(status, new Date().toISOString(), message, code, id).changes);
+    return changed > 0;
+  }
+
+  /**
+   * Deletes a finished run: its rows (inputs, metrics, layer metrics and artifacts cascade) and its
+   * artifact folder. A run still running is refused; one whose process died is first marked
+   * interrupted, and can then be deleted. Takes a unique id prefix; returns the full id.
+   */
+  async deleteRun(idOrPrefix: string): Promise<string> {
+    this.markInterruptedRuns();
+    const run = this.getRun(idOrPrefix);
+    if (run.status === 'running' || run.status === 'queued') {
+      throw new WhittleError('BAD_USAGE', `run ${run.id} is still ${run.status}; cancel it before deleting it`);
+    }
+    this.#guard(() => this.db.prepare('DELETE FROM runs WHERE id = ?').run(run.id));
+    // rows first: a folder left behind by a failed rm is harmless, a row pointing at nothing is not
+    await rm(join(this.home, 'artifacts', run.id), { recursive: true, force: true });
+    return run.id;
   }
 
   /** Marks runs whose process died as interrupted (openStore does this; long-lived hosts may repeat it). */

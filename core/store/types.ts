@@ -74,6 +74,8 @@ export interface RunFilter {
   kind?: RunKind;
   status?: RunStatus;
   experimentId?: string;
+  /** Case-insensitive substring of the model path or of the command line. */
+  text?: string;
   /** Most recent first; undefined or 0 means all. */
   limit?: number;
 }

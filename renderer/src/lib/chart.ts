@@ -2,6 +2,7 @@ import {
   BarController, BarElement, CategoryScale, Chart, Filler, Legend, LinearScale, LineController, LineElement,
   LogarithmicScale, PointElement, ScatterController, Tooltip, type ChartConfiguration,
 } from 'chart.js';
+import { plain } from './snapshot.svelte.ts';
 
 /**
  * Charts are chart.js (maintained, canvas, no DOM per point: a 10,000-row histogram or a
@@ -23,8 +24,9 @@ export function chart(canvas: HTMLCanvasElement, config: ChartConfiguration) {
   const instance = new Chart(canvas, withDefaults(config));
   return {
     update(next: ChartConfiguration) {
-      instance.data = next.data;
-      instance.options = withDefaults(next).options ?? {};
+      const c = withDefaults(next);
+      instance.data = c.data;
+      instance.options = c.options ?? {};
       instance.update('none');
     },
     destroy() {
@@ -38,5 +40,6 @@ function withDefaults(config: ChartConfiguration): ChartConfiguration {
   const grid = themeColor('--border', '#ddd');
   Chart.defaults.color = text;
   Chart.defaults.borderColor = grid;
-  return { ...config, options: { animation: false, responsive: true, maintainAspectRatio: false, ...config.options } } as ChartConfiguration;
+  // Data is copied: it may hold $state proxies, which chart.js cannot annotate.
+  return { ...config, data: plain(config.data), options: { animation: false, responsive: true, maintainAspectRatio: false, ...config.options } } as ChartConfiguration;
 }

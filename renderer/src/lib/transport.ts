@@ -32,16 +32,28 @@ export function electronTransport(bridge: PreloadBridge): Transport {
  * Browser mode: one WebSocket to /rpc on the page's own origin (the session cookie authenticates
  * it). Messages sent before it opens wait; when it drops, pending calls fail and it reconnects.
  */
-export function webSocketTransport(url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/rpc`): Transport & { state(): 'connecting' | 'open' | 'closed' } {
+export type ConnectionState = 'connecting' | 'open' | 'closed';
+
+export function webSocketTransport(url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/rpc`): Transport & {
+  state(): ConnectionState;
+  /** Calls back on every change of state (for the app's connection banner); returns a stop function. */
+  watch(listener: (state: ConnectionState, reason: string) => void): () => void;
+} {
   let receive: (message: unknown) => void = () => {};
   let closed: (reason: string) => void = () => {};
+  const watchers = new Set<(state: ConnectionState, reason: string) => void>();
+  const notify = (state: ConnectionState, reason = '') => {
+    for (const w of watchers) w(state, reason);
+  };
   let socket: WebSocket;
   let queue: string[] = [];
   let retry = 250;
   const connect = () => {
     socket = new WebSocket(url);
+    notify('connecting');
     socket.onopen = () => {
       retry = 250;
+      notify('open');
       for (const m of queue) socket.send(m);
       queue = [];
     };
@@ -53,7 +65,9 @@ export function webSocketTransport(url = `${location.protocol === 'https:' ? 'ws
       }
     };
     socket.onclose = (e) => {
-      closed(e.reason || `WebSocket closed (${e.code})`);
+      const reason = e.reason || `WebSocket closed (${e.code})`;
+      closed(reason);
+      notify('closed', reason);
       setTimeout(connect, retry);
       retry = Math.min(retry * 2, 5000);
     };
@@ -70,6 +84,10 @@ export function webSocketTransport(url = `${location.protocol === 'https:' ? 'ws
     },
     onClose(c) {
       closed = c;
+    },
+    watch(listener) {
+      watchers.add(listener);
+      return () => watchers.delete(listener);
     },
     state: () => (socket.readyState === WebSocket.OPEN ? 'open' : socket.readyState === WebSocket.CONNECTING ? 'connecting' : 'closed'),
   };

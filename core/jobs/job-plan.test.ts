@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { WhittleError } from '../../api/errors.ts';
+import { Recipe } from '../../api/recipe.ts';
+import { JobSpec, type JobSpecParsed } from '../../api/schemas.ts';
+import type { RunDetail } from '../store/types.ts';
+import { parseChannelLine } from './channel.ts';
+import { planJob } from './job-plan.ts';
+import { recipeFromRun } from './recipe-from-run.ts';
+
+const DIR = '/home/u/.whittle/jobs/j1';
+const plan = (spec: unknown, modelFormat: 'onnx' | 'tfjs' = 'onnx') => planJob(JobSpec.parse(spec) as JobSpecParsed, { jobDir: DIR, modelFormat });
+
+test('quantize: only the values that differ from the defaults become flags', () => {
+  assert.deepEqual(plan({ kind: 'quantize', model: '/m/mnist.onnx', step: { method: 'dynamic' } }).argv,
+    ['quantize', '/m/mnist.onnx', '-o', `${DIR}/mnist.dynamic.onnx`, '--method', 'dynamic', '--ep', 'cpu', '--seed', '0', '--json']);
+  const p = plan({
+    kind: 'quantize', model: '/m/sq.onnx', ep: 'auto', seed: 3,
+    step: {
+      method: 'static', calib: { path: '/d/imagenet-100', preprocess: 'caffe', limit: 64 }, calibration: 'percentile', percentile: 99.9,
+      perChannel: true, activationType: 'int8', weightType: 'uint8', symmetric: false, exclude: ['conv1', 'Gemm'], keepIoTypes: true, includeConv: true, blockSize: 64, format: 'dq',
+    },
+  });
+  assert.equal(p.title, 'quantize static percentile · sq.onnx');
+  assert.deepEqual(p.files, []);
+  assert.deepEqual(p.argv, ['quantize', '/m/sq.onnx', '-o', `${DIR}/sq.static.onnx`, '--method', 'static',
+    '--calib', '/d/imagenet-100', '--preprocess', 'caffe', '--samples', '64',
+    '--calibration', 'percentile', '--percentile', '99.9', '--per-channel', '--activation-type', 'int8', '--weight-type', 'uint8',
+    '--block-size', '64', '--format', 'dq', '--exclude', 'conv1,Gemm', '--keep-io-types', '--include-conv', '--asymmetric',
+    '--ep', 'auto', '--seed', '3', '--json']);
+});
+
+test('prune: every step field has its flag; samples wins over the data limit', () => {
+  const p = plan({
+    kind: 'prune', model: '/m/mnist.onnx',
+    step: { method: 'wanda', sparsity: 0.7, scope: 'global', pattern: '2:4', calib: { path: '/d/t10k.gz', preprocess: 'mnist', limit: 9 }, samples: 128,
+      roundTo: 16, importance: 'l1', comparison: 'row', sequential: true, exclude: ['a'], protectFirstLast: true, minParameters: 100 },
+  });
+  assert.equal(p.title, 'prune wanda 70 % · mnist.onnx');
+  assert.deepEqual(p.argv, ['prune', '/m/mnist.onnx', '-o', `${DIR}/mnist.wanda.onnx`, '--method', 'wanda', '--calib', '/d/t10k.gz', '--preprocess', 'mnist',
+    '--sparsity', '0.7', '--scope', 'global', '--pattern', '2:4', '--samples', '128', '--round-to', '16', '--importance', 'l1', '--comparison', 'row',
+    '--sequential', '--exclude', 'a', '--protect-first-last', '--min-parameters', '100', '--ep', 'cpu', '--seed', '0', '--json']);
+});
+
+test('a step the flags cannot express runs as a one-step recipe', () => {
+  const p = plan({ kind: 'quantize', model: '/m/sq.onnx', step: { method: 'static', calib: { path: '/d/img', offset: 100, layout: 'nhwc' } } });
+  assert.deepEqual(p.argv, ['run', `${DIR}/recipe.json`, '--json']);
+  const recipe = Recipe.parse(JSON.parse(p.files[0]!.content));
+  assert.equal(recipe.model, '/m/sq.onnx');
+  assert.deepEqual('quantize' in recipe.steps[0]! && recipe.steps[0].quantize.calib, { path: '/d/img', offset: 100, layout: 'nhwc' });
+  assert.equal(plan({ kind: 'prune', model: '/m/a.onnx', step: { method: 'magnitude', exclude: ['Conv(a,b)'] } }).argv[0], 'run');
+});
+
+test('eval, analyze, recipe and sleep', () => {
+  assert.deepEqual(plan({ kind: 'eval', model: '/m/a.onnx', data: { path: '/d/x', preprocess: 'torch', limit: 10, offset: 5, size: 224, layout: 'nchw' }, reference: '/m/b.onnx', runs: 5 }).argv,
+    ['eval', '/m/a.onnx', '--data', '/d/x', '--preprocess', 'torch', '--limit', '10', '--offset', '5', '--size', '224', '--layout', 'nchw', '--reference', '/m/b.onnx', '--runs', '5', '--ep', 'cpu', '--json']);
+  assert.deepEqual(plan({ kind: 'analyze', model: '/m/a.onnx', for: 'prune', data: { path: '/d/x', limit: 8 }, budgetRatio: 0.4 }).argv,
+    ['analyze', '/m/a.onnx', '--for', 'prune', '--data', '/d/x', '--limit', '8', '--budget-ratio', '0.4', '--ep', 'cpu', '--json']);
+  assert.throws(() => plan({ kind: 'analyze', model: '/m/a.onnx', for: 'quantize', data: { path: '/d/x', offset: 3 } }),
+    (err: unknown) => err instanceof WhittleError && err.code === 'BAD_USAGE' && /data\.offset/.test(err.message));
+  const r = plan({ kind: 'recipe', recipe: { name: 'small', model: '/m/a.onnx', steps: [{ prune: { method: 'magnitude' } }, { quantize: { method: 'dynamic' } }] } });
+  assert.equal(r.title, 'small: prune magnitude + quantize dynamic · a.onnx');
+  assert.equal(Recipe.parse(JSON.parse(r.files[0]!.content)).steps.length, 2);
+  assert.deepEqual(plan({ kind: 'sleep', seconds: 2, crash: 'exit' }).argv, ['__sleep', '2', '--json', '--crash', 'exit']);
+});
+
+test('TF.js models write a folder named after the model', () => {
+  assert.equal(plan({ kind: 'quantize', model: '/f/flowers/model.json', step: { method: 'fp16' } }, 'tfjs').argv[3], `${DIR}/flowers.fp16`);
+});
+
+test('a recorded quantize or prune command reads back as the recipe that redoes it', () => {
+  const specs = [
+    { kind: 'quantize', model: '/m/sq.onnx', seed: 4, step: { method: 'static', calib: { path: '/d/img', preprocess: 'caffe' }, samples: 32, calibration: 'entropy', perChannel: true, symmetric: true, exclude: ['x', 'y'] } },
+    { kind: 'prune', model: '/m/sq.onnx', step: { method: 'nm', pattern: '2:4', minParameters: 10 } },
+  ];
+  for (const raw of specs) {
+    const spec = JobSpec.parse(raw) as Extract<JobSpecParsed, { kind: 'quantize' | 'prune' }>;
+    const argv = planJob(spec, { jobDir: DIR }).argv;
+    const run = {
+      id: 'r1', kind: spec.kind, command: argv, recipe: null,
+      inputs: [{ role: 'model', path: spec.model, sha256: null, bytes: null }, ...(spec.step.calib ? [{ role: 'calib', path: spec.step.calib.path, sha256: null, bytes: null }] : [])],
+    } as unknown as RunDetail;
+    const recipe = recipeFromRun(run)!;
+    assert.ok(recipe, `${spec.kind}: no recipe`);
+    assert.equal(recipe.model, spec.model);
+    assert.equal(recipe.seed, spec.seed);
+    const step = recipe.steps[0]!;
+    assert.deepEqual('quantize' in step ? step.quantize : step.prune, spec.step);
+  }
+  assert.equal(recipeFromRun({ id: 'r2', kind: 'eval', command: ['eval', 'm.onnx'], recipe: null, inputs: [] } as unknown as RunDetail), null);
+});
+
+test('the progress channel accepts its three messages and nothing else', () => {
+  assert.deepEqual(parseChannelLine('{"type":"progress","phase":"calibrate","done":3,"total":9}'), { type: 'progress', phase: 'calibrate', done: 3, total: 9 });
+  assert.deepEqual(parseChannelLine('{"type":"run","runId":"r1"}'), { type: 'run', runId: 'r1' });
+  for (const bad of ['', 'not json', '{"type":"run"}', '{"type":"log","level":"fatal","message":"x"}', 'null', '[1]']) assert.equal(parseChannelLine(bad), null, bad);
+});

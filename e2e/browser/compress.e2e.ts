@@ -1,0 +1,205 @@
+import assert from 'node:assert/strict';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Locator, Page } from 'playwright-core';
+import { assertNoPageErrors, currentView, goto, jobCard, newestJobId, paintedPixels, progressSeen, waitForJobEnd, waitForView, watchProgressBars } from '../lib/app.ts';
+import { screenshot } from '../lib/browser.ts';
+import { E2E_MARKER, markedProcesses, waitFor } from '../lib/processes.ts';
+import { F } from '../lib/paths.ts';
+import { startSession, type Session } from '../lib/session.ts';
+
+// Compress → Jobs → Experiments on MNIST, each run a recorded recipe with an evaluation (real engine,
+// real data), so the Experiments view has accuracy and size for its Pareto plot.
+let s: Session;
+const EVAL_SAMPLES = '2000';
+
+before(async () => {
+  s = await startSession();
+  const { page } = s;
+  await waitForView(page, 'library');
+  await page.getByTestId('example-mnist').getByRole('button', { name: /Open example/ }).click();
+  await waitForView(page, 'model');
+
+  // The original fp32 model evaluated on the same images, first, so that it is the oldest run: the
+  // base of the comparison. The UI has no "evaluate the original" button, so this job is started
+  // through the API the app itself uses.
+  const rpc = await s.rpc();
+  const { jobId } = await rpc.call('jobs.start', {
+    spec: { kind: 'eval', model: F.mnist, data: { path: F.mnistImages, preprocess: 'mnist', limit: Number(EVAL_SAMPLES) }, runs: 5 },
+  });
+  const done = await waitFor('the fp32 eval to finish', async () => {
+    const j = await rpc.call('jobs.get', { jobId });
+    return j.status === 'running' || j.status === 'queued' ? null : j;
+  }, 90_000, 250);
+  assert.equal(done.status, 'succeeded', `the fp32 eval: ${JSON.stringify(done.error)}`);
+  baselineRun = done.runId!;
+});
+after(async () => {
+  await s?.close();
+  assert.deepEqual(markedProcesses(E2E_MARKER), [], 'no process of this test file outlives it');
+});
+
+/** "Add step" with its kind picker (or the older "Add prune step" / "Add quantize step" buttons). */
+async function addStep(view: Locator, kind: 'prune' | 'quantize') {
+  const picker = view.getByLabel('New step kind');
+  if (await picker.count()) {
+    await picker.selectOption(kind);
+    await view.getByRole('button', { name: 'Add step', exact: true }).click();
+  } else {
+    await view.getByRole('button', { name: `Add ${kind} step` }).click();
+  }
+}
+
+/** Compress view: one step of the given kind and method, evaluation on EVAL_SAMPLES MNIST test images. */
+async function buildRecipe(page: Page, step: { quantize: string } | { prune: string; sparsity: number }, name: string) {
+  await goto(page, 'compress');
+  const view = currentView(page);
+  // Start from a single quantize step.
+  while ((await view.locator('fieldset.step').count()) > 1) await view.getByRole('button', { name: /^Remove step/ }).first().click();
+  if ('prune' in step) {
+    await addStep(view, 'prune');
+    await view.getByRole('button', { name: 'Remove step 2' }).click();
+    await view.getByLabel('Prune method').selectOption(step.prune);
+    await view.getByLabel('Sparsity (%)').fill(String(step.sparsity));
+  } else {
+    if (await view.getByLabel('Prune method').count()) {
+      await addStep(view, 'quantize');
+      await view.getByRole('button', { name: 'Remove step 1' }).click();
+    }
+    await view.getByLabel('Quantize method').selectOption(step.quantize);
+  }
+  const evaluate = view.getByRole('checkbox', { name: 'Evaluate the result' });
+  if (!(await evaluate.isChecked())) await evaluate.check();
+  // The example's own data is suggested (MNIST test images, preset mnist).
+  assert.match(await view.locator('#evaluation-data').inputValue(), /t10k-images-idx3-ubyte\.gz$/);
+  assert.equal(await view.locator('#evaluation-preprocess').inputValue(), 'mnist');
+  await view.locator('#evaluation-count').fill(EVAL_SAMPLES);
+  await view.locator('#eval-runs').fill('5');
+  await view.locator('#run-name').fill(name);
+  await view.getByTestId('size-estimate').waitFor();
+}
+
+async function runAndWait(page: Page): Promise<{ jobId: string; status: string }> {
+  await watchProgressBars(page);
+  await currentView(page).getByRole('button', { name: 'Run', exact: true }).click();
+  await waitForView(page, 'jobs');
+  const jobId = await newestJobId(page);
+  const status = await waitForJobEnd(page, jobId, 120_000);
+  return { jobId, status };
+}
+
+const runIds: string[] = [];
+/** The run of the fp32 model's evaluation. */
+let baselineRun = '';
+
+test('Compress → dynamic int8 on MNIST: Jobs shows its progress and success', { timeout: 150_000 }, async () => {
+  const { page } = s;
+  await buildRecipe(page, { quantize: 'dynamic' }, 'dynamic int8');
+  const estimate = await currentView(page).getByTestId('size-estimate').innerText();
+  assert.match(estimate, /≈ .*(KiB|B)/);
+  await screenshot(page, 'compress', { top: true });
+
+  const t0 = Date.now();
+  const { jobId, status } = await runAndWait(page);
+  const card = jobCard(page, jobId);
+  if (status !== 'succeeded') assert.fail(`the job ended ${status}: ${await card.innerText()}`);
+  const seen = await progressSeen(page);
+  console.log(`  dynamic int8 recipe: ${((Date.now() - t0) / 1000).toFixed(1)} s, progress values shown: ${seen.join(' ')}`);
+  assert.ok(seen.length >= 1, 'the progress bar showed a value while the job ran');
+  assert.match(await card.innerText(), /succeeded/);
+  assert.ok(await card.locator('dl.summary').count(), 'the finished job shows its result summary');
+  const rpc = await s.rpc();
+  const info = await rpc.call('jobs.get', { jobId });
+  assert.equal(info.status, 'succeeded');
+  assert.ok(info.runId, 'the job is recorded as a run');
+  runIds.push(info.runId!);
+});
+
+test('fp16 and 50 % magnitude pruning: the runs in Experiments with the Pareto plot; compare the fp32 eval with int8', { timeout: 240_000 }, async () => {
+  const { page } = s;
+  for (const [step, name] of [[{ quantize: 'fp16' }, 'fp16'], [{ prune: 'magnitude', sparsity: 50 }, 'magnitude 50 %']] as const) {
+    await buildRecipe(page, step, name);
+    const { jobId, status } = await runAndWait(page);
+    if (status !== 'succeeded') assert.fail(`${name}: the job ended ${status}: ${await jobCard(page, jobId).innerText()}`);
+    const info = await (await s.rpc()).call('jobs.get', { jobId });
+    runIds.push(info.runId!);
+  }
+  await screenshot(page, 'jobs-finished', { top: true });
+
+  await goto(page, 'experiments');
+  const view = currentView(page);
+  const rows = view.getByRole('table', { name: 'Runs' }).locator('tbody tr');
+  await waitFor('four runs listed', async () => (await rows.count()) >= 4, 20_000);
+  for (const id of [...runIds, baselineRun]) await view.getByRole('checkbox', { name: `Select run ${id}` }).waitFor();
+
+  // The Pareto plot: its fallback text says how many runs it plots; the canvas is drawn.
+  const canvas = view.locator('canvas[aria-label="Pareto plot"]');
+  await canvas.waitFor({ timeout: 20_000 });
+  const summary = await canvas.textContent();
+  const plotted = Number(/(\d+) runs plotted/.exec(summary ?? '')?.[1] ?? 0);
+  assert.ok(plotted >= 3, `Pareto plot: ${summary}`);
+  assert.equal(await rows.count(), 4, 'three compressed runs and the fp32 evaluation');
+  const painted = await waitFor('the Pareto plot to be drawn', async () => { const n = await paintedPixels(canvas); return n > 1000 ? n : 0; }, 10_000, 200);
+  console.log(`  Pareto: ${summary} (${painted} pixels drawn)`);
+  await canvas.scrollIntoViewIfNeeded();
+  await screenshot(page, 'experiments');
+
+  // The same screen in the dark theme (the system preference; the theme setting is 'system').
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.waitForFunction(() => document.documentElement.dataset.theme === 'dark', undefined, { timeout: 5_000 });
+  await screenshot(page, 'experiments-dark');
+  await page.emulateMedia({ colorScheme: 'light' });
+
+  // Compare the fp32 baseline with dynamic int8, side by side.
+  await view.getByRole('checkbox', { name: `Select run ${baselineRun}` }).check();
+  await view.getByRole('checkbox', { name: `Select run ${runIds[0]}` }).check();
+  await view.getByRole('button', { name: 'Compare', exact: true }).click();
+  const compared = view.getByRole('table', { name: 'Metrics compared' });
+  await compared.waitFor({ timeout: 15_000 });
+  const header = await compared.locator('thead').innerText();
+  const body = await compared.locator('tbody').innerText();
+  assert.ok((await compared.locator('tbody tr').count()) >= 2, 'metrics are compared');
+  assert.match(body, /top1|Top-1|accuracy/i, `accuracy is among the compared metrics:\n${body.slice(0, 400)}`);
+  assert.match(header, /eval[^]*base[^]*recipe/, 'the fp32 evaluation is the base of the deltas');
+  console.log(`  compare: ${header.replace(/\s+/g, ' ')} — ${await compared.locator('tbody tr').count()} metrics`);
+});
+
+test('export a run: the downloaded artifact runs in onnxruntime; the runs table exports as CSV', { timeout: 90_000 }, async () => {
+  const { page } = s;
+  const view = currentView(page);
+  const runId = runIds[0]!; // dynamic int8
+  await view.locator(`tr[data-run-id="${runId}"] button.link`).click();
+  const detail = view.locator(`section.detail[data-run-id="${runId}"]`);
+  await detail.getByRole('button', { name: 'Export run' }).click();
+  const exported = detail.locator('.exported');
+  await exported.waitFor({ timeout: 30_000 });
+  const links = exported.locator('a[download]');
+  const names = await links.allInnerTexts();
+  console.log(`  exported: ${names.join(', ')}`);
+  const onnxLink = links.filter({ hasText: /\.onnx$/ }).first();
+  assert.ok(await onnxLink.count(), `an .onnx artifact is offered for download (${names.join(', ')})`);
+  assert.ok(names.some((n) => /\.(md|html)$/.test(n)), 'a readable report is exported with it');
+
+  const [download] = await Promise.all([page.waitForEvent('download'), onnxLink.click()]);
+  const file = join(s.server.work, download.suggestedFilename());
+  await download.saveAs(file);
+  const ort = await import('onnxruntime-node');
+  const session = await ort.InferenceSession.create(file);
+  const input = session.inputNames[0]!;
+  const out = await session.run({ [input]: new ort.Tensor('float32', new Float32Array(28 * 28).fill(0.5), [1, 1, 28, 28]) });
+  const logits = out[session.outputNames[0]!]!;
+  assert.deepEqual(logits.dims, [1, 10]);
+  assert.ok([...(logits.data as Float32Array)].every(Number.isFinite));
+  await session.release();
+  console.log(`  ${download.suggestedFilename()} (${statSync(file).size} bytes) runs in onnxruntime-node: output ${logits.dims.join('×')}`);
+
+  // The runs table as CSV: with no selection, every run of this session is in it.
+  const clear = view.getByRole('button', { name: 'Clear selection' });
+  if (await clear.count()) await clear.click();
+  const [csv] = await Promise.all([page.waitForEvent('download'), view.getByRole('button', { name: 'Export CSV' }).click()]);
+  const text = readFileSync(await csv.path(), 'utf8');
+  for (const id of runIds) assert.ok(text.includes(id), `the CSV lists run ${id}`);
+});
+
+test('no uncaught exception in the page', () => assertNoPageErrors(s));

@@ -1,0 +1,44 @@
+import type { Browser } from 'playwright-core';
+import { launchBrowser, openApp, cookieHeader, type AppPage } from './browser.ts';
+import { connectRpc, type RpcClient } from './rpc.ts';
+import { startServer, type ServerHandle, type ServerOptions } from './server.ts';
+
+/** One `whittle serve` + one Chromium + the app opened with the token; close() always cleans up. */
+export interface Session extends AppPage {
+  server: ServerHandle;
+  browser: Browser;
+  /** Our own /rpc client with the page's cookie (opened on first use). */
+  rpc(): Promise<RpcClient>;
+  close(): Promise<void>;
+}
+
+export async function startSession(options: ServerOptions & { colorScheme?: 'light' | 'dark' } = {}): Promise<Session> {
+  const server = await startServer(options);
+  let browser: Browser | undefined;
+  try {
+    browser = await launchBrowser();
+    const app = await openApp(browser, server.url, { colorScheme: options.colorScheme ?? 'light' });
+    let rpc: RpcClient | undefined;
+    const b = browser;
+    return {
+      ...app,
+      server,
+      browser: b,
+      async rpc() {
+        rpc ??= await connectRpc(server.origin, await cookieHeader(app.context, server.origin));
+        return rpc;
+      },
+      async close() {
+        const problems: unknown[] = [];
+        try { rpc?.close(); } catch (e) { problems.push(e); }
+        try { await b.close(); } catch (e) { problems.push(e); }
+        try { await server.stop(); } catch (e) { problems.push(e); }
+        if (problems.length) throw problems[0];
+      },
+    };
+  } catch (err) {
+    await browser?.close().catch(() => {});
+    await server.stop().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,134 @@
+import { PruneStep, QuantizeStep, type PRESETS, type PRUNE_METHODS, type QUANTIZE_METHODS } from '../../../../api/recipe.ts';
+
+/**
+ * What the Compress view shows for each method: a one-line description, whether it needs
+ * calibration data, and which options of api/recipe.ts it uses (only those are shown).
+ */
+
+export type QuantizeMethod = (typeof QUANTIZE_METHODS)[number];
+export type PruneMethod = (typeof PRUNE_METHODS)[number];
+
+export type QuantizeOption = 'calibration' | 'percentile' | 'perChannel' | 'activationType' | 'weightType' | 'symmetric' | 'blockSize' | 'format' | 'keepIoTypes' | 'includeConv';
+export type PruneOption = 'sparsity' | 'scope' | 'pattern' | 'optionalPattern' | 'roundTo' | 'importance' | 'comparison' | 'sequential' | 'protectFirstLast' | 'minParameters';
+
+export const QUANTIZE_INFO: Record<QuantizeMethod, { label: string; help: string; calib: boolean; options: QuantizeOption[]; formats: ReadonlyArray<'onnx' | 'tfjs'> }> = {
+  dynamic: {
+    label: 'Dynamic int8',
+    help: 'int8 weights; activations quantized at run time (MatMul, Gemm). No data needed; best for transformer-style models.',
+    calib: false,
+    options: ['perChannel', 'weightType', 'symmetric', 'includeConv'],
+    formats: ['onnx'],
+  },
+  static: {
+    label: 'Static int8 (QDQ)',
+    help: 'int8 weights and activations, ranges measured on calibration data. The fastest on CPU for CNNs.',
+    calib: true,
+    options: ['calibration', 'percentile', 'perChannel', 'activationType'],
+    formats: ['onnx'],
+  },
+  fp16: {
+    label: 'fp16',
+    help: 'Half-precision floats: half the size, usually indistinguishable; fast on GPUs.',
+    calib: false,
+    options: ['keepIoTypes'],
+    formats: ['onnx', 'tfjs'],
+  },
+  int4: {
+    label: 'int4 weight-only',
+    help: '4-bit weights in blocks (MatMulNBits) for MatMul and Gemm; activations stay float.',
+    calib: false,
+    options: ['blockSize', 'symmetric', 'format'],
+    formats: ['onnx'],
+  },
+  'int8-weight': {
+    label: 'int8 weight-only',
+    help: '8-bit weights in blocks (MatMulNBits) for MatMul and Gemm; activations stay float.',
+    calib: false,
+    options: ['blockSize', 'symmetric', 'format'],
+    formats: ['onnx'],
+  },
+  uint8: {
+    label: 'uint8 weights (TF.js)',
+    help: 'TF.js weight quantization: 1 byte a weight, dequantized when the model loads. No data needed.',
+    calib: false,
+    options: [],
+    formats: ['tfjs'],
+  },
+  uint16: {
+    label: 'uint16 weights (TF.js)',
+    help: 'TF.js weight quantization: 2 bytes a weight, nearly lossless. No data needed.',
+    calib: false,
+    options: [],
+    formats: ['tfjs'],
+  },
+};
+
+/** The quantize methods that apply to a model format. */
+export function quantizeMethodsFor(format: 'onnx' | 'tfjs'): QuantizeMethod[] {
+  return (Object.keys(QUANTIZE_INFO) as QuantizeMethod[]).filter((m) => QUANTIZE_INFO[m].formats.includes(format));
+}
+
+export const PRUNE_INFO: Record<PruneMethod, { label: string; help: string; calib: boolean; options: PruneOption[]; formats: ReadonlyArray<'onnx' | 'tfjs'> }> = {
+  magnitude: {
+    label: 'Magnitude',
+    help: 'Zero the smallest weights, per layer or with one threshold across layers. No data needed.',
+    calib: false,
+    options: ['sparsity', 'scope', 'protectFirstLast', 'minParameters'],
+    formats: ['onnx', 'tfjs'],
+  },
+  nm: {
+    label: 'N:M structured',
+    help: 'N of every M consecutive input weights are zero (2:4 is what sparse tensor cores accelerate).',
+    calib: false,
+    options: ['pattern', 'protectFirstLast', 'minParameters'],
+    formats: ['onnx', 'tfjs'],
+  },
+  channel: {
+    label: 'Channel',
+    help: 'Remove whole output channels (and the matching inputs of the next layer): a smaller, faster dense model.',
+    calib: false,
+    options: ['sparsity', 'scope', 'roundTo', 'importance'],
+    formats: ['onnx'],
+  },
+  wanda: {
+    label: 'Wanda',
+    help: 'Score weights by |weight| × activation norm measured on calibration data; no weight update.',
+    calib: true,
+    options: ['sparsity', 'optionalPattern', 'comparison', 'sequential', 'protectFirstLast', 'minParameters'],
+    formats: ['onnx'],
+  },
+  sparsegpt: {
+    label: 'SparseGPT',
+    help: 'Prune and update the remaining weights to compensate (second-order, from calibration data).',
+    calib: true,
+    options: ['sparsity', 'optionalPattern', 'sequential', 'protectFirstLast', 'minParameters'],
+    formats: ['onnx'],
+  },
+};
+
+/** A step's options with the schema's defaults filled in (api/recipe.ts stays the one source). */
+/** The prune methods that apply to a model format (TF.js: magnitude and N:M). */
+export function pruneMethodsFor(format: 'onnx' | 'tfjs'): PruneMethod[] {
+  return (Object.keys(PRUNE_INFO) as PruneMethod[]).filter((m) => PRUNE_INFO[m].formats.includes(format));
+}
+
+export function defaultQuantize(method: QuantizeMethod): QuantizeStep {
+  return QuantizeStep.parse({ method });
+}
+export function defaultPrune(method: PruneMethod): PruneStep {
+  const step = PruneStep.parse({ method });
+  if (method === 'nm') step.pattern = '2:4';
+  return step;
+}
+
+export const BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
+
+/** A step being edited (an id for keyed lists, and the step's options). */
+export type UiStep = { id: number; kind: 'quantize'; quantize: QuantizeStep } | { id: number; kind: 'prune'; prune: PruneStep };
+
+/** The fields of a DataRef (SPEC §4) being edited: a path, a preprocessing preset and a sample count. */
+export interface DataDraft {
+  path: string;
+  preprocess: (typeof PRESETS)[number] | '';
+  count: number | null;
+}
