@@ -1,6 +1,9 @@
 import { WhittleError } from '../../api/errors.ts';
 import { evaluate, type EvalReport } from '../../core/evaluate/evaluate.ts';
 import { PRESET_NAMES, type PresetName } from '../../core/evaluate/data/index.ts';
+import { evaluateTfjs, type TfjsEvalReport } from '../../core/evaluate/tfjs-evaluate.ts';
+import { sniffFormat } from '../../native-models/formats/index.ts';
+import type { TfBackendChoice } from '../../native-models/runtimes/tfjs.ts';
 import { EP_CHOICES, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
 import { formatBytes, formatCount, numberOption, parseCommand, requireOne, type CliIo } from '../io.ts';
 import { ProgressBar } from '../progress.ts';
@@ -10,13 +13,19 @@ export const summary = 'measure a model: accuracy, agreement with a reference, l
 export const usage = `
 whittle eval MODEL [--data DATA] [--preprocess PRESET] [--reference MODEL] [--ep auto|cpu|webgpu|cuda]
              [--batch N] [--limit N] [--offset N] [--warmup N] [--runs N] [--output NAME]
-             [--size PX] [--layout nchw|nhwc] [--seed N] [--json] [--no-record]
+             [--size PX] [--layout nchw|nhwc] [--seed N] [--tf-backend auto|node-gpu|node|wasm|cpu]
+             [--json] [--no-record]
 
 DATA is an .npy/.npz file, MNIST idx files, an image folder, a single image, an ONNX test-data
 folder (input_N.pb/output_N.pb), a raw tensor with a sidecar JSON, or synthetic:N (SPEC §4).
 PRESET: ${PRESET_NAMES.join(', ')}. Top-1/top-5 are reported when the data has labels; --reference
 adds top-1 agreement, output SQNR, cosine and max abs diff. Latency: --warmup runs, then p50/p95
-over --runs runs of one batch.`;
+over --runs runs of one batch.
+
+A TF.js model.json runs in TensorFlow.js: @tensorflow/tfjs-node-gpu or tfjs-node when installed,
+else @tensorflow/tfjs on wasm (--tf-backend picks one; the report says which ran and why others were
+skipped). Its --reference is another model.json. Photos for TF.js models usually want tf-square
+(x/127.5-1 on the centre square: AutoML, TF Hub) or unit-stretch (x/255, whole photo resized).`;
 
 function pct(x: number): string {
   return `${(x * 100).toFixed(2)} %`;
@@ -42,6 +51,23 @@ export function renderEval(r: EvalReport): string {
   return lines.join('\n') + '\n';
 }
 
+export function renderTfjsEval(r: TfjsEvalReport): string {
+  const lines = [renderEval(r).trimEnd()];
+  lines.push(`runtime    ${r.runtime.package}, ${r.runtime.backend} backend`);
+  for (const note of r.runtime.notes) lines.push(`           skipped: ${note}`);
+  if (r.predictedClasses && r.data.n > (r.predictions?.length ?? 0)) {
+    const counts = Object.entries(r.predictedClasses).sort((a, b) => b[1] - a[1]);
+    lines.push(`top-1      ${counts.map(([name, n]) => `${name} ${formatCount(n)}`).join(', ')}`);
+  }
+  (r.predictions ?? []).forEach((top, i) => {
+    const shown = top.map((p) => `${p.label ?? `class ${p.index}`} ${p.score.toFixed(3)}`).join(', ');
+    lines.push(`${i === 0 ? 'predicted ' : '          '} ${r.predictions!.length > 1 ? `#${i}: ` : ''}${shown}`);
+  });
+  return lines.join('\n') + '\n';
+}
+
+const TF_BACKENDS: readonly TfBackendChoice[] = ['auto', 'node-gpu', 'node', 'wasm', 'cpu'];
+
 export async function run(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommand('eval', argv, {
     data: { type: 'string' },
@@ -57,6 +83,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     size: { type: 'string' },
     layout: { type: 'string' },
     seed: { type: 'string' },
+    'tf-backend': { type: 'string' },
   });
   const model = requireOne('eval', positionals, 'MODEL');
   const ep = values.ep as EpChoice;
@@ -72,29 +99,34 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const inputs = [{ role: 'model', path: model }];
   if (values.data && !values.data.startsWith('synthetic:')) inputs.push({ role: 'data', path: values.data });
   if (values.reference) inputs.push({ role: 'reference', path: values.reference });
-  const report = await recordCommand({
+  const tfBackend = values['tf-backend'] as TfBackendChoice | undefined;
+  if (tfBackend !== undefined && !TF_BACKENDS.includes(tfBackend)) throw new WhittleError('BAD_USAGE', `whittle eval: --tf-backend must be one of ${TF_BACKENDS.join(', ')}, got "${tfBackend}"`);
+  const isTfjs = sniffFormat(model) === 'tfjs';
+  if (isTfjs && ep !== 'auto') throw new WhittleError('BAD_USAGE', `whittle eval: --ep chooses an onnxruntime provider; ${model} is a TF.js model: use --tf-backend ${TF_BACKENDS.join('|')}`);
+  if (!isTfjs && tfBackend !== undefined) throw new WhittleError('BAD_USAGE', `whittle eval: --tf-backend applies to TF.js models; ${model} is an ONNX model (use --ep)`);
+  const options = {
+    model,
+    data: values.data,
+    preprocess: values.preprocess as PresetName | undefined,
+    reference: values.reference,
+    batch: int('batch', values.batch, 1),
+    limit: int('limit', values.limit, 0),
+    offset: int('offset', values.offset, 0),
+    warmup: int('warmup', values.warmup, 0),
+    runs: int('runs', values.runs, 1),
+    output: values.output,
+    size: int('size', values.size, 1),
+    layout: values.layout as 'nchw' | 'nhwc' | undefined,
+    seed: int('seed', values.seed, 0),
+    onProgress: (done: number, total: number) => bar.update(done, total),
+  };
+  const report: (EvalReport & { format?: undefined }) | TfjsEvalReport = await recordCommand({
     kind: 'eval',
     argv: ['eval', ...argv],
     inputs,
     record: !values['no-record'],
     work: async (recorded) => {
-      const r = await evaluate({
-        model,
-        data: values.data,
-        preprocess: values.preprocess as PresetName | undefined,
-        reference: values.reference,
-        ep,
-        batch: int('batch', values.batch, 1),
-        limit: int('limit', values.limit, 0),
-        offset: int('offset', values.offset, 0),
-        warmup: int('warmup', values.warmup, 0),
-        runs: int('runs', values.runs, 1),
-        output: values.output,
-        size: int('size', values.size, 1),
-        layout: values.layout as 'nchw' | 'nhwc' | undefined,
-        seed: int('seed', values.seed, 0),
-        onProgress: (done, total) => bar.update(done, total),
-      });
+      const r = isTfjs ? await evaluateTfjs({ ...options, backend: tfBackend }) : await evaluate({ ...options, ep });
       bar.done();
       recorded?.updateEnvironment({ ep: r.ep, device: r.device, ...(values.seed ? { seed: Number(values.seed) } : {}) });
       return r;
@@ -102,6 +134,6 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   });
   for (const w of report.warnings) io.stderr(`whittle: ${w}\n`);
   if (values.json) io.stdout(JSON.stringify(report) + '\n');
-  else io.stdout(renderEval(report));
+  else io.stdout(report.format === 'tfjs' ? renderTfjsEval(report) : renderEval(report));
   return 0;
 }

@@ -1,5 +1,6 @@
 import { inspectModel, type InspectReport } from '../../core/inspect.ts';
-import { openModel } from '../../native-models/formats/index.ts';
+import { openModel, sniffFormat } from '../../native-models/formats/index.ts';
+import { completeShapesWithRuntime, inspectTfjsModel, readTfjsModel, type TfjsInspectReport } from '../../native-models/formats/tfjs/index.ts';
 import { formatBytes, formatCount, parseCommand, requireOne, table, type CliIo } from '../io.ts';
 
 export const summary = 'show a model: inputs, outputs, parameters, ops and a per-layer table';
@@ -8,6 +9,8 @@ whittle inspect MODEL [--json] [--layers all|none]
 
 Reads an ONNX model (with external data) and prints its inputs and outputs, parameter count,
 op histogram and a table of the layers that hold weights (shape, parameters, sparsity, dtype).
+A TF.js model.json (layers or graph model) gets one row per float weight, with its stored type
+(e.g. "uint8 (quantized)"); output shapes the file leaves open are found by loading it in TF.js.
 --json prints the SPEC §3 inspect document.`;
 
 function shape(s: (number | string | null)[] | null): string {
@@ -34,9 +37,42 @@ export function renderInspect(r: InspectReport, showLayers: boolean): string {
   return out.join('\n') + '\n';
 }
 
+function histogramLine(h: Record<string, number>): string {
+  return Object.entries(h).sort((a, b) => b[1] - a[1]).map(([op, n]) => `${op} ×${n}`).join(', ');
+}
+
+export function renderTfjsInspect(r: TfjsInspectReport, showLayers: boolean): string {
+  const out: string[] = [];
+  const quantized = Object.entries(r.quantized).map(([d, n]) => `${formatCount(n)} ${d}`).join(', ');
+  out.push(`${r.path}`);
+  out.push(`  format    TF.js ${r.kind} model${r.modelFormat ? ` (${r.modelFormat})` : ''}`);
+  if (r.producer) out.push(`  producer  ${r.producer}`);
+  out.push(`  size      ${formatBytes(r.bytes)}: model.json + ${r.files.length - 1} shard${r.files.length === 2 ? '' : 's'} holding ${formatBytes(r.weightBytes)} of weights`);
+  out.push(`  weights   ${formatCount(r.weights)}${quantized ? `, quantized: ${quantized}` : ', none quantized'}`);
+  out.push(`  params    ${formatCount(r.parameters)}${r.sparsity > 0 ? ` (${(r.sparsity * 100).toFixed(1)} % zeros)` : ''}`);
+  out.push(`  ${r.kind === 'graph' ? 'nodes ' : 'layers'}    ${formatCount(r.nodes)}: ${histogramLine(r.opHistogram)}`);
+  for (const i of r.inputs) out.push(`  input     ${i.name}  ${i.dtype} ${shape(i.shape)}`);
+  for (const o of r.outputs) out.push(`  output    ${o.name}  ${o.dtype} ${shape(o.shape)}`);
+  for (const w of r.warnings) out.push(`  warning   ${w}`);
+  if (showLayers && r.layers.length) {
+    out.push('');
+    out.push(table(
+      ['weight', r.kind === 'graph' ? 'op' : 'layer class', 'shape', 'stored as', 'params', 'sparsity'],
+      r.layers.map((l) => [l.weight, l.op, shape(l.shape), l.dtype, l.parameters, `${(l.sparsity * 100).toFixed(1)} %`]),
+    ).trimEnd());
+  }
+  return out.join('\n') + '\n';
+}
+
 export async function run(argv: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parseCommand('inspect', argv, { layers: { type: 'string', default: 'all' } });
   const path = requireOne('inspect', positionals, 'MODEL');
+  if (sniffFormat(path) === 'tfjs') {
+    const model = readTfjsModel(path);
+    const report = await completeShapesWithRuntime(inspectTfjsModel(model), model);
+    io.stdout(values.json ? JSON.stringify(report) + '\n' : renderTfjsInspect(report, values.layers !== 'none'));
+    return 0;
+  }
   const report = inspectModel(openModel(path));
   if (values.json) io.stdout(JSON.stringify(report) + '\n');
   else io.stdout(renderInspect(report, values.layers !== 'none'));

@@ -1,6 +1,8 @@
 import { WhittleError } from '../../api/errors.ts';
 import { PRUNE_METHODS, PruneStep } from '../../api/recipe.ts';
 import { pruneModel, type PruneReport } from '../../core/passes/prune/prune-model.ts';
+import { pruneTfjsModel, TFJS_PRUNE_METHODS, type TfjsPruneReport } from '../../core/passes/tfjs/run-on-file.ts';
+import { sniffFormat } from '../../native-models/formats/index.ts';
 import { EP_CHOICES, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
 import { formatBytes, formatCount, numberOption, parseCommand, requireOne, type CliIo } from '../io.ts';
 import { ProgressBar } from '../progress.ts';
@@ -19,7 +21,12 @@ channel     remove whole channels (dependency groups through BN, residual Add, C
             the model really gets smaller and faster
 wanda       |W|·‖X‖ per output row, with activations from --calib DATA
 sparsegpt   Hessian-based pruning with weight updates, from --calib DATA
-Unstructured sparsity saves disk after compression, not inference time: onnxruntime densifies it.`;
+Unstructured sparsity saves disk after compression, not inference time: onnxruntime densifies it.
+
+TF.js models (MODEL is a model.json; OUT a model.json path or a folder; shards of --shard-bytes, default
+4 MiB) take magnitude and nm on the kernels of Dense, Conv and MatMul (N:M along the input dimension:
+Dense [in, out], Conv2D [kh, kw, in, out]; depthwise kernels are skipped by nm). A quantized weight keeps
+its quantization, the pruned codes set to the one that means exactly 0.`;
 
 function splitList(v: string | undefined): string[] {
   return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : [];
@@ -55,10 +62,22 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     'min-parameters': { type: 'string' },
     ep: { type: 'string', default: 'cpu' },
     seed: { type: 'string' },
+    'shard-bytes': { type: 'string' },
   });
   const input = requireOne('prune', positionals, 'MODEL');
   if (!values.output) throw new WhittleError('BAD_USAGE', 'whittle prune: -o OUT is required');
   if (!values.method) throw new WhittleError('BAD_USAGE', `whittle prune: --method is required (${PRUNE_METHODS.join(', ')})`);
+  const isTfjs = sniffFormat(input) === 'tfjs';
+  if (isTfjs) {
+    if (!(TFJS_PRUNE_METHODS as readonly string[]).includes(values.method)) {
+      throw new WhittleError('BAD_USAGE', `whittle prune: --method ${values.method} works on ONNX models; ${input} is a TF.js model, which takes ${TFJS_PRUNE_METHODS.join(', ')}`);
+    }
+    const onnxOnly = ['calib', 'preprocess', 'samples', 'round-to', 'importance', 'comparison', 'sequential'].filter((k) => values[k as keyof typeof values] !== undefined);
+    if (onnxOnly.length) throw new WhittleError('BAD_USAGE', `whittle prune: ${onnxOnly.map((k) => `--${k}`).join(', ')} apply to ONNX models only, not to the TF.js model ${input}`);
+  } else if (values['shard-bytes'] !== undefined) {
+    throw new WhittleError('BAD_USAGE', 'whittle prune: --shard-bytes applies to TF.js models only');
+  }
+  const shardBytes = numberOption('prune', 'shard-bytes', values['shard-bytes'], { min: 1, integer: true });
   const ep = values.ep as EpChoice;
   if (!EP_CHOICES.includes(ep)) throw new WhittleError('BAD_USAGE', `whittle prune: --ep must be one of ${EP_CHOICES.join(', ')}`);
   const num = (name: string, raw: string | undefined) => numberOption('prune', name, raw);
@@ -94,11 +113,14 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     record: !values['no-record'],
     environment: { ep, seed },
     work: async () => {
-      const r = await pruneModel({ input, output: values.output!, step, ep, seed, progress: (phase, done, total) => bar.update(done, total, phase) });
+      const progress = (phase: string, done: number, total: number) => bar.update(done, total, phase);
+      const r = isTfjs
+        ? await pruneTfjsModel({ input, output: values.output!, step, seed, shardBytes, progress })
+        : await pruneModel({ input, output: values.output!, step, ep, seed, progress });
       bar.done();
       return r;
     },
-    artifacts: (r) => [r.output, ...(r.externalDataPath ? [r.externalDataPath] : [])],
+    artifacts: (r: PruneReport | TfjsPruneReport) => ('files' in r ? r.files : [r.output, ...(r.externalDataPath ? [r.externalDataPath] : [])]),
   });
   for (const w of report.warnings) io.stderr(`whittle: warning: ${w}\n`);
   if (values.json) io.stdout(JSON.stringify(report) + '\n');

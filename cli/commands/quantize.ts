@@ -1,12 +1,14 @@
 import { WhittleError } from '../../api/errors.ts';
 import { CALIBRATION_METHODS, QUANTIZE_METHODS, QuantizeStep } from '../../api/recipe.ts';
 import { quantizeModel, type QuantizeReport } from '../../core/passes/quantize/quantize-model.ts';
+import { isTfjsQuantizeMethod, quantizeTfjsModel, TFJS_QUANTIZE_METHODS } from '../../core/passes/tfjs/run-on-file.ts';
+import { sniffFormat } from '../../native-models/formats/index.ts';
 import { EP_CHOICES, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
 import { formatBytes, formatCount, numberOption, parseCommand, requireOne, type CliIo } from '../io.ts';
 import { ProgressBar } from '../progress.ts';
 import { recordCommand } from '../record.ts';
 
-export const summary = 'quantize a model: dynamic int8, static int8 QDQ, fp16, int4/int8 weight-only';
+export const summary = 'quantize a model: dynamic int8, static int8 QDQ, fp16, int4/int8 weight-only; TF.js uint8/uint16/fp16';
 export const usage = `
 whittle quantize MODEL -o OUT --method ${QUANTIZE_METHODS.join('|')}
         [--calib DATA] [--preprocess PRESET] [--calibration ${CALIBRATION_METHODS.join('|')}] [--samples N]
@@ -21,7 +23,13 @@ static       int8 QDQ that onnxruntime fuses into QLinearConv/QLinearMatMul; nee
 fp16         float16 weights and activations, fragile ops kept fp32 (--keep-io-types: fp32 in/out)
 int4         com.microsoft.MatMulNBits 4-bit blocks (--block-size, default 32), or --format dq
 int8-weight  the same with 8 bits
---exclude takes node names or op types; excluded nodes stay float.`;
+--exclude takes node names or op types; excluded nodes stay float.
+
+TF.js models (MODEL is a model.json; OUT a model.json path or a folder; shards of --shard-bytes, default 4 MiB):
+uint8, uint16  per-tensor affine weight quantization exactly as the TF.js converter's --quantize_uint8/16
+fp16         float16 weights (--quantize_float16)
+TF.js dequantizes at load: this saves download and storage, not inference time. --exclude takes weight,
+layer or node names and layer classes / op types.`;
 
 function splitList(v: string | undefined): string[] {
   return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : [];
@@ -61,10 +69,22 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     'include-conv': { type: 'boolean' },
     ep: { type: 'string', default: 'cpu' },
     seed: { type: 'string' },
+    'shard-bytes': { type: 'string' },
   });
   const input = requireOne('quantize', positionals, 'MODEL');
   if (!values.output) throw new WhittleError('BAD_USAGE', 'whittle quantize: -o OUT is required');
   if (!values.method) throw new WhittleError('BAD_USAGE', `whittle quantize: --method is required (${QUANTIZE_METHODS.join(', ')})`);
+  const tfjsMethods = Object.keys(TFJS_QUANTIZE_METHODS).join(', ');
+  if (sniffFormat(input) === 'tfjs') {
+    if (!isTfjsQuantizeMethod(values.method)) throw new WhittleError('BAD_USAGE', `whittle quantize: --method ${values.method} works on ONNX models; ${input} is a TF.js model, which takes ${tfjsMethods}`);
+    const onnxOnly = ['calib', 'calibration', 'samples', 'percentile', 'per-channel', 'activation-type', 'weight-type', 'block-size', 'symmetric', 'asymmetric', 'format', 'algorithm', 'keep-io-types', 'include-conv'].filter((k) => values[k as keyof typeof values] !== undefined);
+    if (onnxOnly.length) throw new WhittleError('BAD_USAGE', `whittle quantize: ${onnxOnly.map((k) => `--${k}`).join(', ')} apply to ONNX models only, not to the TF.js model ${input}`);
+    return runTfjs(input, values.output, values.method, argv, values, io);
+  }
+  if (values['shard-bytes'] !== undefined) throw new WhittleError('BAD_USAGE', 'whittle quantize: --shard-bytes applies to TF.js models only');
+  if (values.method === 'uint8' || values.method === 'uint16') {
+    throw new WhittleError('BAD_USAGE', `whittle quantize: --method ${values.method} is TF.js weight quantization (for a model.json); ${input} is an ONNX model, which takes dynamic, static, fp16, int4 or int8-weight`);
+  }
   if (values.symmetric && values.asymmetric) throw new WhittleError('BAD_USAGE', 'whittle quantize: --symmetric and --asymmetric exclude each other');
   const ep = values.ep as EpChoice;
   if (!EP_CHOICES.includes(ep)) throw new WhittleError('BAD_USAGE', `whittle quantize: --ep must be one of ${EP_CHOICES.join(', ')}`);
@@ -106,6 +126,32 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       return r;
     },
     artifacts: (r) => [r.output, ...(r.externalDataPath ? [r.externalDataPath] : [])],
+  });
+  for (const w of report.warnings) io.stderr(`whittle: warning: ${w}\n`);
+  if (values.json) io.stdout(JSON.stringify(report) + '\n');
+  else io.stdout(renderQuantize(report));
+  return 0;
+}
+
+/** `whittle quantize model.json`: TF.js weight quantization, recorded like the ONNX runs. */
+async function runTfjs(
+  input: string, output: string, method: keyof typeof TFJS_QUANTIZE_METHODS, argv: string[],
+  values: { json?: boolean; 'no-record'?: boolean; exclude?: string | undefined; seed?: string | undefined; 'shard-bytes'?: string | undefined }, io: CliIo,
+): Promise<number> {
+  const bar = new ProgressBar(io, 'quantize');
+  const shardBytes = numberOption('quantize', 'shard-bytes', values['shard-bytes'], { min: 1, integer: true });
+  const report = await recordCommand({
+    kind: 'quantize',
+    argv: ['quantize', ...argv],
+    inputs: [{ role: 'model', path: input }],
+    record: !values['no-record'],
+    environment: { seed: Number(values.seed ?? 0) },
+    work: async () => {
+      const r = await quantizeTfjsModel({ input, output, method, exclude: splitList(values.exclude), shardBytes, progress: (phase, done, total) => bar.update(done, total, phase) });
+      bar.done();
+      return r;
+    },
+    artifacts: (r) => r.files,
   });
   for (const w of report.warnings) io.stderr(`whittle: warning: ${w}\n`);
   if (values.json) io.stdout(JSON.stringify(report) + '\n');

@@ -38,6 +38,8 @@ function readHead(file: string): string {
 /** Opens any supported model file into the IR. */
 export function openModel(path: string): Model {
   const format = sniffFormat(path);
-  if (format === 'tfjs') throw new WhittleError('UNSUPPORTED', `${resolve(path)}: TF.js models are not supported by this version (ONNX only)`, { file: resolve(path) });
+  if (format === 'tfjs') {
+    throw new WhittleError('UNSUPPORTED', `${resolve(path)}: is a TF.js model; this works on ONNX models only (TF.js models take inspect, quantize --method uint8|uint16|fp16, prune --method magnitude|nm and eval)`, { file: resolve(path) });
+  }
   return readOnnxFile(path);
 }

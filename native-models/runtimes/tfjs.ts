@@ -18,6 +18,8 @@ export interface TfRuntime {
   package: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node' | '@tensorflow/tfjs';
   /** tf.getBackend() after initialisation: tensorflow, wasm or cpu. */
   backend: string;
+  /** What does the arithmetic, in words: "CPU, wasm backend (SIMD, 1 thread)". */
+  device: string;
   /** One line per runtime tried and skipped, with why (shown by `whittle devices` and in job logs). */
   notes: string[];
 }
@@ -59,7 +61,8 @@ async function load(choice: TfBackendChoice, training: boolean): Promise<TfRunti
     try {
       const tf = (await import(pkg)) as TfModule;
       await tf.ready();
-      return { tf, package: pkg, backend: tf.getBackend(), notes };
+      const device = c === 'node-gpu' ? 'libtensorflow with CUDA: the GPU when TensorFlow finds one, else CPU' : 'CPU through libtensorflow';
+      return { tf, package: pkg, backend: tf.getBackend(), device, notes };
     } catch (err) {
       notes.push(`${pkg} is installed but failed to load: ${firstLine(err)}`);
     }
@@ -73,7 +76,10 @@ async function load(choice: TfBackendChoice, training: boolean): Promise<TfRunti
       wasm.setWasmPaths(pathToFileURL(join(dist, '/')).href.replace(/^file:\/\//, ''));
       if (await tf.setBackend('wasm')) {
         await tf.ready();
-        return { tf, package: '@tensorflow/tfjs', backend: 'wasm', notes };
+        const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT');
+        const threads = wasm.getThreadsCount();
+        const device = `CPU, wasm backend (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'})`;
+        return { tf, package: '@tensorflow/tfjs', backend: 'wasm', device, notes };
       }
       notes.push('@tensorflow/tfjs-backend-wasm did not initialise');
     } catch (err) {
@@ -82,5 +88,7 @@ async function load(choice: TfBackendChoice, training: boolean): Promise<TfRunti
   }
   await tf.setBackend('cpu');
   await tf.ready();
-  return { tf, package: '@tensorflow/tfjs', backend: 'cpu', notes };
+  // the cpu backend's console banner advertises tfjs-node; the notes already say what was skipped
+  tf.enableProdMode();
+  return { tf, package: '@tensorflow/tfjs', backend: 'cpu', device: 'CPU, plain JavaScript backend (slowest)', notes };
 }

@@ -6,7 +6,7 @@
 import { badInput } from '../../../api/errors.ts';
 import type { DatasetOptions, HostTensor } from './types.ts';
 import { allocHost, elemAsNumber, storeNumber, type ElemArray, type ElemType } from './dtypes.ts';
-import { resizeShortSideAndCentreCrop, toGrey, toRgb } from './image-ops.ts';
+import { fitImageTo, toGrey, toRgb } from './image-ops.ts';
 import type { InputPlan } from './input-plan.ts';
 import type { ImageSample, Sample, TensorSample } from './sample.ts';
 
@@ -93,7 +93,7 @@ export class InputEncoder {
     const fallbackW = this.options.size ?? (img.photo ? 224 : img.width);
     const h = sampleDims[hAxis] ?? fallbackH;
     const w = sampleDims[wAxis] ?? fallbackW;
-    if (img.width !== w || img.height !== h) img = resizeShortSideAndCentreCrop(img, w, h);
+    if (img.width !== w || img.height !== h) img = fitImageTo(img, w, h, preset.imageFit);
     return layout === 'nchw'
       ? { dims: [c, h, w], strides: [1, w * c, c], src: img.data, srcType: 'uint8' }
       : { dims: [h, w, c], strides: [w * c, c, 1], src: img.data, srcType: 'uint8' };

@@ -5,6 +5,7 @@
  * published accuracies were produced with Pillow/torchvision: a naive bilinear resize aliases when
  * shrinking and costs a point or two of top-1.
  */
+import type { ImageFit } from './preprocess.ts';
 import type { ImageSample } from './sample.ts';
 
 const PRECISION_BITS = 22;
@@ -113,6 +114,22 @@ export function resizeShortSideAndCentreCrop(img: ImageSample, outW: number, out
   const [w, h] = img.width <= img.height ? [target, longTarget] : [longTarget, target];
   const resized = w === img.width && h === img.height ? img : resizeBilinear(img, w, h);
   return crop(resized, Math.floor((w - outW) / 2), Math.floor((h - outH) / 2), outW, outH);
+}
+
+/** The largest centred square (offsets floored), then a resize to the output: no part of the square is lost. */
+export function centreSquareAndResize(img: ImageSample, outW: number, outH: number): ImageSample {
+  const side = Math.min(img.width, img.height);
+  const square = side === img.width && side === img.height ? img : crop(img, Math.floor((img.width - side) / 2), Math.floor((img.height - side) / 2), side, side);
+  return square.width === outW && square.height === outH ? square : resizeBilinear(square, outW, outH);
+}
+
+/** Brings a photo to the model's size the way a preset says (see preprocess.ts). */
+export function fitImageTo(img: ImageSample, outW: number, outH: number, fit: ImageFit): ImageSample {
+  switch (fit) {
+    case 'resize-crop': return resizeShortSideAndCentreCrop(img, outW, outH);
+    case 'centre-square': return centreSquareAndResize(img, outW, outH);
+    case 'stretch': return resizeBilinear(img, outW, outH);
+  }
 }
 
 /** ITU-R 601 luma in Pillow's fixed point (convert('L')): grey images stay exactly grey. */

@@ -48,7 +48,8 @@ export function planInput(spec: ModelInputSpec, options: DatasetOptions, soleInp
     throw new WhittleError('BAD_USAGE', `--preprocess ${asked.name} needs a 4-D image input, but model input ${spec.name} is [${spec.shape.join(',')}]`);
   }
   const applies = isFloat && (rank4 || !asked.needsRgb);
-  const preset = applies ? asked : getPreset('none');
+  // the photo still gets the preset's crop: only the value mapping is skipped
+  const preset = applies ? asked : { ...getPreset('none'), imageFit: asked.imageFit };
   const presetIgnored = !applies && asked.name !== 'none'
     ? `--preprocess ${asked.name} does not apply to ${spec.dtype} input ${spec.name} [${spec.shape.join(',')}]: it gets the stored values`
     : null;

@@ -15,7 +15,7 @@ export interface ModelInputSpec {
   shape: (number | string | null)[];
 }
 
-export const PRESET_NAMES = ['none', 'unit', 'mnist', 'torch', 'caffe', 'tf', 'imagenet'] as const;
+export const PRESET_NAMES = ['none', 'unit', 'mnist', 'torch', 'caffe', 'tf', 'imagenet', 'tf-square', 'unit-stretch'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 
 export interface DatasetOptions {

@@ -69,12 +69,20 @@ export const nmPrunePass: Pass<NmOptions> = {
 
 /** Mask (in stored order) of the weights N:M pruning removes from one layer. */
 export function nmMask(w: PrunableWeight, n: number, m: number): Uint8Array {
-  const abs = magnitudes(w);
+  return nmMaskAlong(magnitudes(w), w.shape, w.inAxis, w.storedIndex, n, m);
+}
+
+/**
+ * The N:M mask of any weight given as |w| in stored order: `shape` and `inAxis` as the op reads it,
+ * `storedIndex` mapping the op's row-major order to stored positions (null when they agree). Also
+ * what TF.js kernels use, whose input axis is not the first (Dense [in, out], Conv2D [kh, kw, in, out]).
+ */
+export function nmMaskAlong(abs: Float32Array, shape: readonly number[], inAxis: number, storedIndex: Int32Array | null, n: number, m: number): Uint8Array {
   const mask = new Uint8Array(abs.length);
-  const len = w.shape[w.inAxis]!;
-  const inner = w.shape.slice(w.inAxis + 1).reduce((a, b) => a * b, 1);
-  const outer = w.shape.slice(0, w.inAxis).reduce((a, b) => a * b, 1);
-  const map = w.storedIndex;
+  const len = shape[inAxis]!;
+  const inner = shape.slice(inAxis + 1).reduce((a, b) => a * b, 1);
+  const outer = shape.slice(0, inAxis).reduce((a, b) => a * b, 1);
+  const map = storedIndex;
   const group = new Int32Array(m);
   const key = (s: number) => (Number.isNaN(abs[s]!) ? Infinity : abs[s]!);
   for (let o = 0; o < outer; o++) {

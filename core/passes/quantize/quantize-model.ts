@@ -75,6 +75,9 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
       const report = await staticQdqPass.run(model, { ranges: cal.ranges, activationType: step.activationType, perChannel: step.perChannel, exclude }, ctx);
       return { ...report, calibration };
     }
+    case 'uint8':
+    case 'uint16':
+      throw new WhittleError('BAD_USAGE', `quantize --method ${step.method} is TF.js weight quantization (for model.json models); ONNX models take dynamic, static, fp16, int4 or int8-weight`);
   }
 }
 
