@@ -16,7 +16,7 @@ interface ExampleDef {
 const EXAMPLES: ExampleDef[] = [
   {
     id: 'mnist', title: 'MNIST CNN', model: 'mnist/mnist.onnx',
-    description: 'A small convolutional digit classifier (5,998 parameters), with the 10,000 MNIST test images: 98.90 % top-1.',
+    description: 'A small convolutional digit classifier (5,994 parameters), with the 10,000 MNIST test images: 98.90 % top-1.',
     data: { path: 'mnist/t10k-images-idx3-ubyte.gz', preprocess: 'mnist' },
   },
   {

@@ -11,31 +11,81 @@ export interface SummaryItem {
   value: string;
   /** 'better' | 'worse' for a change the reader should notice. */
   tone?: 'better' | 'worse';
+  /** More words, for a tooltip. */
+  note?: string;
 }
+
+/**
+ * What a prune did, from a prune document (top-level `sparsity`, `method`, deflated sizes) or a
+ * recipe's steps (each prune step's `details.sparsity`, the last one counting). Null when nothing
+ * was pruned.
+ */
+interface PruneFacts {
+  sparsity: number | null;
+  /** Channel pruning really removes weights; every other method leaves them as stored zeros. */
+  structured: boolean;
+  deflatedBefore: number | null;
+  deflatedAfter: number | null;
+}
+
+function pruneFacts(result: object, kind: string | undefined, m: Record<string, number>): PruneFacts | null {
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+  const deflated = { deflatedBefore: num(m['deflatedBytesBefore']), deflatedAfter: num(m['deflatedBytesAfter']) };
+  if (kind === 'prune') {
+    const method = (result as { method?: unknown }).method;
+    return { sparsity: num(m['sparsity']), structured: method === 'channel', ...deflated };
+  }
+  const steps = (result as { steps?: unknown }).steps;
+  if (!Array.isArray(steps)) return null;
+  const prunes = steps.filter((st): st is { step: string; details?: { sparsity?: unknown } } =>
+    !!st && typeof st === 'object' && typeof (st as { step?: unknown }).step === 'string' && (st as { step: string }).step.startsWith('prune'));
+  if (!prunes.length) return null;
+  const last = prunes[prunes.length - 1]!;
+  return { sparsity: num(last.details?.sparsity), structured: prunes.every((p) => p.step === 'prune channel'), ...deflated };
+}
+
+const DENSE_NOTE =
+  'Unstructured sparsity leaves the file as large as before: the zeros are stored like any other weight, ' +
+  'and onnxruntime runs them dense. The saving shows once the file is compressed (zip, gzip, a download).';
 
 export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
   if (!result || typeof result !== 'object') return [];
   const m = flattenNumbers(result);
   const items: SummaryItem[] = [];
 
+  // Quantized weights that round to zero are not pruning: sparsity is news only after a prune.
+  const prune = kind === 'prune' || kind === 'recipe' ? pruneFacts(result, kind, m) : null;
   const before = m['bytesBefore'];
   const after = keyMetric(m, 'size');
   if (typeof before === 'number' && after && after.key !== 'bytes') {
     const ratio = before > 0 ? after.value / before : null;
-    items.push({
-      label: 'Size',
-      value: `${formatBytes(before)} → ${formatBytes(after.value)}${ratio !== null ? ` (${ratio <= 1 ? '−' : '+'}${formatPercent(Math.abs(1 - ratio), 0)})` : ''}`,
-      ...(ratio !== null && ratio < 1 ? { tone: 'better' as const } : ratio !== null && ratio > 1 ? { tone: 'worse' as const } : {}),
-    });
+    const unchanged = ratio !== null && Math.abs(1 - ratio) < 0.005;
+    if (unchanged && prune && !prune.structured) {
+      // Unstructured pruning: the file cannot shrink, so "−0 %" would say nothing; say why.
+      items.push({ label: 'Size', value: `${formatBytes(after.value)} (stored dense)`, note: DENSE_NOTE });
+    } else {
+      items.push({
+        label: 'Size',
+        value: `${formatBytes(before)} → ${formatBytes(after.value)}${ratio === null ? '' : unchanged ? ' (unchanged)' : ` (${ratio < 1 ? '−' : '+'}${formatPercent(Math.abs(1 - ratio), 0)})`}`,
+        ...(ratio !== null && !unchanged ? { tone: ratio < 1 ? ('better' as const) : ('worse' as const) } : {}),
+      });
+    }
   } else if (after) {
     items.push({ label: 'Size', value: formatBytes(after.value) });
+  }
+  if (prune && prune.deflatedBefore !== null && prune.deflatedAfter !== null && !prune.structured) {
+    const d = prune.deflatedBefore > 0 ? 1 - prune.deflatedAfter / prune.deflatedBefore : 0;
+    items.push({
+      label: 'Deflated',
+      value: `${formatBytes(prune.deflatedBefore)} → ${formatBytes(prune.deflatedAfter)}${d >= 0.005 ? ` (−${formatPercent(d, 0)})` : ''}`,
+      note: 'The file after deflate (zip, gzip): what the zeros save in storage and downloads.',
+      ...(d >= 0.005 ? { tone: 'better' as const } : {}),
+    });
   }
   const pb = m['parametersBefore'];
   const pa = m['parametersAfter'];
   if (typeof pb === 'number' && typeof pa === 'number' && pb !== pa) items.push({ label: 'Parameters', value: `${formatMetric('parameters', pb)} → ${formatMetric('parameters', pa)}` });
-  // Quantized weights that round to zero are not pruning: sparsity is news only after a prune.
-  const pruned = kind === 'prune' || (kind === 'recipe' && JSON.stringify((result as { steps?: unknown }).steps ?? '').includes('prune'));
-  if (pruned && typeof m['sparsity'] === 'number') items.push({ label: 'Sparsity', value: formatPercent(m['sparsity']) });
+  if (prune && prune.sparsity !== null) items.push({ label: 'Sparsity', value: formatPercent(prune.sparsity), note: 'Share of the weights that are zero after pruning.' });
 
   for (const id of ['top1', 'agreement', 'sqnr', 'latency'] as const) {
     const k = keyMetric(m, id);
