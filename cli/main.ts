@@ -1,5 +1,8 @@
 import { WhittleError, exitCodeFor } from '../api/errors.ts';
 import { processIo, type CliIo } from './io.ts';
+// Imported as the CLI starts: it takes the engine's progress descriptor out of the environment
+// before any command can start a child process that would inherit it.
+import '../core/jobs/channel.ts';
 
 /** Each command module exports `run(argv, io): Promise<number>` (the exit code). */
 type CommandModule = { run: (argv: string[], io: CliIo) => Promise<number>; summary: string; usage: string };
@@ -14,6 +17,13 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   eval: () => import('./commands/eval.ts'),
   experiments: () => import('./commands/experiments.ts'),
   devices: () => import('./commands/devices.ts'),
+  demo: () => import('./commands/demo.ts'),
+  serve: () => import('./commands/serve.ts'),
+};
+
+/** Commands that work but are not listed in --help: test helpers. */
+const HIDDEN_COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  __sleep: () => import('./commands/sleep.ts'),
 };
 
 async function usage(io: CliIo): Promise<void> {
@@ -39,7 +49,7 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       io.stdout(WHITTLE_VERSION + '\n');
       return 0;
     }
-    const load = COMMANDS[name];
+    const load = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : Object.hasOwn(HIDDEN_COMMANDS, name) ? HIDDEN_COMMANDS[name] : undefined;
     if (!load) throw new WhittleError('BAD_USAGE', `unknown command "${name}"; run whittle --help for the list`);
     const mod = await load();
     if (rest.includes('--help') || rest.includes('-h')) {
