@@ -36,7 +36,12 @@ export const QuantizeStep = z.object({
   blockSize: z.number().int().refine((b) => b >= 16 && b <= 256 && (b & (b - 1)) === 0, 'a power of two from 16 to 256').default(32),
   /** Symmetric weights; unset: each method's default (dynamic int8: symmetric; weight-only: asymmetric blocks). */
   symmetric: z.boolean().optional(),
-  algorithm: z.enum(['rtn']).default('rtn'),
+  /** int4 / int8-weight: round to nearest, or GPTQ (needs --calib; group size = block size). */
+  algorithm: z.enum(['rtn', 'gptq']).default('rtn'),
+  /** gptq: columns by decreasing Hessian diagonal, with static groups (MatMulNBits keeps its layout). */
+  actOrder: z.boolean().default(false),
+  /** gptq: dampening λ as a share of mean(diag H) (default 0.01). */
+  percdamp: z.number().gte(0).lte(1).optional(),
   /** int4 / int8-weight: com.microsoft.MatMulNBits or opset-21 DequantizeLinear(block_size). */
   format: z.enum(['matmulnbits', 'dq']).default('matmulnbits'),
   /** Node names or op types left in float. */
@@ -71,6 +76,12 @@ export const PruneStep = z.object({
   comparison: z.enum(['row', 'layer']).default('layer'),
   /** wanda / sparsegpt: statistics of each layer taken after the layers before it were pruned. */
   sequential: z.boolean().default(false),
+  /**
+   * wanda / sparsegpt, and magnitude / nm given calib: after pruning a layer, add Σ_j (W − Ŵ)_rj·mean(x_j)
+   * to each output's bias so its mean over the calibration data is kept. Not part of the published
+   * methods; off by default (it helps at moderate sparsity, not everywhere: see the README table).
+   */
+  biasCorrection: z.boolean().default(false),
   exclude: z.array(z.string().min(1)).default([]),
   protectFirstLast: z.boolean().default(false),
   minParameters: z.number().int().nonnegative().default(0),

@@ -112,7 +112,34 @@ export const RecipeJob = z.object({ kind: z.literal('recipe'), recipe: Recipe })
 /** A job that sleeps in small steps: exercises progress, cancel and crash handling without a model. */
 export const SleepJob = z.object({ kind: z.literal('sleep'), seconds: z.number().positive().max(3600), crash: z.enum(['none', 'throw', 'exit']).default('none') }).strict();
 
-export const JobSpec = z.discriminatedUnion('kind', [QuantizeJob, PruneJob, EvalJob, AnalyzeJob, RecipeJob, SleepJob]);
+/**
+ * A built-in experiment (`whittle demo NAME`), with the options of its command. Game of Life:
+ * seeds per row, steps n = 1..N (1–5), the overcomplete multiplier m, the epoch budget of a run,
+ * and whether to prune afterwards. Lottery: seeds, IMP rounds, epochs per training, and the digits
+ * data (the fixture when absent). Left out: the command's defaults (docs/training.md).
+ */
+export const DEMO_NAMES = ['game-of-life', 'lottery'] as const;
+const GAME_OF_LIFE_ONLY = ['steps', 'multiplier', 'maxEpochs', 'prune'] as const;
+const LOTTERY_ONLY = ['rounds', 'epochs', 'data'] as const;
+export const DemoJob = z.object({
+  kind: z.literal('demo'),
+  demo: z.enum(DEMO_NAMES),
+  seeds: z.number().int().min(1).max(100).optional(),
+  steps: z.number().int().min(1).max(5).optional(),
+  multiplier: z.number().int().min(2).max(64).optional(),
+  maxEpochs: z.number().int().min(1).max(10_000).optional(),
+  prune: z.boolean().optional(),
+  rounds: z.number().int().min(1).max(50).optional(),
+  epochs: z.number().int().min(1).max(10_000).optional(),
+  data: z.string().optional(),
+}).strict().superRefine((job, ctx) => {
+  const foreign = job.demo === 'lottery' ? GAME_OF_LIFE_ONLY : LOTTERY_ONLY;
+  for (const key of foreign) {
+    if (job[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} is an option of the ${job.demo === 'lottery' ? 'game-of-life' : 'lottery'} demo` });
+  }
+});
+
+export const JobSpec = z.discriminatedUnion('kind', [QuantizeJob, PruneJob, EvalJob, AnalyzeJob, RecipeJob, SleepJob, DemoJob]);
 export type JobSpec = z.input<typeof JobSpec>;
 export type JobSpecParsed = z.output<typeof JobSpec>;
 export type JobKind = JobSpecParsed['kind'];
@@ -136,7 +163,7 @@ export type JobLog = z.infer<typeof JobLog>;
 
 export const JobInfo = z.object({
   jobId: z.string(),
-  kind: z.enum(['quantize', 'prune', 'eval', 'analyze', 'recipe', 'sleep']),
+  kind: z.enum(['quantize', 'prune', 'eval', 'analyze', 'recipe', 'sleep', 'demo']),
   /** One line for lists: "quantize static int8 · squeezenet1.0_fp32.onnx". */
   title: z.string(),
   spec: z.unknown(),

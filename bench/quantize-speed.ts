@@ -14,8 +14,9 @@
  * Every file is read once first, so all phases read from a warm page cache. Then, per model, each
  * phase runs in a fresh child process (its peak RSS is its own): the baseline (plain read+write of
  * the model's bytes in 16 MiB chunks, fsynced like our writer), then `quantizeModel` (what
- * `whittle quantize --no-record` runs) with dynamic int8 per-tensor and per-channel, int4
- * (MatMulNBits, block 32) and fp16, its output written beside the model and removed afterwards.
+ * `whittle quantize --no-record` runs) with dynamic int8 per-tensor and per-channel, int4 and
+ * int8-weight (MatMulNBits, block 32) and fp16, its output written beside the model and removed
+ * afterwards.
  * Seconds are the whole quantizeModel call (open, pass, write, fsync) and exclude process start.
  * The bar (issue 3): on the ≥ 64 M model (both forms) each method takes ≤ 3× the baseline, with
  * peak RSS ≤ 2× the model's size. Prints a table and, last, one JSON line; exit code 1 when a bar
@@ -47,6 +48,7 @@ const METHODS: Method[] = [
   { label: 'dynamic per-tensor', step: { method: 'dynamic' } },
   { label: 'dynamic per-channel', step: { method: 'dynamic', perChannel: true } },
   { label: 'int4 (MatMulNBits, block 32)', step: { method: 'int4' } },
+  { label: 'int8-weight (MatMulNBits, block 32)', step: { method: 'int8-weight' } },
   { label: 'fp16', step: { method: 'fp16' } },
 ];
 

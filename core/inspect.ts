@@ -37,7 +37,7 @@ export function realInputs(model: Model): ValueInfo[] {
 export function inspectModel(model: Model): InspectReport {
   const stats = modelStats(model);
   const external = new Map<string, number>();
-  for (const { tensor } of model.weights()) if (tensor.source.kind === 'external') external.set(tensor.source.path, 0);
+  for (const { tensor } of model.weights()) if (tensor.source.kind === 'external' && !tensor.source.inModelFile) external.set(tensor.source.path, 0);
   let externalDataBytes = 0;
   for (const p of external.keys()) externalDataBytes += statSync(p).size;
   const metadata: Record<string, string> = {};

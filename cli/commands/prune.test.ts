@@ -20,6 +20,24 @@ describe('whittle prune', () => {
     assert.equal(shown.kind, 'prune');
   });
 
+  it('--bias-correction: magnitude with --calib keeps each output mean, reports where the correction went', async () => {
+    const data = fixture('mnist', 't10k-images-idx3-ubyte.gz');
+    const out = join(dirs.work(), 'mbc.onnx');
+    const r = await whittle('prune', fixture('mnist', 'mnist.onnx'), '-o', out, '--method', 'magnitude', '--sparsity', '0.5', '--bias-correction',
+      '--calib', data, '--preprocess', 'mnist', '--samples', '32', '--no-record', '--json');
+    assert.equal(r.code, 0, r.err);
+    const doc = JSON.parse(r.out);
+    assert.equal(doc.details.biasCorrection, true);
+    // the MNIST Convs and the MatMul have no bias input; the per-channel Add after each takes the correction
+    assert.deepEqual(doc.details.layers.map((l: { biasCorrection?: { target: string } }) => l.biasCorrection?.target), ['bias', 'bias', 'bias']);
+    assert.equal(doc.parametersAfter, doc.parametersBefore);
+    const e = JSON.parse((await whittle('eval', out, '--data', data, '--preprocess', 'mnist', '--limit', '200', '--runs', '1', '--no-record', '--json')).out);
+    assert.ok(e.accuracy.top1 > 0.9, String(e.accuracy.top1));
+    const bad = await whittle('prune', fixture('mnist', 'mnist.onnx'), '-o', join(dirs.work(), 'z.onnx'), '--method', 'magnitude', '--bias-correction', '--no-record');
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /calibration data/);
+  });
+
   it('channel pruning really shrinks SqueezeNet (≤ 75 % of the parameters)', async () => {
     const r = await whittle('prune', fixture('squeezenet', 'squeezenet1.0_fp32.onnx'), '-o', join(dirs.work(), 'sq.onnx'), '--method', 'channel', '--sparsity', '0.3', '--no-record', '--json');
     assert.equal(r.code, 0, r.err);

@@ -12,7 +12,8 @@ export const summary = 'prune a model: magnitude, N:M, structured channels, Wand
 export const usage = `
 whittle prune MODEL -o OUT --method ${PRUNE_METHODS.join('|')}
         [--sparsity 0..0.99] [--scope layer|global] [--pattern 2:4] [--calib DATA] [--preprocess PRESET]
-        [--samples N] [--round-to 8] [--importance l1|l2] [--comparison layer|row] [--sequential] [--exclude NODE[,NODE...]]
+        [--samples N] [--round-to 8] [--importance l1|l2] [--comparison layer|row] [--sequential] [--bias-correction]
+        [--exclude NODE[,NODE...]]
         [--protect-first-last] [--min-parameters N] [--ep cpu|auto|...] [--seed N] [--json] [--no-record]
 
 magnitude   zero the smallest |w| per layer (--scope layer) or across layers (--scope global)
@@ -21,6 +22,8 @@ channel     remove whole channels (dependency groups through BN, residual Add, C
             the model really gets smaller and faster
 wanda       |W|·‖X‖ per output row, with activations from --calib DATA
 sparsegpt   Hessian-based pruning with weight updates, from --calib DATA
+--bias-correction  (wanda, sparsegpt; magnitude and nm with --calib) add the mean each output lost to
+            its bias, measured on the calibration data: not part of the published methods, off by default
 Unstructured sparsity saves disk after compression, not inference time: onnxruntime densifies it.
 
 TF.js models (MODEL is a model.json; OUT a model.json path or a folder; shards of --shard-bytes, default
@@ -57,6 +60,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     importance: { type: 'string' },
     comparison: { type: 'string' },
     sequential: { type: 'boolean' },
+    'bias-correction': { type: 'boolean' },
     exclude: { type: 'string' },
     'protect-first-last': { type: 'boolean' },
     'min-parameters': { type: 'string' },
@@ -72,7 +76,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     if (!(TFJS_PRUNE_METHODS as readonly string[]).includes(values.method)) {
       throw new WhittleError('BAD_USAGE', `whittle prune: --method ${values.method} works on ONNX models; ${input} is a TF.js model, which takes ${TFJS_PRUNE_METHODS.join(', ')}`);
     }
-    const onnxOnly = ['calib', 'preprocess', 'samples', 'round-to', 'importance', 'comparison', 'sequential'].filter((k) => values[k as keyof typeof values] !== undefined);
+    const onnxOnly = ['calib', 'preprocess', 'samples', 'round-to', 'importance', 'comparison', 'sequential', 'bias-correction'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (onnxOnly.length) throw new WhittleError('BAD_USAGE', `whittle prune: ${onnxOnly.map((k) => `--${k}`).join(', ')} apply to ONNX models only, not to the TF.js model ${input}`);
   } else if (values['shard-bytes'] !== undefined) {
     throw new WhittleError('BAD_USAGE', 'whittle prune: --shard-bytes applies to TF.js models only');
@@ -92,6 +96,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     ...(values.importance ? { importance: values.importance } : {}),
     ...(values.comparison ? { comparison: values.comparison } : {}),
     sequential: Boolean(values.sequential),
+    biasCorrection: Boolean(values['bias-correction']),
     exclude: splitList(values.exclude),
     protectFirstLast: Boolean(values['protect-first-last']),
     ...(values['min-parameters'] ? { minParameters: num('min-parameters', values['min-parameters']) } : {}),

@@ -13,7 +13,8 @@ export const usage = `
 whittle quantize MODEL -o OUT --method ${QUANTIZE_METHODS.join('|')}
         [--calib DATA] [--preprocess PRESET] [--calibration ${CALIBRATION_METHODS.join('|')}] [--samples N]
         [--percentile P] [--per-channel] [--activation-type uint8|int8] [--weight-type int8|uint8]
-        [--block-size 16..256] [--symmetric|--asymmetric] [--format matmulnbits|dq] [--algorithm rtn]
+        [--block-size 16..256] [--symmetric|--asymmetric] [--format matmulnbits|dq] [--algorithm rtn|gptq]
+        [--act-order] [--percdamp F]
         [--exclude NODE[,NODE...]] [--keep-io-types] [--include-conv] [--ep cpu|auto|...] [--seed N]
         [--json] [--no-record]
 
@@ -23,6 +24,9 @@ static       int8 QDQ that onnxruntime fuses into QLinearConv/QLinearMatMul; nee
 fp16         float16 weights and activations, fragile ops kept fp32 (--keep-io-types: fp32 in/out)
 int4         com.microsoft.MatMulNBits 4-bit blocks (--block-size, default 32), or --format dq
 int8-weight  the same with 8 bits
+             --algorithm gptq: GPTQ (needs --calib DATA; first --samples N, default 128) chooses the
+             values from each layer's input Hessian; same layout; --act-order, --percdamp (0.01);
+             --ep webgpu also runs its math on the WebGPU compute device (auto: when there is one)
 --exclude takes node names or op types; excluded nodes stay float.
 
 TF.js models (MODEL is a model.json; OUT a model.json path or a folder; shards of --shard-bytes, default 4 MiB):
@@ -64,6 +68,8 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     asymmetric: { type: 'boolean' },
     format: { type: 'string' },
     algorithm: { type: 'string' },
+    'act-order': { type: 'boolean' },
+    percdamp: { type: 'string' },
     exclude: { type: 'string' },
     'keep-io-types': { type: 'boolean' },
     'include-conv': { type: 'boolean' },
@@ -77,7 +83,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const tfjsMethods = Object.keys(TFJS_QUANTIZE_METHODS).join(', ');
   if (sniffFormat(input) === 'tfjs') {
     if (!isTfjsQuantizeMethod(values.method)) throw new WhittleError('BAD_USAGE', `whittle quantize: --method ${values.method} works on ONNX models; ${input} is a TF.js model, which takes ${tfjsMethods}`);
-    const onnxOnly = ['calib', 'calibration', 'samples', 'percentile', 'per-channel', 'activation-type', 'weight-type', 'block-size', 'symmetric', 'asymmetric', 'format', 'algorithm', 'keep-io-types', 'include-conv'].filter((k) => values[k as keyof typeof values] !== undefined);
+    const onnxOnly = ['calib', 'calibration', 'samples', 'percentile', 'per-channel', 'activation-type', 'weight-type', 'block-size', 'symmetric', 'asymmetric', 'format', 'algorithm', 'act-order', 'percdamp', 'keep-io-types', 'include-conv'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (onnxOnly.length) throw new WhittleError('BAD_USAGE', `whittle quantize: ${onnxOnly.map((k) => `--${k}`).join(', ')} apply to ONNX models only, not to the TF.js model ${input}`);
     return runTfjs(input, values.output, values.method, argv, values, io);
   }
@@ -101,6 +107,8 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     ...(values.symmetric ? { symmetric: true } : values.asymmetric ? { symmetric: false } : {}),
     ...(values.format ? { format: values.format } : {}),
     ...(values.algorithm ? { algorithm: values.algorithm } : {}),
+    ...(values['act-order'] ? { actOrder: true } : {}),
+    ...(values.percdamp ? { percdamp: numberOption('quantize', 'percdamp', values.percdamp, { min: 0, max: 1 }) } : {}),
     exclude: splitList(values.exclude),
     keepIoTypes: Boolean(values['keep-io-types']),
     includeConv: Boolean(values['include-conv']),

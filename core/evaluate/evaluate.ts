@@ -70,7 +70,7 @@ export interface EvalReport {
 /** File size of a model plus the external data files it reads. */
 export function modelBytes(model: Model): number {
   const files = new Set<string>();
-  for (const { tensor } of model.weights()) if (tensor.source.kind === 'external') files.add(tensor.source.path);
+  for (const { tensor } of model.weights()) if (tensor.source.kind === 'external' && !tensor.source.inModelFile) files.add(tensor.source.path);
   let bytes = model.path ? statSync(model.path).size : 0;
   for (const f of files) bytes += statSync(f).size;
   return bytes;

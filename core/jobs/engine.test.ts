@@ -144,6 +144,21 @@ describe('engine (Electron mode): dispatcher, models, jobs as processes', () => 
     assert.match(table.content.split('\r\n')[1]!, new RegExp(`^${job.runId},quantize,succeeded`));
   });
 
+  test('a demo job runs `whittle demo` and records a run the app recognises by its command', async () => {
+    const { jobId } = await call(engine, 'jobs.start', { spec: { kind: 'demo', demo: 'lottery', seeds: 1, rounds: 1, epochs: 1 } });
+    const job = await waitForJob(engine, jobId, ended);
+    assert.equal(job.status, 'succeeded', JSON.stringify(job.error));
+    assert.equal(job.kind, 'demo');
+    assert.equal(job.title, 'demo lottery ticket on digits (--seeds 1 --rounds 1 --epochs 1)');
+    const result = job.result as { experiment: string; rows: { round: number; ticketBySeed: number[] }[] };
+    assert.equal(result.experiment, 'lottery');
+    assert.deepEqual(result.rows.map((r) => [r.round, r.ticketBySeed.length]), [[0, 1], [1, 1]]);
+    const detail = await call(engine, 'experiments.get', { runId: job.runId! });
+    assert.deepEqual(detail.command, ['demo', 'lottery', '--seeds', '1', '--rounds', '1', '--epochs', '1', '--json']);
+    assert.equal(detail.status, 'succeeded');
+    assert.equal((detail.result as { experiment?: string }).experiment, 'lottery');
+  });
+
   test('a cancelled job stops, and its run is recorded cancelled; a running run cannot be deleted', async () => {
     const { jobId } = await call(engine, 'jobs.start', { spec: { kind: 'sleep', seconds: 60 } });
     const running = await waitForJob(engine, jobId, (j) => j.runId !== null);
@@ -257,6 +272,8 @@ describe('engine (server mode): paths outside the readable folders are refused',
     assert.equal((await call(engine, 'models.open', { path: MNIST })).format, 'onnx');
     const job = await rawCall(engine, 'jobs.start', { spec: { kind: 'eval', model: MNIST, data: { path: '/etc/hostname' } } });
     assert.equal(!job.ok && job.error.code, 'BAD_INPUT');
+    const demo = await rawCall(engine, 'jobs.start', { spec: { kind: 'demo', demo: 'lottery', data: '/etc' } });
+    assert.equal(!demo.ok && demo.error.code, 'BAD_INPUT');
     const exportTo = await rawCall(engine, 'artifacts.export', { runId, destination: '/tmp/elsewhere' });
     assert.equal(!exportTo.ok && exportTo.error.code, 'BAD_INPUT');
     const exported = await call(engine, 'artifacts.export', { runId, destination: join(workspace, 'out', 'run') });

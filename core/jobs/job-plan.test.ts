@@ -34,12 +34,12 @@ test('prune: every step field has its flag; samples wins over the data limit', (
   const p = plan({
     kind: 'prune', model: '/m/mnist.onnx',
     step: { method: 'wanda', sparsity: 0.7, scope: 'global', pattern: '2:4', calib: { path: '/d/t10k.gz', preprocess: 'mnist', limit: 9 }, samples: 128,
-      roundTo: 16, importance: 'l1', comparison: 'row', sequential: true, exclude: ['a'], protectFirstLast: true, minParameters: 100 },
+      roundTo: 16, importance: 'l1', comparison: 'row', sequential: true, biasCorrection: true, exclude: ['a'], protectFirstLast: true, minParameters: 100 },
   });
   assert.equal(p.title, 'prune wanda 70 % · mnist.onnx');
   assert.deepEqual(p.argv, ['prune', '/m/mnist.onnx', '-o', `${DIR}/mnist.wanda.onnx`, '--method', 'wanda', '--calib', '/d/t10k.gz', '--preprocess', 'mnist',
     '--sparsity', '0.7', '--scope', 'global', '--pattern', '2:4', '--samples', '128', '--round-to', '16', '--importance', 'l1', '--comparison', 'row',
-    '--sequential', '--exclude', 'a', '--protect-first-last', '--min-parameters', '100', '--ep', 'cpu', '--seed', '0', '--json']);
+    '--sequential', '--bias-correction', '--exclude', 'a', '--protect-first-last', '--min-parameters', '100', '--ep', 'cpu', '--seed', '0', '--json']);
 });
 
 test('a step the flags cannot express runs as a one-step recipe', () => {
@@ -62,6 +62,30 @@ test('eval, analyze, recipe and sleep', () => {
   assert.equal(r.title, 'small: prune magnitude + quantize dynamic · a.onnx');
   assert.equal(Recipe.parse(JSON.parse(r.files[0]!.content)).steps.length, 2);
   assert.deepEqual(plan({ kind: 'sleep', seconds: 2, crash: 'exit' }).argv, ['__sleep', '2', '--json', '--crash', 'exit']);
+});
+
+test('demo jobs run `whittle demo NAME … --json` with the flags the command has', async () => {
+  assert.deepEqual(plan({ kind: 'demo', demo: 'lottery' }).argv, ['demo', 'lottery', '--json']);
+  assert.equal(plan({ kind: 'demo', demo: 'lottery' }).title, 'demo lottery ticket on digits');
+  const life = plan({ kind: 'demo', demo: 'game-of-life', seeds: 3, steps: 1, multiplier: 4, maxEpochs: 20, prune: false });
+  assert.deepEqual(life.argv, ['demo', 'game-of-life', '--seeds', '3', '--steps', '1', '--multiplier', '4', '--max-epochs', '20', '--no-prune', '--json']);
+  assert.equal(life.title, 'demo Game of Life (--seeds 3 --steps 1 --multiplier 4 --max-epochs 20 --no-prune)');
+  assert.deepEqual(plan({ kind: 'demo', demo: 'game-of-life', prune: true }).argv, ['demo', 'game-of-life', '--json']);
+  const lottery = plan({ kind: 'demo', demo: 'lottery', seeds: 2, rounds: 4, epochs: 5, data: '/d/digits' });
+  assert.deepEqual(lottery.argv, ['demo', 'lottery', '--seeds', '2', '--rounds', '4', '--epochs', '5', '--data', '/d/digits', '--json']);
+  // every flag planned is one the command's usage names, on the line of its experiment
+  const { usage } = await import('../../cli/commands/demo.ts');
+  const lines = usage.trim().split('\n');
+  for (const p of [life, lottery]) {
+    const line = lines.find((l) => l.startsWith(`whittle demo ${p.argv[1]} `))!;
+    for (const a of p.argv.filter((x) => x.startsWith('--'))) assert.ok(line.includes(`[${a}`), `${a} in "${line}"`);
+  }
+  // an option of the other experiment, or an unknown one, is refused before anything runs
+  assert.equal(JobSpec.safeParse({ kind: 'demo', demo: 'lottery', steps: 2 }).success, false);
+  assert.equal(JobSpec.safeParse({ kind: 'demo', demo: 'game-of-life', rounds: 2 }).success, false);
+  assert.equal(JobSpec.safeParse({ kind: 'demo', demo: 'game-of-life', steps: 6 }).success, false);
+  assert.equal(JobSpec.safeParse({ kind: 'demo', demo: 'mnist' }).success, false);
+  assert.equal(JobSpec.safeParse({ kind: 'demo', demo: 'lottery', quick: true }).success, false);
 });
 
 test('TF.js models write a folder named after the model', () => {

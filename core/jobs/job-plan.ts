@@ -62,12 +62,12 @@ function stepFlags(step: Record<string, unknown>, defaults: Record<string, unkno
 /** Step field → CLI flag (`symmetric` is --symmetric/--asymmetric, handled apart). */
 export const QUANTIZE_FLAGS: Record<string, string> = {
   calibration: '--calibration', samples: '--samples', percentile: '--percentile', perChannel: '--per-channel',
-  activationType: '--activation-type', weightType: '--weight-type', blockSize: '--block-size', algorithm: '--algorithm',
+  activationType: '--activation-type', weightType: '--weight-type', blockSize: '--block-size', algorithm: '--algorithm', actOrder: '--act-order', percdamp: '--percdamp',
   format: '--format', exclude: '--exclude', keepIoTypes: '--keep-io-types', includeConv: '--include-conv',
 };
 export const PRUNE_FLAGS: Record<string, string> = {
   sparsity: '--sparsity', scope: '--scope', pattern: '--pattern', samples: '--samples', roundTo: '--round-to',
-  importance: '--importance', comparison: '--comparison', sequential: '--sequential', exclude: '--exclude',
+  importance: '--importance', comparison: '--comparison', sequential: '--sequential', biasCorrection: '--bias-correction', exclude: '--exclude',
   protectFirstLast: '--protect-first-last', minParameters: '--min-parameters',
 };
 
@@ -149,6 +149,26 @@ export function planJob(spec: JobSpecParsed, options: PlanOptions): JobPlan {
       const r = spec.recipe;
       const steps = r.steps.map((s) => ('quantize' in s ? `quantize ${s.quantize.method}` : `prune ${s.prune.method}`)).join(' + ');
       return recipePlan(r, `${r.name ? `${r.name}: ` : ''}${steps} · ${basename(r.model)}`, options.jobDir);
+    }
+    case 'demo': {
+      // `whittle demo NAME [options] --json`: the experiment's own command, so the run it records
+      // is the command a user would type (and the app recognises it by that command).
+      const argv = ['demo', spec.demo];
+      const opt = (flag: string, value: number | string | undefined) => { if (value !== undefined) argv.push(flag, String(value)); };
+      opt('--seeds', spec.seeds);
+      if (spec.demo === 'game-of-life') {
+        opt('--steps', spec.steps);
+        opt('--multiplier', spec.multiplier);
+        opt('--max-epochs', spec.maxEpochs);
+        if (spec.prune === false) argv.push('--no-prune');
+      } else {
+        opt('--rounds', spec.rounds);
+        opt('--epochs', spec.epochs);
+        opt('--data', spec.data);
+      }
+      argv.push('--json');
+      const options = argv.slice(2, -1).join(' ');
+      return { argv, files: [], title: `demo ${spec.demo === 'game-of-life' ? 'Game of Life' : 'lottery ticket on digits'}${options ? ` (${options})` : ''}` };
     }
     case 'sleep': {
       const argv = ['__sleep', String(spec.seconds), '--json'];

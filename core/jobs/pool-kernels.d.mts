@@ -1,4 +1,5 @@
 // Types of pool-kernels.mjs (plain JavaScript so worker threads need no TypeScript loader).
+import type { BlocksFromFile, quantizeBlocksFromFile } from '../passes/quantize/kernels.mjs';
 
 export const DECODABLE_TYPES: readonly number[];
 
@@ -29,5 +30,6 @@ export interface PoolTasks {
   range: (input: TensorPiece) => ValueRange;
   histogram: (input: TensorPiece & { lo: number; hi: number; bins: number }) => Float64Array;
   spin: (input: { ms: number }) => number;
+  quantizeBlocks: (input: { weights: BlocksFromFile[] }) => ReturnType<typeof quantizeBlocksFromFile>[];
 }
 export const TASKS: PoolTasks;

@@ -2,6 +2,8 @@
 // JavaScript on purpose: worker threads start without a TypeScript loader (about 30 ms instead of
 // a second), and the same code serves both sides. Types: pool-kernels.d.mts.
 
+import { quantizeBlocksFromFile } from '../passes/quantize/kernels.mjs';
+
 // ONNX TensorProto.DataType codes (native-models/ir/dtypes.ts)
 const FLOAT = 1, UINT8 = 2, INT8 = 3, UINT16 = 4, INT16 = 5, INT32 = 6, INT64 = 7, BOOL = 9, FLOAT16 = 10,
   DOUBLE = 11, UINT32 = 12, UINT64 = 13, BFLOAT16 = 16, UINT4 = 21, INT4 = 22;
@@ -105,4 +107,6 @@ export const TASKS = {
   range: ({ dataType, bytes, elements }) => rangeOf(decodeToFloat32(dataType, bytes, elements)),
   histogram: ({ dataType, bytes, elements, lo, hi, bins }) => histogramOf(decodeToFloat32(dataType, bytes, elements), lo, hi, bins),
   spin: ({ ms }) => spin(ms),
+  // weight-only int4/int8 of weights still in their files (core/passes/quantize/weight-only.ts)
+  quantizeBlocks: ({ weights }) => weights.map(quantizeBlocksFromFile),
 };

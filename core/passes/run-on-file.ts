@@ -46,10 +46,11 @@ export type ApplyStep<Step, R extends PassReport> = (model: Model, step: Step, c
 export async function runStepOnFile<Step, R extends PassReport>(
   run: StepRun<Step>,
   apply: ApplyStep<Step, R>,
-  options: { countZerosBefore?: boolean; beforeApply?: (model: Model) => Promise<void> } = {},
+  options: { countZerosBefore?: boolean; beforeApply?: (model: Model) => Promise<void>; lazyTensors?: boolean } = {},
 ): Promise<{ common: StepFileReport; report: R; written: WriteReport }> {
   const t0 = performance.now();
-  const model = openModel(run.input);
+  // lazyTensors: big inline weights stay in the file until the pass streams them (see ReadOptions)
+  const model = openModel(run.input, { lazyTensors: options.lazyTensors ?? false });
   const before = modelStats(model, { countZeros: options.countZerosBefore ?? false });
   const bytesBefore = modelBytes(model);
   await options.beforeApply?.(model);
@@ -57,8 +58,14 @@ export async function runStepOnFile<Step, R extends PassReport>(
   const report = await apply(model, run.step, ctx, { ...(run.ep ? { ep: run.ep } : {}), baseDir: run.baseDir ?? process.cwd() });
   ctx.checkpoint();
   ctx.progress('write', 0, 1);
+  // Measured after writing, when the writer has computed the quantized weights (and counted their
+  // zeros) once; but before, when the output replaces a file that tensors are still read from
+  // (writing a model over itself): afterwards those bytes would be gone.
+  const replaced = new Set([resolve(run.output), `${resolve(run.output)}.data`]);
+  const readsReplaced = [...model.weights()].some(({ tensor }) => tensor.source.kind === 'external' && replaced.has(resolve(tensor.source.path)));
+  let after = readsReplaced ? modelStats(model) : null;
   const written = writeOnnxFile(model, run.output);
-  const after = modelStats(model);
+  after ??= modelStats(model);
   const common: StepFileReport = {
     input: resolve(run.input),
     output: written.path,

@@ -2,7 +2,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { badInput, WhittleError } from '../../api/errors.ts';
 import type { Model } from '../ir/model.ts';
-import { readOnnxFile } from './onnx/index.ts';
+import { readOnnxFile, type ReadOptions } from './onnx/index.ts';
 
 export type ModelFormat = 'onnx' | 'tfjs';
 
@@ -35,11 +35,11 @@ function readHead(file: string): string {
   }
 }
 
-/** Opens any supported model file into the IR. */
-export function openModel(path: string): Model {
+/** Opens any supported model file into the IR (`options` apply to ONNX files: see ReadOptions). */
+export function openModel(path: string, options: ReadOptions = {}): Model {
   const format = sniffFormat(path);
   if (format === 'tfjs') {
     throw new WhittleError('UNSUPPORTED', `${resolve(path)}: is a TF.js model; this works on ONNX models only (TF.js models take inspect, quantize --method uint8|uint16|fp16, prune --method magnitude|nm and eval)`, { file: resolve(path) });
   }
-  return readOnnxFile(path);
+  return readOnnxFile(path, options);
 }

@@ -74,6 +74,43 @@ describe('layer inputs', () => {
     });
   }
 
+  it('Conv norms and means per im2col column (input channel × kernel position) match a direct loop', async () => {
+    // 2 samples of 4 channels, 2 groups, 3×2 kernel, stride (2, 1), pads (1, 0, 2, 1), dilation (1, 2)
+    const [c, h, w, m, groups, kh, kw, sh, sw, dh, dw, pt, pl, pb, pr] = [4, 7, 6, 6, 2, 3, 2, 2, 1, 1, 2, 1, 0, 2, 1];
+    const cg = c / groups;
+    const model = buildModel({
+      inputs: [valueInfo('x', DataType.FLOAT, ['batch', c, h, w])],
+      outputs: [valueInfo('y', DataType.FLOAT, null as never)],
+      initializers: [floatTensor('W', [m, cg, kh, kw], gaussian(m * cg * kh * kw, 9))],
+      nodes: [new Node({ name: 'conv', opType: 'Conv', inputs: ['x', 'W'], outputs: ['y'], attributes: [int('group', groups), ints('strides', [sh, sw]), ints('pads', [pt, pl, pb, pr]), ints('dilations', [dh, dw])] })],
+    });
+    const xs = [gaussian(c * h * w, 21).map((v) => v + 1), gaussian(c * h * w, 22)];
+    const [layer] = layersOf(model);
+    const { stats } = await collectLayerInputs(model, [layer!], { data: memoryDataset('x', [c, h, w], xs), hessian: false }, createPassContext());
+    const oh = Math.floor((h + pt + pb - ((kh - 1) * dh + 1)) / sh) + 1;
+    const ow = Math.floor((w + pl + pr - ((kw - 1) * dw + 1)) / sw) + 1;
+    for (let g = 0; g < groups; g++) {
+      const st = stats[0]!.groups[g]!;
+      assert.equal(st.rows, xs.length * oh * ow);
+      for (let ch = 0; ch < cg; ch++) for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) {
+        // ‖X_j‖² and Σ x_j of the column that weight W[·, ch, i, j] multiplies, padding counted as zeros
+        let sq = 0, sum = 0;
+        for (const x of xs) for (let y = 0; y < oh; y++) for (let z = 0; z < ow; z++) {
+          const iy = y * sh - pt + i * dh, iz = z * sw - pl + j * dw;
+          const v = iy >= 0 && iy < h && iz >= 0 && iz < w ? x[((g * cg + ch) * h + iy) * w + iz]! : 0;
+          sq += v * v;
+          sum += v;
+        }
+        const col = (i * kw + j) * cg + ch;
+        assert.ok(Math.abs(st.sqNorm[col]! - sq) < 1e-9 * Math.max(1, sq), `group ${g} channel ${ch} tap (${i}, ${j}): ${st.sqNorm[col]} vs ${sq}`);
+        assert.ok(Math.abs(st.sum[col]! - sum) < 1e-9 * Math.max(1, Math.abs(sum)));
+        // and the column is where readMatrix puts that weight
+        const stored = model.graph.initializers.get('W')!.toFloat32();
+        assert.equal(readMatrix(layer!)[(g * (m / groups)) * layer!.k + col], stored[(((g * (m / groups)) * cg + ch) * kh + i) * kw + j]);
+      }
+    }
+  });
+
   it('MatMul rows: norms and XᵀX of the activation rows, limited to `samples`', async () => {
     const model = matmulModel(3, 2, Float32Array.from([1, 2, 3, 4, 5, 6]));
     const rows = [[1, 0, 2], [0, 3, 0], [1, 1, 1], [9, 9, 9]].map((r) => Float32Array.from(r));
@@ -81,6 +118,7 @@ describe('layer inputs', () => {
     const { stats } = await collectLayerInputs(model, [layer!], { data: memoryDataset('x', [3], rows), hessian: true, samples: 3, batchSize: 2 }, createPassContext());
     const g = stats[0]!.groups[0]!;
     assert.deepEqual([...g.sqNorm], [2, 10, 5]);
+    assert.deepEqual([...g.sum], [2, 4, 3]);
     assert.deepEqual([...g.xtx!], [2, 1, 3, 1, 10, 1, 3, 1, 5]);
     assert.equal(g.rows, 3);
     // W as the matrix sees it: rows are outputs

@@ -120,6 +120,8 @@ export interface GroupStats {
   k: number;
   /** Σ x_j² per input feature: ‖X_j‖² (Wanda's activation norm, squared). */
   sqNorm: Float64Array;
+  /** Σ x_j per input feature (the mean times `rows`): what bias correction preserves. */
+  sum: Float64Array;
   /** Σ x·xᵀ [K×K] (H = 2·XᵀX, up to SparseGPT's 1/n), or null when not asked for. */
   xtx: Float64Array | null;
   /** Rows (tokens, patches) seen. */
@@ -138,7 +140,7 @@ class RowAccumulator {
   private fill = 0;
 
   constructor(k: number, hessian: boolean) {
-    this.stats = { k, sqNorm: new Float64Array(k), xtx: hessian ? new Float64Array(k * k) : null, rows: 0 };
+    this.stats = { k, sqNorm: new Float64Array(k), sum: new Float64Array(k), xtx: hessian ? new Float64Array(k * k) : null, rows: 0 };
     this.buf = new Float64Array(k * CHUNK_ROWS);
   }
 
@@ -152,13 +154,14 @@ class RowAccumulator {
   flush(): void {
     const t = this.fill;
     if (t === 0) return;
-    const { k, sqNorm, xtx } = this.stats;
+    const { k, sqNorm, sum, xtx } = this.stats;
     const b = this.buf;
     for (let i = 0; i < k; i++) {
       const oi = i * CHUNK_ROWS;
-      let s = 0;
-      for (let r = 0; r < t; r++) s += b[oi + r]! * b[oi + r]!;
+      let s = 0, s1 = 0;
+      for (let r = 0; r < t; r++) { const v = b[oi + r]!; s += v * v; s1 += v; }
       sqNorm[i] = sqNorm[i]! + s;
+      sum[i] = sum[i]! + s1;
     }
     if (xtx) {
       for (let i = 0; i < k; i++) {

@@ -1,6 +1,11 @@
 import { WhittleError } from '../../../api/errors.ts';
 import { openDataRef, type Dataset } from '../../evaluate/data/index.ts';
 import { batchSizeFor, inputSpecs } from '../../evaluate/evaluate.ts';
+import { NameAllocator } from '../quantize/graph-edit.ts';
+import { addToOutputBias, outputMeanShift } from './bias-correction.ts';
+import { collectLayerInputs, layerMatrix, readMatrix, type LayerMatrix } from './layer-inputs.ts';
+import type { PrunedLayer } from './magnitude.ts';
+import { prunableWeights } from './prunable.ts';
 import { sparseGptPrunePass } from './sparsegpt.ts';
 import { wandaPrunePass } from './wanda.ts';
 import { channelPrunePass } from './channel/channel-prune.ts';
@@ -14,8 +19,10 @@ export type PruneMethod = (model: Model, step: PruneStep, ctx: PassContext, opts
 
 export const extraPruneMethods: Partial<Record<PruneStep['method'], PruneMethod>> = {};
 
-extraPruneMethods.channel = (model, step, ctx) =>
-  channelPrunePass.run(model, { sparsity: step.sparsity, roundTo: step.roundTo, importance: step.importance, exclude: step.exclude, scope: step.scope === 'global' ? 'global' : 'group' }, ctx);
+extraPruneMethods.channel = (model, step, ctx) => {
+  if (step.biasCorrection) throw new WhittleError('BAD_USAGE', 'channel pruning takes no bias correction (it removes whole channels, not single weights)');
+  return channelPrunePass.run(model, { sparsity: step.sparsity, roundTo: step.roundTo, importance: step.importance, exclude: step.exclude, scope: step.scope === 'global' ? 'global' : 'group' }, ctx);
+};
 
 /** Opens the calibration data a data-aware method (Wanda, SparseGPT) needs. */
 export async function openCalibration(model: Model, step: PruneStep, baseDir: string, seed: number): Promise<Dataset> {
@@ -43,5 +50,47 @@ function calibratedOptions(model: Model, step: PruneStep, data: Dataset) {
     minParameters: step.minParameters,
     protectFirstLast: step.protectFirstLast,
     sequential: step.sequential,
+    biasCorrection: step.biasCorrection,
+  };
+}
+
+/**
+ * Runs a data-free pruning pass (magnitude, N:M) with bias correction (bias-correction.ts): the
+ * calibration data goes through the unpruned model once for each layer's input means, the pass
+ * prunes, then each pruned layer's output bias takes back the mean it lost. Layers the calibrated
+ * statistics cannot describe (ConvTranspose, batched MatMul, shared weights) stay uncorrected, with
+ * a warning.
+ */
+export async function withBiasCorrection(model: Model, step: PruneStep, ctx: PassContext, opts: { ep: EpChoice; baseDir: string }, prune: () => Promise<PassReport>): Promise<PassReport> {
+  if (!step.calib) throw new WhittleError('BAD_USAGE', `${step.method} pruning with bias correction needs calibration data (--calib DATA)`);
+  const data = await openCalibration(model, step, opts.baseDir, ctx.seed);
+  const warnings: string[] = [];
+  const layers: LayerMatrix[] = [];
+  for (const w of prunableWeights(model, { exclude: step.exclude, minParameters: step.minParameters, protectFirstLast: step.protectFirstLast }).layers) {
+    const m = layerMatrix(w);
+    const reason = typeof m === 'string' ? m : w.sharedWith.length > 0 ? `${w.node.label}: weight ${w.weightName} is shared, its inputs differ` : null;
+    if (reason) warnings.push(`no bias correction for ${reason}`);
+    else layers.push(m as LayerMatrix);
+  }
+  const { stats, samples } = await collectLayerInputs(model, layers, { data, samples: data.n, hessian: false, batchSize: batchSizeFor(inputSpecs(model), 32), ep: opts.ep }, ctx);
+  const before = layers.map(readMatrix);
+  const report = await prune();
+  const names = new NameAllocator(model);
+  const corrected = new Map<string, { target: string; maxShift: number }>();
+  layers.forEach((layer, i) => {
+    const shift = outputMeanShift(layer, stats[i]!.groups, before[i]!, readMatrix(layer));
+    if (shift.every((v) => v === 0)) return;
+    corrected.set(layer.weight.weightName, { target: addToOutputBias(model, layer, shift, names), maxShift: shift.reduce((m, v) => Math.max(m, Math.abs(v)), 0) });
+  });
+  for (const w of warnings) ctx.warn(w);
+  const details = report.details ?? {};
+  const prunedLayers = (details['layers'] as PrunedLayer[] | undefined)?.map((l) => {
+    const c = corrected.get(l.weight);
+    return c ? { ...l, biasCorrection: c } : l;
+  });
+  return {
+    ...report,
+    warnings: [...report.warnings, ...warnings],
+    details: { ...details, ...(prunedLayers ? { layers: prunedLayers } : {}), biasCorrection: true, calibrationSamples: samples },
   };
 }

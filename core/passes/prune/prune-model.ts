@@ -7,7 +7,7 @@ import { runStepOnFile, type StepFileReport, type StepRun } from '../run-on-file
 import { magnitudePrunePass } from './magnitude.ts';
 import { nmPrunePass, parseNmPattern } from './nm.ts';
 import { artifactSize, deflatedSize, SPARSITY_STORAGE_NOTE } from './sparsity-report.ts';
-import { extraPruneMethods } from './methods.ts';
+import { extraPruneMethods, withBiasCorrection } from './methods.ts';
 
 /** The SPEC §3 prune document, plus the deflated sizes unstructured sparsity is really worth. */
 export interface PruneReport extends StepFileReport {
@@ -20,12 +20,14 @@ export interface PruneReport extends StepFileReport {
 /** Runs one prune step on an opened model (used by `whittle prune` and recipe steps). */
 export async function applyPruneStep(model: Model, step: PruneStep, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string } = {}): Promise<PassReport> {
   const common = { exclude: step.exclude, minParameters: step.minParameters, protectFirstLast: step.protectFirstLast };
+  const corrected = (prune: () => Promise<PassReport>) =>
+    (step.biasCorrection ? withBiasCorrection(model, step, ctx, { ep: opts.ep ?? 'cpu', baseDir: opts.baseDir ?? process.cwd() }, prune) : prune());
   switch (step.method) {
     case 'magnitude':
-      return magnitudePrunePass.run(model, { ...common, sparsity: step.sparsity, scope: step.scope }, ctx);
+      return corrected(() => magnitudePrunePass.run(model, { ...common, sparsity: step.sparsity, scope: step.scope }, ctx));
     case 'nm': {
       const { n, m } = parseNmPattern(step.pattern ?? '2:4');
-      return nmPrunePass.run(model, { ...common, n, m }, ctx);
+      return corrected(() => nmPrunePass.run(model, { ...common, n, m }, ctx));
     }
     default: {
       const method = extraPruneMethods[step.method];

@@ -2,7 +2,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { WhittleError } from '../../../api/errors.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Node } from '../../../native-models/ir/model.ts';
-import type { Tensor } from '../../../native-models/ir/tensor.ts';
+import type { Tensor, TensorSource } from '../../../native-models/ir/tensor.ts';
 
 /**
  * A weight as the consuming node sees it. Exporters often store a weight in another shape and
@@ -170,7 +170,7 @@ export function checkFinite(values: ArrayLike<number>, node: Node, weight: strin
 export function* float32Pieces(t: Tensor, scratch: Float32Array, pieceElements = scratch.length): Generator<{ values: Float32Array; offset: number }> {
   const n = t.elementCount;
   const source = t.source;
-  if (t.dataType !== DataType.FLOAT || source.kind === 'strings') {
+  if (t.dataType !== DataType.FLOAT || source.kind === 'strings' || source.kind === 'computed') {
     yield { values: t.toFloat32(), offset: 0 };
     return;
   }
@@ -198,6 +198,27 @@ export function* float32Pieces(t: Tensor, scratch: Float32Array, pieceElements =
   } finally {
     if (fd !== null) closeSync(fd);
   }
+}
+
+/**
+ * Elements [from, from + count) of a stored float32 tensor's source, count ≤ scratch.length: a view
+ * of an aligned inline tensor, else copied into `scratch` (external data is read through `fd`, open
+ * on its file).
+ */
+export function float32Range(source: Extract<TensorSource, { kind: 'inline' | 'external' }>, fd: number | null, from: number, count: number, scratch: Float32Array): Float32Array {
+  if (source.kind === 'inline') {
+    const at = source.bytes.byteOffset + from * 4;
+    if (at % 4 === 0) return new Float32Array(source.bytes.buffer, at, count);
+    new Uint8Array(scratch.buffer, scratch.byteOffset, count * 4).set(source.bytes.subarray(from * 4, (from + count) * 4));
+    return scratch.subarray(0, count);
+  }
+  const dst = new Uint8Array(scratch.buffer, scratch.byteOffset, count * 4);
+  for (let done = 0; done < dst.length;) {
+    const got = readSync(fd!, dst, done, dst.length - done, source.offset + from * 4 + done);
+    if (got === 0) throw new Error(`${source.path}: ended early while reading ${source.length} bytes at offset ${source.offset} (the file changed after the model was opened?)`);
+    done += got;
+  }
+  return scratch.subarray(0, count);
 }
 
 /** Whether the consumer sees the stored values in stored order (no Transpose in the chain). */

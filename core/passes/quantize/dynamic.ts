@@ -1,8 +1,10 @@
+import { closeSync, openSync } from 'node:fs';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
+import type { ComputedSource, Tensor } from '../../../native-models/ir/tensor.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
-import { checkFiniteTensor, type ConstantWeight, findConstantWeight, float32Pieces, floatWeightOf, keepsOrder, materialise } from './constant-weight.ts';
-import { addFloatInitializer, addInitializer, adoptInitializer, castNode, isExcluded, makeNode, NameAllocator, nodeCandidates, removeUnread, replaceNode } from './graph-edit.ts';
+import { checkFiniteTensor, type ConstantWeight, findConstantWeight, float32Pieces, float32Range, floatWeightOf, keepsOrder, materialise } from './constant-weight.ts';
+import { addComputedInitializer, addFloatInitializer, addInitializer, adoptInitializer, castNode, isExcluded, makeNode, NameAllocator, nodeCandidates, removeUnread, replaceNode } from './graph-edit.ts';
 import { quantParams, quantRange, type QuantType } from './math.ts';
 import { ensureIrVersion, IR_INITIALIZERS_NOT_INPUTS, requireOpset } from './opset.ts';
 
@@ -51,8 +53,12 @@ export function quantizeWeight(values: Float32Array, dims: number[], axis: numbe
 
 type Pieces = () => Iterable<{ values: Float32Array; offset: number }>;
 
-/** Elements of a weight copied per piece when it cannot be read in place (4 MiB of float32). */
-const PIECE_ELEMENTS = 1 << 20;
+/**
+ * Elements of a weight copied per piece when it cannot be read in place: 1 MiB of float32, so a
+ * piece just read is still in the cache when it is used (4 MiB pieces made the range pass 1.8×
+ * slower: they are evicted before the loop reaches them).
+ */
+const PIECE_ELEMENTS = 1 << 18;
 /** Adding and subtracting 1.5·2^52 rounds a double to an integer, ties to even, for |x| < 2^51. */
 const RNE = 6755399441055744;
 
@@ -136,55 +142,110 @@ export function weightRanges(pieces: Pieces, dims: number[], axis: number | null
   return { lo, hi, finite };
 }
 
-/**
- * quantizeWeight over a weight read in pieces (twice: ranges, then values), so a 64 MiB weight
- * needs no 64 MiB copy. `pieces` yields the values in row-major order with their element offsets.
- */
-export function quantizeWeightPieces(pieces: Pieces, dims: number[], axis: number | null, type: 'int8' | 'uint8', symmetric: boolean, known?: WeightRanges): QuantizedWeight {
+/** What quantizing a weight needs once its ranges are known: per-channel scales and zero points, and the layout. */
+export interface WeightQuantizer {
+  n: number;
+  /** 1 for per-tensor. */
+  channels: number;
+  /** Elements in a run that share a channel (n for per-tensor, 1 for MatMul columns, the spatial size for Conv). */
+  inner: number;
+  scales: Float32Array;
+  zeroPoints: Int32Array;
+  /** The same as float64, for the per-column loop. */
+  scales64: Float64Array;
+  zeroPoints64: Float64Array;
+  qmin: number;
+  qmax: number;
+}
+
+/** Scales and zero points from ranges (SPEC §8), for `quantizeInto`. */
+export function weightQuantizer(dims: number[], axis: number | null, type: 'int8' | 'uint8', symmetric: boolean, ranges: Pick<WeightRanges, 'lo' | 'hi'>): WeightQuantizer {
   const qt: QuantType = type;
   const [qmin, qmax] = quantRange(qt, symmetric);
   const n = dims.reduce((a, b) => a * b, 1);
   const channels = axis === null ? 1 : dims[axis]!;
   const inner = axis === null ? n : dims.slice(axis + 1).reduce((a, b) => a * b, 1);
-  const { lo, hi } = known ?? weightRanges(pieces, dims, axis);
   const scales = new Float32Array(channels);
   const zeroPoints = new Int32Array(channels);
   for (let c = 0; c < channels; c++) {
-    const p = quantParams(lo[c]!, hi[c]!, qt, symmetric);
+    const p = quantParams(ranges.lo[c]!, ranges.hi[c]!, qt, symmetric);
     scales[c] = p.scale;
     zeroPoints[c] = p.zeroPoint;
   }
-  // one store path (bytes) whatever the type: int8 values are written as their two's complement
-  const bytes = new Uint8Array(n);
-  for (const { values, offset } of pieces()) {
-    if (channels === 1) {
-      quantizeRun(values, 0, values.length, bytes, offset, scales[0]!, zeroPoints[0]!, qmin, qmax);
-    } else if (inner === 1) {
-      // per column of a [K, N] MatMul weight: the channel changes every element
-      const scale = Float64Array.from(scales);
-      const zp = Float64Array.from(zeroPoints);
-      for (let i = 0, c = offset % channels; i < values.length; c = 0) {
-        const run = Math.min(values.length - i, channels - c);
-        const out = offset + i;
-        for (let j = 0; j < run; j++) {
-          const q = values[i + j]! / scale[c + j]! + RNE - RNE + zp[c + j]!;
-          bytes[out + j] = (q < qmin ? qmin : q > qmax ? qmax : q) & 0xff;
-        }
-        i += run;
+  return { n, channels, inner, scales, zeroPoints, scales64: Float64Array.from(scales), zeroPoints64: Float64Array.from(zeroPoints), qmin, qmax };
+}
+
+/**
+ * Quantizes `values`, the weight's elements from index `at` on, into out[outAt …]: int8 values are
+ * stored as their two's complement bytes (one store path for both types).
+ */
+export function quantizeInto(k: WeightQuantizer, values: Float32Array, at: number, out: Uint8Array, outAt: number): void {
+  const { channels, inner, scales, zeroPoints, scales64: scale, zeroPoints64: zp, qmin, qmax } = k;
+  if (channels === 1) {
+    quantizeRun(values, 0, values.length, out, outAt, scales[0]!, zeroPoints[0]!, qmin, qmax);
+  } else if (inner === 1) {
+    // per column of a [K, N] MatMul weight: the channel changes every element
+    for (let i = 0, c = at % channels; i < values.length; c = 0) {
+      const run = Math.min(values.length - i, channels - c);
+      const o = outAt + i;
+      for (let j = 0; j < run; j++) {
+        const q = values[i + j]! / scale[c + j]! + RNE - RNE + zp[c + j]!;
+        out[o + j] = (q < qmin ? qmin : q > qmax ? qmax : q) & 0xff;
       }
-    } else {
-      // runs of `inner` elements share a channel (Conv's output channels)
-      for (let i = 0; i < values.length;) {
-        const at = offset + i;
-        const c = Math.floor(at / inner) % channels;
-        const end = Math.min(values.length, i + inner - (at % inner));
-        quantizeRun(values, i, end, bytes, offset, scales[c]!, zeroPoints[c]!, qmin, qmax);
-        i = end;
-      }
+      i += run;
+    }
+  } else {
+    // runs of `inner` elements share a channel (Conv's output channels)
+    for (let i = 0; i < values.length;) {
+      const g = at + i;
+      const c = Math.floor(g / inner) % channels;
+      const end = Math.min(values.length, i + inner - (g % inner));
+      quantizeRun(values, i, end, out, outAt, scales[c]!, zeroPoints[c]!, qmin, qmax);
+      i = end;
     }
   }
+}
+
+/**
+ * quantizeWeight over a weight read in pieces (twice: ranges, then values), so a 64 MiB weight
+ * needs no 64 MiB copy. `pieces` yields the values in row-major order with their element offsets.
+ */
+export function quantizeWeightPieces(pieces: Pieces, dims: number[], axis: number | null, type: 'int8' | 'uint8', symmetric: boolean, known?: WeightRanges): QuantizedWeight {
+  const k = weightQuantizer(dims, axis, type, symmetric, known ?? weightRanges(pieces, dims, axis));
+  const bytes = new Uint8Array(k.n);
+  for (const { values, offset } of pieces()) quantizeInto(k, values, offset, bytes, offset);
   const q = type === 'int8' ? new Int8Array(bytes.buffer) : bytes;
-  return { q, scales, zeroPoints };
+  return { q, scales: k.scales, zeroPoints: k.zeroPoints };
+}
+
+/** One float buffer for every computed weight's pieces (fills run one at a time, each to its end). */
+let fillScratch: Float32Array | null = null;
+
+/**
+ * The quantized bytes of a stored float32 weight, computed when the writer asks for them (see
+ * ComputedSource): never held whole, read again from where the float values are. Captures the
+ * weight's source as it is now.
+ */
+function quantizedSource(weight: Tensor, k: WeightQuantizer): ComputedSource {
+  const source = weight.source;
+  if (source.kind !== 'inline' && source.kind !== 'external') throw new Error(`unreachable: ${weight.name} is ${source.kind}`);
+  return {
+    kind: 'computed',
+    length: k.n,
+    fill(into: Uint8Array, offset: number): void {
+      const scratch = (fillScratch ??= new Float32Array(PIECE_ELEMENTS));
+      const fd = source.kind === 'external' ? openSync(source.path, 'r') : null;
+      try {
+        for (let done = 0; done < into.length;) {
+          const count = Math.min(scratch.length, into.length - done);
+          quantizeInto(k, float32Range(source, fd, offset + done, count, scratch), offset + done, into, done);
+          done += count;
+        }
+      } finally {
+        if (fd !== null) closeSync(fd);
+      }
+    },
+  };
 }
 
 interface Plan {
@@ -311,6 +372,7 @@ function quantizedWeightFor(plan: Plan, o: { perChannel: boolean; weightType: 'i
   let dims = [...weight.dims];
   let pieces: Pieces;
   const ranges = plan.ranges ?? undefined;
+  const computed = readsInPlace(weight, plan.alpha, plan.transposeWeight) && (weight.source.source.kind === 'inline' || weight.source.source.kind === 'external');
   if (readsInPlace(weight, plan.alpha, plan.transposeWeight)) {
     // the stored values in stored order, read in pieces; their ranges were taken while planning
     pieces = () => float32Pieces(weight.source, scratch);
@@ -328,12 +390,22 @@ function quantizedWeightFor(plan: Plan, o: { perChannel: boolean; weightType: 'i
     pieces = () => all;
   }
   const axis = o.perChannel ? (isConv ? 0 : 1) : null;
-  const qw = quantizeWeightPieces(pieces, dims, axis, o.weightType, symmetric, ranges);
   const base = node.inputs[1]!;
   const q = names.fresh(`${base}_quantized`);
   const scale = names.fresh(`${base}_scale`);
   const zp = names.fresh(`${base}_zero_point`);
-  adoptInitializer(graph, q, o.weightType === 'int8' ? DataType.INT8 : DataType.UINT8, dims, qw.q);
+  let qw: Omit<QuantizedWeight, 'q'>;
+  const qType = o.weightType === 'int8' ? DataType.INT8 : DataType.UINT8;
+  if (computed) {
+    // quantized while the writer streams it: the float values are read a second time then, never held
+    const k = weightQuantizer(dims, axis, o.weightType, symmetric, ranges ?? weightRanges(pieces, dims, axis));
+    addComputedInitializer(graph, q, qType, dims, quantizedSource(weight.source, k));
+    qw = k;
+  } else {
+    const r = quantizeWeightPieces(pieces, dims, axis, o.weightType, symmetric, ranges);
+    adoptInitializer(graph, q, qType, dims, r.q);
+    qw = r;
+  }
   const zpType = o.weightType === 'int8' ? DataType.INT8 : DataType.UINT8;
   const zpData = o.weightType === 'int8' ? Int8Array.from(qw.zeroPoints) : Uint8Array.from(qw.zeroPoints);
   if (axis === null) {

@@ -1,10 +1,11 @@
+import { closeSync, openSync } from 'node:fs';
 import { DataType, floatToHalf } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
 import { AttrType } from '../../../native-models/ir/model.ts';
 import { Tensor } from '../../../native-models/ir/tensor.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
 import { ElemTypes } from './elem-types.ts';
-import { float32Pieces } from './constant-weight.ts';
+import { float32Pieces, float32Range } from './constant-weight.ts';
 import { castNode, intAttr, isExcluded, NameAllocator } from './graph-edit.ts';
 
 /**
@@ -113,12 +114,64 @@ function toHalfClampedInto(values: Float32Array, out: Uint16Array, at: number): 
   return { low, high, nan };
 }
 
-/** Elements per piece when a tensor is converted in pieces (4 MiB of float32). */
-const PIECE_ELEMENTS = 1 << 20;
+/** Elements per piece when a tensor is converted in pieces (1 MiB of float32: still in the cache when converted). */
+const PIECE_ELEMENTS = 1 << 18;
 
-/** float32 → float16 in place, read in pieces through `scratch` (no float32 copy of the whole tensor). */
-function convertTensor(t: Tensor, stats: ClampStats, scratch: Float32Array): void {
+/** A tensor this big or bigger is converted while the writer streams it, not held converted. */
+const COMPUTED_MIN_ELEMENTS = 1 << 16;
+
+/** One buffer of float32 values for every computed tensor's pieces (fills run one at a time, each to its end). */
+let fillScratch: Float32Array | null = null;
+
+/**
+ * float32 → float16 in place, read in pieces through `scratch` (no float32 copy of the whole tensor).
+ * A big stored tensor is only counted here (the clamp warnings need the counts now) through a
+ * reused float16 buffer, and converted again while the writer streams it (see ComputedSource): the
+ * float16 copy is never held, which saves a page fault per 4 KiB of it.
+ */
+function convertTensor(t: Tensor, stats: ClampStats, scratch: Float32Array, halves: Uint16Array): void {
   stats.converted++;
+  const source = t.source;
+  if (t.dataType === F32 && (source.kind === 'inline' || source.kind === 'external') && t.elementCount >= COMPUTED_MIN_ELEMENTS) {
+    const counts = { low: 0, high: 0, nan: 0 };
+    for (const { values } of float32Pieces(t, scratch)) {
+      const c = toHalfClampedInto(values, halves, 0);
+      counts.low += c.low;
+      counts.high += c.high;
+      counts.nan += c.nan;
+    }
+    addCounts(stats, counts, t.name);
+    const elements = t.elementCount;
+    t.dataType = F16;
+    t.modified = true;
+    t.source = {
+      kind: 'computed',
+      length: elements * 2,
+      fill(into: Uint8Array, byteOffset: number): void {
+        if (byteOffset % 2 !== 0 || into.length % 2 !== 0 || into.byteOffset % 2 !== 0) {
+          // not on element boundaries (no caller asks so): whole elements around it, then the part asked for
+          const from = byteOffset - (byteOffset % 2);
+          const whole = new Uint8Array(Math.ceil((byteOffset + into.length - from) / 2) * 2);
+          this.fill(whole, from);
+          into.set(whole.subarray(byteOffset - from, byteOffset - from + into.length));
+          return;
+        }
+        const values = (fillScratch ??= new Float32Array(PIECE_ELEMENTS));
+        const out = new Uint16Array(into.buffer, into.byteOffset, into.length / 2);
+        const fd = source.kind === 'external' ? openSync(source.path, 'r') : null;
+        try {
+          for (let done = 0; done < out.length;) {
+            const count = Math.min(values.length, out.length - done);
+            toHalfClampedInto(float32Range(source, fd, byteOffset / 2 + done, count, values), out, done);
+            done += count;
+          }
+        } finally {
+          if (fd !== null) closeSync(fd);
+        }
+      },
+    };
+    return;
+  }
   const out = new Uint16Array(t.elementCount);
   const counts = { low: 0, high: 0, nan: 0 };
   for (const { values, offset } of float32Pieces(t, scratch)) {
@@ -144,6 +197,7 @@ export const fp16Pass: Pass<Fp16Options> = {
     const stats: ClampStats = { low: 0, high: 0, nan: 0, tensors: [], converted: 0 };
     // one reused buffer for reading tensors in pieces, for this run only (see float32Pieces)
     const scratch = new Float32Array(PIECE_ELEMENTS);
+    const halves = new Uint16Array(PIECE_ELEMENTS);
     const excluded: string[] = [];
     let nodesChanged = 0;
 
@@ -191,19 +245,19 @@ export const fp16Pass: Pass<Fp16Options> = {
       for (const [name, t] of g.initializers) {
         if (t.dataType !== F32) continue;
         P.set(name, constantPrec(name));
-        if (P.get(name) === 'f16') convertTensor(t, stats, scratch);
+        if (P.get(name) === 'f16') convertTensor(t, stats, scratch, halves);
       }
       for (const s of g.sparseInitializers) {
         if (s.values.dataType !== F32) continue;
         P.set(s.values.name, constantPrec(s.values.name));
-        if (P.get(s.values.name) === 'f16') convertTensor(s.values, stats, scratch);
+        if (P.get(s.values.name) === 'f16') convertTensor(s.values, stats, scratch, halves);
       }
       for (const n of g.nodes) {
         if (n.opType === 'Constant' && n.domain === '') {
           const out = n.outputs[0]!;
           if (types.of(g, out) !== F32) continue;
           const p = constantPrec(out);
-          P.set(out, p === 'f16' && convertConstant(n, stats, scratch) ? 'f16' : 'f32');
+          P.set(out, p === 'f16' && convertConstant(n, stats, scratch, halves) ? 'f16' : 'f32');
           continue;
         }
         const isBlocked = blocked(n);
@@ -284,10 +338,10 @@ export const fp16Pass: Pass<Fp16Options> = {
 };
 
 /** A Constant's float32 value to float16; false when it carries something we leave alone (sparse). */
-function convertConstant(n: Node, stats: ClampStats, scratch: Float32Array): boolean {
+function convertConstant(n: Node, stats: ClampStats, scratch: Float32Array, halves: Uint16Array): boolean {
   const value = n.attr('value')?.value;
   if (value instanceof Tensor) {
-    convertTensor(value, stats, scratch);
+    convertTensor(value, stats, scratch, halves);
     return true;
   }
   const single = n.attr('value_float');

@@ -1,7 +1,7 @@
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
 import { AttrType, Node as IrNode } from '../../../native-models/ir/model.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
-import { Tensor, type TypedArray } from '../../../native-models/ir/tensor.ts';
+import { Tensor, type ComputedSource, type TypedArray } from '../../../native-models/ir/tensor.ts';
 
 /**
  * Small graph edits the quantization passes share: fresh names, exclusion matching, new nodes and
@@ -62,6 +62,14 @@ export function addInitializer(graph: Graph, name: string, dataType: number, dim
 /** addInitializer without the copy: the graph takes `data` over, so the caller must not change it afterwards. */
 export function adoptInitializer(graph: Graph, name: string, dataType: number, dims: number[], data: TypedArray): Tensor {
   const t = new Tensor({ name, dataType, dims, source: { kind: 'inline', bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) } });
+  t.modified = true;
+  graph.initializers.set(name, t);
+  return t;
+}
+
+/** An initializer whose bytes are computed when they are asked for (the writer streams them; see ComputedSource). */
+export function addComputedInitializer(graph: Graph, name: string, dataType: number, dims: number[], source: ComputedSource): Tensor {
+  const t = new Tensor({ name, dataType, dims, source });
   t.modified = true;
   graph.initializers.set(name, t);
   return t;

@@ -1,14 +1,14 @@
+import { quantParamsInto, roundHalfEven } from './kernels.mjs';
+
 /**
  * Quantization arithmetic exactly as onnxruntime expects it (SPEC §8): ranges widened to include
  * zero, scale and zero point computed in float64, round half to even, clamping to the type's range.
+ * roundHalfEven and quantParamsInto (quantParams into a reused object) live in kernels.mjs, which
+ * worker threads run too: one implementation.
  */
-export type QuantType = 'uint8' | 'int8' | 'uint4' | 'int4';
+export { quantParamsInto, roundHalfEven };
 
-/** Round half to even (numpy.rint / std::nearbyint); Math.round rounds halves up. */
-export function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
+export type QuantType = 'uint8' | 'int8' | 'uint4' | 'int4';
 
 /** [qmin, qmax] of a type; symmetric signed types drop the most negative value (int8: ±127). */
 export function quantRange(type: QuantType, symmetric = false): [number, number] {
@@ -33,30 +33,6 @@ export interface QuantParams {
  */
 export function quantParams(rmin: number, rmax: number, type: QuantType, symmetric = false): QuantParams {
   return quantParamsInto(rmin, rmax, type, symmetric, { scale: 0, zeroPoint: 0 });
-}
-
-/** quantParams into an object the caller reuses (block quantizers call it once per block). */
-export function quantParamsInto(rmin: number, rmax: number, type: QuantType, symmetric: boolean, out: QuantParams): QuantParams {
-  let lo = Math.min(rmin, 0);
-  let hi = Math.max(rmax, 0);
-  // quantRange without its array (this runs once per block: hundreds of thousands of times)
-  const qmin = type === 'uint8' || type === 'uint4' ? 0 : type === 'int8' ? (symmetric ? -127 : -128) : symmetric ? -7 : -8;
-  const qmax = type === 'uint8' ? 255 : type === 'int8' ? 127 : type === 'uint4' ? 15 : 7;
-  if (symmetric) {
-    const m = Math.max(Math.abs(lo), Math.abs(hi));
-    lo = -m;
-    hi = m;
-  }
-  const scale64 = (hi - lo) / (qmax - qmin);
-  if (!Number.isFinite(scale64) || scale64 < 1e-30 || Math.fround(scale64) === 0) {
-    out.scale = 1;
-    out.zeroPoint = type === 'uint8' && symmetric ? 128 : type === 'uint4' && symmetric ? 8 : 0;
-    return out;
-  }
-  out.scale = Math.fround(scale64);
-  if (symmetric) out.zeroPoint = type === 'uint8' ? 128 : type === 'uint4' ? 8 : 0;
-  else out.zeroPoint = Math.min(qmax, Math.max(qmin, roundHalfEven(qmin - lo / scale64)));
-  return out;
 }
 
 /** q = clip(round(x / scale) + zp): the division in float64 over the stored float32 scale. */

@@ -10,6 +10,7 @@ import { runStepOnFile, type StepFileReport, type StepRun } from '../run-on-file
 import { dynamicQuantizePass } from './dynamic.ts';
 import { isExcluded } from './graph-edit.ts';
 import { fp16Pass } from './fp16.ts';
+import { gptqQuantizePass } from './gptq-pass.ts';
 import { staticQdqPass } from './static-qdq.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
 
@@ -28,6 +29,10 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
   for (const entry of exclude) {
     if (!nodes.some((n) => isExcluded(n, [entry]))) ctx.warn(`--exclude ${entry}: matches no node name, op type or output name in the main graph`);
   }
+  if (step.algorithm === 'gptq' && step.method !== 'int4' && step.method !== 'int8-weight') {
+    throw new WhittleError('BAD_USAGE', `--algorithm gptq applies to the weight-only methods (int4, int8-weight), not --method ${step.method}`);
+  }
+  if ((step.actOrder || step.percdamp !== undefined) && step.algorithm !== 'gptq') ctx.warn('--act-order and --percdamp apply to --algorithm gptq only; ignored');
   switch (step.method) {
     case 'dynamic':
       return {
@@ -44,6 +49,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
       return { ...(await fp16Pass.run(model, { keepIoTypes: step.keepIoTypes, exclude }, ctx)), calibration: null };
     case 'int4':
     case 'int8-weight':
+      if (step.algorithm === 'gptq') return applyGptq(model, step, ctx, opts);
       return {
         ...(await weightOnlyQuantizePass.run(model, {
           bits: step.method === 'int4' ? 4 : 8,
@@ -81,6 +87,33 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
   }
 }
 
+/** int4 / int8-weight with GPTQ: calibration data through the model, then the weight-only layout. */
+async function applyGptq(model: Model, step: QuantizeStep, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string }): Promise<PassReport & { calibration: QuantizeReport['calibration'] }> {
+  if (!step.calib) throw new WhittleError('BAD_USAGE', 'GPTQ needs calibration data (--calib DATA)');
+  const t0 = performance.now();
+  const inputs = inputSpecs(model);
+  const data = await openDataRef(step.calib, inputs, { baseDir: opts.baseDir ?? process.cwd(), limit: step.samples ?? step.calib.limit ?? 128, seed: ctx.seed });
+  for (const w of data.warnings) ctx.warn(w);
+  const report = await gptqQuantizePass.run(model, {
+    bits: step.method === 'int4' ? 4 : 8,
+    blockSize: step.blockSize,
+    ...(step.symmetric !== undefined ? { symmetric: step.symmetric } : {}),
+    format: step.format,
+    exclude: step.exclude,
+    data,
+    samples: data.n,
+    batchSize: batchSizeFor(inputs, 32),
+    ep: opts.ep ?? 'cpu',
+    actOrder: step.actOrder,
+    // the GPTQ math follows the execution provider asked for: --ep webgpu puts it on the WebGPU
+    // compute device too, auto uses it when there is one (WHITTLE_GPU=off keeps it on the CPU)
+    compute: opts.ep === 'webgpu' ? 'gpu' : opts.ep === 'auto' || opts.ep === 'cuda' ? 'auto' : 'cpu',
+    ...(step.percdamp !== undefined ? { percdamp: step.percdamp } : {}),
+  }, ctx);
+  const samples = Number(report.details?.calibrationSamples ?? data.n);
+  return { ...report, calibration: { method: 'gptq', samples, seconds: (performance.now() - t0) / 1000 } };
+}
+
 /**
  * NaN or Infinity in calibration data: left out of the ranges, said once (naming the data and the
  * tensors). A tensor that held nothing else has no range, so its nodes stay float (the static pass
@@ -100,6 +133,7 @@ function checkCalibrationFinite(cal: CalibrationResult, data: string, inputs: st
 
 /** Reads a model, quantizes it with one step, writes the result: what `whittle quantize` does. */
 export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
-  const { common, report } = await runStepOnFile(run, applyQuantizeStep);
+  // the passes stream weights through reused buffers: an inline model's big weights need not be read whole first
+  const { common, report } = await runStepOnFile(run, applyQuantizeStep, { lazyTensors: true });
   return { ...common, method: run.step.method, calibration: report.calibration };
 }

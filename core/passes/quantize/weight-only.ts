@@ -1,10 +1,14 @@
+import { availableParallelism } from 'node:os';
 import { WhittleError } from '../../../api/errors.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
+import type { TensorSource } from '../../../native-models/ir/tensor.ts';
+import { WorkerPool } from '../../jobs/worker-pool.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
 import { checkFiniteTensor, type ConstantWeight, findConstantWeight, float32Pieces, floatWeightOf, keepsOrder, materialise } from './constant-weight.ts';
-import { addFloatInitializer, addInitializer, adoptInitializer, intAttr, isExcluded, makeNode, NameAllocator, nodeCandidates, removeUnread, replaceNode } from './graph-edit.ts';
-import { packNibbles, quantParamsInto, quantRange, type QuantParams, type QuantType } from './math.ts';
+import { addInitializer, adoptInitializer, intAttr, isExcluded, makeNode, NameAllocator, nodeCandidates, removeUnread, replaceNode } from './graph-edit.ts';
+import { blockQuantizer, blockRowsPerPiece as kernelRowsPerPiece, quantizeBlockRows } from './kernels.mjs';
+import { packNibbles } from './math.ts';
 import { ensureDomain, ensureIrVersion, IR_INITIALIZERS_NOT_INPUTS, requireOpset } from './opset.ts';
 
 /**
@@ -33,7 +37,14 @@ export interface WeightOnlyOptions {
   exclude?: string[];
   /** MatMulNBits accuracy_level (onnxruntime: 4 = int8 activations on CPU); unset by default. */
   accuracyLevel?: number;
+  /**
+   * Replaces round-to-nearest for a weight (GPTQ, gptq-pass.ts): what quantizeBlocks would return
+   * for it in `layout`, or null to use RTN. Everything else (planning, graph edits) is this pass's.
+   */
+  quantizer?: BlockQuantizer;
 }
+
+export type BlockQuantizer = (node: Node, K: number, N: number, layout: 'kn' | 'packed') => Promise<{ blocks: number; data: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array } | null>;
 
 export interface BlockQuantized {
   K: number;
@@ -53,94 +64,32 @@ export function quantizeBlockwise(w: Float32Array, K: number, N: number, bits: 4
   return { K, N, blocks: r.blocks, q: r.data, scales: r.scales, zeroPoints: r.zeroPoints };
 }
 
-/** Adding and subtracting 1.5·2^52 rounds a double to an integer, ties to even (|x| < 2^51). */
-const RNE = 6755399441055744;
-/** Columns transposed at a time: 128 columns × 256 rows of float32 is 128 KiB, 128 × 32 is 16 KiB. */
-const TILE_COLUMNS = 128;
-/** Elements per piece when a weight is copied in pieces: whole block-rows of about 4 MiB. */
-const PIECE_BYTES = 4 << 20;
+/** Bytes of the buffer weights are read through (grown for weights wider than it): pieces of whole block-rows fit. */
+const PIECE_BYTES = 1 << 20;
 
 type Pieces = () => Iterable<{ values: Float32Array; offset: number }>;
 
 /**
  * The block quantizer behind quantizeBlockwise and the pass. `pieces` yields the [K, N] weight in
- * row-major order in pieces of whole block-rows (blockSize rows; the last may be short). Each
- * block-row is transposed into a small tile (column-major, so each block is contiguous: the naive
- * column walk strides N·4 bytes per element and misses the cache on every one), quantized block by
- * block, and written either as q [K, N] ('kn', for the DQ form) or straight into MatMulNBits' packed
- * B ('packed': no [K, N] intermediate at all).
+ * row-major order in pieces of whole block-rows (blockSize rows; the last may be short), quantized
+ * along rows by kernels.mjs (every read sequential; the worker pool runs the same kernel) and
+ * written either as q [K, N] ('kn', for the DQ form) or straight into MatMulNBits' packed B
+ * ('packed': no [K, N] intermediate at all). `finite` false: a NaN or ±Infinity stopped it (the
+ * outputs are then incomplete).
  */
-export function quantizeBlocks(pieces: Pieces, K: number, N: number, bits: 4 | 8, blockSize: number, symmetric: boolean, layout: 'kn' | 'packed'): { blocks: number; data: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array } {
-  const blocks = Math.ceil(K / blockSize);
-  const type: QuantType = bits === 4 ? (symmetric ? 'int4' : 'uint4') : symmetric ? 'int8' : 'uint8';
-  const [qmin, qmax] = quantRange(type, symmetric);
-  const offset = symmetric ? 1 << (bits - 1) : 0;
-  const blob = (blockSize * bits) / 8;
-  const data = new Uint8Array(layout === 'kn' ? K * N : N * blocks * blob);
-  const scales = new Float32Array(N * blocks);
-  const zeroPoints = new Uint8Array(N * blocks);
-  // columns are handled TILE_COLUMNS at a time: the transposed tile stays in the L1 cache
-  const tileColumns = Math.min(N, TILE_COLUMNS);
-  const tile = new Float32Array(tileColumns * blockSize);
-  const qs = new Uint8Array(blockSize);
-  const p: QuantParams = { scale: 1, zeroPoint: 0 };
-  for (const { values, offset: at } of pieces()) {
-    const firstRow = at / N;
-    const rows = values.length / N;
-    for (let r0 = 0; r0 < rows; r0 += blockSize) {
-      const k0 = firstRow + r0;
-      const b = k0 / blockSize;
-      const len = Math.min(blockSize, K - k0);
-      for (let n0 = 0; n0 < N; n0 += tileColumns) {
-        const cols = Math.min(tileColumns, N - n0);
-        for (let j = 0; j < len; j++) {
-          const row = (r0 + j) * N + n0;
-          for (let c = 0; c < cols; c++) tile[c * blockSize + j] = values[row + c]!;
-        }
-        for (let c = 0; c < cols; c++) {
-          const n = n0 + c;
-          const base = c * blockSize;
-          let lo = Infinity;
-          let hi = -Infinity;
-          for (let j = 0; j < len; j++) {
-            const v = tile[base + j]!;
-            if (v < lo) lo = v;
-            if (v > hi) hi = v;
-          }
-          quantParamsInto(lo, hi, type, symmetric, p);
-          const scale = p.scale;
-          const zp = p.zeroPoint;
-          scales[n * blocks + b] = scale;
-          zeroPoints[n * blocks + b] = zp + offset;
-          // quantizeValue inlined: x / scale clipped to [qmin − zp, qmax − zp] (rounding commutes
-          // with clipping to integer bounds), rounded half to even, plus zero point and storage offset
-          const clipLo = qmin - zp;
-          const clipHi = qmax - zp;
-          const add = zp + offset;
-          for (let j = 0; j < len; j++) {
-            const x = tile[base + j]! / scale;
-            const y = x < clipLo ? clipLo : x > clipHi ? clipHi : x;
-            qs[j] = y + RNE - RNE + add;
-          }
-          if (layout === 'kn') {
-            for (let j = 0; j < len; j++) data[(k0 + j) * N + n] = qs[j]!;
-          } else {
-            // a short last block is padded with the zero point (dequantizes to exactly 0)
-            for (let j = len; j < blockSize; j++) qs[j] = add;
-            const o = (n * blocks + b) * blob;
-            if (bits === 8) data.set(qs, o);
-            else for (let j = 0; j < blob; j++) data[o + j] = (qs[2 * j]! & 0xf) | ((qs[2 * j + 1]! & 0xf) << 4);
-          }
-        }
-      }
-    }
+export function quantizeBlocks(pieces: Pieces, K: number, N: number, bits: 4 | 8, blockSize: number, symmetric: boolean, layout: 'kn' | 'packed'): { blocks: number; data: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array; finite: boolean } {
+  const s = blockQuantizer(K, N, bits, blockSize, symmetric, layout);
+  let finite = true;
+  for (const { values, offset } of pieces()) {
+    finite = quantizeBlockRows(s, values, offset / N);
+    if (!finite) break;
   }
-  return { blocks, data, scales, zeroPoints };
+  return { blocks: s.blocks, data: s.data, scales: s.scales, zeroPoints: s.zeroPoints, finite };
 }
 
-/** Rows per piece when a weight must be copied: whole blocks, about PIECE_BYTES. */
+/** Rows per piece when a weight must be copied: whole blocks, about 512 KiB. */
 export function blockRowsPerPiece(N: number, blockSize: number): number {
-  return blockSize * Math.max(1, Math.floor(PIECE_BYTES / (4 * N * blockSize)));
+  return kernelRowsPerPiece(N, blockSize);
 }
 
 /** MatMulNBits' zero points: per column ceil(blocks·bits/8) bytes, two 4-bit values per byte, low first. */
@@ -148,18 +97,114 @@ export function packZeroPoints(bq: Pick<BlockQuantized, 'N' | 'blocks' | 'zeroPo
   if (bits === 8) return bq.zeroPoints.slice();
   const perColumn = Math.ceil(bq.blocks / 2);
   const out = new Uint8Array(bq.N * perColumn);
-  for (let n = 0; n < bq.N; n++) out.set(packNibbles(bq.zeroPoints.subarray(n * bq.blocks, (n + 1) * bq.blocks)), n * perColumn);
+  const zps = bq.zeroPoints;
+  // packNibbles per column, without an array per column
+  for (let n = 0; n < bq.N; n++) {
+    const from = n * bq.blocks;
+    const to = n * perColumn;
+    for (let i = 0; i < bq.blocks; i++) out[to + (i >> 1)]! |= (zps[from + i]! & 0xf) << ((i & 1) * 4);
+  }
   return out;
 }
 
 interface Plan { graph: Graph; node: Node; weight: ConstantWeight }
 
-function planNode(graph: Graph, node: Node, producers: Map<string, Node>, file: string | null, scratch: Float32Array): Plan | string {
+/** `checkFinite` false: the quantizer checks every value as it reads it (quantizeAll), so no separate pass over the weight. */
+function planNode(graph: Graph, node: Node, producers: Map<string, Node>, file: string | null, scratch: Float32Array, checkFinite: boolean): Plan | string {
   const w = floatWeightOf(graph, node, producers);
   if (typeof w === 'string') return w;
   if (w.dims.length !== 2) return `its weight has shape [${w.dims}] (only 2-D [K, N] weights are quantized)`;
-  checkFiniteTensor(w.source, scratch, node, w.sourceName, file);
+  if (checkFinite) checkFiniteTensor(w.source, scratch, node, w.sourceName, file);
   return { graph, node, weight: w };
+}
+
+type Rtn = { blocks: number; data: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array; finite: boolean };
+
+/** Weights still in their files go to worker threads when they add up to this much (a thread costs about 30 ms to start). */
+const PARALLEL_MIN_BYTES = 16 << 20;
+
+/**
+ * Round-to-nearest results for every plan, computed before the graph changes: a NaN or ±Infinity
+ * (which the kernel notices as it reads) fails, named by checkFiniteTensor, before anything is
+ * edited — and without a pass over the weights of its own. Several big weights still in a file
+ * (external data, or a lazily read model) are quantized on worker threads, which read the file
+ * themselves (SPEC §2); the rest here. The results do not depend on which thread made them.
+ */
+async function quantizeAll(plans: Plan[], o: { bits: 4 | 8; blockSize: number; symmetric: boolean; layout: 'kn' | 'packed'; file: string | null; ctx: PassContext; scratchFor: (elements: number) => Float32Array }): Promise<Map<Plan, Rtn>> {
+  const { bits, blockSize, symmetric, layout, ctx } = o;
+  // one result per weight and graph (a weight shared by several MatMuls is quantized once)
+  const unique = new Map<Graph, Map<string, Plan>>();
+  const first = new Map<Plan, Plan>();
+  for (const plan of plans) {
+    const byKey = unique.get(plan.graph) ?? unique.set(plan.graph, new Map()).get(plan.graph)!;
+    const key = plan.node.inputs[1]!;
+    if (!byKey.has(key)) byKey.set(key, plan);
+    first.set(plan, byKey.get(key)!);
+  }
+  const todo = [...new Set(first.values())];
+  const inFile = (p: Plan) => keepsOrder(p.weight) && p.weight.source.dataType === DataType.FLOAT && p.weight.source.source.kind === 'external';
+  const files = todo.filter(inFile);
+  const parallel = files.reduce((n, p) => n + p.weight.source.byteLength, 0) >= PARALLEL_MIN_BYTES ? files : [];
+  // This thread is one of the threads: threads − 1 workers, each handed its whole share in one task
+  // (a worker must not wait, idle, for this thread — busy quantizing — to hand it the next weight).
+  // Shares balance bytes; this thread's starts with every weight not in a file.
+  const threads = Math.min(availableParallelism(), parallel.length);
+  const share = new Map<Plan, number>();
+  const load = new Array<number>(Math.max(threads, 1)).fill(0);
+  for (const p of todo) if (threads < 2 || !parallel.includes(p)) load[0]! += p.weight.source.byteLength;
+  if (threads >= 2) {
+    for (const p of parallel) {
+      const least = load.indexOf(Math.min(...load));
+      share.set(p, least);
+      load[least]! += p.weight.source.byteLength;
+    }
+  }
+  const pool = threads >= 2 ? new WorkerPool({ size: threads - 1 }) : null;
+  const results = new Map<Plan, Rtn>();
+  let done = 0;
+  const finished = () => ctx.progress('quantize', ++done, todo.length);
+  try {
+    const running = Array.from({ length: pool ? threads - 1 : 0 }, async (_, w) => {
+      const mine = parallel.filter((p) => share.get(p) === w + 1);
+      const weights = mine.map((p) => {
+        const source = p.weight.source.source as Extract<TensorSource, { kind: 'external' }>;
+        const [K, N] = p.weight.dims as [number, number];
+        return { path: source.path, offset: source.offset, K, N, bits, blockSize, symmetric, layout };
+      });
+      const r = await pool!.run('quantizeBlocks', { weights }, { signal: ctx.signal });
+      mine.forEach((p, i) => { results.set(p, r[i]!); finished(); });
+    });
+    for (const p of todo) {
+      if ((share.get(p) ?? 0) !== 0) continue;
+      ctx.checkpoint();
+      results.set(p, quantizeHere(p, o));
+      finished();
+    }
+    await Promise.all(running);
+  } finally {
+    await pool?.close();
+  }
+  // in plan order, so the first bad weight is the one named, whichever thread met it
+  for (const p of todo) {
+    if (results.get(p)!.finite) continue;
+    checkFiniteTensor(p.weight.source, o.scratchFor(PIECE_BYTES / 4), p.node, p.weight.sourceName, o.file); // throws
+    throw new Error(`unreachable: ${p.weight.sourceName} has a NaN or Infinity that checkFiniteTensor did not find`);
+  }
+  return new Map(plans.map((p) => [p, results.get(first.get(p)!)!]));
+}
+
+/** One weight's RTN result on this thread, read in pieces of whole block-rows (never copied whole when it can be read in place). */
+function quantizeHere(p: Plan, o: { bits: 4 | 8; blockSize: number; symmetric: boolean; layout: 'kn' | 'packed'; scratchFor: (elements: number) => Float32Array }): Rtn {
+  const [K, N] = p.weight.dims as [number, number];
+  let pieces: Pieces;
+  if (keepsOrder(p.weight) && p.weight.source.dataType === DataType.FLOAT) {
+    const rows = blockRowsPerPiece(N, o.blockSize);
+    pieces = () => float32Pieces(p.weight.source, o.scratchFor(rows * N), rows * N);
+  } else {
+    const all = [{ values: materialise(p.graph, p.weight), offset: 0 }];
+    pieces = () => all;
+  }
+  return quantizeBlocks(pieces, K, N, o.bits, o.blockSize, o.symmetric, o.layout);
 }
 
 function checkOptions(bits: number, blockSize: number): void {
@@ -191,7 +236,7 @@ export const weightOnlyQuantizePass: Pass<WeightOnlyOptions> = {
       ctx.checkpoint();
       ctx.progress('plan', i, candidates.length);
       if (isExcluded(n, options.exclude)) { excluded.push(n.label); continue; }
-      const plan = planNode(g, n, producersOf(g), model.path, scratch);
+      const plan = planNode(g, n, producersOf(g), model.path, scratch, options.quantizer !== undefined);
       if (typeof plan === 'string') {
         excluded.push(n.label);
         warn(`${n.label} (${n.opType}) left in float: ${plan}`);
@@ -206,6 +251,9 @@ export const weightOnlyQuantizePass: Pass<WeightOnlyOptions> = {
       }
     }
     if (plans.length === 0) warn(nothingQuantized(model, bits, candidates.length));
+    const layout = format === 'dq' ? 'kn' : 'packed';
+    // round to nearest: every weight quantized (and checked) before the model changes
+    const rtn = options.quantizer ? new Map<Plan, Rtn>() : await quantizeAll(plans, { bits, blockSize, symmetric, layout, file: model.path, ctx, scratchFor });
     if (plans.length > 0) {
       if (format === 'dq') requireOpset(model, 21, `${bits}-bit blocked DequantizeLinear`);
       else ensureDomain(model, 'com.microsoft', 1);
@@ -216,24 +264,16 @@ export const weightOnlyQuantizePass: Pass<WeightOnlyOptions> = {
     const made = new Map<string, string[]>();
     const removable = { nodes: new Set<Node>(), names: new Set<string>() };
     let padded = 0;
-    for (const [i, { graph, node, weight }] of plans.entries()) {
+    for (const [i, plan] of plans.entries()) {
+      const { graph, node, weight } = plan;
       ctx.checkpoint();
-      ctx.progress('quantize', i, plans.length);
+      if (options.quantizer) ctx.progress('quantize', i, plans.length);
       const [K, N] = weight.dims as [number, number];
       if (K % blockSize !== 0) padded++;
       const key = node.inputs[1]!;
       let tensors = made.get(key);
       if (!tensors || !graph.initializers.has(tensors[0]!)) {
-        let pieces: Pieces;
-        if (keepsOrder(weight) && weight.source.dataType === DataType.FLOAT) {
-          // the stored values in stored order: read in pieces of whole block-rows, never copied whole
-          const rows = blockRowsPerPiece(N, blockSize);
-          pieces = () => float32Pieces(weight.source, scratchFor(rows * N), rows * N);
-        } else {
-          const all = [{ values: materialise(graph, weight), offset: 0 }];
-          pieces = () => all;
-        }
-        const r = quantizeBlocks(pieces, K, N, bits, blockSize, symmetric, format === 'dq' ? 'kn' : 'packed');
+        const r = rtn.get(plan) ?? (await options.quantizer?.(node, K, N, layout)) ?? quantizeHere(plan, { bits, blockSize, symmetric, layout, scratchFor });
         tensors = format === 'dq'
           ? addDqTensors(graph, key, { K, N, blocks: r.blocks, q: r.data, scales: r.scales, zeroPoints: r.zeroPoints }, bits, symmetric, names)
           : addNBitsTensors(graph, key, { N, ...r }, bits, blockSize, symmetric, names);
@@ -266,12 +306,12 @@ export const weightOnlyQuantizePass: Pass<WeightOnlyOptions> = {
   },
 };
 
-/** MatMulNBits' tensors from quantizeBlocks' 'packed' output (`data` is B, taken over without a copy). */
+/** MatMulNBits' tensors from quantizeBlocks' 'packed' output (`data` is B and `scales` the scales, both taken over without a copy). */
 function addNBitsTensors(graph: Graph, key: string, bq: { N: number; blocks: number; data: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array }, bits: 4 | 8, blockSize: number, symmetric: boolean, names: NameAllocator): string[] {
   const b = names.fresh(`${key}_Q${bits}`);
   const s = names.fresh(`${key}_scales`);
   adoptInitializer(graph, b, DataType.UINT8, [bq.N, bq.blocks, (blockSize * bits) / 8], bq.data);
-  addFloatInitializer(graph, s, [bq.N * bq.blocks], bq.scales);
+  adoptInitializer(graph, s, DataType.FLOAT, [bq.N * bq.blocks], bq.scales);
   if (symmetric) return [b, s];
   const zp = names.fresh(`${key}_zero_points`);
   const zps = packZeroPoints(bq, bits);
@@ -284,15 +324,30 @@ function addDqTensors(graph: Graph, key: string, bq: BlockQuantized, bits: 4 | 8
   const offset = symmetric ? 1 << (bits - 1) : 0;
   const w = names.fresh(`${key}_Q${bits}`);
   const s = names.fresh(`${key}_scale`);
-  const values = symmetric ? Int8Array.from(bq.q, (v) => v - offset) : bq.q;
   const type = bits === 4 ? (symmetric ? DataType.INT4 : DataType.UINT4) : symmetric ? DataType.INT8 : DataType.UINT8;
-  addInitializer(graph, w, type, [bq.K, bq.N], bits === 4 ? packNibbles(values) : values);
-  const byBlock = (perColumn: ArrayLike<number>) => Array.from({ length: bq.blocks * bq.N }, (_, i) => perColumn[(i % bq.N) * bq.blocks + Math.floor(i / bq.N)]!);
-  addFloatInitializer(graph, s, [bq.blocks, bq.N], byBlock(bq.scales));
+  // the stored values (signed ones less the storage offset, as two's complement), packed two per
+  // byte for 4 bits, low nibble first: one pass, one new array, taken over by the graph
+  const q = bq.q;
+  let data: Uint8Array;
+  if (bits === 4) {
+    data = new Uint8Array(Math.ceil(q.length / 2));
+    for (let i = 0; i + 1 < q.length; i += 2) data[i >> 1] = ((q[i]! - offset) & 0xf) | (((q[i + 1]! - offset) & 0xf) << 4);
+    if (q.length % 2) data[q.length >> 1] = (q[q.length - 1]! - offset) & 0xf;
+  } else if (symmetric) {
+    data = new Uint8Array(q.length);
+    for (let i = 0; i < q.length; i++) data[i] = (q[i]! - offset) & 0xff;
+  } else data = q;
+  adoptInitializer(graph, w, type, [bq.K, bq.N], data);
+  // [N, blocks] → [blocks, N]
+  const byBlock = <A extends Float32Array | Uint8Array>(perColumn: A, out: A): A => {
+    for (let b = 0; b < bq.blocks; b++) for (let n = 0; n < bq.N; n++) out[b * bq.N + n] = perColumn[n * bq.blocks + b]!;
+    return out;
+  };
+  adoptInitializer(graph, s, DataType.FLOAT, [bq.blocks, bq.N], byBlock(bq.scales, new Float32Array(bq.blocks * bq.N)));
   if (symmetric) return [w, s];
   const zp = names.fresh(`${key}_zero_point`);
-  const zps = Uint8Array.from(byBlock(bq.zeroPoints));
-  addInitializer(graph, zp, type, [bq.blocks, bq.N], bits === 4 ? packNibbles(zps) : zps);
+  const zps = byBlock(bq.zeroPoints, new Uint8Array(bq.blocks * bq.N));
+  adoptInitializer(graph, zp, type, [bq.blocks, bq.N], bits === 4 ? packNibbles(zps) : zps);
   return [w, s, zp];
 }
 

@@ -192,7 +192,8 @@ const CASES: BadInputCase[] = [
   { name: 'a JPEG photo', make: (d) => put(d, 'photo.onnx', readFileSync(JPEG)), expect: /is a JPEG image, not an ONNX model/ },
   { name: 'a PNG image', make: (d) => { const png = new PNG({ width: 2, height: 2 }); png.data.fill(200); return put(d, 'image.onnx', PNG.sync.write(png)); }, expect: /is a PNG image, not an ONNX model/ },
   { name: 'a ZIP archive (PyTorch checkpoint style) holding a model', make: (d) => put(d, 'checkpoint.pt', zipOf('archive/data.pkl', readFileSync(MNIST))), expect: /is a ZIP archive, not an ONNX model; PyTorch .*export or convert the model to ONNX first$/ },
-  { name: 'a TF.js model.json (valid, but not ONNX)', make: () => TFJS_MODEL_JSON, expect: /TF\.js models are not supported/ },
+  // TF.js models are read too (native-models/formats/tfjs); one without its weight shard is not
+  { name: 'a TF.js model.json without its weight shard', make: (d) => put(d, 'model.json', readFileSync(TFJS_MODEL_JSON)), expect: /weight shard listed in .*model\.json is missing/ },
 
   // damaged ONNX files
   { name: 'truncated to 1 byte', make: truncated(MNIST, () => 1), expect: TRUNCATED },

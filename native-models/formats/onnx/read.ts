@@ -5,6 +5,7 @@ import { DataType, dtypeName, isKnownDataType, rawByteLength } from '../../ir/dt
 import { AttrType, Graph, Model, Node, SparseTensor, type Attribute, type AttrValue, type Dim, type ValueInfo, type ValueType } from '../../ir/model.ts';
 import { Tensor, type TensorSource } from '../../ir/tensor.ts';
 import { decodeMessage, type ProtoMessage } from './codec.ts';
+import { readSkippingPayloads } from './lazy-read.ts';
 import { MODEL_PROTO, TENSOR_PROTO } from './schema.ts';
 import { WireError } from './wire.ts';
 
@@ -19,15 +20,56 @@ interface ReadContext {
   file: string; // the model file, named in every error
   dir: string; // folder external data locations are relative to
   externalSizes: Map<string, number>;
+  /** raw_data payloads left in the file (offset → length; see lazy-read.ts): their tensors read from there. */
+  payloads?: Map<number, number>;
+}
+
+export interface ReadOptions {
+  /**
+   * Leave big tensor payloads of an inline model in the file (read when asked for, like external
+   * data) instead of reading the whole file into memory: for passes that stream weights through
+   * their own buffers (quantize). Such tensors have an external source with `inModelFile` set.
+   */
+  lazyTensors?: boolean;
 }
 
 /** Reads an ONNX model file into the IR. Tensor bytes stay views into the file buffer. */
-export function readOnnxFile(path: string): Model {
+export function readOnnxFile(path: string, options: ReadOptions = {}): Model {
   const file = resolve(path);
+  if (options.lazyTensors) {
+    const lazy = readLazily(file);
+    if (lazy) return lazy;
+  }
   const bytes = readWholeFile(file);
   const model = decodeOnnx(bytes, file);
   model.path = file;
   return model;
+}
+
+/** readOnnxFile with big payloads left in the file; null when that does not apply (then read as usual, so errors read the same). */
+function readLazily(file: string): Model | null {
+  let size: number;
+  try {
+    const st = statSync(file);
+    if (!st.isFile() || st.size === 0 || st.size > MAX_PROTO_BYTES) return null;
+    size = st.size;
+  } catch {
+    return null;
+  }
+  let read;
+  try {
+    read = readSkippingPayloads(file, size);
+  } catch {
+    return null;
+  }
+  if (!read) return null;
+  try {
+    const model = decodeOnnx(read.bytes, file, read.payloads);
+    model.path = file;
+    return model;
+  } catch {
+    return null;
+  }
 }
 
 export function readWholeFile(file: string): Buffer {
@@ -65,7 +107,7 @@ export function readWholeFile(file: string): Buffer {
 }
 
 /** Decodes ModelProto bytes; `file` names the model in errors and anchors external data. */
-export function decodeOnnx(bytes: Uint8Array, file: string): Model {
+export function decodeOnnx(bytes: Uint8Array, file: string, payloads?: Map<number, number>): Model {
   let proto: P;
   try {
     proto = decodeMessage(bytes, MODEL_PROTO);
@@ -77,7 +119,7 @@ export function decodeOnnx(bytes: Uint8Array, file: string): Model {
     const what = !proto.graph && proto.ir_version === undefined ? 'no ir_version and no graph' : !proto.graph ? 'no graph' : 'no ir_version';
     throw notOnnx(bytes, file, `not an ONNX model (the data decodes as protobuf but has ${what})`);
   }
-  const ctx: ReadContext = { file, dir: dirname(file), externalSizes: new Map() };
+  const ctx: ReadContext = { file, dir: dirname(file), externalSizes: new Map(), ...(payloads ? { payloads } : {}) };
   const model = new Model();
   const { ir_version, opset_import, producer_name, producer_version, domain, model_version, doc_string, graph, ...extra } = proto;
   model.irVersion = Number(ir_version as bigint);
@@ -274,7 +316,8 @@ export function tensorFromProto(p: P, ctx: ReadContext, where: string): Tensor {
       if (bytes.length !== expected) {
         throw badInput(ctx.file, `${where}: ${dtypeName(dataType)}[${shape.join(', ')}] needs ${expected} bytes but raw_data holds ${bytes.length}`);
       }
-      source = { kind: 'inline', bytes };
+      // a payload left in the file (lazy-read.ts): the bytes here are zeros standing in for it
+      source = ctx.payloads?.get(bytes.byteOffset) === bytes.length ? { kind: 'external', path: ctx.file, offset: bytes.byteOffset, length: bytes.length, inModelFile: true } : { kind: 'inline', bytes };
     } else {
       source = { kind: 'inline', bytes: typedFieldsToRaw(dataType, count, { float_data, int32_data, int64_data, double_data, uint64_data }, ctx, where) };
     }

@@ -103,13 +103,17 @@ export function writeOnnxFile(model: Model, outPath: string, options: WriteOptio
   const suffix = `.tmp-${process.pid}-${Date.now()}`;
   const modelTmp = path + suffix;
   let external: ExternalDataFile | null = null;
+  let copyBuffer: Uint8Array | null = null;
   try {
     if (useExternal) external = new ExternalDataFile(join(dirname(path), location) + suffix, location);
     const proto = modelToProto(model, (t) => {
       if (external && t.source.kind !== 'strings' && t.byteLength >= threshold) {
         return { data_location: 1, external_data: external.append(t) };
       }
-      return t.source.kind === 'strings' ? { string_data: t.source.values } : { raw_data: t.byteSource() };
+      if (t.source.kind === 'strings') return { string_data: t.source.values };
+      if (t.source.kind === 'inline') return { raw_data: t.source.bytes };
+      // still in a file: copied through one reused buffer (the sink writes each piece before the next is read)
+      return { raw_data: { byteLength: t.byteLength, chunks: () => t.chunksInto((copyBuffer ??= new Uint8Array(COPY_CHUNK))) } };
     });
     external?.close();
     const sizes = new SizeCache();

@@ -1,4 +1,5 @@
 import { formatBytes, formatDuration, formatPercent } from '../../lib/format.ts';
+import { readGameOfLife, readLottery } from '../experiments/demo.ts';
 import { flattenNumbers, formatMetric, keyMetric } from '../experiments/metrics.ts';
 
 /**
@@ -48,8 +49,48 @@ const DENSE_NOTE =
   'Unstructured sparsity leaves the file as large as before: the zeros are stored like any other weight, ' +
   'and onnxruntime runs them dense. The saving shows once the file is compressed (zip, gzip, a download).';
 
+/** A built-in experiment's headline figures (`whittle demo`; the curves are in the run's detail). */
+function demoItems(result: object): SummaryItem[] | null {
+  const experiment = (result as { experiment?: unknown }).experiment;
+  const lottery = experiment === 'lottery' ? readLottery(result) : null;
+  const items: SummaryItem[] = [];
+  if (lottery) {
+    const first = lottery.rows[0]!;
+    const last = lottery.rows[lottery.rows.length - 1]!;
+    items.push({ label: 'Dense', value: formatPercent(first.ticket, 2) });
+    items.push({
+      label: `Ticket at ${formatPercent(last.remaining, 1)}`,
+      value: formatPercent(last.ticket, 2),
+      note: 'Test accuracy of the rewound ticket in the last round, mean over the seeds.',
+      ...(last.random !== null && last.ticket !== last.random ? { tone: last.ticket > last.random ? ('better' as const) : ('worse' as const) } : {}),
+    });
+    if (last.random !== null) items.push({ label: 'Random re-init', value: formatPercent(last.random, 2), note: 'The same mask, trained from a fresh random initialisation.' });
+  } else if (experiment === 'game-of-life') {
+    const life = readGameOfLife(result);
+    if (!life) return null;
+    for (const a of life.results) {
+      items.push({ label: `n = ${a.steps} ${a.architecture}`, value: `${a.successes}/${a.runs.length} exact`, note: `${formatPercent(a.successRate, 0)} of the seeds learned the rule exactly (m = ${a.multiplier}, ${a.parameters} parameters).` });
+    }
+    const p = life.prune;
+    if (p) {
+      items.push({
+        label: 'Pruned',
+        value: `${formatMetric('parameters', p.parametersBefore)} → ${formatMetric('parameters', p.parametersAfter)} (${formatPercent(p.fraction, 1)}), ${formatPercent(p.accuracy, 2)} cells right`,
+        tone: p.withinTarget && p.allRight ? 'better' : 'worse',
+      });
+    }
+  } else {
+    return null;
+  }
+  const seconds = (result as { seconds?: unknown }).seconds;
+  if (typeof seconds === 'number') items.push({ label: 'Took', value: formatDuration(seconds) });
+  return items;
+}
+
 export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
   if (!result || typeof result !== 'object') return [];
+  const demo = demoItems(result);
+  if (demo) return demo;
   const m = flattenNumbers(result);
   const items: SummaryItem[] = [];
 

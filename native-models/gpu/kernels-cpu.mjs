@@ -1,0 +1,299 @@
+// CPU implementations of the compute kernels of native-models/gpu (SPEC §7): the reference every
+// WGSL kernel is tested against, and the path used when there is no usable GPU adapter. Plain
+// JavaScript so worker threads (threads.ts) run them without a TypeScript loader. Types:
+// kernels-cpu.d.mts. Each kernel works on a range of its output so threads can share the work.
+
+// ---------------------------------------------------------------------------------------------
+// X·Xᵀ accumulation (the Hessians of GPTQ and SparseGPT: H = 2/n·Σ x·xᵀ over the input rows x)
+// ---------------------------------------------------------------------------------------------
+
+/** Rows transposed at a time: each entry of the product is then a dot product of two contiguous runs. */
+export const XTX_CHUNK = 128;
+
+/**
+ * acc[i·k + j] += Σ_r x[r·k + i]·x[r·k + j] for i in [i0, i1), j ≥ i (the upper triangle; mirror it
+ * with mirrorUpper when done). `x` is [rows × k] row-major (float32 or float64), acc float64.
+ * `scratch` (length ≥ k·XTX_CHUNK) holds the transposed chunk.
+ */
+export function xtxAccumulate(x, rows, k, acc, i0 = 0, i1 = k, scratch = new Float64Array(k * XTX_CHUNK)) {
+  for (let r0 = 0; r0 < rows; r0 += XTX_CHUNK) {
+    const t = Math.min(XTX_CHUNK, rows - r0);
+    for (let r = 0; r < t; r++) {
+      const src = (r0 + r) * k;
+      for (let j = 0; j < k; j++) scratch[j * XTX_CHUNK + r] = x[src + j];
+    }
+    for (let i = i0; i < i1; i++) {
+      const oi = i * XTX_CHUNK;
+      const row = i * k;
+      for (let j = i; j < k; j++) {
+        const oj = j * XTX_CHUNK;
+        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        let r = 0;
+        for (; r + 3 < t; r += 4) {
+          s0 += scratch[oi + r] * scratch[oj + r];
+          s1 += scratch[oi + r + 1] * scratch[oj + r + 1];
+          s2 += scratch[oi + r + 2] * scratch[oj + r + 2];
+          s3 += scratch[oi + r + 3] * scratch[oj + r + 3];
+        }
+        for (; r < t; r++) s0 += scratch[oi + r] * scratch[oj + r];
+        acc[row + j] += (s0 + s1) + (s2 + s3);
+      }
+    }
+  }
+}
+
+/** Copies the upper triangle of a k×k matrix into the lower one. */
+export function mirrorUpper(a, k) {
+  for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) a[i * k + j] = a[j * k + i];
+}
+
+/** Splits rows [0, k) of an upper triangle into `parts` ranges of about equal work (k − i per row). */
+export function triangleRanges(k, parts) {
+  const total = (k * (k + 1)) / 2;
+  const out = [];
+  let start = 0, done = 0;
+  for (let p = 1; p <= parts && start < k; p++) {
+    const target = (total * p) / parts;
+    let end = start;
+    while (end < k && (done < target || end === start)) { done += k - end; end++; }
+    if (p === parts) end = k;
+    out.push([start, end]);
+    start = end;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dense factorizations for GPTQ's inverse Hessian (float64)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Lower Cholesky factor of the n×n SPD matrix `a` (row-major) in place of a new array, or null when
+ * a pivot is not positive. Row-oriented (each entry is a dot product of two contiguous row prefixes).
+ */
+export function choleskyLower(a, n) {
+  const l = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const li = i * n;
+    for (let j = 0; j <= i; j++) {
+      const lj = j * n;
+      let s0 = a[li + j], s1 = 0;
+      let p = 0;
+      for (; p + 1 < j; p += 2) { s0 -= l[li + p] * l[lj + p]; s1 -= l[li + p + 1] * l[lj + p + 1]; }
+      if (p < j) s0 -= l[li + p] * l[lj + p];
+      const s = s0 + s1;
+      if (i === j) {
+        if (!(s > 0) || !Number.isFinite(s)) return null;
+        l[li + i] = Math.sqrt(s);
+      } else {
+        l[li + j] = s / l[lj + j];
+      }
+    }
+  }
+  return l;
+}
+
+/** Inverse of a lower-triangular matrix, row by row (each row is a sum of earlier rows: contiguous axpys). */
+export function invertLowerRows(l, n) {
+  const x = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const xi = i * n;
+    const li = i * n;
+    for (let k = 0; k < i; k++) {
+      const c = l[li + k];
+      if (c === 0) continue;
+      const xk = k * n;
+      for (let j = 0; j <= k; j++) x[xi + j] -= c * x[xk + j];
+    }
+    const d = 1 / l[li + i];
+    for (let j = 0; j < i; j++) x[xi + j] *= d;
+    x[xi + i] = d;
+  }
+  return x;
+}
+
+/**
+ * U upper triangular with H⁻¹ = Uᵀ·U (GPTQ's `cholesky(inverse(H), upper=True)`), without forming
+ * H⁻¹: with P the order reversal, P·H·P = L̃·L̃ᵀ gives H = R·Rᵀ for the upper R = P·L̃·P, so
+ * H⁻¹ = R⁻ᵀ·R⁻¹ and U = R⁻¹ = P·L̃⁻¹·P. One Cholesky and one triangular inverse (2n³/3 flops
+ * instead of 4n³/3), both row-oriented. Returns null when H is not positive definite.
+ */
+export function inverseCholeskyUpper(h, n) {
+  const rev = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) rev[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
+  const l = choleskyLower(rev, n);
+  if (!l) return null;
+  const x = invertLowerRows(l, n);
+  const u = rev; // reuse: U[i][j] = X[n−1−i][n−1−j]
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) u[i * n + j] = x[(n - 1 - i) * n + (n - 1 - j)];
+  return u;
+}
+
+// ---------------------------------------------------------------------------------------------
+// GPTQ column-block updates (Frantar et al. 2022, Algorithm 1), for a range of output rows
+// ---------------------------------------------------------------------------------------------
+
+/** Adding and subtracting 1.5·2^52 rounds a double to an integer, ties to even (|x| < 2^51). */
+const RNE = 6755399441055744;
+
+/** Rows processed together: each row of U is read once per tile from cache instead of once per row. */
+export const GPTQ_ROW_TILE = 16;
+
+/**
+ * quantParams of SPEC §8 for one group, inlined (min/max widened to include 0; float64 scale
+ * stored as float32; tiny ranges: scale 1). Writes scale and the integer zero point into out.
+ */
+export function groupParams(lo, hi, qmin, qmax, symmetric, out) {
+  lo = Math.min(lo, 0);
+  hi = Math.max(hi, 0);
+  if (symmetric) { const m = Math.max(-lo, hi); lo = -m; hi = m; }
+  const scale64 = (hi - lo) / (qmax - qmin);
+  if (!Number.isFinite(scale64) || scale64 < 1e-30 || Math.fround(scale64) === 0) { out[0] = 1; out[1] = 0; return; }
+  out[0] = Math.fround(scale64);
+  if (symmetric) { out[1] = 0; return; }
+  let zp = qmin - lo / scale64;
+  // round half to even
+  const r = Math.round(zp);
+  zp = r - zp === 0.5 && r % 2 !== 0 ? r - 1 : r;
+  out[1] = Math.min(qmax, Math.max(qmin, zp));
+}
+
+/**
+ * GPTQ for output rows [r0, r1) of W [rows × K] (row-major, columns in processing order), with
+ * U [K × K] the upper Cholesky factor of H⁻¹ in the same order. W is updated in place.
+ *
+ * p: { K, bits, symmetric, groupSize, blockSize,
+ *      perm: Int32Array | null  (processing position → original column; null: identity),
+ *      staticScales / staticZeros: per (row, group) params fixed beforehand, or null to compute each
+ *        group's params from the current weights when the loop reaches its first column (groups are
+ *        then whole within a block: blockSize is a multiple of groupSize) }
+ * Outputs, indexed by ORIGINAL column: q [rows × K] storage values (signed + 2^(bits−1) when
+ * symmetric), scales [rows × groups] float32, zeros [rows × groups] storage zero points.
+ * Returns Σ over the rows of Σ_i (w_i − ŵ_i)²/U_ii² (GPTQ's loss estimate, ½ of its Losses sum).
+ */
+export function gptqRows(w, u, p, r0, r1, q, scales, zeros) {
+  const { K, bits, symmetric, groupSize: g, blockSize: B, perm, staticScales, staticZeros } = p;
+  const groups = Math.ceil(K / g);
+  const qmin = symmetric ? -((1 << (bits - 1)) - 1) : 0;
+  const qmax = symmetric ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
+  const offset = symmetric ? 1 << (bits - 1) : 0;
+  const R = GPTQ_ROW_TILE;
+  const err = new Float64Array(R * B);
+  const params = new Float64Array(2);
+  // current group params per tile row
+  const gScale = new Float64Array(R), gZp = new Float64Array(R);
+  let loss = 0;
+  for (let t0 = r0; t0 < r1; t0 += R) {
+    const tr = Math.min(R, r1 - t0);
+    for (let i1 = 0; i1 < K; i1 += B) {
+      const i2 = Math.min(i1 + B, K);
+      const count = i2 - i1;
+      for (let i = i1; i < i2; i++) {
+        const col = perm ? perm[i] : i;
+        const grp = (col / g) | 0;
+        const ui = i * K;
+        const d = u[ui + i];
+        for (let rr = 0; rr < tr; rr++) {
+          const r = t0 + rr;
+          const wr = r * K;
+          let scale, zp;
+          if (staticScales) {
+            scale = staticScales[r * groups + grp];
+            zp = staticZeros[r * groups + grp] - offset;
+          } else {
+            if (col % g === 0) {
+              const end = Math.min(i + g, K);
+              let lo = Infinity, hi = -Infinity;
+              for (let j = i; j < end; j++) { const v = w[wr + j]; if (v < lo) lo = v; if (v > hi) hi = v; }
+              groupParams(lo, hi, qmin, qmax, symmetric, params);
+              gScale[rr] = params[0];
+              gZp[rr] = params[1];
+              scales[r * groups + grp] = params[0];
+              zeros[r * groups + grp] = params[1] + offset;
+            }
+            scale = gScale[rr];
+            zp = gZp[rr];
+          }
+          const x = w[wr + i] / scale;
+          const lo = qmin - zp, hi = qmax - zp;
+          const y = x < lo ? lo : x > hi ? hi : x;
+          const qi = y + RNE - RNE;
+          q[wr + col] = qi + zp + offset;
+          const deq = qi * scale;
+          const e = (w[wr + i] - deq) / d;
+          loss += e * e;
+          err[rr * B + (i - i1)] = e;
+          if (e !== 0) for (let j = i + 1; j < i2; j++) w[wr + j] -= e * u[ui + j];
+        }
+      }
+      // lazy batch update: the block's errors reach the later columns in one pass
+      if (i2 < K) {
+        for (let i = 0; i < count; i++) {
+          const ui = (i1 + i) * K;
+          for (let rr = 0; rr < tr; rr++) {
+            const e = err[rr * B + i];
+            if (e === 0) continue;
+            const wr = (t0 + rr) * K;
+            for (let j = i2; j < K; j++) w[wr + j] -= e * u[ui + j];
+          }
+        }
+      }
+    }
+  }
+  return loss / 2;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics over large tensors (calibration ranges, weight histograms, magnitude thresholds)
+// ---------------------------------------------------------------------------------------------
+
+/** Min and max of the finite values, and how many were not finite. Empty: [Infinity, −Infinity]. */
+export function minMax(values, start = 0, end = values.length) {
+  let lo = Infinity, hi = -Infinity, nonFinite = 0;
+  for (let i = start; i < end; i++) {
+    const v = values[i];
+    if (v !== v || v === Infinity || v === -Infinity) { nonFinite++; continue; }
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return { min: lo, max: hi, nonFinite };
+}
+
+/**
+ * Adds counts of the finite values in [lo, hi] to `counts` (Uint32Array of `bins`), hi falling in
+ * the last bin; others are skipped. Bins are computed in float32 exactly as the WGSL kernel does
+ * (b = floor(f32(f32(v − lo)·f32(bins / (hi − lo))))), so both give the same counts bit for bit.
+ */
+export function histogram(values, lo, hi, bins, counts, start = 0, end = values.length) {
+  const lo32 = Math.fround(lo), hi32 = Math.fround(hi);
+  const scale = hi32 > lo32 ? Math.fround(bins / (hi32 - lo32)) : 0;
+  for (let i = start; i < end; i++) {
+    const v = Math.fround(values[i]);
+    if (!(v >= lo32 && v <= hi32)) continue;
+    let b = Math.floor(Math.fround(Math.fround(v - lo32) * scale));
+    if (b >= bins) b = bins - 1;
+    counts[b]++;
+  }
+}
+
+/**
+ * The smallest threshold t with at most `keep` values of |x| above it, read from a histogram of
+ * |x| over [0, max] (magnitude pruning's global threshold, to one bin's width).
+ */
+export function thresholdFromHistogram(counts, max, keep) {
+  const bins = counts.length;
+  let above = 0;
+  for (let b = bins - 1; b >= 0; b--) {
+    if (above + counts[b] > keep) return ((b + 1) / bins) * max;
+    above += counts[b];
+  }
+  return 0;
+}
+
+/** The tasks threads.ts runs in worker threads, by name. */
+export const TASKS = {
+  xtx: ({ x, rows, k, acc, i0, i1 }) => { xtxAccumulate(x, rows, k, acc, i0, i1); return null; },
+  gptqRows: ({ w, u, p, r0, r1, q, scales, zeros }) => gptqRows(w, u, p, r0, r1, q, scales, zeros),
+  minMax: ({ values, start, end }) => minMax(values, start, end),
+  histogram: ({ values, lo, hi, bins, start, end }) => { const c = new Uint32Array(bins); histogram(values, lo, hi, bins, c, start, end); return c; },
+};

@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { histogramOf, rangeOf } from '../../core/jobs/pool-kernels.mjs';
+import { cholesky, invertLower } from '../../core/passes/prune/linalg.ts';
+import { seededGaussian, seededRandom } from '../ir/random.ts';
+import { choleskyLower, gptqRows, histogram, invertLowerRows, minMax, mirrorUpper, thresholdFromHistogram, triangleRanges, xtxAccumulate, groupParams, type GptqRowParams } from './kernels-cpu.mjs';
+import { CpuThreads, evenRanges, sharedArray, toShared, xtxParallel } from './threads.ts';
+
+/** The CPU kernels against the plainest possible implementations of the same definitions. */
+
+function spd(n: number, seed: number): Float64Array {
+  const x = seededGaussian(n * (n + 5), seed);
+  const a = new Float64Array(n * n);
+  for (let r = 0; r < n + 5; r++) for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) a[i * n + j] = a[i * n + j]! + x[r * n + i]! * x[r * n + j]!;
+  for (let i = 0; i < n; i++) a[i * n + i] = a[i * n + i]! + 0.1;
+  return a;
+}
+
+const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string) => {
+  assert.equal(a.length, b.length, what);
+  let scale = 0;
+  for (let i = 0; i < b.length; i++) scale = Math.max(scale, Math.abs(b[i]!));
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) <= tol * Math.max(1, scale), `${what}[${i}]: ${a[i]} vs ${b[i]}`);
+};
+
+test('xtxAccumulate: the upper triangle of Σ xᵀx over rows, in chunks; mirrored, it is the full product', () => {
+  const [rows, k] = [300, 23]; // more rows than one chunk, a short last chunk
+  const x = seededGaussian(rows * k, 1);
+  const ref = new Float64Array(k * k);
+  for (let r = 0; r < rows; r++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) ref[i * k + j] = ref[i * k + j]! + x[r * k + i]! * x[r * k + j]!;
+  const acc = new Float64Array(k * k);
+  xtxAccumulate(x, 120, k, acc);
+  xtxAccumulate(x.subarray(120 * k), rows - 120, k, acc);
+  for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) assert.equal(acc[i * k + j], 0, 'lower triangle untouched');
+  mirrorUpper(acc, k);
+  close(acc, ref, 1e-12, 'xtx');
+  // row ranges cover the triangle exactly once, with about equal work
+  for (const parts of [1, 2, 3, 7]) {
+    const ranges = triangleRanges(k, parts);
+    assert.equal(ranges[0]![0], 0);
+    assert.equal(ranges[ranges.length - 1]![1], k);
+    for (let i = 1; i < ranges.length; i++) assert.equal(ranges[i]![0], ranges[i - 1]![1]);
+  }
+  assert.deepEqual(evenRanges(100, 3, 16), [[0, 32], [32, 64], [64, 100]]);
+});
+
+test('Cholesky and triangular inverse: the row-oriented kernels equal the textbook ones', () => {
+  const n = 45;
+  const a = spd(n, 2);
+  const l = choleskyLower(a, n)!;
+  close(l, cholesky(a, n)!, 1e-12, 'L');
+  close(invertLowerRows(l, n), invertLower(l, n), 1e-10, 'L⁻¹');
+  assert.equal(choleskyLower(Float64Array.of(1, 2, 2, 1), 2), null);
+});
+
+/**
+ * GPTQ as the paper's Algorithm 1 reads, without lazy batches or row tiles: for each column i, all
+ * rows: quantize, err = (w − q)/U_ii, w[:, j>i] −= err·U_ij.
+ */
+function gptqReference(w: Float64Array, u: Float64Array, rows: number, k: number, bits: 4 | 8, g: number): { q: Uint8Array; scales: Float32Array; zeros: Uint8Array } {
+  const groups = Math.ceil(k / g);
+  const q = new Uint8Array(rows * k);
+  const scales = new Float32Array(rows * groups);
+  const zeros = new Uint8Array(rows * groups);
+  const p = new Float64Array(2);
+  for (let i = 0; i < k; i++) {
+    for (let r = 0; r < rows; r++) {
+      const at = r * groups + Math.floor(i / g);
+      if (i % g === 0) {
+        const slice = Array.from(w.subarray(r * k + i, r * k + Math.min(k, i + g)));
+        groupParams(Math.min(...slice), Math.max(...slice), 0, (1 << bits) - 1, false, p);
+        scales[at] = p[0]!;
+        zeros[at] = p[1]!;
+      }
+      const scale = scales[at]!, zp = zeros[at]!;
+      const x = Math.round(w[r * k + i]! / scale) + zp; // no exact halves with these random values
+      const qi = Math.min((1 << bits) - 1, Math.max(0, x));
+      q[r * k + i] = qi;
+      const err = (w[r * k + i]! - (qi - zp) * scale) / u[i * k + i]!;
+      for (let j = i + 1; j < k; j++) w[r * k + j] = w[r * k + j]! - err * u[i * k + j]!;
+    }
+  }
+  return { q, scales, zeros };
+}
+
+test('gptqRows (blocked, lazy batch updates, row tiles) equals the column-by-column algorithm', () => {
+  const [rows, k] = [37, 72]; // rows not a multiple of the row tile, K not of the block
+  const h = spd(k, 3);
+  // any upper-triangular U with a positive diagonal exercises the updates
+  const l = choleskyLower(h, k)!;
+  const u = new Float64Array(k * k);
+  for (let i = 0; i < k; i++) for (let j = i; j < k; j++) u[i * k + j] = l[j * k + i]! / l[i * k + i]! / 4;
+  const w0 = seededGaussian(rows * k, 4);
+  const ref = gptqReference(Float64Array.from(w0), u, rows, k, 4, 8);
+  const p: GptqRowParams = { K: k, bits: 4, symmetric: false, groupSize: 8, blockSize: 16, perm: null, staticScales: null, staticZeros: null };
+  const q = new Uint8Array(rows * k);
+  const scales = new Float32Array(rows * Math.ceil(k / 8));
+  const zeros = new Uint8Array(scales.length);
+  const w = Float64Array.from(w0);
+  gptqRows(w, u, p, 0, rows, q, scales, zeros);
+  assert.deepEqual(scales, ref.scales);
+  assert.deepEqual(zeros, ref.zeros);
+  let differ = 0;
+  for (let i = 0; i < q.length; i++) if (q[i] !== ref.q[i]) differ++;
+  // the lazy updates sum in another order: a value landing within rounding of a .5 boundary may differ
+  assert.ok(differ <= 2, `${differ} of ${q.length} codes differ`);
+});
+
+test('minMax and histogram: the pool kernels\' definitions (finite values only, hi in the last bin), binned in float32', () => {
+  const v = seededGaussian(10_000, 5);
+  v[3] = NaN; v[4] = Infinity; v[5] = -Infinity; v[6] = 0;
+  const r = rangeOf(v);
+  const m = minMax(v);
+  assert.deepEqual([m.min, m.max, m.nonFinite], [r.min, r.max, r.nonFinite]);
+  assert.deepEqual(minMax(Float32Array.of(NaN)), { min: Infinity, max: -Infinity, nonFinite: 1 });
+  const counts = new Uint32Array(50);
+  histogram(v, -2, 2.5, 50, counts);
+  const ref = histogramOf(v, -2, 2.5, 50);
+  let moved = 0;
+  for (let b = 0; b < 50; b++) moved += Math.abs(counts[b]! - ref[b]!);
+  assert.equal(counts.reduce((a, c) => a + c, 0), ref.reduce((a, c) => a + c, 0), 'same values counted');
+  assert.ok(moved <= 4, `float32 binning moves at most a value or two across an edge (${moved})`);
+  // the float32 definition, spelled out
+  const lo = Math.fround(-2), hi = Math.fround(2.5), s = Math.fround(50 / (hi - lo));
+  const plain = new Uint32Array(50);
+  for (const x of v) if (x >= lo && x <= hi) plain[Math.min(49, Math.floor(Math.fround(Math.fround(x - lo) * s)))]!++;
+  assert.deepEqual(counts, plain);
+  // a magnitude threshold from a histogram of |x| keeps about `keep` values
+  const abs = Float32Array.from(v.filter(Number.isFinite), Math.abs);
+  const max = Math.max(...abs);
+  const c = new Uint32Array(4096);
+  histogram(abs, 0, max, 4096, c);
+  const t = thresholdFromHistogram(c, max, 2000);
+  const above = abs.filter((x) => x > t).length;
+  assert.ok(above <= 2000 && above > 1990, `${above} values above the threshold`);
+});
+
+test('worker threads: xtx split over threads equals one thread, bit for bit', async () => {
+  const [rows, k] = [600, 96];
+  const x = toShared(seededGaussian(rows * k, 6));
+  const one = new Float64Array(k * k);
+  xtxAccumulate(x, rows, k, one);
+  const threads = new CpuThreads(2);
+  try {
+    const acc = sharedArray(Float64Array, k * k);
+    await xtxParallel(threads, x, rows, k, acc);
+    assert.deepEqual(acc, toShared(one));
+  } finally {
+    await threads.close();
+  }
+  assert.ok(seededRandom(1)() < 1);
+});
