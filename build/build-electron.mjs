@@ -32,7 +32,9 @@ const NATIVE = ['better-sqlite3', 'onnxruntime-node', 'onnxruntime-common', 'web
 const IMPORT_META_USERS = {
   'native-models/formats/onnx/schema.ts': ['native-models/formats/onnx/onnx.proto'],
   'native-models/runtimes/gpu-probe.ts': ['native-models/runtimes/gpu-probe-child.mjs'],
-  'core/jobs/worker-pool.ts': ['core/jobs/pool-worker.mjs', 'core/jobs/pool-kernels.mjs'],
+  'core/jobs/worker-pool.ts': ['core/jobs/pool-worker.mjs', 'core/jobs/pool-kernels.mjs', 'core/jobs/quantize-kernels.mjs'],
+  'native-models/gpu/device.ts': ['native-models/gpu/compute-probe-child.mjs'],
+  'native-models/gpu/threads.ts': ['native-models/gpu/cpu-worker.mjs', 'native-models/gpu/kernels-cpu.mjs'],
   'core/version.ts': [],
   // REPO_ROOT: two folders up, which from dist/<bundle>/ is the checkout (or the app.asar root) again.
   'core/jobs/engine.ts': [],

@@ -1,5 +1,5 @@
 // Types of pool-kernels.mjs (plain JavaScript so worker threads need no TypeScript loader).
-import type { BlocksFromFile, quantizeBlocksFromFile } from '../passes/quantize/kernels.mjs';
+import type { BlocksFromFile, quantizeBlocksFromFile } from './quantize-kernels.mjs';
 
 export const DECODABLE_TYPES: readonly number[];
 

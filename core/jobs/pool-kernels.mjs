@@ -2,7 +2,7 @@
 // JavaScript on purpose: worker threads start without a TypeScript loader (about 30 ms instead of
 // a second), and the same code serves both sides. Types: pool-kernels.d.mts.
 
-import { quantizeBlocksFromFile } from '../passes/quantize/kernels.mjs';
+import { quantizeBlocksFromFile } from './quantize-kernels.mjs';
 
 // ONNX TensorProto.DataType codes (native-models/ir/dtypes.ts)
 const FLOAT = 1, UINT8 = 2, INT8 = 3, UINT16 = 4, INT16 = 5, INT32 = 6, INT64 = 7, BOOL = 9, FLOAT16 = 10,

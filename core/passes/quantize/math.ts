@@ -1,10 +1,10 @@
-import { quantParamsInto, roundHalfEven } from './kernels.mjs';
+import { quantParamsInto, roundHalfEven } from '../../jobs/quantize-kernels.mjs';
 
 /**
  * Quantization arithmetic exactly as onnxruntime expects it (SPEC §8): ranges widened to include
  * zero, scale and zero point computed in float64, round half to even, clamping to the type's range.
- * roundHalfEven and quantParamsInto (quantParams into a reused object) live in kernels.mjs, which
- * worker threads run too: one implementation.
+ * roundHalfEven and quantParamsInto (quantParams into a reused object) live in
+ * core/jobs/quantize-kernels.mjs, which worker threads run too: one implementation.
  */
 export { quantParamsInto, roundHalfEven };
 

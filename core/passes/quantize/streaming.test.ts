@@ -15,7 +15,7 @@ import { readOnnxFile, writeOnnxFile } from '../../../native-models/formats/onnx
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import { Node, type Model } from '../../../native-models/ir/model.ts';
 import { createPassContext } from '../pass.ts';
-import { blockQuantizer, quantizeBlockRows, quantizeBlocksFromFile } from './kernels.mjs';
+import { blockQuantizer, quantizeBlockRows, quantizeBlocksFromFile } from '../../jobs/quantize-kernels.mjs';
 import { applyQuantizeStep, quantizeModel } from './quantize-model.ts';
 import { buildModel, floatTensor, gaussian, tempDir, valueInfo } from './test-models.ts';
 

@@ -7,7 +7,7 @@ import { WorkerPool } from '../../jobs/worker-pool.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
 import { checkFiniteTensor, type ConstantWeight, findConstantWeight, float32Pieces, floatWeightOf, keepsOrder, materialise } from './constant-weight.ts';
 import { addInitializer, adoptInitializer, intAttr, isExcluded, makeNode, NameAllocator, nodeCandidates, removeUnread, replaceNode } from './graph-edit.ts';
-import { blockQuantizer, blockRowsPerPiece as kernelRowsPerPiece, quantizeBlockRows } from './kernels.mjs';
+import { blockQuantizer, blockRowsPerPiece as kernelRowsPerPiece, quantizeBlockRows } from '../../jobs/quantize-kernels.mjs';
 import { packNibbles } from './math.ts';
 import { ensureDomain, ensureIrVersion, IR_INITIALIZERS_NOT_INPUTS, requireOpset } from './opset.ts';
 
@@ -72,7 +72,7 @@ type Pieces = () => Iterable<{ values: Float32Array; offset: number }>;
 /**
  * The block quantizer behind quantizeBlockwise and the pass. `pieces` yields the [K, N] weight in
  * row-major order in pieces of whole block-rows (blockSize rows; the last may be short), quantized
- * along rows by kernels.mjs (every read sequential; the worker pool runs the same kernel) and
+ * along rows by quantize-kernels.mjs (every read sequential; the worker pool runs the same kernel) and
  * written either as q [K, N] ('kn', for the DQ form) or straight into MatMulNBits' packed B
  * ('packed': no [K, N] intermediate at all). `finite` false: a NaN or ±Infinity stopped it (the
  * outputs are then incomplete).

@@ -1,7 +1,9 @@
-// Quantization kernels shared by the passes (main thread) and the worker pool (core/jobs): plain
-// JavaScript so a worker thread runs them without a TypeScript loader. Types: kernels.d.mts.
-// The arithmetic is SPEC §8's; math.ts re-exports quantParamsInto and roundHalfEven from here so
-// there is one implementation.
+// Quantization kernels shared by the passes (core/passes/quantize, on the main thread) and the
+// worker pool (pool-kernels.mjs): plain JavaScript so a worker thread runs them without a TypeScript
+// loader, and here beside pool-kernels.mjs because the desktop build copies the worker's files flat
+// beside its bundle (build/build-electron.mjs). Types: quantize-kernels.d.mts.
+// The arithmetic is SPEC §8's; core/passes/quantize/math.ts re-exports quantParamsInto and
+// roundHalfEven from here so there is one implementation.
 import { closeSync, openSync, readSync } from 'node:fs';
 
 /** Round half to even (numpy.rint / std::nearbyint); Math.round rounds halves up. */

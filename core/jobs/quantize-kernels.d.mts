@@ -1,4 +1,4 @@
-// Types of kernels.mjs (plain JavaScript so worker threads need no TypeScript loader).
+// Types of quantize-kernels.mjs (plain JavaScript so worker threads need no TypeScript loader).
 
 export type QuantType = 'uint8' | 'int8' | 'uint4' | 'int4';
 
