@@ -1,35 +1,11 @@
-import type { Dispatch, Handlers } from '../api/dispatch.ts';
+import type { Engine, EngineOptions } from '../core/jobs/engine.ts';
 
 /**
- * What the server needs from the engine (core/jobs/engine.ts): the dispatcher every WebSocket frame
- * goes through, its pushes, and a way to stop it. Declared here as well so the server can be tested
- * with a stand-in engine and does not depend on how the real one is built.
+ * What the server needs from the engine: core/jobs/engine.ts's own types (type-only imports, so
+ * loading the server does not load the engine). Tests hand the server a stand-in built on the same
+ * dispatcher (server/test-engine.ts) through the factory.
  */
-export interface EngineOptions {
-  mode: 'electron' | 'browser';
-  home?: string;
-  /** Folders the engine may read; anything else is refused with BAD_INPUT. null: no restriction. */
-  readableRoots?: string[] | null;
-  /** Where the renderer uploads dropped files (POST), reported by app.info. */
-  uploadUrl?: string | null;
-  /** A download URL for a file the engine wrote (artifacts, exports), or null when it has none. */
-  fileUrl?: (absolutePath: string) => string | null;
-  jobCommand?: string[];
-  jobEnv?: Record<string, string>;
-  examplesRoot?: string;
-}
-
-export interface EnginePush {
-  event: string;
-  payload: unknown;
-}
-
-export interface Engine {
-  handlers: Handlers;
-  dispatch: Dispatch;
-  onPush(listener: (push: EnginePush) => void): () => void;
-  close(): Promise<void>;
-}
+export type { Engine, EngineOptions, EnginePush } from '../core/jobs/engine.ts';
 
 export type EngineFactory = (options: EngineOptions) => Engine | Promise<Engine>;
 
