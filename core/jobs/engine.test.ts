@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -12,6 +12,8 @@ import { fixture } from '../testing/fixtures.ts';
 import { createEngine, type Engine, type EnginePush } from './engine.ts';
 
 const MNIST = fixture('mnist', 'mnist.onnx');
+/** The engine records models by their real path (the fixtures folder may be a symlink). */
+const MNIST_REAL = realpathSync(MNIST);
 const ENDED = new Set(['succeeded', 'failed', 'cancelled']);
 
 /** Calls through the dispatcher, as a transport would, and unwraps the reply. */
@@ -77,7 +79,7 @@ describe('engine (Electron mode): dispatcher, models, jobs as processes', () => 
     assert.equal(ref.format, 'onnx');
     assert.equal(ref.bytes, 26454);
     assert.equal(ref.name, 'mnist.onnx');
-    assert.deepEqual((await call(engine, 'models.recent', {})).map((m) => m.path), [MNIST]);
+    assert.deepEqual((await call(engine, 'models.recent', {})).map((m) => m.path), [MNIST_REAL]);
     const report = await call(engine, 'models.inspect', { path: MNIST });
     assert.ok(report.parameters > 5000 && report.layers.length >= 3);
     const layer = report.layers.find((l) => l.op === 'MatMul')!;
@@ -134,7 +136,7 @@ describe('engine (Electron mode): dispatcher, models, jobs as processes', () => 
     assert.equal(exported.folder, join(home, 'exports', job.runId!));
     assert.deepEqual(exported.files.map((f) => f.name).sort(), ['mnist.dynamic.onnx', 'recipe.json', 'report.html', 'report.json', 'report.md']);
     const recipe = Recipe.parse(JSON.parse(readFileSync(join(exported.folder, 'recipe.json'), 'utf8')));
-    assert.equal(recipe.model, MNIST);
+    assert.equal(recipe.model, MNIST_REAL);
     assert.deepEqual(recipe.steps.map((s) => ('quantize' in s ? s.quantize.method : null)), ['dynamic']);
     const html = readFileSync(join(exported.folder, 'report.html'), 'utf8');
     assert.ok(html.includes(job.runId!) && !/<(script|link)\b|src=/.test(html), 'report.html must be self-contained');
