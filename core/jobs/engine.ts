@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { checkedPush, createDispatcher, type Dispatch, type Handlers } from '../../api/dispatch.ts';
@@ -80,7 +80,10 @@ function timestamp(): string {
 export function createEngine(options: EngineOptions): Engine {
   const home = resolve(options.home ?? resolveWhittleHome());
   const store = openStore({ home });
-  const examplesRoot = resolve(options.examplesRoot ?? join(REPO_ROOT, '..', 'shared', 'fixtures'));
+  // Real path: opened models are recorded by their real path, and the app matches an open model to
+  // its example (to suggest the example's data) by comparing the two.
+  const examplesRootGiven = resolve(options.examplesRoot ?? join(REPO_ROOT, '..', 'shared', 'fixtures'));
+  const examplesRoot = existsSync(examplesRootGiven) ? realpathSync(examplesRootGiven) : examplesRootGiven;
   const roots = options.readableRoots == null ? null
     : [...options.readableRoots, examplesRoot, join(home, 'artifacts'), join(home, 'exports')];
   const policy = createPathPolicy(roots);
