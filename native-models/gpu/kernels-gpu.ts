@@ -221,19 +221,28 @@ export interface GpuGptqOptions {
   staticGroups?: boolean;
 }
 
-export interface GpuGptqResult {
+/** What GPTQ gives, on the GPU or the CPU (core/passes/quantize/gptq.ts): one shape for both. */
+export interface GptqResult {
   rows: number;
   K: number;
   groups: number;
+  /** Storage values [rows × K], original column order (symmetric: signed + 2^(bits−1)). */
   q: Uint8Array;
+  /** [rows × groups] float32 scales. */
   scales: Float32Array;
+  /** [rows × groups] storage zero points (symmetric: the implied 8 or 128). */
   zeroPoints: Uint8Array;
+  /** λ actually added to the diagonal. */
   damp: number;
+  /** Dead inputs (H_jj = 0). */
   deadInputs: number;
+  /** GPTQ's own estimate Σ (w − ŵ)²/U_ii² / 2 over the layer. */
   lossEstimate: number;
+  /** Processing order when act-order was used. */
   perm: Int32Array | null;
   seconds: { factor: number; update: number };
 }
+export type GpuGptqResult = GptqResult;
 
 /**
  * GPTQ of W [rows × K] on the GPU given H: either a Float32Array/Float64Array (already

@@ -1,5 +1,6 @@
 import { WhittleError } from '../../../api/errors.ts';
 import { groupParams as groupParamsInto, inverseCholeskyUpper } from '../../../native-models/gpu/kernels-cpu.mjs';
+import type { GptqResult } from '../../../native-models/gpu/kernels-gpu.ts';
 import { CpuThreads, gptqParallel, sharedArray, toShared } from '../../../native-models/gpu/threads.ts';
 
 /**
@@ -43,26 +44,7 @@ export interface GptqOptions {
   threads?: CpuThreads;
 }
 
-export interface GptqResult {
-  rows: number;
-  K: number;
-  groups: number;
-  /** Storage values [rows × K], original column order (symmetric: signed + 2^(bits−1)). */
-  q: Uint8Array;
-  /** [rows × groups] float32 scales. */
-  scales: Float32Array;
-  /** [rows × groups] storage zero points (symmetric: the implied 8 or 128). */
-  zeroPoints: Uint8Array;
-  /** λ actually added to the diagonal. */
-  damp: number;
-  /** Dead inputs (H_jj = 0). */
-  deadInputs: number;
-  /** GPTQ's own estimate Σ (w − ŵ)²/U_ii² / 2 over the layer. */
-  lossEstimate: number;
-  /** Processing order when act-order was used. */
-  perm: Int32Array | null;
-  seconds: { factor: number; update: number };
-}
+export type { GptqResult } from '../../../native-models/gpu/kernels-gpu.ts';
 
 /** Adds λ·I and factors: U upper with (H + λI)⁻¹ = UᵀU, raising λ tenfold until it exists. */
 export function dampedInverseFactor(h: Float64Array, k: number, percdamp: number, warn: (m: string) => void): { u: Float64Array; damp: number } {
