@@ -26,7 +26,8 @@ int4         com.microsoft.MatMulNBits 4-bit blocks (--block-size, default 32), 
 int8-weight  the same with 8 bits
              --algorithm gptq: GPTQ (needs --calib DATA; first --samples N, default 128) chooses the
              values from each layer's input Hessian; same layout; --act-order, --percdamp (0.01);
-             --ep webgpu also runs its math on the WebGPU compute device (auto: when there is one)
+             --ep webgpu also runs its math on the WebGPU compute device (auto: when there is one).
+             With static: the int8 Conv/Gemm/MatMul weights keep their scales, GPTQ picks the integers.
 --exclude takes node names or op types; excluded nodes stay float.
 
 TF.js models (MODEL is a model.json; OUT a model.json path or a folder; shards of --shard-bytes, default 4 MiB):
@@ -48,6 +49,10 @@ export function renderQuantize(r: QuantizeReport): string {
     `  nodes       ${formatCount(r.nodesChanged)} changed${r.excluded.length ? `, ${r.excluded.length} left float: ${r.excluded.slice(0, 8).join(', ')}${r.excluded.length > 8 ? ', …' : ''}` : ''}`,
     `  time        ${r.seconds.toFixed(2)} s, peak RSS ${formatBytes(r.peakRssBytes)}`,
   ];
+  const g = r.gptq;
+  if (g && g.meanErrorGptq !== null && g.meanErrorRtn !== null) {
+    lines.splice(2, 0, `  gptq        layer output error ‖WX − ŴX‖²/‖WX‖² ${g.meanErrorGptq.toExponential(2)}, rounding to nearest ${g.meanErrorRtn.toExponential(2)} (mean of ${g.layers} layers)`);
+  }
   return lines.join('\n') + '\n';
 }
 

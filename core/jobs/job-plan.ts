@@ -111,7 +111,7 @@ export function planJob(spec: JobSpecParsed, options: PlanOptions): JobPlan {
   switch (spec.kind) {
     case 'quantize': {
       const step = spec.step;
-      const title = `quantize ${step.method}${step.method === 'static' ? ` ${step.calibration}` : ''} · ${basename(spec.model)}`;
+      const title = `quantize ${step.method}${step.method === 'static' ? ` ${step.calibration}` : ''}${step.algorithm === 'gptq' ? ' gptq' : ''} · ${basename(spec.model)}`;
       if (needsRecipe(step)) return recipePlan({ name: title, model: spec.model, seed: spec.seed, steps: [{ quantize: step }] }, title, options.jobDir);
       const defaults = QuantizeStep.parse({ method: step.method }) as Record<string, unknown>;
       const argv = ['quantize', spec.model, '-o', outputPath(spec.model, step.method, options), '--method', step.method, ...calibFlags(step),

@@ -40,6 +40,11 @@ export interface GptqOptions {
   blockSize?: number;
   actOrder?: boolean;
   staticGroups?: boolean;
+  /**
+   * Every (row, group)'s scale and storage zero point, fixed by the caller (static QDQ stores its
+   * own per-channel or per-tensor weight scales); implies static groups.
+   */
+  fixedParams?: { scales: Float32Array; zeroPoints: Uint8Array } | undefined;
   /** Worker threads for the column updates (default: one inline thread; pass a CpuThreads to share one). */
   threads?: CpuThreads;
 }
@@ -99,7 +104,7 @@ export async function gptqQuantize(w: Float64Array, rows: number, k: number, h: 
   let blockSize = o.blockSize ?? 128;
   if (blockSize % o.groupSize !== 0) blockSize = Math.ceil(blockSize / o.groupSize) * o.groupSize;
   const actOrder = o.actOrder ?? false;
-  const staticGroups = actOrder || (o.staticGroups ?? false);
+  const staticGroups = actOrder || (o.staticGroups ?? false) || o.fixedParams !== undefined;
   const t0 = performance.now();
   const hh = h.slice();
   const work = w.slice();
@@ -110,7 +115,10 @@ export async function gptqQuantize(w: Float64Array, rows: number, k: number, h: 
     hh[j * k + j] = 1;
     for (let r = 0; r < rows; r++) work[r * k + j] = 0;
   }
-  const fixed = staticGroups ? staticParams(work, rows, k, o, groups) : null;
+  if (o.fixedParams && (o.fixedParams.scales.length !== rows * groups || o.fixedParams.zeroPoints.length !== rows * groups)) {
+    throw new Error(`GPTQ: fixedParams hold ${o.fixedParams.scales.length} scales, expected ${rows * groups}`);
+  }
+  const fixed = o.fixedParams ? { scales: o.fixedParams.scales, zeros: o.fixedParams.zeroPoints } : staticGroups ? staticParams(work, rows, k, o, groups) : null;
   let perm: Int32Array | null = null;
   let wp = work;
   let hp = hh;

@@ -11,26 +11,43 @@ import { dynamicQuantizePass } from './dynamic.ts';
 import { isExcluded } from './graph-edit.ts';
 import { fp16Pass } from './fp16.ts';
 import { gptqQuantizePass } from './gptq-pass.ts';
-import { staticQdqPass } from './static-qdq.ts';
+import { DEFAULT_STATIC_OP_TYPES, staticQdqPass } from './static-qdq.ts';
+import { gptqStaticWeights, type StaticGptqLayer } from './static-gptq.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
 
 /** The SPEC §3 quantize document. */
 export interface QuantizeReport extends StepFileReport {
   method: QuantizeStep['method'];
   calibration: { method: string; samples: number; seconds: number } | null;
+  /** With --algorithm gptq: each layer's output error ‖WX − ŴX‖²/‖WX‖² on the calibration data, GPTQ against round-to-nearest. */
+  gptq?: GptqSummary | undefined;
+}
+
+export interface GptqSummary {
+  layers: number;
+  /** Means over the layers small enough to measure (null when none was). */
+  meanErrorGptq: number | null;
+  meanErrorRtn: number | null;
+}
+
+type StepResult = PassReport & { calibration: QuantizeReport['calibration']; gptq?: GptqSummary | undefined };
+
+function gptqSummary(details: Record<string, unknown> | undefined): GptqSummary {
+  const d = (details ?? {}) as { layers?: unknown[]; meanErrorGptq?: number | null; meanErrorRtn?: number | null };
+  return { layers: d.layers?.length ?? 0, meanErrorGptq: d.meanErrorGptq ?? null, meanErrorRtn: d.meanErrorRtn ?? null };
 }
 
 export type QuantizeRun = StepRun<QuantizeStep>;
 
 /** Runs one quantize step on an opened model (used by `whittle quantize` and recipe steps). */
-export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string } = {}): Promise<PassReport & { calibration: QuantizeReport['calibration'] }> {
+export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string } = {}): Promise<StepResult> {
   const exclude = step.exclude;
   const nodes = model.graphs().flatMap((g) => g.nodes);
   for (const entry of exclude) {
     if (!nodes.some((n) => isExcluded(n, [entry]))) ctx.warn(`--exclude ${entry}: matches no node name, op type or output name in the main graph`);
   }
-  if (step.algorithm === 'gptq' && step.method !== 'int4' && step.method !== 'int8-weight') {
-    throw new WhittleError('BAD_USAGE', `--algorithm gptq applies to the weight-only methods (int4, int8-weight), not --method ${step.method}`);
+  if (step.algorithm === 'gptq' && step.method !== 'int4' && step.method !== 'int8-weight' && step.method !== 'static') {
+    throw new WhittleError('BAD_USAGE', `--algorithm gptq applies to static, int4 and int8-weight, not --method ${step.method}`);
   }
   if ((step.actOrder || step.percdamp !== undefined) && step.algorithm !== 'gptq') ctx.warn('--act-order and --percdamp apply to --algorithm gptq only; ignored');
   switch (step.method) {
@@ -78,8 +95,28 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
       checkCalibrationFinite(cal, dataset.path, inputs.map((i) => i.name), ctx);
       const calibration = { method: step.calibration, samples: cal.samples, seconds: (performance.now() - t0) / 1000 };
       ctx.checkpoint();
-      const report = await staticQdqPass.run(model, { ranges: cal.ranges, activationType: step.activationType, perChannel: step.perChannel, exclude }, ctx);
-      return { ...report, calibration };
+      const gptq = step.algorithm === 'gptq'
+        ? await gptqStaticWeights(model, {
+          data: dataset, samples: dataset.n, batchSize: batchSizeFor(inputs, 32), ep: opts.ep ?? 'cpu', perChannel: step.perChannel, exclude,
+          opTypes: DEFAULT_STATIC_OP_TYPES, actOrder: step.actOrder, ...(step.percdamp !== undefined ? { percdamp: step.percdamp } : {}),
+        }, ctx)
+        : null;
+      calibration.seconds = (performance.now() - t0) / 1000;
+      const report = await staticQdqPass.run(model, { ranges: cal.ranges, activationType: step.activationType, perChannel: step.perChannel, exclude, weightValues: gptq?.weights }, ctx);
+      if (!gptq) return { ...report, calibration };
+      const measured = gptq.layers.filter((l) => l.errorGptq !== null);
+      const mean = (f: (l: StaticGptqLayer) => number) => (measured.length ? measured.reduce((a, l) => a + f(l), 0) / measured.length : null);
+      const summary = { layers: gptq.layers.length, meanErrorGptq: mean((l) => l.errorGptq!), meanErrorRtn: mean((l) => l.errorRtn!) };
+      return {
+        ...report,
+        gptq: summary,
+        warnings: [...gptq.warnings, ...report.warnings.filter((w) => !gptq.warnings.includes(w))],
+        details: {
+          ...report.details, algorithm: 'gptq', percdamp: step.percdamp ?? 0.01, actOrder: step.actOrder, calibrationSamples: gptq.samples,
+          meanErrorGptq: summary.meanErrorGptq, meanErrorRtn: summary.meanErrorRtn, layers: gptq.layers,
+        },
+        calibration: { ...calibration, method: `${step.calibration} + gptq` },
+      };
     }
     case 'uint8':
     case 'uint16':
@@ -88,7 +125,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
 }
 
 /** int4 / int8-weight with GPTQ: calibration data through the model, then the weight-only layout. */
-async function applyGptq(model: Model, step: QuantizeStep, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string }): Promise<PassReport & { calibration: QuantizeReport['calibration'] }> {
+async function applyGptq(model: Model, step: QuantizeStep, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string }): Promise<StepResult> {
   if (!step.calib) throw new WhittleError('BAD_USAGE', 'GPTQ needs calibration data (--calib DATA)');
   const t0 = performance.now();
   const inputs = inputSpecs(model);
@@ -111,7 +148,7 @@ async function applyGptq(model: Model, step: QuantizeStep, ctx: PassContext, opt
     ...(step.percdamp !== undefined ? { percdamp: step.percdamp } : {}),
   }, ctx);
   const samples = Number(report.details?.calibrationSamples ?? data.n);
-  return { ...report, calibration: { method: 'gptq', samples, seconds: (performance.now() - t0) / 1000 } };
+  return { ...report, calibration: { method: 'gptq', samples, seconds: (performance.now() - t0) / 1000 }, gptq: gptqSummary(report.details) };
 }
 
 /**
@@ -135,5 +172,5 @@ function checkCalibrationFinite(cal: CalibrationResult, data: string, inputs: st
 export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
   // the passes stream weights through reused buffers: an inline model's big weights need not be read whole first
   const { common, report } = await runStepOnFile(run, applyQuantizeStep, { lazyTensors: true });
-  return { ...common, method: run.step.method, calibration: report.calibration };
+  return { ...common, method: run.step.method, calibration: report.calibration, ...(report.gptq ? { gptq: report.gptq } : {}) };
 }

@@ -4,6 +4,7 @@ import { addInitializer, intAttr, makeNode, type NameAllocator } from './graph-e
 import { channelRanges, minMax, quantizeArray, quantParams, quantRange, roundHalfEven, type QuantParams } from './math.ts';
 import { materialise } from './constant-weight.ts';
 import type { QdqPlan } from './static-qdq-plan.ts';
+import type { PrecomputedWeight } from './static-gptq.ts';
 
 /**
  * Writes a plan into the graph. Activations: the producer's output is renamed and Q → DQ writes the
@@ -34,6 +35,8 @@ export interface EmitOptions {
   axisDq: boolean;
   /** Runs before each planned node's tensors are written: progress, and the place to cancel. */
   step?: (done: number, total: number) => void;
+  /** int8 values chosen elsewhere (GPTQ, static-gptq.ts) by stored weight name, used instead of rounding to nearest. */
+  weightValues?: ReadonlyMap<string, PrecomputedWeight> | undefined;
 }
 
 export function emitQdq(g: Graph, plan: QdqPlan, o: EmitOptions): EmitResult {
@@ -97,7 +100,10 @@ export function emitQdq(g: Graph, plan: QdqPlan, o: EmitOptions): EmitResult {
         const key = `${name}|${role.axis}`;
         let w = weightCache.get(key);
         if (!w) {
-          const q = quantizeWeight(materialise(g, role.weight), role.weight.dims, role.axis);
+          const chosen = role.weight.chain.length === 0 ? o.weightValues?.get(role.weight.sourceName) : undefined;
+          const q = chosen && chosen.axis === role.axis && chosen.data.length === role.weight.source.elementCount
+            ? chosen
+            : quantizeWeight(materialise(g, role.weight), role.weight.dims, role.axis);
           const zps = new Int8Array(q.scales.length);
           const dq = dequantizer(name, { dataType: DataType.INT8, dims: role.weight.dims, data: q.data }, q.scales, zps, role.axis);
           push(before, n, [dq.node]);

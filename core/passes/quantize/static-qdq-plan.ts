@@ -31,6 +31,12 @@ const shared = new Set<string>(SHARED_PARAM_OPS);
 const clipping = new Set<string>(CLIPPING_OPS);
 /** Ops whose fused form may give a float output, so their output is quantized only when a quantized op reads it. */
 const FLOAT_OUTPUT_OK = new Set(['MatMul', 'Gemm']);
+/**
+ * Ops without weights that are cheap in float, so they are left float where nothing quantized reads
+ * them. Not Add/Mul: a float Add after a MatMul is folded by onnxruntime into a float Gemm on
+ * dequantized weights, losing the integer MatMul.
+ */
+const FLOAT_TAIL_OK = new Set<string>(['Concat', 'AveragePool', 'GlobalAveragePool', ...SHARED_PARAM_OPS]);
 
 /** Constants are found here and read when written (emit), one at a time, so memory stays near the model's size. */
 export type InputRole =
@@ -120,6 +126,21 @@ function planOnce(g: Graph, opts: PlanOptions, skipped: Map<Node, string>): Draf
     const roles = computeRoles(g, n, opts, producers);
     if (typeof roles === 'string') { skipped.set(n, roles); continue; }
     planned.set(n, { node: n, kind: 'compute', roles, quantizeOutput: true });
+  }
+
+  // A pooling, element-wise or shape-only op that no quantized op reads (the tail before a float
+  // Softmax or a graph output) stays float, as with onnxruntime's quantizer, whose QDQ op list has
+  // no GlobalAveragePool: the fused QLinear form would requantize to 8 bits for a float reader, and
+  // on a classifier's logits that one step merges close scores (SqueezeNet's argmax ties). Dropping
+  // one can strand the op before it, so this repeats until nothing changes.
+  for (let changed = true; changed;) {
+    changed = false;
+    for (const p of [...planned.values()]) {
+      if (!FLOAT_TAIL_OK.has(p.node.opType)) continue;
+      const out = p.node.outputs[0]!;
+      const read = (consumers.get(out) ?? []).some((c) => planned.get(c)?.roles.get(c.inputs.indexOf(out))?.kind === 'activation');
+      if (!read) { planned.delete(p.node); changed = true; }
+    }
   }
 
   // MatMul/Gemm fuse without a Q after them (MatMulIntegerToFloat, QGemm with float output): a

@@ -32,18 +32,25 @@ export function qdqProblems(model: Model): string[] {
 /** Ops onnxruntime's CPU EP runs on quantized data once fused (or with the Q/DQ dropped around them). */
 const FUSED_OPS = new Set(['Conv', 'MatMul', 'Gemm', 'Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool', 'MaxPool', 'Relu', 'Clip', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze']);
 
+/** Ops the planner leaves float at the tail on purpose when nothing quantized reads their output (static-qdq-plan.ts). */
+const FLOAT_TAIL_OK = new Set(['Concat', 'AveragePool', 'GlobalAveragePool', 'MaxPool', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze']);
+
 /**
  * In onnxruntime's optimized graph: DequantizeLinear → QuantizeLinear pairs (a requantization
- * nobody needed) and float ops with a fused form still reading a DequantizeLinear output.
+ * nobody needed) and float ops with a fused form still reading a DequantizeLinear output — except a
+ * pooling or shape op whose output no QuantizeLinear reads: the float tail before a Softmax or a
+ * graph output, left float on purpose.
  */
 export function unfusedIslands(optimized: Model, allowFloat: ReadonlySet<string> = new Set()): string[] {
   const g = optimized.graph;
   const producers = g.producers();
+  const consumers = g.consumers();
   const islands: string[] = [];
   for (const n of g.nodes) {
     const fromDq = n.inputs.filter((i) => i && producers.get(i)?.opType === 'DequantizeLinear' && producers.get(i)?.domain === '');
     if (fromDq.length === 0) continue;
     if (n.opType === 'QuantizeLinear') islands.push(`DequantizeLinear → QuantizeLinear at ${n.inputs[0]}`);
+    else if (n.domain === '' && FLOAT_TAIL_OK.has(n.opType) && !(consumers.get(n.outputs[0]!) ?? []).some((c) => c.opType === 'QuantizeLinear')) continue;
     else if (n.domain === '' && FUSED_OPS.has(n.opType) && !allowFloat.has(n.name)) islands.push(`${n.opType} ${n.label} runs float on ${fromDq.join(', ')}`);
   }
   return islands;

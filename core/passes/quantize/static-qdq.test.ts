@@ -250,6 +250,37 @@ describe('static QDQ on a small CNN', () => {
     }
   });
 
+  it('a pool only a float op reads stays float (no 8-bit logits); one a quantized op reads fuses', async () => {
+    const r = (entries: [string, number, number][]) => new Map(entries.map(([n, min, max]) => [n, { min, max }]));
+    const build = (tail: 'softmax' | 'gemm') => buildModel({
+      inputs: [valueInfo('x', F, [1, 2, 4, 4])], outputs: [valueInfo('y', F, [1, 3])],
+      initializers: [floatTensor('w', [3, 2, 1, 1], gaussian(6, 4)), floatTensor('w2', [3, 3], gaussian(9, 5))],
+      nodes: [
+        new Node({ name: 'conv', opType: 'Conv', inputs: ['x', 'w'], outputs: ['c'] }),
+        new Node({ name: 'pool', opType: 'GlobalAveragePool', inputs: ['c'], outputs: ['p'] }),
+        new Node({ name: 'flat', opType: 'Flatten', inputs: ['p'], outputs: ['f'] }),
+        tail === 'softmax'
+          ? new Node({ name: 'sm', opType: 'Softmax', inputs: ['f'], outputs: ['y'] })
+          : new Node({ name: 'fc', opType: 'Gemm', inputs: ['f', 'w2'], outputs: ['y'] }),
+      ],
+    });
+    const ranges = r([['x', -3, 3], ['c', -4, 4], ['p', -2, 2], ['f', -2, 2], ['y', -5, 5]]);
+    const ops = async (tail: 'softmax' | 'gemm') => {
+      const model = build(tail);
+      quantizeStaticQdq(model, { ranges }, createPassContext());
+      const path = join(tmp.dir, `pool-tail-${tail}.onnx`);
+      writeOnnxFile(model, path);
+      const opt = await optimizedModel(path);
+      assert.deepEqual(unfusedIslands(opt), [], tail);
+      return opt.graph.nodes.map((n) => (n.domain ? `${n.domain}.${n.opType}` : n.opType));
+    };
+    const beforeSoftmax = await ops('softmax');
+    assert.ok(beforeSoftmax.includes('GlobalAveragePool') && beforeSoftmax.includes('com.microsoft.QLinearConv'), beforeSoftmax.join(' '));
+    assert.ok(!beforeSoftmax.includes('com.microsoft.QLinearGlobalAveragePool'), beforeSoftmax.join(' '));
+    const beforeGemm = await ops('gemm');
+    assert.ok(beforeGemm.includes('com.microsoft.QLinearGlobalAveragePool'), beforeGemm.join(' '));
+  });
+
   it('int8 activations: int8 zero points, right values, and a warning where x86 onnxruntime cannot fuse them', async () => {
     const { model, report, path } = await quantized('int8-activations', { activationType: 'int8' });
     const zp = model.graph.initializers.get(producerOf(model, 'cat')!.inputs[2]!)!;

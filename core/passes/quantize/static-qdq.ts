@@ -6,6 +6,7 @@ import { tensorBytes, type Pass, type PassContext, type PassReport } from '../pa
 import { checkFinite, findConstantWeight } from './constant-weight.ts';
 import { isExcluded, NameAllocator, removeUnread } from './graph-edit.ts';
 import { emitQdq } from './static-qdq-emit.ts';
+import type { PrecomputedWeight } from './static-gptq.ts';
 import { foldConvBiasAdds, foldMatMulBiasAdds } from './static-qdq-fold.ts';
 import { prepareOpset } from './static-qdq-opset.ts';
 import { CLIPPING_OPS, COMPUTE_OPS, DEFAULT_STATIC_OP_TYPES, planStaticQdq, SHARED_PARAM_OPS } from './static-qdq-plan.ts';
@@ -38,6 +39,8 @@ export interface StaticQdqOptions {
   exclude?: string[];
   /** Op types to quantize (default DEFAULT_STATIC_OP_TYPES). */
   opTypes?: readonly string[];
+  /** int8 weight values chosen by GPTQ (static-gptq.ts), by stored weight name; the rest are rounded to nearest. */
+  weightValues?: ReadonlyMap<string, PrecomputedWeight> | undefined;
 }
 
 const KNOWN_OPS = new Set<string>([...COMPUTE_OPS, ...SHARED_PARAM_OPS, ...CLIPPING_OPS]);
@@ -108,6 +111,7 @@ export function quantizeStaticQdq(model: Model, options: StaticQdqOptions, ctx: 
     activationType,
     names,
     axisDq: (model.opsetVersion('') ?? 1) >= 13,
+    weightValues: options.weightValues,
     step: (done, total) => {
       ctx.checkpoint();
       ctx.progress('quantize weights', done, total);

@@ -8,7 +8,7 @@ import { PruneStep, QuantizeStep, type PRESETS, type PRUNE_METHODS, type QUANTIZ
 export type QuantizeMethod = (typeof QUANTIZE_METHODS)[number];
 export type PruneMethod = (typeof PRUNE_METHODS)[number];
 
-export type QuantizeOption = 'calibration' | 'percentile' | 'perChannel' | 'activationType' | 'weightType' | 'symmetric' | 'blockSize' | 'format' | 'keepIoTypes' | 'includeConv';
+export type QuantizeOption = 'algorithm' | 'calibration' | 'percentile' | 'perChannel' | 'activationType' | 'weightType' | 'symmetric' | 'blockSize' | 'format' | 'keepIoTypes' | 'includeConv';
 export type PruneOption = 'sparsity' | 'scope' | 'pattern' | 'optionalPattern' | 'roundTo' | 'importance' | 'comparison' | 'sequential' | 'protectFirstLast' | 'minParameters';
 
 export const QUANTIZE_INFO: Record<QuantizeMethod, { label: string; help: string; calib: boolean; options: QuantizeOption[]; formats: ReadonlyArray<'onnx' | 'tfjs'> }> = {
@@ -23,7 +23,7 @@ export const QUANTIZE_INFO: Record<QuantizeMethod, { label: string; help: string
     label: 'Static int8 (QDQ)',
     help: 'int8 weights and activations, ranges measured on calibration data. The fastest on CPU for CNNs.',
     calib: true,
-    options: ['calibration', 'percentile', 'perChannel', 'activationType'],
+    options: ['calibration', 'percentile', 'perChannel', 'activationType', 'algorithm'],
     formats: ['onnx'],
   },
   fp16: {
@@ -37,14 +37,14 @@ export const QUANTIZE_INFO: Record<QuantizeMethod, { label: string; help: string
     label: 'int4 weight-only',
     help: '4-bit weights in blocks (MatMulNBits) for MatMul and Gemm; activations stay float.',
     calib: false,
-    options: ['blockSize', 'symmetric', 'format'],
+    options: ['blockSize', 'symmetric', 'format', 'algorithm'],
     formats: ['onnx'],
   },
   'int8-weight': {
     label: 'int8 weight-only',
     help: '8-bit weights in blocks (MatMulNBits) for MatMul and Gemm; activations stay float.',
     calib: false,
-    options: ['blockSize', 'symmetric', 'format'],
+    options: ['blockSize', 'symmetric', 'format', 'algorithm'],
     formats: ['onnx'],
   },
   uint8: {
@@ -62,6 +62,11 @@ export const QUANTIZE_INFO: Record<QuantizeMethod, { label: string; help: string
     formats: ['tfjs'],
   },
 };
+
+/** Whether a quantize step reads calibration data: the method needs it, or GPTQ chooses its weights from it. */
+export function quantizeUsesCalib(q: Pick<QuantizeStep, 'method' | 'algorithm'>): boolean {
+  return QUANTIZE_INFO[q.method].calib || (q.algorithm === 'gptq' && QUANTIZE_INFO[q.method].options.includes('algorithm'));
+}
 
 /** The quantize methods that apply to a model format. */
 export function quantizeMethodsFor(format: 'onnx' | 'tfjs'): QuantizeMethod[] {

@@ -1,0 +1,77 @@
+/**
+ * Which images decide a top-1 agreement figure: for each model given, the images whose top-1 class
+ * differs from the fp32 model's, with the fp32 margin between its two best classes (log-probability
+ * difference = logit difference) and the margin by which the quantized model prefers its own class.
+ * With 100 photos one image is one point of agreement, and an image whose fp32 margin is smaller
+ * than the quantized model's logit noise flips on luck.
+ *
+ *   node --import tsx bench/quantize-margins.ts QUANTIZED.onnx [MORE.onnx ...]
+ *        [--reference squeezenet1.0_fp32.onnx] [--data imagenet-100] [--preprocess caffe]
+ */
+import { parseArgs } from 'node:util';
+import { PRESETS } from '../api/recipe.ts';
+import { openDataset, type HostTensor } from '../core/evaluate/data/index.ts';
+import { inputSpecs } from '../core/evaluate/evaluate.ts';
+import { fixture } from '../core/testing/fixtures.ts';
+import { readOnnxFile } from '../native-models/formats/onnx/index.ts';
+import { createSession, runSession } from '../native-models/runtimes/onnxruntime.ts';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    reference: { type: 'string', default: fixture('squeezenet', 'squeezenet1.0_fp32.onnx') },
+    data: { type: 'string', default: fixture('imagenet-100') },
+    preprocess: { type: 'string', default: 'caffe' },
+  },
+});
+const preset = PRESETS.find((p) => p === values.preprocess);
+if (positionals.length === 0 || !preset) {
+  console.error('usage: node --import tsx bench/quantize-margins.ts QUANTIZED.onnx [MORE.onnx ...] [--reference MODEL] [--data DATA] [--preprocess PRESET]');
+  process.exit(2);
+}
+
+/** Every sample's output row (the first output, flattened per sample), in data order. */
+async function outputs(path: string): Promise<Float32Array[]> {
+  const data = await openDataset(values.data, inputSpecs(readOnnxFile(path)), { preprocess: preset });
+  const { session } = await createSession(path, { ep: 'cpu' });
+  const rows: Float32Array[] = [];
+  try {
+    for await (const batch of data.batches(1)) {
+      const out = await runSession(session, batch.inputs as Record<string, HostTensor>);
+      rows.push(Float32Array.from(out[session.outputNames[0]!]!.data as Float32Array));
+    }
+  } finally {
+    await session.release();
+  }
+  return rows;
+}
+
+function top2(v: Float32Array): [number, number] {
+  let a = 0, b = -1;
+  for (let i = 1; i < v.length; i++) {
+    if (v[i]! > v[a]!) { b = a; a = i; } else if (b < 0 || v[i]! > v[b]!) b = i;
+  }
+  return [a, b];
+}
+
+// The outputs are probabilities (SqueezeNet ends in Softmax): log p differences are logit differences.
+const logit = (p: number) => Math.log(Math.max(p, 1e-30));
+const reference = await outputs(values.reference);
+const margins = reference.map((v) => { const [a, b] = top2(v); return logit(v[a]!) - logit(v[b]!); });
+const close = margins.map((m, i) => ({ m, i })).sort((x, y) => x.m - y.m).slice(0, 8);
+console.log(`${values.reference}: ${reference.length} samples; smallest fp32 top-2 margins: ${close.map(({ m, i }) => `#${i} ${m.toFixed(3)}`).join(', ')}`);
+for (const path of positionals) {
+  const q = await outputs(path);
+  const flips: string[] = [];
+  let noise = 0;
+  for (let i = 0; i < q.length; i++) {
+    const [a] = top2(reference[i]!);
+    const [qa] = top2(q[i]!);
+    // the change of the fp32 winner's lead over the runner-up: the logit noise that matters here
+    const [, b] = top2(reference[i]!);
+    const lead = logit(q[i]![a]!) - logit(q[i]![b]!);
+    noise += (lead - margins[i]!) ** 2;
+    if (a !== qa) flips.push(`#${i} (fp32 margin ${margins[i]!.toFixed(3)}, quantized prefers its class by ${(logit(q[i]![qa]!) - logit(q[i]![a]!)).toFixed(3)})`);
+  }
+  console.log(`${path}: agreement ${q.length - flips.length}/${q.length}; RMS change of the fp32 top-2 margin ${Math.sqrt(noise / q.length).toFixed(3)}; flipped: ${flips.join(', ') || 'none'}`);
+}
