@@ -202,4 +202,28 @@ test('export a run: the downloaded artifact runs in onnxruntime; the runs table 
   for (const id of runIds) assert.ok(text.includes(id), `the CSV lists run ${id}`);
 });
 
+test('static int8 with GPTQ weight rounding: int4 then needs calibration data, and the recorded recipe says gptq', { timeout: 150_000 }, async () => {
+  const { page } = s;
+  await buildRecipe(page, { quantize: 'int4' }, 'int4 rtn');
+  const view = currentView(page);
+  const help = view.locator('fieldset.step p.help');
+  assert.doesNotMatch(await help.innerText(), /Uses the calibration data below/);
+  await view.getByLabel('Weight rounding').selectOption('gptq');
+  assert.match(await help.innerText(), /Uses the calibration data below/, 'GPTQ reads the calibration data');
+
+  await buildRecipe(page, { quantize: 'static' }, 'static int8 gptq');
+  await view.getByLabel('Weight rounding').selectOption('gptq');
+  await view.getByLabel('Per-channel weights').check();
+  await screenshot(page, 'compress-static-gptq', { top: true });
+  const { jobId, status } = await runAndWait(page);
+  if (status !== 'succeeded') assert.fail(`the job ended ${status}: ${await jobCard(page, jobId).innerText()}`);
+  const rpc = await s.rpc();
+  const info = await rpc.call('jobs.get', { jobId });
+  const run = await rpc.call('experiments.get', { runId: info.runId! });
+  const steps = (run.recipe as { steps: { quantize?: { method: string; algorithm?: string; perChannel?: boolean } }[] }).steps;
+  assert.deepEqual(steps.map((x) => [x.quantize?.method, x.quantize?.algorithm, x.quantize?.perChannel]), [['static', 'gptq', true]]);
+  const top1 = run.metrics['eval.accuracy.top1'] ?? run.metrics['accuracy.top1'];
+  assert.ok(top1 !== undefined && top1 >= 0.98, `top-1 ${top1}: ${JSON.stringify(run.metrics)}`);
+});
+
 test('no uncaught exception in the page', () => assertNoPageErrors(s));
