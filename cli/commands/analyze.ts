@@ -30,7 +30,7 @@ function renderQuantize(r: QuantizeAnalysis): string {
   const steps = r.steps.map((s) => [s.tried ?? '(all int8)', fmt(s.sqnrDb), fmt(s.top1, 3), s.kept ? 'kept' : '']);
   const rec = r.recommendation;
   return [
-    `${r.model}: quantization sensitivity on ${r.data.n} samples (static ${r.settings.calibration}, ${r.settings.perChannel ? 'per-channel' : 'per-tensor'})`,
+    `${r.model}: quantization sensitivity on ${r.data.n} samples (static ${r.settings.calibration}, ${r.settings.perChannel ? 'per-channel' : 'per-tensor'}${r.settings.algorithm === 'gptq' ? ', GPTQ weights' : ''})`,
     table(['rank', 'layer', 'op', 'output SQNR dB', 'top-1 agr.', 'layer SQNR dB', 'skipped'], rows),
     'exclusion search:',
     table(['left float', 'SQNR dB', 'top-1 agr.', ''], steps),
@@ -115,7 +115,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
         const step = recipe?.steps.map((s) => ('quantize' in s ? s.quantize : null)).find((s) => s?.method === 'static') ?? null;
         r = await analyzeQuantizeSensitivity({
           ...common,
-          ...(step ? { settings: { calibration: step.calibration, perChannel: step.perChannel, activationType: step.activationType, percentile: step.percentile, exclude: step.exclude, samples: step.samples } } : {}),
+          ...(step ? { settings: { calibration: step.calibration, perChannel: step.perChannel, activationType: step.activationType, algorithm: step.algorithm, percentile: step.percentile, exclude: step.exclude, samples: step.samples } } : {}),
           targetAgreement: numberOption('analyze', 'target-agreement', values['target-agreement'], { min: 0, max: 1 }),
           targetSqnrDb: numberOption('analyze', 'target-sqnr', values['target-sqnr']),
           maxExcludedShare: numberOption('analyze', 'max-excluded', values['max-excluded'], { min: 0, max: 1 }),

@@ -103,3 +103,20 @@ test('whittle analyze --for prune --json prints the SPEC shape and records per-l
     rmSync(home, { recursive: true, force: true });
   }
 });
+
+test('quantize sensitivity with GPTQ weights (a recipe step with algorithm gptq): every layer at least as close as with rounding to nearest', async () => {
+  const base = { model: fixture('mnist', 'mnist.onnx'), data: fixture('mnist', 't10k-images-idx3-ubyte.gz'), preprocess: 'mnist' as const, limit: 128 };
+  const rtn = await analyzeQuantizeSensitivity(base);
+  const gptq = await analyzeQuantizeSensitivity({ ...base, settings: { algorithm: 'gptq' } });
+  assert.equal(gptq.settings.algorithm, 'gptq');
+  assert.deepEqual(gptq.warnings, []);
+  assert.equal(gptq.layers.length, 3);
+  let better = 0;
+  for (const l of gptq.layers) {
+    const r = rtn.layers.find((x) => x.name === l.name)!;
+    // GPTQ minimises each layer's output error on these very samples
+    assert.ok(l.layerSqnrDb! >= r.layerSqnrDb! - 0.05, `${l.name}: GPTQ ${l.layerSqnrDb} dB vs RTN ${r.layerSqnrDb} dB`);
+    if (l.layerSqnrDb! > r.layerSqnrDb! + 0.5) better++;
+  }
+  assert.ok(better >= 2, `GPTQ clearly better on ${better} of 3 layers`);
+});

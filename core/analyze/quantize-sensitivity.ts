@@ -10,6 +10,7 @@ import { batchSizeFor, inputSpecs } from '../evaluate/evaluate.ts';
 import { createPassContext } from '../passes/pass.ts';
 import { isExcluded } from '../passes/quantize/graph-edit.ts';
 import { staticQdqPass } from '../passes/quantize/static-qdq.ts';
+import { gptqStaticWeights, type StaticGptqResult } from '../passes/quantize/static-gptq.ts';
 import { loadAnalysisData, sqnrValue, TrialRunner, type TrialResult } from './trial.ts';
 
 /**
@@ -21,7 +22,7 @@ import { loadAnalysisData, sqnrValue, TrialRunner, type TrialResult } from './tr
  */
 export const QUANTIZABLE_OPS: readonly string[] = ['Conv', 'Gemm', 'MatMul'];
 
-export type QuantizeSettings = Pick<QuantizeStep, 'calibration' | 'perChannel' | 'activationType'> & {
+export type QuantizeSettings = Pick<QuantizeStep, 'calibration' | 'perChannel' | 'activationType' | 'algorithm'> & {
   percentile?: number | undefined;
   exclude?: string[] | undefined;
   samples?: number | undefined;
@@ -81,7 +82,7 @@ export interface QuantizeAnalysis {
   model: string;
   for: 'quantize';
   data: { path: string; n: number };
-  settings: { method: 'static'; calibration: string; perChannel: boolean; activationType: string; exclude: string[] };
+  settings: { method: 'static'; calibration: string; perChannel: boolean; activationType: string; algorithm: 'rtn' | 'gptq'; exclude: string[] };
   layers: QuantizeLayerSensitivity[];
   /** All-int8 first, then with 1, 2, … of the worst layers left float. */
   steps: ExclusionStep[];
@@ -144,6 +145,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
     calibration: o.settings?.calibration ?? 'minmax',
     perChannel: o.settings?.perChannel ?? false,
     activationType: o.settings?.activationType ?? 'uint8',
+    algorithm: o.settings?.algorithm ?? 'rtn',
     exclude: o.settings?.exclude ?? [],
   } as const;
   const ep = o.ep ?? 'cpu';
@@ -176,12 +178,24 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
   for (const name of cal.noFinite) cal.ranges.delete(name);
   const ranges: Map<string, TensorRange> = cal.ranges;
 
+  // GPTQ weights depend only on each layer's own inputs in the float model: chosen once, every
+  // trial (a layer alone, or the all-int8 model with exclusions) stores the same integers
+  let weightValues: StaticGptqResult['weights'] | undefined;
+  if (settings.algorithm === 'gptq') {
+    const gptq = await gptqStaticWeights(floatModel, {
+      data: calibData, samples: calibData.n, batchSize: batchSizeFor(inputs, 32), ep, perChannel: settings.perChannel,
+      exclude: settings.exclude, opTypes: QUANTIZABLE_OPS,
+    }, createPassContext({ ...(o.signal ? { signal: o.signal } : {}), progress }));
+    warnings.push(...gptq.warnings);
+    weightValues = gptq.weights;
+  }
+
   const data = await loadAnalysisData(floatModel, o.data, { preprocess: o.preprocess, limit: o.limit ?? 32 });
   warnings.push(...data.warnings);
   const runner = await TrialRunner.create(floatModel, data, { taps: outputs, tapSamples: o.layerSamples ?? 8, ep, signal: o.signal });
   const quantize = async (model: Model, options: { opTypes?: string[]; exclude: string[] }) => {
     const ctx = createPassContext({ ...(o.signal ? { signal: o.signal } : {}) });
-    return staticQdqPass.run(model, { ranges, activationType: settings.activationType, perChannel: settings.perChannel, ...options }, ctx);
+    return staticQdqPass.run(model, { ranges, activationType: settings.activationType, perChannel: settings.perChannel, weightValues, ...options }, ctx);
   };
 
   try {

@@ -25,6 +25,7 @@ export interface EmitResult {
   warnings: string[];
 }
 
+const ORDER_KEEPING = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity']);
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 
@@ -100,7 +101,8 @@ export function emitQdq(g: Graph, plan: QdqPlan, o: EmitOptions): EmitResult {
         const key = `${name}|${role.axis}`;
         let w = weightCache.get(key);
         if (!w) {
-          const chosen = role.weight.chain.length === 0 ? o.weightValues?.get(role.weight.sourceName) : undefined;
+          // a Reshape/Flatten/Squeeze on the way keeps the stored element order, so the chosen values still apply
+          const chosen = role.weight.chain.every((c) => ORDER_KEEPING.has(c.opType)) ? o.weightValues?.get(role.weight.sourceName) : undefined;
           const q = chosen && chosen.axis === role.axis && chosen.data.length === role.weight.source.elementCount
             ? chosen
             : quantizeWeight(materialise(g, role.weight), role.weight.dims, role.axis);
