@@ -131,7 +131,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     const multiplier = int('multiplier', values.multiplier, 2);
     const maxEpochs = int('max-epochs', values['max-epochs'], 1);
     const report = await recordCommand({
-      kind: 'eval', // the store's run kinds have no 'demo' (a CHECK constraint); an experiment is an evaluation
+      kind: 'demo',
       argv: ['demo', ...argv],
       inputs: [],
       record: !values['no-record'],
@@ -159,7 +159,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const epochs = int('epochs', values.epochs, 1);
   const data = resolve(values.data ?? resolve(FIXTURES, 'digits'));
   const report = await recordCommand({
-    kind: 'eval',
+    kind: 'demo',
     argv: ['demo', ...argv],
     inputs: [{ role: 'data', path: data }],
     record: !values['no-record'],

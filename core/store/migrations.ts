@@ -7,7 +7,34 @@ export interface Migration {
   version: number;
   name: string;
   up: (db: Db) => void;
+  /**
+   * The step rebuilds a table (SQLite cannot alter a CHECK constraint): foreign keys are switched off
+   * around its transaction, or dropping the old table would cascade-delete every row that refers to
+   * it; the step must leave no dangling reference (checked before it commits).
+   */
+  rebuildsTables?: boolean;
 }
+
+/** The runs table as of version 2; the kinds a run may have are RUN_KINDS in types.ts. */
+const RUNS_V2 = `
+  CREATE TABLE runs (
+    id                TEXT PRIMARY KEY,
+    kind              TEXT NOT NULL CHECK (kind IN ('eval','convert','quantize','prune','analyze','recipe','demo')),
+    experiment_id     TEXT REFERENCES experiments(id),
+    command_json      TEXT NOT NULL,
+    recipe_json       TEXT,
+    status            TEXT NOT NULL CHECK (status IN ('queued','running','succeeded','failed','cancelled','interrupted')),
+    created_at        TEXT NOT NULL,
+    started_at        TEXT,
+    finished_at       TEXT,
+    error             TEXT,
+    error_code        TEXT,
+    environment_json  TEXT NOT NULL,
+    pid               INTEGER,
+    hostname          TEXT,
+    process_started   TEXT,
+    result_json       TEXT
+  );`;
 
 /**
  * The schema, as an ordered list of steps. Never edit a step that has shipped: add the next one.
@@ -99,6 +126,26 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    name: 'run kind demo',
+    rebuildsTables: true,
+    up: (db) => {
+      // the built-in experiments (whittle demo) were recorded as kind eval until this kind existed
+      db.exec(`
+        ${RUNS_V2.replace('CREATE TABLE runs', 'CREATE TABLE runs_v2')}
+        INSERT INTO runs_v2 SELECT id,
+          CASE WHEN kind = 'eval' AND json_valid(command_json) AND json_extract(command_json, '$[0]') = 'demo' THEN 'demo' ELSE kind END,
+          experiment_id, command_json, recipe_json, status, created_at, started_at, finished_at, error, error_code,
+          environment_json, pid, hostname, process_started, result_json
+        FROM runs;
+        DROP TABLE runs;
+        ALTER TABLE runs_v2 RENAME TO runs;
+        CREATE INDEX runs_by_created ON runs(created_at);
+        CREATE INDEX runs_by_status ON runs(status);
+      `);
+    },
+  },
 ];
 
 export const LATEST_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
@@ -127,12 +174,24 @@ export function migrate(db: Db, file: string, migrations: readonly Migration[] =
     );
   }
   for (const step of migrations) {
-    db.transaction(() => {
-      if (currentVersion(db) >= step.version) return;
-      step.up(db);
-      db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
-        step.version, step.name, new Date().toISOString());
-    }).immediate();
+    if (currentVersion(db) >= step.version) continue;
+    // a pragma, so outside the transaction (inside one SQLite ignores it)
+    const foreignKeys = step.rebuildsTables ? db.pragma('foreign_keys', { simple: true }) === 1 : false;
+    if (foreignKeys) db.pragma('foreign_keys = OFF');
+    try {
+      db.transaction(() => {
+        if (currentVersion(db) >= step.version) return;
+        step.up(db);
+        if (step.rebuildsTables) {
+          const dangling = db.pragma('foreign_key_check') as unknown[];
+          if (dangling.length > 0) throw new WhittleError('INTERNAL', `${file}: migration ${step.version} (${step.name}) would leave ${dangling.length} dangling reference(s); nothing was changed`, { file });
+        }
+        db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+          step.version, step.name, new Date().toISOString());
+      }).immediate();
+    } finally {
+      if (foreignKeys) db.pragma('foreign_keys = ON');
+    }
   }
   return currentVersion(db);
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { WhittleError } from '../../api/errors.ts';
-import { LATEST_VERSION, migrate } from './migrations.ts';
+import { LATEST_VERSION, MIGRATIONS, migrate } from './migrations.ts';
 import { openStore } from './store.ts';
 import { tempHome } from './test-home.ts';
 
@@ -43,6 +43,41 @@ test('each migration step commits or rolls back as a whole', async () => {
   assert.ok(names.includes('a'));
   assert.ok(!names.includes('b'), 'the failed step left a table behind');
   assert.equal(migrate(db, file, steps.slice(0, 1)), 1);
+  db.close();
+});
+
+test('version 2 (run kind demo): a version-1 store keeps every run and what hangs off it; demo runs become kind demo', async () => {
+  const home = await tempHome();
+  const file = join(home, 'whittle.db');
+  const db = new Database(file);
+  db.pragma('foreign_keys = ON');
+  migrate(db, file, MIGRATIONS.slice(0, 1));
+  const insertRun = db.prepare(`INSERT INTO runs (id, kind, command_json, status, created_at, environment_json) VALUES (?, ?, ?, 'succeeded', '2026-01-01T00:00:00Z', '{}')`);
+  insertRun.run('r-demo', 'eval', JSON.stringify(['demo', 'lottery', '--seeds', '1']));
+  insertRun.run('r-eval', 'eval', JSON.stringify(['eval', 'm.onnx']));
+  insertRun.run('r-quant', 'quantize', JSON.stringify(['quantize', 'm.onnx', '-o', 'q.onnx']));
+  assert.throws(() => insertRun.run('r-new', 'demo', '["demo"]'), /CHECK constraint/);
+  for (const id of ['r-demo', 'r-eval', 'r-quant']) {
+    db.prepare(`INSERT INTO metrics VALUES (?, 'accuracy.top1', 0.5)`).run(id);
+    db.prepare(`INSERT INTO layer_metrics VALUES (?, 'conv1', 'sqnrDb', 20)`).run(id);
+    db.prepare(`INSERT INTO artifacts VALUES (?, 'model.onnx', ?, 'abc', 1, '2026-01-01T00:00:00Z')`).run(id, `artifacts/${id}/model.onnx`);
+    db.prepare(`INSERT INTO run_inputs VALUES (?, 0, 'model', 'm.onnx', NULL, NULL)`).run(id);
+  }
+
+  assert.equal(migrate(db, file), LATEST_VERSION);
+  const kinds = Object.fromEntries((db.prepare('SELECT id, kind FROM runs').all() as { id: string; kind: string }[]).map((r) => [r.id, r.kind]));
+  assert.deepEqual(kinds, { 'r-demo': 'demo', 'r-eval': 'eval', 'r-quant': 'quantize' });
+  for (const table of ['metrics', 'layer_metrics', 'artifacts', 'run_inputs']) {
+    assert.equal((db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n, 3, `${table} lost rows`);
+  }
+  assert.equal(db.pragma('foreign_keys', { simple: true }), 1, 'foreign keys are on again');
+  // the rebuilt table keeps its indexes, its constraints and its place in the cascade
+  const indexes = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'runs' AND name NOT LIKE 'sqlite_%'`).all() as { name: string }[]).map((r) => r.name).sort();
+  assert.deepEqual(indexes, ['runs_by_created', 'runs_by_status']);
+  insertRun.run('r-new', 'demo', '["demo","game-of-life"]');
+  assert.throws(() => insertRun.run('r-bad', 'train', '["x"]'), /CHECK constraint/);
+  db.prepare(`DELETE FROM runs WHERE id = 'r-demo'`).run();
+  assert.equal((db.prepare(`SELECT count(*) AS n FROM metrics WHERE run_id = 'r-demo'`).get() as { n: number }).n, 0, 'deleting a run still deletes its metrics');
   db.close();
 });
 

@@ -1,6 +1,6 @@
 /** The shapes the store hands out. Field names are camelCase; the SQL columns are snake_case. */
 
-export const RUN_KINDS = ['eval', 'convert', 'quantize', 'prune', 'analyze', 'recipe'] as const;
+export const RUN_KINDS = ['eval', 'convert', 'quantize', 'prune', 'analyze', 'recipe', 'demo'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
 
 export const RUN_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted'] as const;

@@ -1,6 +1,6 @@
 /**
  * The results of the built-in experiments (`whittle demo game-of-life|lottery --json`, recorded
- * as runs of kind `eval` whose command starts with `demo`), read defensively from a run's result:
+ * as runs of kind `demo`; stores before schema version 2 had them as `eval`), read defensively from a run's result:
  * only what the views draw, and null when the document is not of that shape (an older or a
  * failed run). The shapes are native-models/zoo/{game-of-life/experiment,lottery/digits}.ts.
  */

@@ -86,7 +86,7 @@ export function describeCommand(kind: string, command: readonly string[]): strin
     case 'convert':
       return args.includes('--external-data') ? 'convert to external data' : 'convert';
     case 'demo': {
-      // the built-in experiments (`whittle demo game-of-life|lottery`), recorded as kind eval
+      // the built-in experiments (`whittle demo game-of-life|lottery`), recorded as kind demo
       const name = args.find((a) => a === 'game-of-life' || a === 'lottery');
       return name === 'game-of-life' ? 'demo game of life' : name === 'lottery' ? 'demo lottery' : 'demo';
     }
