@@ -13,16 +13,31 @@ export interface RunComparison {
   metrics: MetricComparison[];
 }
 
-/** Lines up the runs' metrics by key (sorted), with each run's difference from the first. */
+/**
+ * Lines up the runs' metrics by key (sorted), with each run's difference from the first. A recipe
+ * records its evaluation under `eval.` (`eval.accuracy.top1`) beside its own figures; an eval run
+ * records the same measurements bare (`accuracy.top1`). They are compared on one row, under the
+ * bare key, wherever the recipe has no bare metric of that name (its own `seconds` stays apart).
+ */
 export function compareRuns(runs: readonly Pick<RunSummary, 'id' | 'metrics'>[]): RunComparison {
-  const keys = [...new Set(runs.flatMap((r) => Object.keys(r.metrics)))].sort();
+  const aligned = runs.map((r) => alignEvaluation(r.metrics));
+  const keys = [...new Set(aligned.flatMap((m) => Object.keys(m)))].sort();
   const metrics = keys.map((key) => {
-    const values = runs.map((r) => r.metrics[key] ?? null);
+    const values = aligned.map((m) => m[key] ?? null);
     const base = values[0] ?? null;
     const deltas = values.map((v) => (v === null || base === null ? null : v - base));
     return { key, values, deltas };
   });
   return { runs: runs.map((r) => r.id), metrics };
+}
+
+function alignEvaluation(metrics: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [key, value] of Object.entries(metrics)) {
+    const bare = key.startsWith('eval.') ? key.slice('eval.'.length) : null;
+    out[bare !== null && !(bare in metrics) ? bare : key] = value;
+  }
+  return out;
 }
 
 export interface LayerMetricComparison {

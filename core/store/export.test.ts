@@ -112,3 +112,16 @@ test('MLflow export writes the FileStore layout MLflow reads', async () => {
   assert.equal(mlflowKey('..'), '_..');
   assert.equal(mlflowKey('a/../b'), 'a_.._b');
 });
+
+test('compare puts a recipe\'s evaluation (eval.*) on the rows of an eval run\'s bare metrics', () => {
+  const cmp = compareRuns([
+    { id: 'fp32', metrics: { 'accuracy.top1': 0.989, bytes: 26454, seconds: 2 } },
+    { id: 'int8', metrics: { 'eval.accuracy.top1': 0.9893, 'eval.bytes': 11753, 'eval.seconds': 1.5, seconds: 4, bytesAfter: 11753 } },
+  ]);
+  assert.deepEqual(cmp.metrics.map((m) => m.key), ['accuracy.top1', 'bytes', 'bytesAfter', 'eval.seconds', 'seconds']);
+  assert.deepEqual(cmp.metrics[0]!.values, [0.989, 0.9893]);
+  assert.deepEqual(cmp.metrics[1]!.deltas, [0, 11753 - 26454]);
+  // the recipe's own total time keeps its row; its evaluation's time stays under eval.
+  assert.deepEqual(cmp.metrics.find((m) => m.key === 'seconds')!.values, [2, 4]);
+  assert.deepEqual(cmp.metrics.find((m) => m.key === 'eval.seconds')!.values, [null, 1.5]);
+});
