@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fixture } from '../../core/testing/fixtures.ts';
@@ -62,6 +63,35 @@ describe('whittle inspect / quantize / prune / eval on TF.js model.json', () => 
     for (const key of ['model', 'ep', 'device', 'data', 'accuracy', 'agreement', 'latency', 'bytes', 'parameters', 'nonzeroParameters', 'runtime']) assert.ok(key in doc, key);
     assert.deepEqual(Object.keys(doc.runtime).sort(), ['backend', 'notes', 'package']);
     assert.equal(doc.predictions[0][0].label, 'daisy');
+  });
+
+  it('run: a recipe on a TF.js model (prune, then uint8), evaluated in TensorFlow.js, recorded with every file', async () => {
+    const recipe = join(dirs.work(), 'flowers-recipe.json');
+    writeFileSync(recipe, JSON.stringify({
+      name: 'flowers 2:4 + uint8',
+      model: FLOWERS,
+      steps: [{ prune: { method: 'nm', pattern: '2:4' } }, { quantize: { method: 'uint8' } }],
+      eval: { data: { path: fixture('tfjs-automl-flowers', 'daisy.jpg'), preprocess: 'tf-square' }, reference: true, runs: 2 },
+    }));
+    const r = await whittle('run', recipe, '--json');
+    assert.equal(r.code, 0, r.err);
+    const doc = JSON.parse(r.out);
+    assert.deepEqual(doc.steps.map((s: { step: string }) => s.step), ['prune nm', 'quantize uint8']);
+    assert.match(doc.output, /model\.json$/);
+    assert.equal(doc.eval.format, 'tfjs');
+    assert.equal(doc.eval.agreement.n, 1);
+    assert.ok(doc.bytesAfter < doc.bytesBefore / 3, `${doc.bytesAfter} vs ${doc.bytesBefore}`);
+    const back = JSON.parse((await whittle('inspect', doc.output, '--json')).out);
+    assert.deepEqual(back.quantized, { uint8: 123 });
+    const shown = JSON.parse((await whittle('experiments', 'show', doc.runId, '--json')).out);
+    assert.equal(shown.kind, 'recipe');
+    assert.deepEqual(shown.artifacts.map((a: { name: string }) => a.name).sort(), ['group1-shard1of1.bin', 'model.json']);
+    assert.ok(shown.metrics['eval.agreement.top1'] !== undefined, Object.keys(shown.metrics).join(', '));
+    // a step of the other format names the method and the formats it works on
+    writeFileSync(recipe, JSON.stringify({ model: FLOWERS, steps: [{ quantize: { method: 'dynamic' } }] }));
+    const bad = await whittle('run', recipe, '--no-record');
+    assert.equal(bad.code, 2, bad.err);
+    assert.match(bad.err, /TF\.js models quantize with uint8, uint16, fp16, not dynamic/);
   });
 
   it('methods and options of the other format are bad usage (exit 2, one line)', async () => {

@@ -2,7 +2,10 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { badInput, WhittleError } from '../../api/errors.ts';
 import { Recipe } from '../../api/recipe.ts';
-import { openModel } from '../../native-models/formats/index.ts';
+import { openModel, sniffFormat } from '../../native-models/formats/index.ts';
+import { readTfjsModel, tfjsStats, writeTfjsModel } from '../../native-models/formats/tfjs/index.ts';
+import { evaluateTfjs } from '../evaluate/tfjs-evaluate.ts';
+import { applyTfjsPruneStep, applyTfjsQuantizeStep } from '../passes/tfjs/run-on-file.ts';
 import { writeOnnxFile } from '../../native-models/formats/onnx/index.ts';
 import { modelStats } from '../../native-models/ir/stats.ts';
 import { evaluate, modelBytes, type EvalReport } from '../evaluate/evaluate.ts';
@@ -16,6 +19,8 @@ export interface RecipeReport {
   model: string;
   output: string;
   externalDataPath: string | null;
+  /** Every file written (a TF.js model: model.json and its shards; ONNX: the model and its external data). */
+  files: string[];
   bytesBefore: number;
   bytesAfter: number;
   parametersBefore: number;
@@ -56,6 +61,7 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
   const recipe = loadRecipe(path);
   const baseDir = dirname(resolve(path));
   const modelPath = resolve(baseDir, recipe.model);
+  if (sniffFormat(modelPath) === 'tfjs') return runTfjsRecipe(recipe, path, modelPath, opts, t0);
   const model = openModel(modelPath);
   const before = modelStats(model);
   const bytesBefore = modelBytes(model);
@@ -79,20 +85,8 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
     const e = recipe.eval;
     evalReport = await evaluate({
       model: written.path,
-      ...(e.data ? {
-        data: e.data.path.startsWith('synthetic:') ? e.data.path : resolve(baseDir, e.data.path),
-        preprocess: e.data.preprocess,
-        limit: e.data.limit,
-        offset: e.data.offset,
-        size: e.data.size,
-        layout: e.data.layout,
-      } : {}),
-      reference: e.reference ? modelPath : undefined,
+      ...evalOptions(recipe, baseDir, modelPath, opts),
       ep: e.ep,
-      runs: e.runs,
-      seed: recipe.seed,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      onProgress: (done, total) => opts.progress?.('eval', done, total),
     });
   }
   return {
@@ -101,8 +95,78 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
     model: modelPath,
     output: written.path,
     externalDataPath: written.externalDataPath,
+    files: [written.path, ...(written.externalDataPath ? [written.externalDataPath] : [])],
     bytesBefore,
     bytesAfter: written.bytes + written.externalDataBytes,
+    parametersBefore: before.parameters,
+    parametersAfter: after.parameters,
+    steps,
+    eval: evalReport,
+    seconds: (performance.now() - t0) / 1000,
+    warnings: [...new Set(ctx.warnings)],
+  };
+}
+
+/** The evaluation options of a recipe's eval block, for either runtime (its \`ep\` aside). */
+function evalOptions(recipe: Recipe, baseDir: string, modelPath: string, opts: RecipeRunOptions) {
+  const e = recipe.eval!;
+  return {
+    ...(e.data ? {
+      data: e.data.path.startsWith('synthetic:') ? e.data.path : resolve(baseDir, e.data.path),
+      preprocess: e.data.preprocess,
+      limit: e.data.limit,
+      offset: e.data.offset,
+      size: e.data.size,
+      layout: e.data.layout,
+    } : {}),
+    reference: e.reference ? modelPath : undefined,
+    runs: e.runs,
+    seed: recipe.seed,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    onProgress: (done: number, total: number) => opts.progress?.('eval', done, total),
+  };
+}
+
+/**
+ * A recipe on a TF.js model: its steps are the TF.js passes (quantize uint8|uint16|fp16, prune
+ * magnitude|nm), the result is a model.json with its shards (the output: a model.json path or a
+ * folder), evaluated with TensorFlow.js.
+ */
+async function runTfjsRecipe(recipe: Recipe, path: string, modelPath: string, opts: RecipeRunOptions, t0: number): Promise<RecipeReport> {
+  const baseDir = dirname(resolve(path));
+  const model = readTfjsModel(modelPath);
+  const before = tfjsStats(model);
+  const bytesBefore = model.files.reduce((n, f) => n + f.bytes, 0);
+  const ctx = createPassContext({ seed: recipe.seed, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.progress ? { progress: opts.progress } : {}) });
+  for (const w of model.warnings) ctx.warn(w);
+  const steps: RecipeReport['steps'] = [];
+  for (const step of recipe.steps) {
+    ctx.checkpoint();
+    if ('quantize' in step) {
+      const q = step.quantize;
+      if (q.calib || q.algorithm !== 'rtn') ctx.warn(`quantize ${q.method}: TF.js weight quantization uses no calibration data or GPTQ; ignored`);
+      steps.push({ ...(await applyTfjsQuantizeStep(model, q.method, q.exclude, ctx)), step: `quantize ${q.method}` });
+    } else {
+      steps.push({ ...(await applyTfjsPruneStep(model, step.prune, ctx)), step: `prune ${step.prune.method}` });
+    }
+  }
+  ctx.checkpoint();
+  const written = writeTfjsModel(model, opts.output);
+  const after = tfjsStats(model);
+  let evalReport: EvalReport | null = null;
+  if (recipe.eval) {
+    if (recipe.eval.ep !== undefined && recipe.eval.ep !== 'auto' && recipe.eval.ep !== 'cpu') ctx.warn(`eval ep ${recipe.eval.ep}: a TF.js model runs in TensorFlow.js, whose backend is chosen on its own (tfjs-node-gpu > tfjs-node > wasm > cpu)`);
+    evalReport = await evaluateTfjs({ model: written.path, ...evalOptions(recipe, baseDir, modelPath, opts) });
+  }
+  return {
+    recipe: resolve(path),
+    name: recipe.name ?? null,
+    model: modelPath,
+    output: written.path,
+    externalDataPath: null,
+    files: written.files,
+    bytesBefore,
+    bytesAfter: written.bytes,
     parametersBefore: before.parameters,
     parametersAfter: after.parameters,
     steps,

@@ -90,11 +90,25 @@ export interface TfjsQuantizeReport extends TfjsStepFileReport {
   details: Record<string, unknown> | undefined;
 }
 
+/** One quantize step on an opened TF.js model (`whittle quantize` and recipe steps). */
+export function applyTfjsQuantizeStep(model: TfjsModel, method: string, exclude: readonly string[] | undefined, ctx: PassContext): Promise<PassReport> {
+  if (!isTfjsQuantizeMethod(method)) throw new WhittleError('BAD_USAGE', `TF.js models quantize with ${Object.keys(TFJS_QUANTIZE_METHODS).join(', ')}, not ${method}`);
+  return tfjsQuantizePass.run(model, { dtype: TFJS_QUANTIZE_METHODS[method], exclude }, ctx);
+}
+
+/** One prune step on an opened TF.js model (`whittle prune` and recipe steps). */
+export function applyTfjsPruneStep(model: TfjsModel, step: PruneStep, ctx: PassContext): Promise<PassReport> {
+  const common = { exclude: step.exclude, minParameters: step.minParameters, protectFirstLast: step.protectFirstLast };
+  switch (step.method) {
+    case 'magnitude': return tfjsMagnitudePrunePass.run(model, { ...common, sparsity: step.sparsity, scope: step.scope }, ctx);
+    case 'nm': return tfjsNmPrunePass.run(model, { ...common, ...parseNmPattern(step.pattern ?? '2:4') }, ctx);
+    default: throw new WhittleError('BAD_USAGE', `prune --method ${step.method} works on ONNX models only; TF.js models take ${TFJS_PRUNE_METHODS.join(', ')}`);
+  }
+}
+
 /** `whittle quantize model.json -o OUT --method uint8|uint16|fp16`. */
 export async function quantizeTfjsModel(run: TfjsStepRun & { method: TfjsQuantizeMethod; exclude?: readonly string[] }): Promise<TfjsQuantizeReport> {
-  if (!isTfjsQuantizeMethod(run.method)) throw new WhittleError('BAD_USAGE', `TF.js models quantize with ${Object.keys(TFJS_QUANTIZE_METHODS).join(', ')}, not ${String(run.method)}`);
-  const dtype = TFJS_QUANTIZE_METHODS[run.method];
-  const { common, report } = await runTfjsStepOnFile(run, (model, ctx) => tfjsQuantizePass.run(model, { dtype, exclude: run.exclude }, ctx));
+  const { common, report } = await runTfjsStepOnFile(run, (model, ctx) => applyTfjsQuantizeStep(model, run.method, run.exclude, ctx));
   return { ...common, method: run.method, calibration: null, details: report.details };
 }
 
@@ -113,16 +127,8 @@ async function deflatedTotal(files: readonly string[]): Promise<number> {
 /** `whittle prune model.json -o OUT --method magnitude|nm`. */
 export async function pruneTfjsModel(run: TfjsStepRun & { step: PruneStep }): Promise<TfjsPruneReport> {
   const { step } = run;
-  const common = { exclude: step.exclude, minParameters: step.minParameters, protectFirstLast: step.protectFirstLast };
-  const apply = (model: TfjsModel, ctx: PassContext): Promise<PassReport> => {
-    switch (step.method) {
-      case 'magnitude': return tfjsMagnitudePrunePass.run(model, { ...common, sparsity: step.sparsity, scope: step.scope }, ctx);
-      case 'nm': return tfjsNmPrunePass.run(model, { ...common, ...parseNmPattern(step.pattern ?? '2:4') }, ctx);
-      default: throw new WhittleError('BAD_USAGE', `prune --method ${step.method} works on ONNX models only; TF.js models take ${TFJS_PRUNE_METHODS.join(', ')}`);
-    }
-  };
   let deflatedBytesBefore = 0;
-  const result = await runTfjsStepOnFile(run, apply, {
+  const result = await runTfjsStepOnFile(run, (model, ctx) => applyTfjsPruneStep(model, step, ctx), {
     beforeApply: async (model) => { deflatedBytesBefore = await deflatedTotal(model.files.map((f) => f.path)); },
   });
   return {
