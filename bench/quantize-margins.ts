@@ -46,6 +46,14 @@ async function outputs(path: string): Promise<Float32Array[]> {
   return rows;
 }
 
+/** P(Z > z) for a standard normal Z (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7). */
+function normalTail(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * x);
+  const erfc = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))) * Math.exp(-x * x);
+  return z >= 0 ? erfc / 2 : 1 - erfc / 2;
+}
+
 function top2(v: Float32Array): [number, number] {
   let a = 0, b = -1;
   for (let i = 1; i < v.length; i++) {
@@ -73,5 +81,8 @@ for (const path of positionals) {
     noise += (lead - margins[i]!) ** 2;
     if (a !== qa) flips.push(`#${i} (fp32 margin ${margins[i]!.toFixed(3)}, quantized prefers its class by ${(logit(q[i]![qa]!) - logit(q[i]![a]!)).toFixed(3)})`);
   }
-  console.log(`${path}: agreement ${q.length - flips.length}/${q.length}; RMS change of the fp32 top-2 margin ${Math.sqrt(noise / q.length).toFixed(3)}; flipped: ${flips.join(', ') || 'none'}`);
+  const rms = Math.sqrt(noise / q.length);
+  // were the margin changes Gaussian with that RMS, each image would flip with probability Φ(−margin/rms)
+  const expected = margins.reduce((sum, m) => sum + (rms > 0 ? normalTail(m / rms) : 0), 0);
+  console.log(`${path}: agreement ${q.length - flips.length}/${q.length}; RMS change of the fp32 top-2 margin ${rms.toFixed(3)} (${expected.toFixed(1)} flips expected at that noise); flipped: ${flips.join(', ') || 'none'}`);
 }

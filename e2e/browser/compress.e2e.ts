@@ -226,4 +226,27 @@ test('static int8 with GPTQ weight rounding: int4 then needs calibration data, a
   assert.ok(top1 !== undefined && top1 >= 0.98, `top-1 ${top1}: ${JSON.stringify(run.metrics)}`);
 });
 
+test('a TF.js model: uint8 with evaluation runs as a recipe, its artifact a model.json with its shard', { timeout: 150_000 }, async () => {
+  const { page } = s;
+  await goto(page, 'library');
+  await page.getByTestId('example-tfjs-automl-flowers').getByRole('button', { name: /Open example/ }).click();
+  await waitForView(page, 'model');
+  await goto(page, 'compress');
+  const view = currentView(page);
+  while ((await view.locator('fieldset.step').count()) > 1) await view.getByRole('button', { name: /^Remove step/ }).first().click();
+  assert.equal(await view.getByLabel('Quantize method').inputValue(), 'uint8', 'a TF.js model starts from its own quantizer');
+  const evaluate = view.getByRole('checkbox', { name: 'Evaluate the result' });
+  if (!(await evaluate.isChecked())) await evaluate.check();
+  assert.match(await view.locator('#evaluation-data').inputValue(), /daisy\.jpg$/);
+  await view.locator('#eval-runs').fill('3');
+  await view.locator('#run-name').fill('flowers uint8');
+  const { jobId, status } = await runAndWait(page);
+  if (status !== 'succeeded') assert.fail(`the job ended ${status}: ${await jobCard(page, jobId).innerText()}`);
+  const rpc = await s.rpc();
+  const run = await rpc.call('experiments.get', { runId: (await rpc.call('jobs.get', { jobId })).runId! });
+  assert.equal(run.kind, 'recipe');
+  assert.deepEqual(run.artifacts.map((a) => a.name).sort(), ['group1-shard1of1.bin', 'model.json']);
+  assert.ok(run.metrics['eval.agreement.top1'] !== undefined, Object.keys(run.metrics).join(', '));
+});
+
 test('no uncaught exception in the page', () => assertNoPageErrors(s));
