@@ -141,7 +141,8 @@ class RowAccumulator {
 
   constructor(k: number, hessian: boolean) {
     this.stats = { k, sqNorm: new Float64Array(k), sum: new Float64Array(k), xtx: hessian ? new Float64Array(k * k) : null, rows: 0 };
-    this.buf = new Float64Array(k * CHUNK_ROWS);
+    // rows of the buffer past k stay zero: XᵀX is taken in 2×4 blocks of features
+    this.buf = new Float64Array(roundUp(k, 4) * CHUNK_ROWS);
   }
 
   /** The column to write the next row into: `buf[j·CHUNK_ROWS + col]`. */
@@ -163,20 +164,7 @@ class RowAccumulator {
       sqNorm[i] = sqNorm[i]! + s;
       sum[i] = sum[i]! + s1;
     }
-    if (xtx) {
-      for (let i = 0; i < k; i++) {
-        const oi = i * CHUNK_ROWS;
-        if (sqNorm[i] === 0) continue; // a feature that is zero so far contributes nothing
-        for (let j = i; j < k; j++) {
-          const oj = j * CHUNK_ROWS;
-          let s0 = 0, s1 = 0;
-          let r = 0;
-          for (; r + 1 < t; r += 2) { s0 += b[oi + r]! * b[oj + r]!; s1 += b[oi + r + 1]! * b[oj + r + 1]!; }
-          if (r < t) s0 += b[oi + r]! * b[oj + r]!;
-          xtx[i * k + j] = xtx[i * k + j]! + s0 + s1;
-        }
-      }
-    }
+    if (xtx) addGram(b, k, t, xtx);
     this.stats.rows += t;
     this.buf.fill(0, 0, k * CHUNK_ROWS);
     this.fill = 0;
@@ -188,6 +176,44 @@ class RowAccumulator {
     const { k, xtx } = this.stats;
     if (xtx) for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) xtx[i * k + j] = xtx[j * k + i]!;
     return this.stats;
+  }
+}
+
+function roundUp(n: number, m: number): number {
+  return Math.ceil(n / m) * m;
+}
+
+/**
+ * Adds the upper triangle of XᵀX for one chunk: `b` holds features as rows of CHUNK_ROWS values
+ * (rows k … roundUp(k, 4) − 1 zero), `t` of them filled. Entries go in 2×4 blocks, each value loaded
+ * once per block rather than once per entry: the accumulation is load-bound, and this is about 2×
+ * faster than one dot product per entry.
+ */
+function addGram(b: Float64Array, k: number, t: number, xtx: Float64Array): void {
+  const C = CHUNK_ROWS;
+  for (let i = 0; i < k; i += 2) {
+    const oi0 = i * C;
+    const oi1 = i + 1 < k ? oi0 + C : -1;
+    for (let j = i - (i % 4); j < k; j += 4) {
+      const oj0 = j * C, oj1 = oj0 + C, oj2 = oj1 + C, oj3 = oj2 + C;
+      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+      if (oi1 >= 0) {
+        for (let r = 0; r < t; r++) {
+          const x0 = b[oi0 + r]!, x1 = b[oi1 + r]!;
+          const y0 = b[oj0 + r]!, y1 = b[oj1 + r]!, y2 = b[oj2 + r]!, y3 = b[oj3 + r]!;
+          s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
+          s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
+        }
+      } else {
+        for (let r = 0; r < t; r++) {
+          const x0 = b[oi0 + r]!;
+          s00 += x0 * b[oj0 + r]!; s01 += x0 * b[oj1 + r]!; s02 += x0 * b[oj2 + r]!; s03 += x0 * b[oj3 + r]!;
+        }
+      }
+      const put = (ii: number, jj: number, v: number) => { if (jj >= ii && jj < k && ii < k) xtx[ii * k + jj] = xtx[ii * k + jj]! + v; };
+      put(i, j, s00); put(i, j + 1, s01); put(i, j + 2, s02); put(i, j + 3, s03);
+      put(i + 1, j, s10); put(i + 1, j + 1, s11); put(i + 1, j + 2, s12); put(i + 1, j + 3, s13);
+    }
   }
 }
 
