@@ -315,6 +315,8 @@ export interface CollectOptions {
   hessian: boolean;
   batchSize?: number | undefined;
   ep?: EpChoice | undefined;
+  /** The progress phase reported while the data streams through (default 'calibrate'). */
+  phase?: string | undefined;
 }
 
 /**
@@ -343,7 +345,7 @@ export async function collectLayerInputs(model: Model, layers: LayerMatrix[], op
         else addDenseRows(layer, accs[i]![0]!, x, take, batch.count);
       }
       seen += take;
-      ctx.progress('calibrate', seen, total);
+      ctx.progress(options.phase ?? 'calibrate', seen, total);
       if (seen >= samples) break;
     }
   } finally {

@@ -76,7 +76,7 @@ export async function gptqStaticWeights(model: Model, options: StaticGptqOptions
     layers.push(m);
   }
   const collected = layers.length
-    ? await collectLayerInputs(model, layers, { data: options.data, samples: options.samples, hessian: true, batchSize: options.batchSize, ep: options.ep }, ctx)
+    ? await collectLayerInputs(model, layers, { data: options.data, samples: options.samples, hessian: true, batchSize: options.batchSize, ep: options.ep, phase: 'gptq statistics' }, ctx)
     : { stats: [], samples: 0 };
   const threads = new CpuThreads(defaultThreads());
   const weights = new Map<string, PrecomputedWeight>();
