@@ -89,10 +89,7 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
       ep: e.ep,
     });
   }
-  return {
-    recipe: resolve(path),
-    name: recipe.name ?? null,
-    model: modelPath,
+  return recipeReport(path, recipe, modelPath, t0, ctx.warnings, {
     output: written.path,
     externalDataPath: written.externalDataPath,
     files: [written.path, ...(written.externalDataPath ? [written.externalDataPath] : [])],
@@ -102,9 +99,13 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
     parametersAfter: after.parameters,
     steps,
     eval: evalReport,
-    seconds: (performance.now() - t0) / 1000,
-    warnings: [...new Set(ctx.warnings)],
-  };
+  });
+}
+
+type RecipeOutcome = Omit<RecipeReport, 'recipe' | 'name' | 'model' | 'seconds' | 'warnings'>;
+
+function recipeReport(path: string, recipe: Recipe, modelPath: string, t0: number, warnings: readonly string[], outcome: RecipeOutcome): RecipeReport {
+  return { recipe: resolve(path), name: recipe.name ?? null, model: modelPath, ...outcome, seconds: (performance.now() - t0) / 1000, warnings: [...new Set(warnings)] };
 }
 
 /** The evaluation options of a recipe's eval block, for either runtime (its \`ep\` aside). */
@@ -158,10 +159,7 @@ async function runTfjsRecipe(recipe: Recipe, path: string, modelPath: string, op
     if (recipe.eval.ep !== undefined && recipe.eval.ep !== 'auto' && recipe.eval.ep !== 'cpu') ctx.warn(`eval ep ${recipe.eval.ep}: a TF.js model runs in TensorFlow.js, whose backend is chosen on its own (tfjs-node-gpu > tfjs-node > wasm > cpu)`);
     evalReport = await evaluateTfjs({ model: written.path, ...evalOptions(recipe, baseDir, modelPath, opts) });
   }
-  return {
-    recipe: resolve(path),
-    name: recipe.name ?? null,
-    model: modelPath,
+  return recipeReport(path, recipe, modelPath, t0, ctx.warnings, {
     output: written.path,
     externalDataPath: null,
     files: written.files,
@@ -171,7 +169,5 @@ async function runTfjsRecipe(recipe: Recipe, path: string, modelPath: string, op
     parametersAfter: after.parameters,
     steps,
     eval: evalReport,
-    seconds: (performance.now() - t0) / 1000,
-    warnings: [...new Set(ctx.warnings)],
-  };
+  });
 }
