@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES } from './errors.ts';
-import { DataRef, PruneStep, QuantizeStep, Recipe } from './recipe.ts';
+import { DataRef, PruneStep, QuantizeStep, Recipe, RecipeStep } from './recipe.ts';
 
 /**
  * The shapes that cross the boundary between the app (renderer) and the engine, whatever carries
@@ -103,6 +103,11 @@ export const AnalyzeJob = z.object({
   model: z.string(),
   for: z.enum(['quantize', 'prune']),
   data: DataRef,
+  /**
+   * The recipe builder's steps: the first static quantize step (calibrator, granularity, GPTQ…) or
+   * the first prune step sets up the analysis. Their own calibration data is not read; `data` is.
+   */
+  steps: z.array(RecipeStep).min(1).max(16).optional(),
   targetAgreement: z.number().min(0).max(1).optional(),
   budgetRatio: z.number().min(0).max(1).optional(),
   ep: EpName.default('cpu'),

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { basename } from 'node:path';
 import { test } from 'node:test';
 import { WhittleError } from '../../api/errors.ts';
 import { Recipe } from '../../api/recipe.ts';
@@ -118,4 +119,19 @@ test('the progress channel accepts its three messages and nothing else', () => {
   assert.deepEqual(parseChannelLine('{"type":"progress","phase":"calibrate","done":3,"total":9}'), { type: 'progress', phase: 'calibrate', done: 3, total: 9 });
   assert.deepEqual(parseChannelLine('{"type":"run","runId":"r1"}'), { type: 'run', runId: 'r1' });
   for (const bad of ['', 'not json', '{"type":"run"}', '{"type":"log","level":"fatal","message":"x"}', 'null', '[1]']) assert.equal(parseChannelLine(bad), null, bad);
+});
+
+test('analyze with the recipe builder\'s steps: their settings as a recipe file (--recipe), without their calibration data', () => {
+  const p = plan({
+    kind: 'analyze', model: '/m/a.onnx', for: 'quantize', data: { path: '/d/x', limit: 32 },
+    steps: [{ quantize: { method: 'static', calibration: 'entropy', perChannel: true, algorithm: 'gptq', calib: { path: '/elsewhere/calib' } } }],
+  });
+  const at = p.argv.indexOf('--recipe');
+  assert.ok(at > 0, p.argv.join(' '));
+  assert.equal(basename(p.argv[at + 1]!), p.files[0]!.name);
+  const recipe = Recipe.parse(JSON.parse(p.files[0]!.content));
+  assert.equal(recipe.model, '/m/a.onnx');
+  const step = 'quantize' in recipe.steps[0]! ? recipe.steps[0].quantize : null;
+  assert.deepEqual([step?.calibration, step?.perChannel, step?.algorithm, step?.calib], ['entropy', true, 'gptq', undefined]);
+  assert.equal(plan({ kind: 'analyze', model: '/m/a.onnx', for: 'prune', data: { path: '/d/x' } }).files.length, 0);
 });

@@ -142,8 +142,17 @@ export function planJob(spec: JobSpecParsed, options: PlanOptions): JobPlan {
       const argv = ['analyze', spec.model, '--for', spec.for, ...dataFlags('analyze', spec.data, '--data', ['preprocess', 'limit'])];
       if (spec.targetAgreement !== undefined) argv.push('--target-agreement', String(spec.targetAgreement));
       if (spec.budgetRatio !== undefined) argv.push('--budget-ratio', String(spec.budgetRatio));
+      const files: JobPlan['files'] = [];
+      if (spec.steps) {
+        // the settings travel as a recipe (whittle analyze --recipe); the analysis reads spec.data,
+        // never a step's calibration data, so none is written
+        const steps = spec.steps.map((s) => ('quantize' in s ? { quantize: { ...s.quantize, calib: undefined } } : { prune: { ...s.prune, calib: undefined } }));
+        const name = 'analyze-recipe.json';
+        files.push({ name, content: JSON.stringify({ name: `settings for analyze --for ${spec.for}`, model: spec.model, steps }, null, 2) + '\n' });
+        argv.push('--recipe', join(options.jobDir, name));
+      }
       argv.push('--ep', spec.ep, '--json');
-      return { argv, files: [], title: `analyze for ${spec.for} · ${basename(spec.model)}` };
+      return { argv, files, title: `analyze for ${spec.for} · ${basename(spec.model)}` };
     }
     case 'recipe': {
       const r = spec.recipe;

@@ -226,6 +226,26 @@ test('static int8 with GPTQ weight rounding: int4 then needs calibration data, a
   assert.ok(top1 !== undefined && top1 >= 0.98, `top-1 ${top1}: ${JSON.stringify(run.metrics)}`);
 });
 
+test('Analyze sensitivity uses the steps being built: static entropy, per-channel, GPTQ', { timeout: 150_000 }, async () => {
+  const { page } = s;
+  await buildRecipe(page, { quantize: 'static' }, 'analysis settings');
+  const view = currentView(page);
+  await view.getByLabel('Calibration method').selectOption('entropy');
+  await view.getByLabel('Weight rounding').selectOption('gptq');
+  await view.getByLabel('Per-channel weights').check();
+  await view.getByLabel('Analyze for').selectOption('quantize');
+  await view.getByRole('button', { name: 'Analyze sensitivity' }).click();
+  await waitForView(page, 'jobs');
+  const jobId = await newestJobId(page);
+  const status = await waitForJobEnd(page, jobId, 120_000);
+  if (status !== 'succeeded') assert.fail(`the analysis ended ${status}: ${await jobCard(page, jobId).innerText()}`);
+  const rpc = await s.rpc();
+  const run = await rpc.call('experiments.get', { runId: (await rpc.call('jobs.get', { jobId })).runId! });
+  assert.ok(run.command.includes('--recipe'), run.command.join(' '));
+  const settings = (run.result as { settings: { calibration: string; perChannel: boolean; algorithm: string } }).settings;
+  assert.deepEqual([settings.calibration, settings.perChannel, settings.algorithm], ['entropy', true, 'gptq']);
+});
+
 test('a TF.js model: uint8 with evaluation runs as a recipe, its artifact a model.json with its shard', { timeout: 150_000 }, async () => {
   const { page } = s;
   await goto(page, 'library');
