@@ -158,6 +158,7 @@ describe('engine (Electron mode): dispatcher, models, jobs as processes', () => 
     const detail = await call(engine, 'experiments.get', { runId: job.runId! });
     assert.deepEqual(detail.command, ['demo', 'lottery', '--seeds', '1', '--rounds', '1', '--epochs', '1', '--json']);
     assert.equal(detail.status, 'succeeded');
+    assert.equal(detail.kind, 'demo', 'recorded as a demo run (store schema 2), not as an eval');
     assert.equal((detail.result as { experiment?: string }).experiment, 'lottery');
   });
 
