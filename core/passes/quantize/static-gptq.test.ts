@@ -10,7 +10,9 @@ import { evaluate, inputSpecs } from '../../evaluate/evaluate.ts';
 import { fixture } from '../../testing/fixtures.ts';
 import { createPassContext } from '../pass.ts';
 import { quantizeModel } from './quantize-model.ts';
+import { calibrate } from '../../calibrate/index.ts';
 import { gptqStaticWeights } from './static-gptq.ts';
+import { quantizeStaticQdq } from './static-qdq.ts';
 import { optimizedModel, opHistogram, qdqProblems, unfusedIslands } from './static-qdq-testing.ts';
 import { buildModel, floatTensor, gaussian, tempDir, valueInfo } from './test-models.ts';
 
@@ -50,6 +52,7 @@ describe('static QDQ with GPTQ-chosen int8 weights (--method static --algorithm 
     assert.ok(g.meanErrorGptq! < g.meanErrorRtn! / 2, `GPTQ ${g.meanErrorGptq} vs RTN ${g.meanErrorRtn}`);
     assert.equal(reports.rtn!.gptq, undefined);
     assert.equal(reports.gptq!.calibration!.method, 'minmax + gptq');
+    assert.deepEqual(reports.gptq!.warnings.filter((w) => /round-to-nearest/.test(w)), [], 'every chosen weight was stored');
 
     const rtn = readOnnxFile(outputs.rtn!);
     const gptq = readOnnxFile(outputs.gptq!);
@@ -92,6 +95,16 @@ describe('static QDQ with GPTQ-chosen int8 weights (--method static --algorithm 
       for (const v of model.graph.initializers.get(name)!.toFloat32()) peak = Math.max(peak, Math.abs(v));
       assert.equal(w.scales[0], Math.fround((2 * peak) / 254), name);
     }
+  });
+
+  it('values chosen per channel but stored per tensor are dropped, with a warning naming the weights', async () => {
+    const model = readOnnxFile(MNIST);
+    const data = await openDataset(MNIST_DATA, inputSpecs(model), { preprocess: 'mnist', limit: 32 });
+    const chosen = await gptqStaticWeights(model, { data, perChannel: true, exclude: [], opTypes: ['Conv', 'MatMul'] }, createPassContext());
+    const ranges = (await calibrate(model, data, { method: 'minmax' })).ranges;
+    const report = quantizeStaticQdq(model, { ranges, perChannel: false, weightValues: chosen.weights }, createPassContext());
+    assert.match(report.warnings.join('\n'), /3 weight\(s\) kept round-to-nearest values instead of the chosen ones .*Parameter5/);
+    assert.equal(report.details!.chosenWeights, 0);
   });
 
   it('a weight behind a Transpose keeps rounding to nearest, with a warning naming the node', async () => {

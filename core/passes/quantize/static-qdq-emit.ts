@@ -22,6 +22,8 @@ export interface EmitResult {
   unreadNodes: Set<Node>;
   /** Relu/Clip nodes dropped because the output quantization clips exactly as they did. */
   removedActivations: string[];
+  /** Stored weights whose values came from EmitOptions.weightValues. */
+  chosenWeights: Set<string>;
   warnings: string[];
 }
 
@@ -43,7 +45,7 @@ export interface EmitOptions {
 export function emitQdq(g: Graph, plan: QdqPlan, o: EmitOptions): EmitResult {
   const { activationType, names } = o;
   const step = o.step ?? (() => {});
-  const result: EmitResult = { qdqPairs: 0, dequantizers: 0, unreadNames: new Set(), unreadNodes: new Set(), removedActivations: [], warnings: [] };
+  const result: EmitResult = { qdqPairs: 0, dequantizers: 0, unreadNames: new Set(), unreadNodes: new Set(), removedActivations: [], chosenWeights: new Set(), warnings: [] };
   const actDataType = activationType === 'uint8' ? DataType.UINT8 : DataType.INT8;
   const zpArray = (v: number[]) => (activationType === 'uint8' ? Uint8Array.from(v) : Int8Array.from(v));
   const before = new Map<Node, Node[]>();
@@ -103,9 +105,9 @@ export function emitQdq(g: Graph, plan: QdqPlan, o: EmitOptions): EmitResult {
         if (!w) {
           // a Reshape/Flatten/Squeeze on the way keeps the stored element order, so the chosen values still apply
           const chosen = role.weight.chain.every((c) => ORDER_KEEPING.has(c.opType)) ? o.weightValues?.get(role.weight.sourceName) : undefined;
-          const q = chosen && chosen.axis === role.axis && chosen.data.length === role.weight.source.elementCount
-            ? chosen
-            : quantizeWeight(materialise(g, role.weight), role.weight.dims, role.axis);
+          const usable = chosen && chosen.axis === role.axis && chosen.data.length === role.weight.source.elementCount;
+          if (usable) result.chosenWeights.add(role.weight.sourceName);
+          const q = usable ? chosen : quantizeWeight(materialise(g, role.weight), role.weight.dims, role.axis);
           const zps = new Int8Array(q.scales.length);
           const dq = dequantizer(name, { dataType: DataType.INT8, dims: role.weight.dims, data: q.data }, q.scales, zps, role.axis);
           push(before, n, [dq.node]);

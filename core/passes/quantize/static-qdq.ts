@@ -118,6 +118,10 @@ export function quantizeStaticQdq(model: Model, options: StaticQdqOptions, ctx: 
     },
   });
   for (const w of emitted.warnings) warn(w);
+  // values chosen for a weight the plan then stored otherwise (left float, per-tensor where they
+  // were chosen per channel…) are dropped: say so rather than let GPTQ look applied
+  const unused = [...(options.weightValues?.keys() ?? [])].filter((name) => !emitted.chosenWeights.has(name));
+  if (unused.length > 0) warn(`${unused.length} weight(s) kept round-to-nearest values instead of the chosen ones (not quantized, or stored with another granularity than they were chosen for): ${unused.slice(0, 4).join(', ')}${unused.length > 4 ? ', …' : ''}`);
   const unreadNodes = new Set<Node>(emitted.unreadNodes);
   const unreadNames = new Set<string>(emitted.unreadNames);
   for (const f of folded) {
@@ -150,6 +154,7 @@ export function quantizeStaticQdq(model: Model, options: StaticQdqOptions, ctx: 
       quantizedOps,
       foldedBiasAdds: folded.map((f) => f.add.label),
       removedActivations: emitted.removedActivations,
+      ...(options.weightValues ? { chosenWeights: emitted.chosenWeights.size } : {}),
       skipped: plan.skipped.map((s) => ({ node: s.node.label, reason: s.reason })),
       opset: { from: opset.from, to: opset.to, rewritten: opset.rewritten },
     },
