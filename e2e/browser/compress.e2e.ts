@@ -255,6 +255,7 @@ test('a TF.js model: uint8 with evaluation runs as a recipe, its artifact a mode
   const view = currentView(page);
   while ((await view.locator('fieldset.step').count()) > 1) await view.getByRole('button', { name: /^Remove step/ }).first().click();
   assert.equal(await view.getByLabel('Quantize method').inputValue(), 'uint8', 'a TF.js model starts from its own quantizer');
+  assert.ok(await view.getByRole('button', { name: 'Analyze sensitivity' }).isDisabled(), 'analysis is ONNX-only: not offered for a TF.js model');
   const evaluate = view.getByRole('checkbox', { name: 'Evaluate the result' });
   if (!(await evaluate.isChecked())) await evaluate.check();
   assert.match(await view.locator('#evaluation-data').inputValue(), /daisy\.jpg$/);

@@ -4,6 +4,8 @@ type Floats = Float32Array | Float64Array;
 
 export const XTX_CHUNK: number;
 export function xtxAccumulate(x: Floats, rows: number, k: number, acc: Float64Array, i0?: number, i1?: number, scratch?: Float64Array): void;
+export function roundUp4(k: number): number;
+export function gramChunk(b: Float64Array, C: number, t: number, k: number, acc: Float64Array, i0?: number, i1?: number): void;
 export function mirrorUpper(a: Float64Array | Float32Array, k: number): void;
 export function triangleRanges(k: number, parts: number): [number, number][];
 
@@ -36,6 +38,7 @@ export function thresholdFromHistogram(counts: Uint32Array, max: number, keep: n
 
 export interface CpuTasks {
   xtx: (input: { x: Floats; rows: number; k: number; acc: Float64Array; i0: number; i1: number }) => null;
+  gram: (input: { b: Float64Array; C: number; t: number; k: number; acc: Float64Array; i0: number; i1: number }) => null;
   gptqRows: (input: { w: Floats; u: Floats; p: GptqRowParams; r0: number; r1: number; q: Uint8Array; scales: Float32Array; zeros: Uint8Array }) => number;
   minMax: (input: { values: Floats; start: number; end: number }) => { min: number; max: number; nonFinite: number };
   histogram: (input: { values: Floats; lo: number; hi: number; bins: number; start: number; end: number }) => Uint32Array;

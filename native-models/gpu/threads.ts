@@ -123,3 +123,17 @@ export async function gptqParallel(
   const losses = await Promise.all(ranges.map(([r0, r1], lane) => threads.run('gptqRows', { w, u, p, r0, r1, q, scales, zeros }, lane)));
   return losses.reduce((a, b) => a + b, 0);
 }
+
+/**
+ * The upper triangle of a feature-major chunk's Gram matrix (gramChunk) added into `acc`, split by
+ * equal work between this thread and the first worker of `threads`: this thread is busy too, so
+ * two cores both work where defaultThreads() would leave one idle. `b` and `acc` must be shared.
+ * Small chunks (under a million multiply-adds) stay on this thread: a message costs more.
+ */
+export async function gramWithWorker(threads: CpuThreads | null, b: Float64Array, C: number, t: number, k: number, acc: Float64Array): Promise<void> {
+  if (!threads || (k * k * t) / 2 < 1 << 20) { TASKS.gram({ b, C, t, k, acc, i0: 0, i1: k }); return; }
+  const [[a0, a1], [w0, w1] = [a1, a1]] = triangleRanges(k, 2) as [[number, number], [number, number]?];
+  const worker = threads.run('gram', { b, C, t, k, acc, i0: w0, i1: w1 }, 0);
+  TASKS.gram({ b, C, t, k, acc, i0: a0, i1: a1 });
+  await worker;
+}

@@ -9,11 +9,14 @@
  * of the group): spatial-major, channel-minor, so that N:M groups (consecutive input channels at one
  * kernel position, the convention sparse tensor cores use) are consecutive columns.
  */
+import { availableParallelism } from 'node:os';
 import { WhittleError } from '../../../api/errors.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
 import type { HostTensor } from '../../../native-models/runtimes/host-tensor.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import { halfToFloat } from '../../../native-models/ir/dtypes.ts';
+import { mirrorUpper, roundUp4 } from '../../../native-models/gpu/kernels-cpu.mjs';
+import { CpuThreads, gramWithWorker, sharedArray } from '../../../native-models/gpu/threads.ts';
 import { TappedModel } from '../../calibrate/tap.ts';
 import type { Dataset } from '../../evaluate/data/index.ts';
 import { batchSizeFor, inputSpecs } from '../../evaluate/evaluate.ts';
@@ -132,27 +135,36 @@ const CHUNK_ROWS = 256;
 
 /**
  * Accumulates rows of length K in a [K × CHUNK_ROWS] buffer (feature-major, so each XᵀX entry is a
- * dot product of two contiguous runs) and folds full chunks into the sums.
+ * dot product of two contiguous runs) and folds full chunks into the sums. With `threads`, the
+ * XᵀX of a chunk is shared between this thread and a worker (gramWithWorker): buffer and sums are
+ * then shared memory. Callers flush (awaited) whenever `full` before taking the next row.
  */
 class RowAccumulator {
   readonly stats: GroupStats;
   private buf: Float64Array;
   private fill = 0;
 
-  constructor(k: number, hessian: boolean) {
-    this.stats = { k, sqNorm: new Float64Array(k), sum: new Float64Array(k), xtx: hessian ? new Float64Array(k * k) : null, rows: 0 };
-    // rows of the buffer past k stay zero: XᵀX is taken in 2×4 blocks of features
-    this.buf = new Float64Array(roundUp(k, 4) * CHUNK_ROWS);
+  constructor(k: number, hessian: boolean, private threads: CpuThreads | null = null) {
+    const shared = hessian && threads !== null;
+    const xtx = hessian ? (shared ? sharedArray(Float64Array, k * k) : new Float64Array(k * k)) : null;
+    this.stats = { k, sqNorm: new Float64Array(k), sum: new Float64Array(k), xtx, rows: 0 };
+    // rows of the buffer past k stay zero: gramChunk reads features four at a time
+    const length = roundUp4(k) * CHUNK_ROWS;
+    this.buf = shared ? sharedArray(Float64Array, length) : new Float64Array(length);
   }
 
-  /** The column to write the next row into: `buf[j·CHUNK_ROWS + col]`. */
+  get full(): boolean {
+    return this.fill === CHUNK_ROWS;
+  }
+
+  /** The column to write the next row into: `buf[j·CHUNK_ROWS + col]` (flush first when full). */
   next(): { buf: Float64Array; col: number; stride: number } {
-    if (this.fill === CHUNK_ROWS) this.flush();
+    if (this.full) throw new Error('unreachable: RowAccumulator.next() on a full chunk');
     const col = this.fill++;
     return { buf: this.buf, col, stride: CHUNK_ROWS };
   }
 
-  flush(): void {
+  async flush(): Promise<void> {
     const t = this.fill;
     if (t === 0) return;
     const { k, sqNorm, sum, xtx } = this.stats;
@@ -164,56 +176,22 @@ class RowAccumulator {
       sqNorm[i] = sqNorm[i]! + s;
       sum[i] = sum[i]! + s1;
     }
-    if (xtx) addGram(b, k, t, xtx);
+    if (xtx) await gramWithWorker(this.threads, b, CHUNK_ROWS, t, k, xtx);
     this.stats.rows += t;
     this.buf.fill(0, 0, k * CHUNK_ROWS);
     this.fill = 0;
   }
 
-  /** Flushes and mirrors the upper triangle of XᵀX into the lower one. */
-  finish(): GroupStats {
-    this.flush();
-    const { k, xtx } = this.stats;
-    if (xtx) for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) xtx[i * k + j] = xtx[j * k + i]!;
-    return this.stats;
-  }
-}
-
-function roundUp(n: number, m: number): number {
-  return Math.ceil(n / m) * m;
-}
-
-/**
- * Adds the upper triangle of XᵀX for one chunk: `b` holds features as rows of CHUNK_ROWS values
- * (rows k … roundUp(k, 4) − 1 zero), `t` of them filled. Entries go in 2×4 blocks, each value loaded
- * once per block rather than once per entry: the accumulation is load-bound, and this is about 2×
- * faster than one dot product per entry.
- */
-function addGram(b: Float64Array, k: number, t: number, xtx: Float64Array): void {
-  const C = CHUNK_ROWS;
-  for (let i = 0; i < k; i += 2) {
-    const oi0 = i * C;
-    const oi1 = i + 1 < k ? oi0 + C : -1;
-    for (let j = i - (i % 4); j < k; j += 4) {
-      const oj0 = j * C, oj1 = oj0 + C, oj2 = oj1 + C, oj3 = oj2 + C;
-      let s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
-      if (oi1 >= 0) {
-        for (let r = 0; r < t; r++) {
-          const x0 = b[oi0 + r]!, x1 = b[oi1 + r]!;
-          const y0 = b[oj0 + r]!, y1 = b[oj1 + r]!, y2 = b[oj2 + r]!, y3 = b[oj3 + r]!;
-          s00 += x0 * y0; s01 += x0 * y1; s02 += x0 * y2; s03 += x0 * y3;
-          s10 += x1 * y0; s11 += x1 * y1; s12 += x1 * y2; s13 += x1 * y3;
-        }
-      } else {
-        for (let r = 0; r < t; r++) {
-          const x0 = b[oi0 + r]!;
-          s00 += x0 * b[oj0 + r]!; s01 += x0 * b[oj1 + r]!; s02 += x0 * b[oj2 + r]!; s03 += x0 * b[oj3 + r]!;
-        }
-      }
-      const put = (ii: number, jj: number, v: number) => { if (jj >= ii && jj < k && ii < k) xtx[ii * k + jj] = xtx[ii * k + jj]! + v; };
-      put(i, j, s00); put(i, j + 1, s01); put(i, j + 2, s02); put(i, j + 3, s03);
-      put(i + 1, j, s10); put(i + 1, j + 1, s11); put(i + 1, j + 2, s12); put(i + 1, j + 3, s13);
+  /** Flushes and mirrors the upper triangle of XᵀX into the lower one (a plain array again). */
+  async finish(): Promise<GroupStats> {
+    await this.flush();
+    const { k } = this.stats;
+    if (this.stats.xtx) {
+      const xtx = this.stats.xtx.buffer instanceof SharedArrayBuffer ? Float64Array.from(this.stats.xtx) : this.stats.xtx;
+      mirrorUpper(xtx, k);
+      this.stats.xtx = xtx;
     }
+    return this.stats;
   }
 }
 
@@ -225,14 +203,16 @@ function floatData(t: HostTensor, label: string): Float32Array {
 }
 
 /** Adds the first `samples` samples' rows of a MatMul/Gemm activation. */
-function addDenseRows(layer: LayerMatrix, acc: RowAccumulator, x: HostTensor, samples: number, batchCount: number): void {
+async function addDenseRows(layer: LayerMatrix, acc: RowAccumulator, x: HostTensor, samples: number, batchCount: number): Promise<void> {
   const data = floatData(x, layer.weight.node.label);
   const k = layer.k;
   if (layer.transA) {
     // A is [K, M]: row m is column m of A (Gemm has no batch dimension to trim)
     const m = x.dims[1]!;
     for (let r = 0; r < m; r++) {
-      const { buf, col, stride } = acc.next();
+      if (acc.full) await acc.flush();
+      if (acc.full) await acc.flush();
+    const { buf, col, stride } = acc.next();
       for (let j = 0; j < k; j++) buf[j * stride + col] = data[j * m + r]!;
     }
     return;
@@ -261,7 +241,7 @@ function axisPads(size: number, kernel: number, stride: number, dilation: number
 }
 
 /** Adds the im2col patches of the first `samples` samples, one accumulator per group. */
-function addConvPatches(layer: LayerMatrix, accs: RowAccumulator[], x: HostTensor, samples: number): void {
+async function addConvPatches(layer: LayerMatrix, accs: RowAccumulator[], x: HostTensor, samples: number): Promise<void> {
   const geo = layer.conv!;
   const data = floatData(x, layer.weight.node.label);
   const is1d = x.dims.length === 3;
@@ -283,7 +263,8 @@ function addConvPatches(layer: LayerMatrix, accs: RowAccumulator[], x: HostTenso
       const base = (b * c + g * cg) * hw;
       for (let oh = 0; oh < ph.out; oh++) {
         for (let ow = 0; ow < pw.out; ow++) {
-          const { buf, col, stride } = acc.next();
+          if (acc.full) await acc.flush();
+      const { buf, col, stride } = acc.next();
           for (let i = 0; i < kh; i++) {
             const ih = oh * sh - ph.pad + i * dh;
             if (ih < 0 || ih >= h) continue; // padding: zeros (the buffer is cleared)
@@ -328,7 +309,11 @@ export async function collectLayerInputs(model: Model, layers: LayerMatrix[], op
   if (!Number.isSafeInteger(samples) || samples < 1) throw new WhittleError('BAD_USAGE', `samples must be a whole number ≥ 1, got ${samples}`);
   const graphInputs = new Set(model.graph.inputs.map((i) => i.name));
   const tapNames = [...new Set(layers.map((l) => l.input).filter((n) => !graphInputs.has(n)))];
-  const accs = layers.map((l) => Array.from({ length: l.groups }, () => new RowAccumulator(l.k, options.hessian)));
+  // two cores or more: XᵀX chunks are shared with one worker thread (gramWithWorker);
+  // WHITTLE_CPU_THREADS=1 keeps everything on this thread
+  const cores = Number(process.env.WHITTLE_CPU_THREADS) || availableParallelism();
+  const threads = options.hessian && cores > 1 ? new CpuThreads(2) : null;
+  const accs = layers.map((l) => Array.from({ length: l.groups }, () => new RowAccumulator(l.k, options.hessian, threads)));
   const batchSize = batchSizeFor(inputSpecs(model), options.batchSize ?? 32);
   const total = Math.min(samples, options.data.n);
   const tapped = await TappedModel.create(model, tapNames, options.ep ?? 'cpu');
@@ -341,19 +326,26 @@ export async function collectLayerInputs(model: Model, layers: LayerMatrix[], op
         const layer = layers[i]!;
         const x = values[layer.input] ?? (batch.inputs[layer.input] as HostTensor | undefined);
         if (!x) throw new WhittleError('INTERNAL', `${layer.weight.node.label}: input ${layer.input} was not tapped`);
-        if (layer.conv) addConvPatches(layer, accs[i]!, x, take);
-        else addDenseRows(layer, accs[i]![0]!, x, take, batch.count);
+        if (layer.conv) await addConvPatches(layer, accs[i]!, x, take);
+        else await addDenseRows(layer, accs[i]![0]!, x, take, batch.count);
       }
       seen += take;
       ctx.progress(options.phase ?? 'calibrate', seen, total);
       if (seen >= samples) break;
     }
+    ctx.checkpoint();
+    if (seen === 0) throw new WhittleError('BAD_INPUT', `${options.data.path}: no calibration samples`);
+    const stats: LayerInputStats[] = [];
+    for (const [i, layer] of layers.entries()) {
+      const groups: GroupStats[] = [];
+      for (const a of accs[i]!) groups.push(await a.finish());
+      stats.push({ layer, groups });
+    }
+    return { stats, samples: seen };
   } finally {
     await tapped.close();
+    await threads?.close();
   }
-  ctx.checkpoint();
-  if (seen === 0) throw new WhittleError('BAD_INPUT', `${options.data.path}: no calibration samples`);
-  return { stats: layers.map((layer, i) => ({ layer, groups: accs[i]!.map((a) => a.finish()) })), samples: seen };
 }
 
 /** ‖ΔW·X‖² / ‖W·X‖² over the calibration rows for one layer (all groups), from XᵀX. */
