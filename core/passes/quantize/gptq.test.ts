@@ -108,7 +108,7 @@ test('GPTQ lowers ‖WX − ŴX‖ below RTN on a layer with correlated inputs (
   assert.ok(err(dequantize(r8, 128)) < rtn8);
 });
 
-test('dead inputs are zeroed, and worker threads give the same bytes as one thread', async () => {
+test('dead inputs are zeroed (or only rounded, on request), and worker threads give the same bytes as one thread', async () => {
   const [n, rows, k] = [300, 512, 256]; // rows·K² = 2^25: large enough for the threads to split it
   const x = correlatedInputs(n, k, 31);
   for (let r = 0; r < n; r++) x[r * k + 5] = 0;
@@ -118,6 +118,16 @@ test('dead inputs are zeroed, and worker threads give the same bytes as one thre
   assert.equal(one.deadInputs, 1);
   const deq = dequantize(one, 64);
   for (let r = 0; r < rows; r++) assert.ok(Math.abs(deq[r * k + 5]!) <= one.scales[r * one.groups]! * 0.5 + 1e-12, 'a dead input dequantizes to (about) zero');
+  // zeroDeadInputs: false (static QDQ): the dead input's weights are only rounded, within half a step
+  const kept = await gptqQuantize(w, rows, k, h, { bits: 8, groupSize: k, symmetric: true, staticGroups: true, zeroDeadInputs: false });
+  assert.equal(kept.deadInputs, 1);
+  const keptDeq = dequantize(kept, k);
+  let nonzero = 0;
+  for (let r = 0; r < rows; r++) {
+    assert.ok(Math.abs(keptDeq[r * k + 5]! - w[r * k + 5]!) <= kept.scales[r]! * 0.5 + 1e-9, `row ${r}: ${keptDeq[r * k + 5]} vs ${w[r * k + 5]}`);
+    if (keptDeq[r * k + 5] !== 0) nonzero++;
+  }
+  assert.ok(nonzero > rows / 2, `kept ${nonzero} of ${rows} weights of the dead input`);
   const threads = new CpuThreads(2);
   try {
     for (const actOrder of [false, true]) {

@@ -45,6 +45,12 @@ export interface GptqOptions {
    * own per-channel or per-tensor weight scales); implies static groups.
    */
   fixedParams?: { scales: Float32Array; zeroPoints: Uint8Array } | undefined;
+  /**
+   * Zero the weights of inputs that were zero on every calibration row (default true, as the
+   * paper's code does). false: they are only rounded — with H_jj = 1 and no coupling their error
+   * reaches no other column — so an input the calibration never lit still works where it does light.
+   */
+  zeroDeadInputs?: boolean | undefined;
   /** Worker threads for the column updates (default: one inline thread; pass a CpuThreads to share one). */
   threads?: CpuThreads;
 }
@@ -113,7 +119,7 @@ export async function gptqQuantize(w: Float64Array, rows: number, k: number, h: 
     if (hh[j * k + j] !== 0) continue;
     dead++;
     hh[j * k + j] = 1;
-    for (let r = 0; r < rows; r++) work[r * k + j] = 0;
+    if (o.zeroDeadInputs ?? true) for (let r = 0; r < rows; r++) work[r * k + j] = 0;
   }
   if (o.fixedParams && (o.fixedParams.scales.length !== rows * groups || o.fixedParams.zeroPoints.length !== rows * groups)) {
     throw new Error(`GPTQ: fixedParams hold ${o.fixedParams.scales.length} scales, expected ${rows * groups}`);

@@ -77,7 +77,7 @@ describe('static QDQ with GPTQ-chosen int8 weights (--method static --algorithm 
     const [er, eg] = [await evalOf(outputs.rtn!), await evalOf(outputs.gptq!)];
     t.diagnostic(`MNIST static per-channel: RTN ${(er.accuracy!.top1 * 100).toFixed(2)} % / ${er.agreement!.sqnrDb!.toFixed(1)} dB, GPTQ ${(eg.accuracy!.top1 * 100).toFixed(2)} % / ${eg.agreement!.sqnrDb!.toFixed(1)} dB; layer error ${g.meanErrorGptq!.toExponential(2)} vs ${g.meanErrorRtn!.toExponential(2)}; ${moved} integers moved`);
     assert.ok(eg.accuracy!.top1 >= 0.9889, `top-1 ${eg.accuracy!.top1}`);
-    // the output moves less (46.0 against 42.7 dB); which of the 9,744 near-ties flip is another
+    // the output moves less (46.1 against 42.7 dB); which of the 9,744 near-ties flip is another
     // matter (5 against RTN's 3 here), so agreement gets a floor, not an ordering
     assert.ok(eg.agreement!.top1! >= 0.999, `agreement ${eg.agreement!.top1}`);
     assert.ok(eg.agreement!.sqnrDb! > er.agreement!.sqnrDb! + 1, `SQNR ${eg.agreement!.sqnrDb} dB, RTN ${er.agreement!.sqnrDb} dB`);
@@ -121,6 +121,6 @@ describe('static QDQ with GPTQ-chosen int8 weights (--method static --algorithm 
     const data = await openDataset('synthetic:8', inputSpecs(model), {});
     const r = await gptqStaticWeights(readOnnxFile(path), { data, perChannel: true, exclude: [], opTypes: ['MatMul'] }, createPassContext());
     assert.equal(r.weights.size, 0);
-    assert.match(r.warnings.join('\n'), /^mm: GPTQ cannot use .*w reaches it through a Reshape\/Transpose.*rounded to nearest$/m);
+    assert.match(r.warnings.join('\n'), /^mm: GPTQ cannot use .*w reaches it through a Transpose.*rounded to nearest$/m);
   });
 });

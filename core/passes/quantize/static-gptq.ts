@@ -17,8 +17,9 @@ import { minMax, quantParams, quantizeArray } from './math.ts';
  * are these. On SqueezeNet the weights alone, int8 per channel: 28.1 dB output SQNR with RTN,
  * 33.6 dB with GPTQ (100 calibration photos).
  *
- * Weights the statistics cannot map one to one onto the stored tensor (behind a Reshape/Transpose,
- * shared between nodes, grouped with a transposed input) keep RTN, named in the warnings.
+ * Weights the statistics cannot map one to one onto the stored tensor (behind a Transpose, shared
+ * between nodes, a Gemm with transA) keep RTN, named in the warnings. Inputs that were zero on every
+ * calibration sample keep their rounded weights (GPTQ's reference code zeroes them).
  */
 export interface StaticGptqOptions {
   data: Dataset;
@@ -70,7 +71,7 @@ export async function gptqStaticWeights(model: Model, options: StaticGptqOptions
     const m = layerMatrix(w);
     const why = typeof m === 'string' ? m
       : w.sharedWith.length > 0 ? `weight ${w.weightName} is shared with ${w.sharedWith.map((n) => n.label).join(', ')}`
-        : w.storedIndex !== null ? `weight ${w.weightName} reaches it through a Reshape/Transpose`
+        : w.storedIndex !== null ? `weight ${w.weightName} reaches it through a Transpose`
           : m.transA ? 'Gemm with transA' : null;
     if (why !== null || typeof m === 'string') { warn(`${w.node.label}: GPTQ cannot use its calibration statistics (${why}); its weight is rounded to nearest`); continue; }
     layers.push(m);
@@ -101,6 +102,8 @@ export async function gptqStaticWeights(model: Model, options: StaticGptqOptions
         const rowScales = scales.subarray(g * rowsPerGroup, (g + 1) * rowsPerGroup);
         const r = await gptqQuantize(view, rowsPerGroup, k, h, {
           bits: 8, groupSize: k, symmetric: true, percdamp: options.percdamp ?? 0.01, actOrder: options.actOrder ?? false, threads,
+          // a CNN channel no calibration photo lit is still a channel: round its weights, keep them
+          zeroDeadInputs: false,
           fixedParams: { scales: rowScales, zeroPoints: new Uint8Array(rowsPerGroup).fill(128) },
         }, (m) => warn(`${label}: ${m}`));
         dead += r.deadInputs;
