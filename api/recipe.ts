@@ -29,6 +29,12 @@ export const QuantizeStep = z.object({
   /** static: calibration samples (default 256). */
   samples: z.number().int().positive().optional(),
   percentile: z.number().gt(50).lte(100).optional(),
+  /** static minmax: onnxruntime's exponential moving average of per-batch ranges (constant 0.01). */
+  movingAverage: z.boolean().optional(),
+  /** static percentile/entropy/mse: activation ranges symmetric around zero (±t). */
+  symmetricRanges: z.boolean().optional(),
+  /** static percentile/entropy/mse: histogram bins per tensor (default 2048; 8 bytes a bin). */
+  bins: z.number().int().min(128).max(65536).optional(),
   perChannel: z.boolean().default(false),
   activationType: z.enum(['uint8', 'int8']).default('uint8'),
   weightType: z.enum(['int8', 'uint8']).default('int8'),

@@ -115,7 +115,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
         const step = recipe?.steps.map((s) => ('quantize' in s ? s.quantize : null)).find((s) => s?.method === 'static') ?? null;
         r = await analyzeQuantizeSensitivity({
           ...common,
-          ...(step ? { settings: { calibration: step.calibration, perChannel: step.perChannel, activationType: step.activationType, algorithm: step.algorithm, percentile: step.percentile, exclude: step.exclude, samples: step.samples } } : {}),
+          ...(step ? { settings: { calibration: step.calibration, perChannel: step.perChannel, activationType: step.activationType, algorithm: step.algorithm, percentile: step.percentile, movingAverage: step.movingAverage, symmetricRanges: step.symmetricRanges, bins: step.bins, exclude: step.exclude, samples: step.samples } } : {}),
           targetAgreement: numberOption('analyze', 'target-agreement', values['target-agreement'], { min: 0, max: 1 }),
           targetSqnrDb: numberOption('analyze', 'target-sqnr', values['target-sqnr']),
           maxExcludedShare: numberOption('analyze', 'max-excluded', values['max-excluded'], { min: 0, max: 1 }),

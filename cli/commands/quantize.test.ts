@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fixture } from '../../core/testing/fixtures.ts';
+import { readOnnxFile } from '../../native-models/formats/onnx/index.ts';
 import { useTempHome, whittle } from '../testing.ts';
 
 describe('whittle quantize and whittle run', () => {
@@ -32,6 +33,35 @@ describe('whittle quantize and whittle run', () => {
       assert.equal(r.code, 0, r.err);
     }
     assert.ok(readFileSync(a).equals(readFileSync(b)));
+  });
+
+  it('calibrator options: --symmetric-ranges, --bins, --moving-average change the ranges; one that does not apply is a warning', async () => {
+    const scales = (file: string) => {
+      const m = readOnnxFile(file);
+      return m.graph.nodes.filter((n) => n.opType === 'QuantizeLinear').map((n) => m.graph.initializers.get(n.inputs[1]!)!.toFloat32()[0]!);
+    };
+    const run = async (name: string, ...flags: string[]) => {
+      const out = join(dirs.work(), `${name}.onnx`);
+      const r = await whittle('quantize', fixture('mnist', 'mnist.onnx'), '-o', out, '--method', 'static', '--calib', fixture('mnist', 't10k-images-idx3-ubyte.gz'), '--preprocess', 'mnist', '--samples', '64', '--no-record', ...flags);
+      assert.equal(r.code, 0, r.err);
+      return { file: out, err: r.err };
+    };
+    // the percentile of |x| gives other ranges than the one-sided default (every quantized tensor
+    // here is a ReLU's, ≥ 0, and the calibrator keeps a range inside what it saw), and Entropy's
+    // threshold search moves with the number of bins
+    const oneSided = scales((await run('pct', '--calibration', 'percentile')).file);
+    const symmetric = scales((await run('pct-sym', '--calibration', 'percentile', '--symmetric-ranges')).file);
+    assert.notDeepEqual(symmetric, oneSided);
+    const entropy = scales((await run('ent', '--calibration', 'entropy')).file);
+    const finer = scales((await run('ent-bins', '--calibration', 'entropy', '--bins', '8192')).file);
+    assert.notDeepEqual(finer, entropy);
+    // the moving average of per-batch ranges is never wider than the overall range
+    const [sa, sb] = [scales((await run('mm')).file), scales((await run('mm-avg', '--moving-average')).file)];
+    assert.equal(sa.length, sb.length);
+    assert.ok(sb.some((s, i) => s < sa[i]!), 'some range shrank');
+    assert.ok(sb.every((s, i) => s <= sa[i]! * (1 + 1e-6)), 'no range grew');
+    const misplaced = await run('ent-avg', '--calibration', 'entropy', '--moving-average');
+    assert.match(misplaced.err, /--moving-average applies to --calibration minmax, not entropy; ignored/);
   });
 
   it('bad usage is exit 2 with one line', async () => {

@@ -12,7 +12,8 @@ export const summary = 'quantize a model: dynamic int8, static int8 QDQ, fp16, i
 export const usage = `
 whittle quantize MODEL -o OUT --method ${QUANTIZE_METHODS.join('|')}
         [--calib DATA] [--preprocess PRESET] [--calibration ${CALIBRATION_METHODS.join('|')}] [--samples N]
-        [--percentile P] [--per-channel] [--activation-type uint8|int8] [--weight-type int8|uint8]
+        [--percentile P] [--moving-average] [--symmetric-ranges] [--bins N]
+        [--per-channel] [--activation-type uint8|int8] [--weight-type int8|uint8]
         [--block-size 16..256] [--symmetric|--asymmetric] [--format matmulnbits|dq] [--algorithm rtn|gptq]
         [--act-order] [--percdamp F]
         [--exclude NODE[,NODE...]] [--keep-io-types] [--include-conv] [--ep cpu|auto|...] [--seed N]
@@ -20,7 +21,9 @@ whittle quantize MODEL -o OUT --method ${QUANTIZE_METHODS.join('|')}
 
 dynamic      MatMul/Gemm (and Conv with --include-conv) to DynamicQuantizeLinear + MatMulInteger
 static       int8 QDQ that onnxruntime fuses into QLinearConv/QLinearMatMul; needs --calib DATA
-             (first --samples N samples, default 256; calibrators: minmax, percentile, entropy, mse)
+             (first --samples N samples, default 256; calibrators: minmax, percentile, entropy, mse;
+             minmax --moving-average: onnxruntime's moving average of batch ranges; percentile,
+             entropy, mse: --symmetric-ranges (±t), --bins N (histogram, default 2048))
 fp16         float16 weights and activations, fragile ops kept fp32 (--keep-io-types: fp32 in/out)
 int4         com.microsoft.MatMulNBits 4-bit blocks (--block-size, default 32), or --format dq
 int8-weight  the same with 8 bits
@@ -65,6 +68,9 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     calibration: { type: 'string' },
     samples: { type: 'string' },
     percentile: { type: 'string' },
+    'moving-average': { type: 'boolean' },
+    'symmetric-ranges': { type: 'boolean' },
+    bins: { type: 'string' },
     'per-channel': { type: 'boolean' },
     'activation-type': { type: 'string' },
     'weight-type': { type: 'string' },
@@ -88,7 +94,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const tfjsMethods = Object.keys(TFJS_QUANTIZE_METHODS).join(', ');
   if (sniffFormat(input) === 'tfjs') {
     if (!isTfjsQuantizeMethod(values.method)) throw new WhittleError('BAD_USAGE', `whittle quantize: --method ${values.method} works on ONNX models; ${input} is a TF.js model, which takes ${tfjsMethods}`);
-    const onnxOnly = ['calib', 'calibration', 'samples', 'percentile', 'per-channel', 'activation-type', 'weight-type', 'block-size', 'symmetric', 'asymmetric', 'format', 'algorithm', 'act-order', 'percdamp', 'keep-io-types', 'include-conv'].filter((k) => values[k as keyof typeof values] !== undefined);
+    const onnxOnly = ['calib', 'calibration', 'samples', 'percentile', 'moving-average', 'symmetric-ranges', 'bins', 'per-channel', 'activation-type', 'weight-type', 'block-size', 'symmetric', 'asymmetric', 'format', 'algorithm', 'act-order', 'percdamp', 'keep-io-types', 'include-conv'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (onnxOnly.length) throw new WhittleError('BAD_USAGE', `whittle quantize: ${onnxOnly.map((k) => `--${k}`).join(', ')} apply to ONNX models only, not to the TF.js model ${input}`);
     return runTfjs(input, values.output, values.method, argv, values, io);
   }
@@ -105,6 +111,9 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     ...(values.calibration ? { calibration: values.calibration } : {}),
     ...(values.samples ? { samples: numberOption('quantize', 'samples', values.samples, { min: 1, integer: true }) } : {}),
     ...(values.percentile ? { percentile: numberOption('quantize', 'percentile', values.percentile, { min: 50, max: 100 }) } : {}),
+    ...(values['moving-average'] ? { movingAverage: true } : {}),
+    ...(values['symmetric-ranges'] ? { symmetricRanges: true } : {}),
+    ...(values.bins ? { bins: numberOption('quantize', 'bins', values.bins, { min: 128, max: 65536, integer: true }) } : {}),
     perChannel: Boolean(values['per-channel']),
     ...(values['activation-type'] ? { activationType: values['activation-type'] } : {}),
     ...(values['weight-type'] ? { weightType: values['weight-type'] } : {}),

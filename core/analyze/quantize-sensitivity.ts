@@ -11,6 +11,7 @@ import { createPassContext } from '../passes/pass.ts';
 import { isExcluded } from '../passes/quantize/graph-edit.ts';
 import { staticQdqPass } from '../passes/quantize/static-qdq.ts';
 import { gptqStaticWeights, type StaticGptqResult } from '../passes/quantize/static-gptq.ts';
+import { calibrationTuning } from '../passes/quantize/quantize-model.ts';
 import { loadAnalysisData, sqnrValue, TrialRunner, type TrialResult } from './trial.ts';
 
 /**
@@ -24,6 +25,9 @@ export const QUANTIZABLE_OPS: readonly string[] = ['Conv', 'Gemm', 'MatMul'];
 
 export type QuantizeSettings = Pick<QuantizeStep, 'calibration' | 'perChannel' | 'activationType' | 'algorithm'> & {
   percentile?: number | undefined;
+  movingAverage?: boolean | undefined;
+  symmetricRanges?: boolean | undefined;
+  bins?: number | undefined;
   exclude?: string[] | undefined;
   samples?: number | undefined;
 };
@@ -82,7 +86,11 @@ export interface QuantizeAnalysis {
   model: string;
   for: 'quantize';
   data: { path: string; n: number };
-  settings: { method: 'static'; calibration: string; perChannel: boolean; activationType: string; algorithm: 'rtn' | 'gptq'; exclude: string[] };
+  settings: {
+    method: 'static'; calibration: string; perChannel: boolean; activationType: string; algorithm: 'rtn' | 'gptq'; exclude: string[];
+    /** The calibrator options in effect (those that apply to its method). */
+    tuning: { percentile?: number; movingAverage?: boolean; symmetric?: boolean; bins?: number };
+  };
   layers: QuantizeLayerSensitivity[];
   /** All-int8 first, then with 1, 2, … of the worst layers left float. */
   steps: ExclusionStep[];
@@ -166,12 +174,13 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
     ...(o.preprocess ? { preprocess: o.preprocess } : {}),
     limit: o.settings?.samples ?? o.limit ?? 32,
   });
+  const tuning = calibrationTuning({ calibration: settings.calibration, percentile: o.settings?.percentile, movingAverage: o.settings?.movingAverage, symmetricRanges: o.settings?.symmetricRanges, bins: o.settings?.bins }, { warn: (m) => warnings.push(m) });
   const cal = await calibrate(floatModel, calibData, {
     method: settings.calibration,
     ep,
     batchSize: batchSizeFor(inputs, 32),
     ...(o.signal ? { signal: o.signal } : {}),
-    ...(o.settings?.percentile !== undefined ? { percentile: o.settings.percentile } : {}),
+    ...tuning,
     quantType: settings.activationType,
     progress: (d, t) => progress('calibrate', d, t),
   });
@@ -285,7 +294,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
       model: modelPath,
       for: 'quantize',
       data: { path: data.path, n: data.n },
-      settings: { method: 'static', ...settings, exclude: [...settings.exclude] },
+      settings: { method: 'static', ...settings, exclude: [...settings.exclude], tuning },
       layers,
       steps,
       recommendation: {

@@ -97,6 +97,9 @@ test('a recorded quantize or prune command reads back as the recipe that redoes 
   const specs = [
     { kind: 'quantize', model: '/m/sq.onnx', seed: 4, step: { method: 'static', calib: { path: '/d/img', preprocess: 'caffe' }, samples: 32, calibration: 'entropy', perChannel: true, symmetric: true, exclude: ['x', 'y'] } },
     { kind: 'prune', model: '/m/sq.onnx', step: { method: 'nm', pattern: '2:4', minParameters: 10 } },
+    // every boolean and number flag reads back as itself (a boolean read as a string flag would eat the next flag)
+    { kind: 'quantize', model: '/m/sq.onnx', step: { method: 'static', calib: { path: '/d/img' }, calibration: 'percentile', percentile: 99.99, symmetricRanges: true, bins: 4096, algorithm: 'gptq', actOrder: true, percdamp: 0.05, perChannel: true } },
+    { kind: 'quantize', model: '/m/sq.onnx', step: { method: 'static', calib: { path: '/d/img' }, movingAverage: true } },
   ];
   for (const raw of specs) {
     const spec = JobSpec.parse(raw) as Extract<JobSpecParsed, { kind: 'quantize' | 'prune' }>;

@@ -61,7 +61,8 @@ function stepFlags(step: Record<string, unknown>, defaults: Record<string, unkno
 
 /** Step field → CLI flag (`symmetric` is --symmetric/--asymmetric, handled apart). */
 export const QUANTIZE_FLAGS: Record<string, string> = {
-  calibration: '--calibration', samples: '--samples', percentile: '--percentile', perChannel: '--per-channel',
+  calibration: '--calibration', samples: '--samples', percentile: '--percentile', movingAverage: '--moving-average',
+  symmetricRanges: '--symmetric-ranges', bins: '--bins', perChannel: '--per-channel',
   activationType: '--activation-type', weightType: '--weight-type', blockSize: '--block-size', algorithm: '--algorithm', actOrder: '--act-order', percdamp: '--percdamp',
   format: '--format', exclude: '--exclude', keepIoTypes: '--keep-io-types', includeConv: '--include-conv',
 };

@@ -214,14 +214,16 @@ test('static int8 with GPTQ weight rounding: int4 then needs calibration data, a
   await buildRecipe(page, { quantize: 'static' }, 'static int8 gptq');
   await view.getByLabel('Weight rounding').selectOption('gptq');
   await view.getByLabel('Per-channel weights').check();
+  assert.equal(await view.getByLabel('Symmetric activation ranges').count(), 0, 'MinMax has no histogram to make symmetric');
+  await view.getByLabel('Moving average of batch ranges').check();
   await screenshot(page, 'compress-static-gptq', { top: true });
   const { jobId, status } = await runAndWait(page);
   if (status !== 'succeeded') assert.fail(`the job ended ${status}: ${await jobCard(page, jobId).innerText()}`);
   const rpc = await s.rpc();
   const info = await rpc.call('jobs.get', { jobId });
   const run = await rpc.call('experiments.get', { runId: info.runId! });
-  const steps = (run.recipe as { steps: { quantize?: { method: string; algorithm?: string; perChannel?: boolean } }[] }).steps;
-  assert.deepEqual(steps.map((x) => [x.quantize?.method, x.quantize?.algorithm, x.quantize?.perChannel]), [['static', 'gptq', true]]);
+  const steps = (run.recipe as { steps: { quantize?: { method: string; algorithm?: string; perChannel?: boolean; movingAverage?: boolean } }[] }).steps;
+  assert.deepEqual(steps.map((x) => [x.quantize?.method, x.quantize?.algorithm, x.quantize?.perChannel, x.quantize?.movingAverage]), [['static', 'gptq', true, true]]);
   const top1 = run.metrics['eval.accuracy.top1'] ?? run.metrics['accuracy.top1'];
   assert.ok(top1 !== undefined && top1 >= 0.98, `top-1 ${top1}: ${JSON.stringify(run.metrics)}`);
 });
@@ -231,6 +233,8 @@ test('Analyze sensitivity uses the steps being built: static entropy, per-channe
   await buildRecipe(page, { quantize: 'static' }, 'analysis settings');
   const view = currentView(page);
   await view.getByLabel('Calibration method').selectOption('entropy');
+  assert.equal(await view.getByLabel('Moving average of batch ranges').count(), 0, 'the moving average is for MinMax only');
+  await view.getByLabel('Symmetric activation ranges').check();
   await view.getByLabel('Weight rounding').selectOption('gptq');
   await view.getByLabel('Per-channel weights').check();
   await view.getByLabel('Analyze for').selectOption('quantize');
@@ -242,8 +246,8 @@ test('Analyze sensitivity uses the steps being built: static entropy, per-channe
   const rpc = await s.rpc();
   const run = await rpc.call('experiments.get', { runId: (await rpc.call('jobs.get', { jobId })).runId! });
   assert.ok(run.command.includes('--recipe'), run.command.join(' '));
-  const settings = (run.result as { settings: { calibration: string; perChannel: boolean; algorithm: string } }).settings;
-  assert.deepEqual([settings.calibration, settings.perChannel, settings.algorithm], ['entropy', true, 'gptq']);
+  const settings = (run.result as { settings: { calibration: string; perChannel: boolean; algorithm: string; tuning: { symmetric?: boolean } } }).settings;
+  assert.deepEqual([settings.calibration, settings.perChannel, settings.algorithm, settings.tuning.symmetric], ['entropy', true, 'gptq', true]);
 });
 
 test('a TF.js model: uint8 with evaluation runs as a recipe, its artifact a model.json with its shard', { timeout: 150_000 }, async () => {

@@ -2,7 +2,7 @@ import { badInput, WhittleError } from '../../../api/errors.ts';
 import type { QuantizeStep } from '../../../api/recipe.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
-import { calibrate, type CalibrationResult } from '../../calibrate/index.ts';
+import { calibrate, type CalibrationOptions, type CalibrationResult } from '../../calibrate/index.ts';
 import { openDataRef } from '../../evaluate/data/index.ts';
 import { batchSizeFor, inputSpecs } from '../../evaluate/evaluate.ts';
 import type { PassContext, PassReport } from '../pass.ts';
@@ -89,7 +89,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
         batchSize: batchSizeFor(inputs, 32),
         signal: ctx.signal,
         progress: (done, total) => ctx.progress('calibrate', done, total),
-        ...(step.percentile !== undefined ? { percentile: step.percentile } : {}),
+        ...calibrationTuning(step, ctx),
         quantType: step.activationType,
       });
       checkCalibrationFinite(cal, dataset.path, inputs.map((i) => i.name), ctx);
@@ -122,6 +122,25 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
     case 'uint16':
       throw new WhittleError('BAD_USAGE', `quantize --method ${step.method} is TF.js weight quantization (for model.json models); ONNX models take dynamic, static, fp16, int4 or int8-weight`);
   }
+}
+
+/**
+ * The calibrator's own options a step sets (percentile, moving average, symmetric ranges, bins);
+ * one that does not apply to the chosen calibrator is named in a warning and left out.
+ */
+export function calibrationTuning(step: Pick<QuantizeStep, 'calibration' | 'percentile' | 'movingAverage' | 'symmetricRanges' | 'bins'>, ctx: Pick<PassContext, 'warn'>): Pick<CalibrationOptions, 'percentile' | 'movingAverage' | 'symmetric' | 'bins'> {
+  const histogram = step.calibration !== 'minmax';
+  const ignored = (flag: string, applies: string) => ctx.warn(`${flag} applies to --calibration ${applies}, not ${step.calibration}; ignored`);
+  if (step.percentile !== undefined && step.calibration !== 'percentile') ignored('--percentile', 'percentile');
+  if (step.movingAverage && step.calibration !== 'minmax') ignored('--moving-average', 'minmax');
+  if (step.symmetricRanges && !histogram) ignored('--symmetric-ranges', 'percentile, entropy or mse');
+  if (step.bins !== undefined && !histogram) ignored('--bins', 'percentile, entropy or mse');
+  return {
+    ...(step.percentile !== undefined && step.calibration === 'percentile' ? { percentile: step.percentile } : {}),
+    ...(step.movingAverage && step.calibration === 'minmax' ? { movingAverage: true } : {}),
+    ...(step.symmetricRanges && histogram ? { symmetric: true } : {}),
+    ...(step.bins !== undefined && histogram ? { bins: step.bins } : {}),
+  };
 }
 
 /** int4 / int8-weight with GPTQ: calibration data through the model, then the weight-only layout. */
