@@ -12,7 +12,7 @@ import { isExcluded } from './graph-edit.ts';
 import { fp16Pass } from './fp16.ts';
 import { gptqQuantizePass } from './gptq-pass.ts';
 import { DEFAULT_STATIC_OP_TYPES, staticQdqPass } from './static-qdq.ts';
-import { gptqStaticWeights, type StaticGptqLayer } from './static-gptq.ts';
+import { gptqStaticWeights } from './static-gptq.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
 
 /** The SPEC §3 quantize document. */
@@ -104,9 +104,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
       calibration.seconds = (performance.now() - t0) / 1000;
       const report = await staticQdqPass.run(model, { ranges: cal.ranges, activationType: step.activationType, perChannel: step.perChannel, exclude, weightValues: gptq?.weights }, ctx);
       if (!gptq) return { ...report, calibration };
-      const measured = gptq.layers.filter((l) => l.errorGptq !== null);
-      const mean = (f: (l: StaticGptqLayer) => number) => (measured.length ? measured.reduce((a, l) => a + f(l), 0) / measured.length : null);
-      const summary = { layers: gptq.layers.length, meanErrorGptq: mean((l) => l.errorGptq!), meanErrorRtn: mean((l) => l.errorRtn!) };
+      const summary = { layers: gptq.layers.length, meanErrorGptq: gptq.meanErrorGptq, meanErrorRtn: gptq.meanErrorRtn };
       return {
         ...report,
         gptq: summary,

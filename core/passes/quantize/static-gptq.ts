@@ -54,6 +54,9 @@ export interface StaticGptqLayer {
 export interface StaticGptqResult {
   weights: Map<string, PrecomputedWeight>;
   layers: StaticGptqLayer[];
+  /** Means of the layers' errors over those measured (null when none was). */
+  meanErrorGptq: number | null;
+  meanErrorRtn: number | null;
   samples: number;
   warnings: string[];
 }
@@ -123,7 +126,9 @@ export async function gptqStaticWeights(model: Model, options: StaticGptqOptions
     await threads.close();
   }
   ctx.progress('gptq', collected.stats.length, collected.stats.length);
-  return { weights, layers: reports, samples: collected.samples, warnings };
+  const measured = reports.filter((l) => l.errorGptq !== null);
+  const mean = (f: (l: StaticGptqLayer) => number) => (measured.length ? measured.reduce((a, l) => a + f(l), 0) / measured.length : null);
+  return { weights, layers: reports, meanErrorGptq: mean((l) => l.errorGptq!), meanErrorRtn: mean((l) => l.errorRtn!), samples: collected.samples, warnings };
 }
 
 /**
