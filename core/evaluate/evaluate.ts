@@ -143,6 +143,24 @@ function compareExpected(check: { maxAbsDiff: number; ok: boolean; exact: boolea
   }
 }
 
+/**
+ * The evaluation data (synthetic:8 when none is given), opened against the model's inputs with
+ * the options both runtimes take; its warnings go to `warnings`; no sample left is an error.
+ */
+export async function openEvaluationData(opts: Pick<EvalOptions, 'data' | 'preprocess' | 'size' | 'layout' | 'limit' | 'offset' | 'seed'>, inputs: ModelInputSpec[], warnings: string[]): Promise<Dataset> {
+  const dataset = await openDataset(opts.data ?? 'synthetic:8', inputs, {
+    ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
+    ...(opts.size ? { size: opts.size } : {}),
+    ...(opts.layout ? { layout: opts.layout } : {}),
+    ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
+    ...(opts.offset !== undefined ? { offset: opts.offset } : {}),
+    ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
+  });
+  warnings.push(...dataset.warnings);
+  if (dataset.n === 0) throw new WhittleError('BAD_INPUT', `${dataset.path}: no samples to evaluate (after --offset/--limit)`);
+  return dataset;
+}
+
 export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const t0 = performance.now();
   const model = openModel(opts.model);
@@ -165,17 +183,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     throw new WhittleError('BAD_USAGE', `--output ${opts.output}: the model's outputs are ${outputs.join(', ')}`);
   }
 
-  const dataSpec = opts.data ?? 'synthetic:8';
-  const dataset: Dataset = await openDataset(dataSpec, inputs, {
-    ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
-    ...(opts.size ? { size: opts.size } : {}),
-    ...(opts.layout ? { layout: opts.layout } : {}),
-    ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
-    ...(opts.offset !== undefined ? { offset: opts.offset } : {}),
-    ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
-  });
-  warnings.push(...dataset.warnings);
-  if (dataset.n === 0) throw new WhittleError('BAD_INPUT', `${dataset.path}: no samples to evaluate (after --offset/--limit)`);
+  const dataset = await openEvaluationData(opts, inputs, warnings);
 
   const batch = batchSizeFor(inputs, opts.batch);
   const topk = dataset.hasLabels ? new TopKAccuracy() : null;

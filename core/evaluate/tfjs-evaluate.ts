@@ -5,8 +5,8 @@ import { sniffFormat } from '../../native-models/formats/index.ts';
 import { openTfjsSession, readTfjsModel, tfjsStats, type TfjsSession } from '../../native-models/formats/tfjs/index.ts';
 import { isHostDtype, toFloatScores, type HostTensor } from '../../native-models/runtimes/host-tensor.ts';
 import { loadTf, type TfBackendChoice, type TfRuntime } from '../../native-models/runtimes/tfjs.ts';
-import { openDataset, type Dataset, type ModelInputSpec } from './data/index.ts';
-import { batchSizeFor, type EvalOptions, type EvalReport } from './evaluate.ts';
+import type { ModelInputSpec } from './data/index.ts';
+import { batchSizeFor, openEvaluationData, type EvalOptions, type EvalReport } from './evaluate.ts';
 import { measureLatency } from './latency.ts';
 import { Agreement, classifierShape, TopKAccuracy } from './metrics.ts';
 
@@ -90,16 +90,7 @@ export async function evaluateTfjs(opts: TfjsEvalOptions): Promise<TfjsEvalRepor
     const outputName = opts.output ?? main.outputs[0];
     if (!outputName || !main.outputs.includes(outputName)) throw new WhittleError('BAD_USAGE', `--output ${opts.output}: the model's outputs are ${main.outputs.join(', ')}`);
     const inputs = inputSpecsOf(main, model.path);
-    const dataset: Dataset = await openDataset(opts.data ?? 'synthetic:8', inputs, {
-      ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
-      ...(opts.size ? { size: opts.size } : {}),
-      ...(opts.layout ? { layout: opts.layout } : {}),
-      ...(opts.limit !== undefined ? { limit: opts.limit } : {}),
-      ...(opts.offset !== undefined ? { offset: opts.offset } : {}),
-      ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
-    });
-    warnings.push(...dataset.warnings);
-    if (dataset.n === 0) throw new WhittleError('BAD_INPUT', `${dataset.path}: no samples to evaluate (after --offset/--limit)`);
+    const dataset = await openEvaluationData(opts, inputs, warnings);
 
     const batch = batchSizeFor(inputs, opts.batch);
     // a quantized or pruned copy usually lives without the original's dict.txt: its reference has it

@@ -39,6 +39,22 @@ export interface StepFileReport {
 
 export type ApplyStep<Step, R extends PassReport> = (model: Model, step: Step, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string }) => Promise<R>;
 
+/** The fields of a step's file report every format measures the same way (parameters, time, memory, outcome). */
+export function stepMeasures(
+  before: { parameters: number }, after: { parameters: number; nonzeroParameters: number }, report: PassReport, warnings: readonly string[], t0: number,
+): Pick<StepFileReport, 'parametersBefore' | 'parametersAfter' | 'sparsity' | 'seconds' | 'peakRssBytes' | 'nodesChanged' | 'excluded' | 'warnings'> {
+  return {
+    parametersBefore: before.parameters,
+    parametersAfter: after.parameters,
+    sparsity: after.parameters ? 1 - after.nonzeroParameters / after.parameters : 0,
+    seconds: (performance.now() - t0) / 1000,
+    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    nodesChanged: report.nodesChanged,
+    excluded: report.excluded,
+    warnings: [...new Set([...warnings, ...report.warnings])],
+  };
+}
+
 /**
  * Opens the model, applies the step, writes the result and measures before/after: what quantize
  * and prune share. `beforeApply` sees the untouched model (prune measures its deflated size there).
@@ -72,14 +88,7 @@ export async function runStepOnFile<Step, R extends PassReport>(
     externalDataPath: written.externalDataPath,
     bytesBefore,
     bytesAfter: written.bytes + written.externalDataBytes,
-    parametersBefore: before.parameters,
-    parametersAfter: after.parameters,
-    sparsity: after.parameters ? 1 - after.nonzeroParameters / after.parameters : 0,
-    seconds: (performance.now() - t0) / 1000,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
-    nodesChanged: report.nodesChanged,
-    excluded: report.excluded,
-    warnings: [...new Set([...ctx.warnings, ...report.warnings])],
+    ...stepMeasures(before, after, report, ctx.warnings, t0),
   };
   return { common, report, written };
 }

@@ -211,11 +211,15 @@ export async function inverseFactorGpu(k: GpuKernels, H: GPUBuffer, n: number, p
 // GPTQ
 // ---------------------------------------------------------------------------------------------
 
+/** GPTQ's options, on the GPU or the CPU (core/passes/quantize/gptq.ts adds its CPU-only ones). */
 export interface GpuGptqOptions {
   bits: 4 | 8;
+  /** Inputs per quantization group (MatMulNBits block_size). */
   groupSize: number;
   symmetric: boolean;
+  /** Dampening as a share of mean(diag H) (default 0.01). */
   percdamp?: number;
+  /** Columns per lazy batch update (default 128; raised to a multiple of groupSize). */
   blockSize?: number;
   actOrder?: boolean;
   staticGroups?: boolean;

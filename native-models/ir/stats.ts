@@ -3,7 +3,8 @@ import { constantNodeTensor, type Graph, type Model, type Node } from './model.t
 import { opInfo } from './op-table.ts';
 import type { Tensor } from './tensor.ts';
 
-export interface LayerRow {
+/** The SPEC §3 `layers` fields every format's per-layer table has. */
+export interface SpecLayerRow {
   name: string;
   op: string;
   weight: string;
@@ -12,6 +13,9 @@ export interface LayerRow {
   zeros: number;
   sparsity: number;
   dtype: string;
+}
+
+export interface LayerRow extends SpecLayerRow {
   bias: string | null;
   biasParameters: number;
   /** Set when the layer sits in a subgraph (If/Loop/Scan body). */

@@ -1,6 +1,6 @@
 import { WhittleError } from '../../../api/errors.ts';
 import { groupParams as groupParamsInto, inverseCholeskyUpper } from '../../../native-models/gpu/kernels-cpu.mjs';
-import type { GptqResult } from '../../../native-models/gpu/kernels-gpu.ts';
+import type { GpuGptqOptions, GptqResult } from '../../../native-models/gpu/kernels-gpu.ts';
 import { CpuThreads, gptqParallel, sharedArray, toShared } from '../../../native-models/gpu/threads.ts';
 
 /**
@@ -29,17 +29,7 @@ import { CpuThreads, gptqParallel, sharedArray, toShared } from '../../../native
  *
  * With H = I nothing is spread (U is diagonal) and the result is RTN's, bit for bit.
  */
-export interface GptqOptions {
-  bits: 4 | 8;
-  /** Inputs per quantization group (MatMulNBits block_size). */
-  groupSize: number;
-  symmetric: boolean;
-  /** Dampening as a share of mean(diag H) (default 0.01). */
-  percdamp?: number;
-  /** Columns per lazy batch update (default 128; raised to a multiple of groupSize). */
-  blockSize?: number;
-  actOrder?: boolean;
-  staticGroups?: boolean;
+export interface GptqOptions extends GpuGptqOptions {
   /**
    * Every (row, group)'s scale and storage zero point, fixed by the caller (static QDQ stores its
    * own per-channel or per-tensor weight scales); implies static groups.

@@ -4,7 +4,7 @@ import { readTfjsModel, tfjsStats, weightBytes, writeTfjsModel, type TfjsKind, t
 import { createPassContext, type PassContext, type PassReport } from '../pass.ts';
 import { deflatedSize } from '../prune/sparsity-report.ts';
 import { parseNmPattern } from '../prune/nm.ts';
-import type { StepFileReport } from '../run-on-file.ts';
+import { stepMeasures, type StepFileReport } from '../run-on-file.ts';
 import { tfjsMagnitudePrunePass, tfjsNmPrunePass, TFJS_SPARSITY_NOTE } from './prune.ts';
 import { tfjsQuantizePass, type TfjsQuantizeDtype } from './quantize.ts';
 
@@ -71,14 +71,7 @@ export async function runTfjsStepOnFile(
     bytesAfter: written.bytes,
     weightBytesBefore,
     weightBytesAfter: written.weightBytes,
-    parametersBefore: before.parameters,
-    parametersAfter: after.parameters,
-    sparsity: after.parameters ? 1 - after.nonzeroParameters / after.parameters : 0,
-    seconds: (performance.now() - t0) / 1000,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
-    nodesChanged: report.nodesChanged,
-    excluded: report.excluded,
-    warnings: [...new Set([...ctx.warnings, ...report.warnings])],
+    ...stepMeasures(before, after, report, ctx.warnings, t0),
   };
   return { common, report, written };
 }

@@ -1,4 +1,5 @@
 import type { TfjsWeight, WeightQuantization } from '../../../native-models/formats/tfjs/index.ts';
+import { minMax } from '../quantize/math.ts';
 
 /**
  * TF.js weight quantization as the converter writes it (tensorflowjs `quantization.py`,
@@ -35,13 +36,7 @@ export interface AffineQuantized {
 /** The converter's quantize_weights for uint8/uint16. `values` must be finite. */
 export function quantizeAffine(values: Float32Array, dtype: AffineDtype): AffineQuantized {
   const codes = dtype === 'uint8' ? new Uint8Array(values.length) : new Uint16Array(values.length);
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let i = 0; i < values.length; i++) {
-    const v = values[i]!;
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
+  const [lo, hi] = minMax(values);
   if (values.length === 0) return { codes, min: 0, scale: 1 };
   if (lo === hi) return { codes, min: lo, scale: 1 };
   const qmax = QMAX[dtype];

@@ -2,19 +2,11 @@ import { loadTf } from '../../runtimes/tfjs.ts';
 import { weightBytes, type TfjsKind, type TfjsModel } from './read.ts';
 import { openTfjsSession } from './session.ts';
 import { describeTopology, type TensorInfo, type WeightUse } from './topology.ts';
+import type { SpecLayerRow } from '../../ir/stats.ts';
 
 /** One weight of the per-layer table (SPEC §3 `layers`, one row per weight for TF.js). */
-export interface TfjsLayerRow {
-  /** The Keras layer or the graph node that uses the weight. */
-  name: string;
-  op: string;
-  weight: string;
-  shape: number[];
-  parameters: number;
-  zeros: number;
-  sparsity: number;
-  /** The stored type: `float32`, `uint8 (quantized)`, `float16 (quantized)`… */
-  dtype: string;
+/** `name`: the Keras layer or the graph node that uses the weight; `dtype`: the stored type (`float32`, `uint8 (quantized)`…). */
+export interface TfjsLayerRow extends SpecLayerRow {
   quantization: { dtype: string; min?: number; scale?: number } | null;
   bytes: number;
   /** One row per weight: a layer's bias is a row of its own, never folded into its kernel's. */
