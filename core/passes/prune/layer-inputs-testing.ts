@@ -20,11 +20,12 @@ export function memoryDataset(input: string, sampleDims: number[], samples: Floa
   };
 }
 
-/** x [batch, K] → MatMul W [K, N] → y. */
-export function matmulModel(k: number, n: number, w: Float32Array): Model {
+/** x [batch, K] → MatMul W [K, N] → y; with `tokens`, x is [batch, tokens, K] as in a sequence model. */
+export function matmulModel(k: number, n: number, w: Float32Array, tokens?: number): Model {
+  const rows = tokens === undefined ? ['batch'] : ['batch', tokens];
   return buildModel({
-    inputs: [valueInfo('x', DataType.FLOAT, ['batch', k])],
-    outputs: [valueInfo('y', DataType.FLOAT, ['batch', n])],
+    inputs: [valueInfo('x', DataType.FLOAT, [...rows, k])],
+    outputs: [valueInfo('y', DataType.FLOAT, [...rows, n])],
     initializers: [floatTensor('W', [k, n], w)],
     nodes: [new Node({ name: 'fc', opType: 'MatMul', inputs: ['x', 'W'], outputs: ['y'] })],
   });

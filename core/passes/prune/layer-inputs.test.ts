@@ -124,4 +124,26 @@ describe('layer inputs', () => {
     // W as the matrix sees it: rows are outputs
     assert.deepEqual([...readMatrix(layer!)], [1, 3, 5, 2, 4, 6]);
   });
+
+  it('MatMul on [batch, tokens, K]: every token is a row, across many chunks of a batch (a sequence model)', async () => {
+    // 3 samples × 150 tokens, batches of 2: 300 rows in the first batch, more than one chunk
+    const k = 5, tokens = 150;
+    const model = matmulModel(k, 2, Float32Array.from({ length: k * 2 }, (_, i) => i - 4), tokens);
+    const samples = [0, 1, 2].map((s) => Float32Array.from({ length: tokens * k }, (_, i) => Math.sin(s * 1000 + i * 0.37) * (1 + (i % k))));
+    const [layer] = layersOf(model);
+    const { stats } = await collectLayerInputs(model, [layer!], { data: memoryDataset('x', [tokens, k], samples), hessian: true, samples: 3, batchSize: 2 }, createPassContext());
+    const g = stats[0]!.groups[0]!;
+    const sqNorm = new Float64Array(k), sum = new Float64Array(k), xtx = new Float64Array(k * k);
+    for (const x of samples) for (let t = 0; t < tokens; t++) for (let i = 0; i < k; i++) {
+      const v = x[t * k + i]!;
+      sqNorm[i]! += v * v;
+      sum[i]! += v;
+      for (let j = 0; j < k; j++) xtx[i * k + j]! += v * x[t * k + j]!;
+    }
+    assert.equal(g.rows, 3 * tokens);
+    const close = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).every((v, i) => Math.abs(v - b[i]!) <= 1e-9 * Math.max(1, Math.abs(b[i]!)));
+    assert.ok(close(g.sqNorm, sqNorm), `sqNorm ${[...g.sqNorm]} vs ${[...sqNorm]}`);
+    assert.ok(close(g.sum, sum), `sum ${[...g.sum]} vs ${[...sum]}`);
+    assert.ok(close(g.xtx!, xtx), 'XᵀX differs from the direct loop');
+  });
 });

@@ -211,8 +211,7 @@ async function addDenseRows(layer: LayerMatrix, acc: RowAccumulator, x: HostTens
     const m = x.dims[1]!;
     for (let r = 0; r < m; r++) {
       if (acc.full) await acc.flush();
-      if (acc.full) await acc.flush();
-    const { buf, col, stride } = acc.next();
+      const { buf, col, stride } = acc.next();
       for (let j = 0; j < k; j++) buf[j * stride + col] = data[j * m + r]!;
     }
     return;
@@ -222,6 +221,8 @@ async function addDenseRows(layer: LayerMatrix, acc: RowAccumulator, x: HostTens
   const perSample = x.dims.length >= 2 && batchCount > 0 && total % batchCount === 0 ? total / batchCount : total;
   const rows = Math.min(total, samples * perSample);
   for (let r = 0; r < rows; r++) {
+    // a batch of a sequence model has batch × tokens rows: many chunks
+    if (acc.full) await acc.flush();
     const { buf, col, stride } = acc.next();
     const off = r * k;
     for (let j = 0; j < k; j++) buf[j * stride + col] = data[off + j]!;

@@ -1,0 +1,64 @@
+/**
+ * The calibrated passes on the project's transformer test bed (native-models/zoo/transformer): a
+ * sequence model, whose MatMuls see [batch, tokens, K] activations — thousands of rows per batch
+ * where the CNN fixtures have tens. The orderings the README's perplexity table reports must hold:
+ * GPTQ int4 below RTN int4 at the same block, SparseGPT below magnitude at 50 % and 2:4.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { PruneStep, QuantizeStep } from '../../../api/recipe.ts';
+import { onnxPerplexity } from '../../../native-models/zoo/transformer/export.ts';
+import { loadTestBed } from '../../../native-models/zoo/transformer/testbed.ts';
+import { applyQuantizeStep } from '../quantize/quantize-model.ts';
+import { runStepOnFile } from '../run-on-file.ts';
+import { pruneModel } from './prune-model.ts';
+
+const bed = loadTestBed();
+const dir = mkdtempSync(join(tmpdir(), 'whittle-testbed-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+let files = 0;
+async function perplexity(path: string): Promise<number> {
+  return (await onnxPerplexity(path, bed.heldout.inputs, bed.heldout.targets, bed.card.spec.context)).perplexity;
+}
+
+async function quantized(step: Record<string, unknown>): Promise<number> {
+  const output = join(dir, `${files++}.onnx`);
+  const calib = step.algorithm === 'gptq' ? { calib: { path: bed.calibPath } } : {};
+  await runStepOnFile({ input: bed.model, output, step: QuantizeStep.parse({ ...step, ...calib }), seed: 0 }, applyQuantizeStep);
+  return perplexity(output);
+}
+
+async function pruned(step: Record<string, unknown>): Promise<{ perplexity: number; sparsity: number }> {
+  const output = join(dir, `${files++}.onnx`);
+  const calibrated = step.method === 'wanda' || step.method === 'sparsegpt';
+  const r = await pruneModel({ input: bed.model, output, step: PruneStep.parse({ ...step, ...(calibrated ? { calib: { path: bed.calibPath } } : {}) }), seed: 0 });
+  return { perplexity: await perplexity(output), sparsity: r.sparsity };
+}
+
+describe('calibrated passes on the transformer test bed', () => {
+  it('int4 block 128: GPTQ has a lower held-back perplexity than round-to-nearest', async () => {
+    const fp32 = await perplexity(bed.model);
+    const rtn = await quantized({ method: 'int4', blockSize: 128 });
+    const gptq = await quantized({ method: 'int4', blockSize: 128, algorithm: 'gptq' });
+    assert.ok(gptq < rtn, `GPTQ ${gptq} vs RTN ${rtn}`);
+    assert.ok(rtn > fp32 && gptq < fp32 * 1.01, `fp32 ${fp32}, RTN ${rtn}, GPTQ ${gptq}`);
+  });
+
+  for (const shape of [{ sparsity: 0.5 }, { pattern: '2:4' }]) {
+    const name = 'pattern' in shape ? shape.pattern : `${shape.sparsity * 100} %`;
+    it(`${name}: SparseGPT has a lower held-back perplexity than magnitude, at the same sparsity`, async () => {
+      const magnitude = await pruned('pattern' in shape ? { method: 'nm', ...shape } : { method: 'magnitude', ...shape });
+      const sparsegpt = await pruned({ method: 'sparsegpt', ...shape });
+      const wanda = await pruned({ method: 'wanda', comparison: 'row', ...shape });
+      assert.ok(sparsegpt.perplexity < magnitude.perplexity, `SparseGPT ${sparsegpt.perplexity} vs magnitude ${magnitude.perplexity}`);
+      assert.ok(Math.abs(sparsegpt.sparsity - magnitude.sparsity) < 1e-9 && Math.abs(wanda.sparsity - magnitude.sparsity) < 1e-9);
+      // Wanda runs (it collected every token's row) and stays in the same range; that it does not beat
+      // magnitude on this small model is measured and explained in docs/gpu.md
+      assert.ok(wanda.perplexity < magnitude.perplexity * 1.1, `Wanda ${wanda.perplexity} vs magnitude ${magnitude.perplexity}`);
+    });
+  }
+});
