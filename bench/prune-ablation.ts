@@ -26,6 +26,7 @@ import { fixture } from '../core/testing/fixtures.ts';
 import { writeOnnxFile } from '../native-models/formats/onnx/index.ts';
 import { openModel } from '../native-models/formats/index.ts';
 import type { Model } from '../native-models/ir/model.ts';
+import { CALIB_FILE, MODEL_FILE, ZOO_DIR } from '../native-models/zoo/transformer/testbed.ts';
 
 const { values } = parseArgs({
   options: {
@@ -37,9 +38,12 @@ const { values } = parseArgs({
 const setups = {
   mnist: { model: fixture('mnist', 'mnist.onnx'), data: fixture('mnist', 't10k-images-idx3-ubyte.gz'), preprocess: 'mnist' as const, calib: 128, evalOffset: 256 },
   squeezenet: { model: fixture('squeezenet', 'squeezenet1.0_fp32.onnx'), data: fixture('imagenet-100'), preprocess: 'caffe' as const, calib: 32, evalOffset: 0 },
+  // the transformer test bed (token windows, no labels): --local only
+  transformer: { model: join(ZOO_DIR, MODEL_FILE), data: join(ZOO_DIR, CALIB_FILE), preprocess: undefined, calib: 128, evalOffset: 0 },
 };
 const s = setups[values.model as keyof typeof setups];
-if (!s) throw new Error(`--model: mnist or squeezenet, got ${values.model}`);
+if (!s) throw new Error(`--model: mnist, squeezenet or transformer, got ${values.model}`);
+if (values.model === 'transformer' && !values.local) throw new Error('--model transformer: with --local only (bench/gpu/transformer-table.ts has its perplexities)');
 const sparsities = values.sparsities!.split(',').map(Number);
 const methods = values.methods!.split(',');
 const bcs = values.bc!.split(',').map((v) => v === '1');
@@ -81,7 +85,7 @@ function pruneLayer(method: string, layer: LayerMatrix, w: Float64Array, stats: 
 }
 
 const m0 = openModel(s.model);
-const data = await openDataRef({ path: s.data, preprocess: s.preprocess }, inputSpecs(m0), { baseDir: process.cwd(), limit: calib, seed: 0 });
+const data = await openDataRef({ path: s.data, ...(s.preprocess ? { preprocess: s.preprocess } : {}) }, inputSpecs(m0), { baseDir: process.cwd(), limit: calib, seed: 0 });
 const batchSize = batchSizeFor(inputSpecs(m0), 32);
 const hessian = values.local || methods.includes('sparsegpt');
 const { stats } = await collectLayerInputs(m0, layersOf(m0), { data, samples: calib, hessian, batchSize }, ctx);

@@ -6,6 +6,10 @@
  * training text = 8,192 token rows per layer).
  *
  *   node --import tsx bench/gpu/transformer-table.ts [--only REGEX] [--json OUT]
+ *   node --import tsx bench/gpu/transformer-table.ts --per-layer [--sparsity 0.5]
+ *
+ * --per-layer: each linear layer pruned alone (the other twelve excluded) by magnitude, Wanda
+ * (per row and per layer) and SparseGPT — where on the model each method's choice costs perplexity.
  */
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +17,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { PruneStep, QuantizeStep } from '../../api/recipe.ts';
 import { pruneModel } from '../../core/passes/prune/prune-model.ts';
+import { prunableWeights } from '../../core/passes/prune/prunable.ts';
+import { openModel } from '../../native-models/formats/index.ts';
 import { applyQuantizeStep } from '../../core/passes/quantize/quantize-model.ts';
 import { runStepOnFile } from '../../core/passes/run-on-file.ts';
 import { onnxPerplexity } from '../../native-models/zoo/transformer/export.ts';
@@ -84,8 +90,42 @@ export function markdownTable(results: TableResult[]): string {
   return lines.join('\n');
 }
 
+const PER_LAYER_METHODS: [string, Record<string, unknown>][] = [
+  ['magnitude', { method: 'magnitude' }], ['Wanda row', { method: 'wanda', comparison: 'row' }],
+  ['Wanda layer', { method: 'wanda', comparison: 'layer' }], ['SparseGPT', { method: 'sparsegpt' }],
+];
+
+/** Perplexity with one layer pruned at a time, per method (the other layers excluded). */
+export async function perLayerTable(sparsity: number, log: (l: string) => void): Promise<string> {
+  const bed = loadTestBed();
+  const layers = prunableWeights(openModel(bed.model)).layers.map((w) => w.node.name);
+  const dir = mkdtempSync(join(tmpdir(), 'whittle-tf-layers-'));
+  const lines = [`| layer alone at ${sparsity * 100} % | ${PER_LAYER_METHODS.map(([n]) => n).join(' | ')} |`, `|---|${PER_LAYER_METHODS.map(() => '---|').join('')}`];
+  try {
+    for (const layer of layers) {
+      const exclude = layers.filter((n) => n !== layer);
+      const cells: string[] = [];
+      for (const [i, [, m]] of PER_LAYER_METHODS.entries()) {
+        const out = join(dir, `${i}.onnx`);
+        const calib = m.method === 'magnitude' ? {} : { calib: { path: bed.calibPath } };
+        await pruneModel({ input: bed.model, output: out, step: PruneStep.parse({ ...m, sparsity, exclude, ...calib }), seed: 0 });
+        cells.push((await onnxPerplexity(out, bed.heldout.inputs, bed.heldout.targets, bed.card.spec.context)).perplexity.toFixed(3));
+      }
+      lines.push(`| ${layer} | ${cells.join(' | ')} |`);
+      log(lines[lines.length - 1]!);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return lines.join('\n');
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { only: { type: 'string' }, json: { type: 'string' } } });
+  const { values } = parseArgs({ options: { only: { type: 'string' }, json: { type: 'string' }, 'per-layer': { type: 'boolean' }, sparsity: { type: 'string', default: '0.5' } } });
+  if (values['per-layer']) {
+    console.log(await perLayerTable(Number(values.sparsity), (l) => console.error(l)));
+    process.exit(0);
+  }
   const only = values.only ? new RegExp(values.only, 'i') : null;
   const results = await transformerTable(only, (l) => console.error(l));
   console.log(markdownTable(results));
