@@ -265,7 +265,7 @@ async function addConvPatches(layer: LayerMatrix, accs: RowAccumulator[], x: Hos
       for (let oh = 0; oh < ph.out; oh++) {
         for (let ow = 0; ow < pw.out; ow++) {
           if (acc.full) await acc.flush();
-      const { buf, col, stride } = acc.next();
+          const { buf, col, stride } = acc.next();
           for (let i = 0; i < kh; i++) {
             const ih = oh * sh - ph.pad + i * dh;
             if (ih < 0 || ih >= h) continue; // padding: zeros (the buffer is cleared)
