@@ -1,6 +1,6 @@
 /**
- * Perplexity of the transformer test bed (native-models/zoo/transformer) after weight-only int4
- * (RTN and GPTQ) and after pruning (magnitude, Wanda, SparseGPT at 50 % and 2:4), each written by
+ * Perplexity of the transformer test bed (native-models/zoo/transformer) after fp16, int8 (dynamic
+ * and static QDQ), weight-only int4 (RTN and GPTQ) and after pruning (magnitude, Wanda, SparseGPT at 50 % and 2:4), each written by
  * the same code as `whittle quantize` / `whittle prune` and evaluated with onnxruntime on the
  * held-back text. Calibration: the test bed's calib.npy (128 windows of 64 characters of the
  * training text = 8,192 token rows per layer).
@@ -28,6 +28,10 @@ interface Row { name: string; kind: 'fp32' | 'quantize' | 'prune'; step?: Record
 
 export const ROWS: Row[] = [
   { name: 'fp32', kind: 'fp32' },
+  { name: 'fp16', kind: 'quantize', step: { method: 'fp16' } },
+  { name: 'int8 dynamic', kind: 'quantize', step: { method: 'dynamic' } },
+  { name: 'int8 static (MinMax, per tensor)', kind: 'quantize', step: { method: 'static' } },
+  { name: 'int8 static (GPTQ, per channel)', kind: 'quantize', step: { method: 'static', perChannel: true, algorithm: 'gptq' } },
   { name: 'int4 RTN, block 128', kind: 'quantize', step: { method: 'int4', blockSize: 128 } },
   { name: 'int4 RTN, block 32', kind: 'quantize', step: { method: 'int4', blockSize: 32 } },
   { name: 'int4 GPTQ, block 128', kind: 'quantize', step: { method: 'int4', blockSize: 128, algorithm: 'gptq' } },
@@ -56,7 +60,7 @@ export async function transformerTable(only: RegExp | null, log: (l: string) => 
       let path = bed.model;
       let detail = '';
       if (row.kind === 'quantize') {
-        const calib = row.step!.algorithm === 'gptq' ? { calib: { path: bed.calibPath } } : {};
+        const calib = row.step!.algorithm === 'gptq' || row.step!.method === 'static' ? { calib: { path: bed.calibPath } } : {};
         const step = QuantizeStep.parse({ ...row.step, ...calib });
         const { report } = await runStepOnFile({ input: bed.model, output: out, step, seed: 0 }, applyQuantizeStep);
         const d = report.details as { meanErrorGptq?: number; meanErrorRtn?: number } | undefined;

@@ -2,7 +2,7 @@ import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Node } from '../../../native-models/ir/model.ts';
 import type { TensorRange } from '../../calibrate/index.ts';
 import { findConstantWeight, type ConstantWeight } from './constant-weight.ts';
-import { quantParams, quantRange, type QuantParams } from './math.ts';
+import { minMax, quantParams, quantRange, type QuantParams } from './math.ts';
 
 /**
  * Which nodes of the main graph become QDQ, what each input is (activation, weight, bias, quantized
@@ -125,6 +125,8 @@ function planOnce(g: Graph, opts: PlanOptions, skipped: Map<Node, string>): Draf
     if (!compute.has(n.opType)) continue;
     const roles = computeRoles(g, n, opts, producers);
     if (typeof roles === 'string') { skipped.set(n, roles); continue; }
+    const mask = n.opType === 'Add' ? maskAddedBeforeSoftmax(g, n, roles, opts.ranges, consumers) : null;
+    if (mask) { skipped.set(n, mask); continue; }
     planned.set(n, { node: n, kind: 'compute', roles, quantizeOutput: true });
   }
 
@@ -196,6 +198,51 @@ function clipsExactly(g: Graph, n: Node, q: QuantParams, type: 'uint8' | 'int8')
   const min = bound(1, 'min', -Infinity);
   const max = bound(2, 'max', Infinity);
   return min <= lo + q.scale / 2 && max >= hi - q.scale / 2;
+}
+
+/** Values this far from zero in an operand of an Add before a Softmax are a mask (−1e4, −1e9, float32's lowest, −∞), not data. */
+const MASK_MAGNITUDE = 1e4;
+/** Ops a mask may pass on its way to the Softmax without being one: they only move values. */
+const MOVES_VALUES = new Set(['Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Identity', 'Flatten', 'Cast']);
+
+/**
+ * Why an Add that applies an attention mask stays float, or null. Its output's range would reach the
+ * mask's −1e9: in 8 bits the masked positions take the whole range and every score that matters
+ * rounds to the zero point, so the Softmax after it attends uniformly (the transformer test bed's
+ * perplexity: 6.7 → 18.1). onnxruntime's quantizer has no such rule; transformer users there
+ * exclude these nodes by hand. The mask is found by value (a constant, or an activation's
+ * calibrated range) and by position (the Add's output reaches a Softmax through ops that only move
+ * values), so a residual Add with large activations elsewhere is not affected.
+ */
+function maskAddedBeforeSoftmax(g: Graph, n: Node, roles: Map<number, InputRole>, ranges: Map<string, TensorRange>, consumers: Map<string, Node[]>): string | null {
+  let feedsSoftmax = false;
+  for (let frontier = [n.outputs[0]!], hops = 0; frontier.length > 0 && !feedsSoftmax && hops < 8; hops++) {
+    const next: string[] = [];
+    for (const t of frontier) {
+      for (const c of consumers.get(t) ?? []) {
+        if (c.opType === 'Softmax' || c.opType === 'LogSoftmax') feedsSoftmax = true;
+        else if (MOVES_VALUES.has(c.opType)) next.push(c.outputs[0]!);
+      }
+    }
+    frontier = next;
+  }
+  if (!feedsSoftmax) return null;
+  for (const [i, role] of roles) {
+    const name = n.inputs[i]!;
+    let lo: number, hi: number;
+    if (role.kind === 'constant') [lo, hi] = minMax(role.value.source.toFloat32());
+    else {
+      const r = ranges.get(name);
+      if (!r) continue;
+      [lo, hi] = [r.min, r.max];
+    }
+    const extreme = Math.abs(lo) >= Math.abs(hi) ? lo : hi;
+    if (!(Math.abs(extreme) < MASK_MAGNITUDE)) {
+      const shown = Number.isFinite(extreme) ? extreme.toExponential(0).replace('e+', 'e') : String(extreme);
+      return `it adds a mask before a Softmax (${name} reaches ${shown}): in 8 bits the masked positions would take the whole range and every other score would round to one value`;
+    }
+  }
+  return null;
 }
 
 /** Data inputs of each compute op; the rest (weight, bias) are handled by name below. */

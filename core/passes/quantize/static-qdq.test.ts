@@ -281,6 +281,69 @@ describe('static QDQ on a small CNN', () => {
     assert.ok(beforeGemm.includes('com.microsoft.QLinearGlobalAveragePool'), beforeGemm.join(' '));
   });
 
+  it('an Add that applies an attention mask before a Softmax stays float (constant or activation mask); other Adds are quantized', async () => {
+    const T = 6;
+    const causal = Float32Array.from({ length: T * T }, (_, i) => (i % T > Math.floor(i / T) ? -1e9 : 0));
+    const attention = (opts: { mask: 'constant' | 'input' | 'small'; tail?: 'softmax' | 'matmul' }) => buildModel({
+      inputs: [valueInfo('x', F, [1, T, 4]), ...(opts.mask === 'input' ? [valueInfo('m', F, [T, T])] : [])],
+      outputs: [valueInfo('y', F, [1, T, 4])],
+      initializers: [
+        floatTensor('wq', [4, 4], gaussian(16, 11)), floatTensor('wk', [4, T], gaussian(4 * T, 12)), floatTensor('wv', [T, 4], gaussian(4 * T, 13)),
+        ...(opts.mask === 'input' ? [] : [floatTensor('mask', [T, T], opts.mask === 'small' ? Float32Array.from(causal, (v) => (v ? -0.5 : 0)) : causal)]),
+        Tensor.fromTypedArray('shape', DataType.INT64, [3], BigInt64Array.of(1n, BigInt(T), BigInt(T))),
+        floatTensor('eye', [T, T], Float32Array.from({ length: T * T }, (_, i) => (i % (T + 1) === 0 ? 1 : 0))),
+      ],
+      nodes: [
+        new Node({ name: 'q', opType: 'MatMul', inputs: ['x', 'wq'], outputs: ['xq'] }),
+        new Node({ name: 'scores', opType: 'MatMul', inputs: ['xq', 'wk'], outputs: ['s'] }),
+        new Node({ name: 'masked', opType: 'Add', inputs: ['s', opts.mask === 'input' ? 'm' : 'mask'], outputs: ['sm'] }),
+        new Node({ name: 'moved', opType: 'Reshape', inputs: ['sm', 'shape'], outputs: ['sr'] }),
+        opts.tail === 'matmul'
+          ? new Node({ name: 'probs', opType: 'MatMul', inputs: ['sr', 'eye'], outputs: ['p'] })
+          : new Node({ name: 'probs', opType: 'Softmax', inputs: ['sr'], outputs: ['p'], attributes: [{ name: 'axis', type: AttrType.INT, value: -1n, extra: {} }] }),
+        new Node({ name: 'context', opType: 'MatMul', inputs: ['p', 'wv'], outputs: ['y'] }),
+      ],
+    });
+    const rng = seededRandom(5);
+    const x = Float32Array.from({ length: T * 4 }, () => rng() * 2 - 1);
+    // ranges of every tensor: the float model with each one made a graph output
+    const ranges = async (m: Model, extra: Record<string, Float32Array> = {}) => {
+      const path = join(tmp.dir, 'attention-float.onnx');
+      const inner = ['xq', 's', 'sm', 'sr', 'p'];
+      m.graph.outputs.push(...inner.map((t) => valueInfo(t, F, ['a', 'b', 'c'])));
+      writeOnnxFile(m, path);
+      const feeds = { x: { data: x, dims: [1, T, 4] }, ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [k, { data: v, dims: [T, T] }])) };
+      const out = new Map<string, TensorRange>();
+      for (const [t, v] of Object.entries(feeds)) out.set(t, { min: Math.min(...v.data), max: Math.max(...v.data) });
+      for (const t of [...inner, 'y']) {
+        const v = await runFloat(path, feeds, t);
+        out.set(t, { min: Math.min(...v), max: Math.max(...v) });
+      }
+      return { out, feeds, reference: await runFloat(path, feeds, 'y') };
+    };
+    const quantized = async (opts: Parameters<typeof attention>[0], extra: Record<string, Float32Array> = {}) => {
+      const { out, feeds, reference } = await ranges(attention(opts), extra);
+      const m = attention(opts);
+      const report = quantizeStaticQdq(m, { ranges: out }, createPassContext());
+      const path = join(tmp.dir, `attention-${opts.mask}-${opts.tail ?? 'softmax'}.onnx`);
+      writeOnnxFile(m, path);
+      return { report, sqnr: sqnrDb(reference, await runFloat(path, feeds)) };
+    };
+
+    const constant = await quantized({ mask: 'constant' });
+    assert.match(constant.report.warnings.join('\n'), /masked \(Add\) left float: it adds a mask before a Softmax \(mask reaches -1e9\)/);
+    assert.ok(constant.report.excluded.includes('masked'));
+    assert.ok(constant.sqnr > 25, `SQNR ${constant.sqnr} dB`);
+    const input = await quantized({ mask: 'input' }, { m: causal.map((v) => (v ? -1e4 : 0)) });
+    assert.match(input.report.warnings.join('\n'), /masked \(Add\) left float: it adds a mask before a Softmax \(m reaches -1e4\)/);
+    assert.ok(input.sqnr > 25, `SQNR ${input.sqnr} dB`);
+    // a small additive bias before the Softmax, and a huge constant that reaches no Softmax: quantized
+    for (const opts of [{ mask: 'small' as const }, { mask: 'constant' as const, tail: 'matmul' as const }]) {
+      const { report } = await quantized(opts);
+      assert.ok(!report.excluded.includes('masked'), `${JSON.stringify(opts)}: ${report.warnings.join('; ')}`);
+    }
+  });
+
   it('int8 activations: int8 zero points, right values, and a warning where x86 onnxruntime cannot fuse them', async () => {
     const { model, report, path } = await quantized('int8-activations', { activationType: 'int8' });
     const zp = model.graph.initializers.get(producerOf(model, 'cat')!.inputs[2]!)!;

@@ -2,6 +2,7 @@ import { DataType } from '../../ir/dtypes.ts';
 import { AttrType, Graph, Model, Node, type Attribute, type ValueInfo } from '../../ir/model.ts';
 import { Tensor } from '../../ir/tensor.ts';
 import { writeOnnxFile, type WriteReport } from '../../formats/onnx/index.ts';
+import { toFloatScores } from '../../runtimes/host-tensor.ts';
 import { createSession, runSession } from '../../runtimes/onnxruntime.ts';
 import { LN_EPS, logSoftmaxAt, type Params, type TransformerSpec } from './model.ts';
 
@@ -126,7 +127,8 @@ export async function onnxPerplexity(
       const b = Math.min(batch, count - w);
       const ids = BigInt64Array.from(inputs.subarray(w * context, (w + b) * context), (v) => BigInt(v));
       const out = await runSession(open.session, { [INPUT]: { dtype: 'int64', dims: [b, context], data: ids } });
-      const logits = out[OUTPUT]!.data as Float32Array;
+      // float16 logits (an fp16 model without --keep-io-types) are widened, not read as their bits
+      const logits = toFloatScores(out[OUTPUT]!).data;
       const V = logits.length / (b * context);
       for (let r = 0; r < b * context; r++) {
         const y = targets[w * context + r]!;
