@@ -54,6 +54,18 @@ describe('fp16 on the fixtures', () => {
     assert.equal(r.agreement!.top1!, 1);
     assert.ok(statSync(a.path).size < 0.56 * statSync(MNIST).size);
   });
+
+  it('an already-int8 model (ShuffleNet QLinearConv): its integer ops keep float32 scales, and the result loads and agrees', async (t) => {
+    const src = fixture('shufflenet-int8', 'shufflenet-v2-12-int8.onnx');
+    const { path, model } = await convertedFile(src, true, 'shufflenet-int8');
+    for (const n of model.graph.nodes.filter((n) => n.opType === 'QLinearConv')) {
+      for (const i of [1, 4, 6]) assert.equal(model.graph.initializers.get(n.inputs[i]!)?.dataType ?? DataType.FLOAT, DataType.FLOAT, `${n.label} input ${i}`);
+    }
+    // onnxruntime refused the float16 input_scale of QLinearConv before
+    const r = await evaluate({ model: path, data: fixture('imagenet-100'), preprocess: 'torch', reference: src, ep: 'cpu', runs: 1, warmup: 0 });
+    t.diagnostic(`agreement ${r.agreement!.top1! * 100} %, SQNR ${r.agreement!.sqnrDb!.toFixed(1)} dB`);
+    assert.ok(r.agreement!.top1! >= 0.9, `agreement ${r.agreement!.top1}`);
+  });
 });
 
 describe('toHalfClamped', () => {

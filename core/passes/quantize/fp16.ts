@@ -41,6 +41,8 @@ export interface Fp16Options {
  */
 export const DEFAULT_FP16_BLOCK_LIST: readonly string[] = [
   'Resize', 'Upsample', 'QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'Range', 'CumSum',
+  // ONNX's own integer ops take float32 scales only (an already-quantized model's QLinearConv)
+  'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger',
   'ReduceSumSquare', 'ReduceL2', 'ReduceLogSumExp', 'ReduceProd', 'TopK', 'NonMaxSuppression', 'RoiAlign',
 ];
 
