@@ -1,5 +1,7 @@
 import { WhittleError } from '../../api/errors.ts';
 import { PRUNE_METHODS, PruneStep } from '../../api/recipe.ts';
+import type { ChannelPruneDetails } from '../../core/passes/prune/channel/channel-prune.ts';
+import type { ReconstructedLayer } from '../../core/passes/prune/channel/reconstruct.ts';
 import { pruneModel, type PruneReport } from '../../core/passes/prune/prune-model.ts';
 import { pruneTfjsModel, TFJS_PRUNE_METHODS, type TfjsPruneReport } from '../../core/passes/tfjs/run-on-file.ts';
 import { sniffFormat } from '../../native-models/formats/index.ts';
@@ -19,7 +21,8 @@ whittle prune MODEL -o OUT --method ${PRUNE_METHODS.join('|')}
 magnitude   zero the smallest |w| per layer (--scope layer) or across layers (--scope global)
 nm          N:M sparsity (--pattern, default 2:4) along each weight's input dimension
 channel     remove whole channels (dependency groups through BN, residual Add, Concat, depthwise Conv);
-            the model really gets smaller and faster
+            the model really gets smaller and faster. With --calib DATA the layers that read removed
+            channels are refitted by least squares to reproduce their outputs (biases take the means)
 wanda       |W|·‖X‖ per output row, with activations from --calib DATA
 sparsegpt   Hessian-based pruning with weight updates, from --calib DATA
 --bias-correction  (wanda, sparsegpt; magnitude and nm with --calib) add the mean each output lost to
@@ -42,8 +45,17 @@ export function renderPrune(r: PruneReport): string {
     `  parameters  ${formatCount(r.parametersBefore)} → ${formatCount(r.parametersAfter)}`,
     `  size        ${formatBytes(r.bytesBefore)} → ${formatBytes(r.bytesAfter)} on disk; ${formatBytes(r.deflatedBytesBefore)} → ${formatBytes(r.deflatedBytesAfter)} after deflate`,
     `  nodes       ${formatCount(r.nodesChanged)} changed${r.excluded.length ? `, ${r.excluded.length} left alone: ${r.excluded.slice(0, 8).join(', ')}${r.excluded.length > 8 ? ', …' : ''}` : ''}`,
+    ...refitLine(r),
     `  time        ${r.seconds.toFixed(2)} s, peak RSS ${formatBytes(r.peakRssBytes)}`,
   ].join('\n') + '\n';
+}
+
+/** Channel pruning with calibration data: the layers refitted and their mean output error, cut vs refitted. */
+function refitLine(r: PruneReport): string[] {
+  const rec = (r.details as Partial<ChannelPruneDetails> | undefined)?.reconstruction;
+  if (!rec || rec.layers.length === 0) return [];
+  const mean = (f: (l: ReconstructedLayer) => number) => rec.layers.reduce((a, l) => a + f(l), 0) / rec.layers.length;
+  return [`  refit       ${rec.layers.length} layers on ${rec.samples} samples: output error ‖WX−ŴX‖²/‖WX‖² ${mean((l) => l.errorCut).toExponential(2)} cut → ${mean((l) => l.errorRefit).toExponential(2)} refitted (mean)`];
 }
 
 export async function run(argv: string[], io: CliIo): Promise<number> {

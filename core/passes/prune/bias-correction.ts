@@ -42,6 +42,52 @@ export function outputMeanShift(layer: LayerMatrix, stats: GroupStats[], before:
 /** How a layer's correction was stored. */
 export type BiasTarget = 'bias' | 'new-bias' | 'add';
 
+/** A Gemm's alpha and beta (1 for the other ops). */
+function gemmScales(layer: LayerMatrix): { alpha: number; beta: number } {
+  const node = layer.weight.node;
+  return layer.op === 'Gemm' ? { alpha: node.attrFloat('alpha', 1), beta: node.attrFloat('beta', 1) } : { alpha: 1, beta: 1 };
+}
+
+/** The layer's own bias input (Conv B [M]; Gemm C whose last dimension is N or 1), when it can take a shift of n values. */
+function ownBias(layer: LayerMatrix, n: number): Tensor | null {
+  const { node, graph } = layer.weight;
+  const existing = layer.op === 'MatMul' ? undefined : node.inputs[2];
+  if (!existing || gemmScales(layer).beta === 0) return null;
+  const t = graph.constant(existing);
+  const dims = t?.dims ?? [];
+  const last = dims.length === 0 ? 1 : dims[dims.length - 1]!;
+  const fits = t && t.isFloat && (layer.op === 'Conv' ? dims.length === 1 && last === n : (last === n || last === 1));
+  return fits ? t : null;
+}
+
+/** The Add right after the layer whose constant holds one value per output channel (1 elsewhere): the layer's bias in CNTK's and TF's Convs and every MatMul. */
+function followingBias(layer: LayerMatrix, n: number): { add: Node; slot: number; t: Tensor } | null {
+  const { node, graph } = layer.weight;
+  if (layer.op !== 'MatMul' && node.inputs[2]) return null;
+  const spatial = layer.op === 'Conv' ? layer.weight.shape.length - 2 : 0;
+  const out = node.outputs[0]!;
+  const readers = graph.nodes.filter((x) => x.inputs.includes(out));
+  if (readers.length !== 1 || graph.outputs.some((o) => o.name === out)) return null;
+  const add = readers[0]!;
+  if (add.opType !== 'Add' || (add.domain !== '' && add.domain !== 'ai.onnx') || add.inputs.length !== 2 || add.inputs[0] === add.inputs[1]) return null;
+  const slot = add.inputs[0] === out ? 1 : 0;
+  const t = graph.constant(add.inputs[slot]!);
+  if (!t || !t.isFloat || t.dataType !== layer.weight.tensor.dataType) return null;
+  // right-aligned broadcasting: the channel axis sits `spatial` places before the constant's last
+  const at = t.dims.length - 1 - spatial;
+  if (at < 0 || t.dims[at] !== n || t.dims.some((d, i) => i !== at && d !== 1)) return null;
+  return { add, slot, t };
+}
+
+/**
+ * True when the layer already has a bias a shift can go into without a new tensor or node (its B or
+ * C, or the per-channel Add after it): what channel pruning, which slices existing tensors only, needs.
+ */
+export function hasOutputBias(layer: LayerMatrix): boolean {
+  const n = layer.groups * layer.rowsPerGroup;
+  return ownBias(layer, n) !== null || followingBias(layer, n) !== null;
+}
+
 /**
  * Adds `shift` (one value per output channel) to the layer's output: see the module comment for
  * where it goes. Returns where it went.
@@ -51,27 +97,27 @@ export function addToOutputBias(model: Model, layer: LayerMatrix, rawShift: Floa
   const dtype = layer.weight.tensor.dataType;
   const n = rawShift.length;
   // Gemm: Y = alpha·A·B + beta·C
-  const alpha = layer.op === 'Gemm' ? node.attrFloat('alpha', 1) : 1;
-  const beta = layer.op === 'Gemm' ? node.attrFloat('beta', 1) : 1;
+  const { alpha, beta } = gemmScales(layer);
   const shift = alpha === 1 ? rawShift : rawShift.map((v) => v * alpha);
   // output channels run along axis 1 of a Conv's output ([N, M, spatial...]), along the last axis otherwise
   const spatial = layer.op === 'Conv' ? layer.weight.shape.length - 2 : 0;
+  const own = ownBias(layer, n);
+  if (own) {
+    const dims = own.dims;
+    const inC = beta === 1 ? shift : shift.map((v) => v / beta);
+    const values = broadcastAdd(own.toFloat32(), dims, inC);
+    replaceConstant(model, graph, node, 2, own, values, dims.length === 0 ? [n] : [...dims.slice(0, -1), n], names);
+    return 'bias';
+  }
   const existing = layer.op === 'MatMul' ? undefined : node.inputs[2];
-  if (existing && beta !== 0) {
-    const t = graph.constant(existing);
-    // Conv: B is [M]; Gemm: C broadcasts to [batch, N], so its last dimension is N or 1
-    const dims = t?.dims ?? [];
-    const last = dims.length === 0 ? 1 : dims[dims.length - 1]!;
-    const fits = t && t.isFloat && (layer.op === 'Conv' ? dims.length === 1 && last === n : (last === n || last === 1));
-    if (t && fits) {
-      const inC = beta === 1 ? shift : shift.map((v) => v / beta);
-      const values = broadcastAdd(t.toFloat32(), dims, inC);
-      replaceConstant(model, graph, node, 2, t, values, dims.length === 0 ? [n] : [...dims.slice(0, -1), n], names);
+  if (!existing) {
+    const following = followingBias(layer, n);
+    if (following) {
+      const values = following.t.toFloat32();
+      for (let c = 0; c < n; c++) values[c] = values[c]! + shift[c]!;
+      replaceConstant(model, graph, following.add, following.slot, following.t, values, [...following.t.dims], names);
       return 'bias';
     }
-  } else if (!existing) {
-    // the Add of a per-channel constant right after the layer is its bias (CNTK's and TF's Convs, every MatMul)
-    if (addToFollowingBias(model, graph, node, shift, spatial, dtype, names)) return 'bias';
     if (layer.op === 'Conv' || (layer.op === 'Gemm' && (model.opsetVersion('') ?? 1) >= 11)) {
       const name = names.fresh(`${layer.weight.weightName}_bias`);
       newInitializer(model, graph, name, dtype, [n], Float32Array.from(shift));
@@ -83,28 +129,6 @@ export function addToOutputBias(model: Model, layer: LayerMatrix, rawShift: Floa
   }
   insertAdd(model, graph, node, shift, [n, ...Array<number>(spatial).fill(1)], dtype, names);
   return 'add';
-}
-
-/**
- * When the node's only reader is an Add of a constant that holds one value per output channel (1
- * elsewhere), adds `shift` to that constant and says so.
- */
-function addToFollowingBias(model: Model, graph: Graph, node: Node, shift: Float64Array, spatial: number, dtype: number, names: NameAllocator): boolean {
-  const out = node.outputs[0]!;
-  const readers = graph.nodes.filter((x) => x.inputs.includes(out));
-  if (readers.length !== 1 || graph.outputs.some((o) => o.name === out)) return false;
-  const add = readers[0]!;
-  if (add.opType !== 'Add' || (add.domain !== '' && add.domain !== 'ai.onnx') || add.inputs.length !== 2 || add.inputs[0] === add.inputs[1]) return false;
-  const slot = add.inputs[0] === out ? 1 : 0;
-  const t = graph.constant(add.inputs[slot]!);
-  if (!t || !t.isFloat || t.dataType !== dtype) return false;
-  // right-aligned broadcasting: the channel axis sits `spatial` places before the constant's last
-  const at = t.dims.length - 1 - spatial;
-  if (at < 0 || t.dims[at] !== shift.length || t.dims.some((d, i) => i !== at && d !== 1)) return false;
-  const values = t.toFloat32();
-  for (let c = 0; c < shift.length; c++) values[c] = values[c]! + shift[c]!;
-  replaceConstant(model, graph, add, slot, t, values, [...t.dims], names);
-  return true;
 }
 
 /** `values` (shape `dims`, last dimension n or 1) plus `shift` along the last dimension, as [..., n]. */

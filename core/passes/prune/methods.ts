@@ -19,9 +19,12 @@ export type PruneMethod = (model: Model, step: PruneStep, ctx: PassContext, opts
 
 export const extraPruneMethods: Partial<Record<PruneStep['method'], PruneMethod>> = {};
 
-extraPruneMethods.channel = (model, step, ctx) => {
-  if (step.biasCorrection) throw new WhittleError('BAD_USAGE', 'channel pruning takes no bias correction (it removes whole channels, not single weights)');
-  return channelPrunePass.run(model, { sparsity: step.sparsity, roundTo: step.roundTo, importance: step.importance, exclude: step.exclude, scope: step.scope === 'global' ? 'global' : 'group' }, ctx);
+extraPruneMethods.channel = async (model, step, ctx, opts) => {
+  if (step.biasCorrection) throw new WhittleError('BAD_USAGE', 'channel pruning takes no bias correction (it removes whole channels, not single weights; with --calib the layers after them are refitted, means included)');
+  // with calibration data, the layers that read pruned channels are refitted (reconstruct.ts)
+  const data = step.calib ? await openCalibration(model, step, opts.baseDir, ctx.seed) : null;
+  const reconstruct = data ? { data, samples: data.n, batchSize: batchSizeFor(inputSpecs(model), 32), ep: opts.ep } : undefined;
+  return channelPrunePass.run(model, { sparsity: step.sparsity, roundTo: step.roundTo, importance: step.importance, exclude: step.exclude, scope: step.scope === 'global' ? 'global' : 'group', ...(reconstruct ? { reconstruct } : {}) }, ctx);
 };
 
 /** Opens the calibration data a data-aware method (Wanda, SparseGPT) needs. */

@@ -5,6 +5,7 @@ import { tensorBytes, type Pass, type PassContext, type PassReport } from '../..
 import { isExcluded, NameAllocator } from '../../quantize/graph-edit.ts';
 import { analyzeChannels } from './analyze.ts';
 import { applyEdits, refreshShapes } from './rewrite.ts';
+import { reconstructConsumers, type ReconstructedLayer, type ReconstructOptions } from './reconstruct.ts';
 import { chooseChannels, groupImportance, type Importance } from './select.ts';
 
 /**
@@ -25,6 +26,8 @@ export interface ChannelPruneOptions {
   scope?: 'group' | 'global';
   /** Per-group sparsity keyed by the name (or output) of any layer in the group. */
   groups?: Record<string, number>;
+  /** Calibration data: the layers that read pruned channels are refitted by least squares (reconstruct.ts). */
+  reconstruct?: ReconstructOptions;
 }
 
 export interface GroupReport {
@@ -51,6 +54,8 @@ export interface ChannelPruneDetails {
   achievedSparsity: number;
   parametersBefore: number;
   parametersAfter: number;
+  /** With calibration data: each refitted layer and its output error before/after the refit. */
+  reconstruction?: { samples: number; layers: ReconstructedLayer[] };
 }
 
 function checkOptions(o: ChannelPruneOptions): void {
@@ -90,8 +95,11 @@ export const channelPrunePass: Pass<ChannelPruneOptions> = {
     const choices = chooseChannels(groups, importance, options.sparsity, overrideOf, roundTo, options.scope ?? 'group');
     ctx.checkpoint();
 
-    ctx.progress('rewrite', 2, 3);
     const kept = (source: number) => choices.get(groups.find(source))?.kept ?? null;
+    const reconstruction = options.reconstruct ? await reconstructConsumers(model, analysis, kept, options.reconstruct, ctx) : undefined;
+    ctx.checkpoint();
+
+    ctx.progress('rewrite', 2, 3);
     const names = new NameAllocator(model);
     const { changed, created } = applyEdits(graph, analysis.edits, kept, (b) => names.fresh(b));
     refreshShapes(graph, analysis.touchedValues, created);
@@ -123,6 +131,7 @@ export const channelPrunePass: Pass<ChannelPruneOptions> = {
       achievedSparsity: prunable ? removed / prunable : 0,
       parametersBefore,
       parametersAfter: modelStats(model).parameters,
+      ...(reconstruction ? { reconstruction } : {}),
     };
     return {
       pass: 'prune-channels',

@@ -73,7 +73,8 @@ export function quantizeMethodsFor(format: 'onnx' | 'tfjs'): QuantizeMethod[] {
   return (Object.keys(QUANTIZE_INFO) as QuantizeMethod[]).filter((m) => QUANTIZE_INFO[m].formats.includes(format));
 }
 
-export const PRUNE_INFO: Record<PruneMethod, { label: string; help: string; calib: boolean; options: PruneOption[]; formats: ReadonlyArray<'onnx' | 'tfjs'> }> = {
+/** calib: needed (true), or used when given ('optional': channel pruning refits the layers after with it). */
+export const PRUNE_INFO: Record<PruneMethod, { label: string; help: string; calib: boolean | 'optional'; options: PruneOption[]; formats: ReadonlyArray<'onnx' | 'tfjs'> }> = {
   magnitude: {
     label: 'Magnitude',
     help: 'Zero the smallest weights, per layer or with one threshold across layers. No data needed.',
@@ -90,8 +91,8 @@ export const PRUNE_INFO: Record<PruneMethod, { label: string; help: string; cali
   },
   channel: {
     label: 'Channel',
-    help: 'Remove whole output channels (and the matching inputs of the next layer): a smaller, faster dense model.',
-    calib: false,
+    help: 'Remove whole output channels (and the matching inputs of the next layer): a smaller, faster dense model. With calibration data, the layers after are refitted by least squares to keep their outputs.',
+    calib: 'optional',
     options: ['sparsity', 'scope', 'roundTo', 'importance'],
     formats: ['onnx'],
   },
