@@ -1,4 +1,5 @@
-import type { Model, Node } from '../../../../native-models/ir/model.ts';
+import { AttrType, Model, Node } from '../../../../native-models/ir/model.ts';
+import { Tensor } from '../../../../native-models/ir/tensor.ts';
 import type { EpChoice } from '../../../../native-models/runtimes/onnxruntime.ts';
 import type { Dataset } from '../../../evaluate/data/index.ts';
 import type { PassContext } from '../../pass.ts';
@@ -15,19 +16,11 @@ import type { KeptOf } from './rewrite.ts';
  * Least-squares reconstruction of the layers that read pruned channels (the second step of He et
  * al., "Channel Pruning for Accelerating Very Deep Neural Networks", 2017; ThiNet's too): a Conv or
  * Gemm that loses input channels gets, for the channels it keeps, the weights that best reproduce
- * its original output on the calibration data, instead of its old weights with the others cut off.
- *
- * With x the layer's input (im2col rows for a Conv) over the calibration data, μ its mean and C its
- * covariance, S the kept columns and R the removed ones, each output row w becomes
- *   w'_S = w_S + (C_SS + λI)⁻¹ C_SR w_R,   bias' = bias + w·μ − w'_S·μ_S
- * which minimises E[(w·x + b − w'_S·x_S − b')²] (λ: 1 % of C_SS's mean diagonal, as GPTQ damps).
- * The bias term goes only into a bias the layer already has (its B or C, or the per-channel Add
- * after it): the rewrite slices existing tensors and knows of no new ones. Without one, the fit is
- * made on the uncentered second moment (no intercept).
- *
- * One calibration pass over the unpruned model gives every consumer's statistics: the values of the
- * channels a layer keeps do not change when other channels are removed (only the consumers upstream
- * are refitted, which shifts them slightly).
+ * the unpruned model's output of that layer on the calibration data, instead of its old weights with
+ * the others cut off (refit() has the formula; λ is 1 % of the kept block's mean diagonal, as GPTQ
+ * damps). The bias term goes only into a bias the layer already has (its B or C, or the per-channel
+ * Add after it): the rewrite slices existing tensors and knows of no new ones. Without one, the fit
+ * is made on raw second moments (no intercept).
  */
 
 export interface ReconstructOptions {
@@ -78,85 +71,179 @@ function positionOf(layer: LayerMatrix, col: number): number {
   return layer.conv ? col % layer.conv.cg : col;
 }
 
+/** The unpruned graph (nodes and stored values), to pair each layer's current inputs with the original ones. */
+interface Snapshot { nodes: Node[]; initializers: Tensor[] }
+
+function snapshot(model: Model): Snapshot {
+  return {
+    nodes: model.graph.nodes.map((n) => new Node({ name: n.name, opType: n.opType, domain: n.domain, inputs: [...n.inputs], outputs: [...n.outputs], attributes: n.attributes })),
+    initializers: [...model.graph.initializers.values()].map((t) => new Tensor({ name: t.name, dataType: t.dataType, dims: [...t.dims], source: { kind: 'inline', bytes: Uint8Array.prototype.slice.call(t.bytes()) } })),
+  };
+}
+
+const ORIGINAL = 'whittle_unpruned/';
+
+/**
+ * One graph holding the model as it is now and, under ORIGINAL-prefixed names, as it was before any
+ * refit, both fed by the same inputs; `input` of each is concatenated along axis 1 so one tap gives
+ * every row's current and original values side by side.
+ */
+function pairedModel(model: Model, snap: Snapshot, input: string): { model: Model; pair: string } {
+  // the data inputs feed both; everything else, initializers included (IR < 4 lists them as inputs too), is renamed
+  const dataInputs = new Set(model.graph.inputs.map((v) => v.name).filter((n) => !model.graph.initializers.has(n)));
+  const rename = (n: string) => (!n || dataInputs.has(n) ? n : ORIGINAL + n);
+  const m = new Model();
+  // IR 4 lets the renamed initializers stay out of the graph inputs
+  m.irVersion = Math.max(model.irVersion, 4);
+  m.opsets = model.opsets;
+  m.extra = model.extra;
+  m.path = model.path;
+  const g = m.graph;
+  g.name = model.graph.name;
+  g.inputs = model.graph.inputs;
+  g.outputs = model.graph.outputs;
+  g.valueInfo = model.graph.valueInfo;
+  g.initializers = new Map(model.graph.initializers);
+  for (const t of snap.initializers) g.initializers.set(rename(t.name), new Tensor({ name: rename(t.name), dataType: t.dataType, dims: t.dims, source: t.source }));
+  const pair = `${ORIGINAL}pair/${input}`;
+  g.nodes = [
+    ...snap.nodes.map((n) => new Node({ name: ORIGINAL + (n.name || n.outputs[0]!), opType: n.opType, domain: n.domain, inputs: n.inputs.map(rename), outputs: n.outputs.map(rename), attributes: n.attributes })),
+    ...model.graph.nodes,
+    new Node({ name: pair, opType: 'Concat', inputs: [input, rename(input)], outputs: [pair], attributes: [{ name: 'axis', type: AttrType.INT, value: 1n, extra: {} }] }),
+  ];
+  return { model: m, pair };
+}
+
+/** Where matrix column j's input sits in the paired rows: `tilde` the current value, `orig` the unpruned one. */
+function pairedColumns(layer: LayerMatrix): { tilde: Int32Array; orig: Int32Array } {
+  const tilde = new Int32Array(layer.k);
+  const orig = new Int32Array(layer.k);
+  for (let j = 0; j < layer.k; j++) {
+    if (layer.conv) {
+      const cg = layer.conv.cg;
+      const p = Math.floor(j / cg), c = j % cg;
+      tilde[j] = p * 2 * cg + c;
+      orig[j] = p * 2 * cg + cg + c;
+    } else {
+      tilde[j] = j;
+      orig[j] = layer.k + j;
+    }
+  }
+  return { tilde, orig };
+}
+
 /**
  * Refits every consumer of pruned channels in place (weights and existing biases), before the
- * rewrite slices them. Returns what was done per layer.
+ * rewrite slices them, one layer at a time in graph order: each layer's statistics pair its inputs
+ * in the model as refitted so far (removed columns zeroed in every refitted reader) with its inputs
+ * in the unpruned model, so it is fitted to reproduce the unpruned model's output from what it
+ * really receives — the drift of the layers before it included. A layer fed by a graph input sees
+ * no drift and is fitted on its own statistics.
  */
 export async function reconstructConsumers(model: Model, analysis: Analysis, kept: KeptOf, o: ReconstructOptions, ctx: PassContext): Promise<{ layers: ReconstructedLayer[]; samples: number }> {
   const targets = consumers(model, analysis, kept);
   if (targets.length === 0) return { layers: [], samples: 0 };
-  const { stats, samples } = await collectLayerInputs(model, targets.map((t) => t.layer), {
-    data: o.data, samples: o.samples, hessian: true, batchSize: o.batchSize, ep: o.ep, phase: 'reconstruct',
-  }, ctx);
+  const snap = snapshot(model);
+  const dataInputs = new Set(model.graph.inputs.map((v) => v.name).filter((n) => !model.graph.initializers.has(n)));
   const names = new NameAllocator(model);
   const layers: ReconstructedLayer[] = [];
+  let samples = 0;
+  const collect = (m: Model, layer: LayerMatrix) => collectLayerInputs(m, [layer], {
+    data: o.data, samples: o.samples, hessian: true, batchSize: o.batchSize, ep: o.ep, phase: 'reconstruct',
+  }, ctx);
   for (const [i, { layer, keptPositions }] of targets.entries()) {
     ctx.checkpoint();
-    const st = stats[i]!.groups[0]!;
+    ctx.progress('reconstruct', i, targets.length);
+    let st: GroupStats;
+    let cols: { tilde: Int32Array; orig: Int32Array } | undefined;
+    if (dataInputs.has(layer.input)) {
+      const r = await collect(model, layer);
+      st = r.stats[0]!.groups[0]!;
+      samples = r.samples;
+    } else {
+      const paired = pairedModel(model, snap, layer.input);
+      const wide: LayerMatrix = { ...layer, input: paired.pair, k: 2 * layer.k, ...(layer.conv ? { conv: { ...layer.conv, cg: 2 * layer.conv.cg }, segment: 2 * layer.conv.cg } : { segment: 2 * layer.k }) };
+      const r = await collect(paired.model, wide);
+      st = r.stats[0]!.groups[0]!;
+      samples = r.samples;
+      cols = pairedColumns(layer);
+    }
     const withBias = hasOutputBias(layer);
     const keep: number[] = [];
     for (let c = 0; c < layer.k; c++) if (keptPositions.has(positionOf(layer, c))) keep.push(c);
     const before = readMatrix(layer);
-    const { after, shift, errorCut, errorRefit } = refit(before, layer.rowsPerGroup, layer.k, keep, st, withBias);
+    const { after, shift, errorCut, errorRefit } = refit(before, layer.rowsPerGroup, layer.k, keep, st, withBias, cols);
     writeMatrix(layer, after);
     if (withBias && shift.some((v) => v !== 0)) addToOutputBias(model, layer, shift, names);
     layers.push({ layer: layer.weight.node.label, kept: keep.length, of: layer.k, errorCut, errorRefit, bias: withBias ? 'bias' : 'none' });
   }
+  ctx.progress('reconstruct', targets.length, targets.length);
   return { layers, samples };
 }
 
 /**
  * The least-squares refit of `rows` output rows (row-major [rows × k]) onto the columns `keep`.
- * Removed columns come back as 0 (the rewrite drops them). Errors are relative to ‖WX‖² over the rows
- * the statistics saw.
+ * `st` describes rows z of the layer's inputs: by default z = x (the input as it was), or, with
+ * `cols`, z holding each input twice, as the layer now receives it (x̃, column cols.tilde[j]) and as
+ * the unpruned model gave it (x, cols.orig[j]). The fit minimises E[(w·x + b − w'·x̃_S − b')²]:
+ *   w'_S = w_S + (C_x̃x̃ + λI)⁻¹ (C_x̃x·w − C_x̃x̃·w_S),   b' = b + w·μ_x − w'_S·μ_x̃S
+ * (C: covariances with a bias, raw second moments without; λ damps toward the old weights).
+ * Removed columns come back as 0 (the rewrite drops them). Errors are relative to E[(w·x)²].
  */
-export function refit(w: Float64Array, rows: number, k: number, keep: number[], st: GroupStats, withBias: boolean): { after: Float64Array; shift: Float64Array; errorCut: number; errorRefit: number } {
+export function refit(w: Float64Array, rows: number, k: number, keep: number[], st: GroupStats, withBias: boolean, cols?: { tilde: Int32Array; orig: Int32Array }): { after: Float64Array; shift: Float64Array; errorCut: number; errorRefit: number } {
+  const kz = st.k;
+  const identity = Int32Array.from({ length: k }, (_, j) => j);
+  const tilde = cols?.tilde ?? identity;
+  const orig = cols?.orig ?? identity;
   const n = Math.max(st.rows, 1);
   const mean = Float64Array.from(st.sum, (v) => v / n);
-  // the second moment E[xxᵀ], and the matrix the fit uses: the covariance with a bias, else the moment
   const moment = Float64Array.from(st.xtx!, (v) => v / n);
-  const c = withBias ? Float64Array.from(moment, (v, idx) => v - mean[Math.floor(idx / k)]! * mean[idx % k]!) : moment;
-  const isKept = new Uint8Array(k);
-  for (const j of keep) isKept[j] = 1;
-  const removed: number[] = [];
-  for (let j = 0; j < k; j++) if (!isKept[j]) removed.push(j);
+  const c = withBias ? Float64Array.from(moment, (v, idx) => v - mean[Math.floor(idx / kz)]! * mean[idx % kz]!) : moment;
   const s = keep.length;
+  const at = keep.map((j) => tilde[j]!);
 
   const a = new Float64Array(s * s);
   let diag = 0;
-  for (let p = 0; p < s; p++) diag += c[keep[p]! * k + keep[p]!]!;
+  for (let p = 0; p < s; p++) diag += c[at[p]! * kz + at[p]!]!;
   const lambda = Math.max(DAMP * (diag / Math.max(s, 1)), 1e-12);
-  for (let p = 0; p < s; p++) for (let q = 0; q < s; q++) a[p * s + q] = c[keep[p]! * k + keep[q]!]! + (p === q ? lambda : 0);
+  for (let p = 0; p < s; p++) for (let q = 0; q < s; q++) a[p * s + q] = c[at[p]! * kz + at[q]!]! + (p === q ? lambda : 0);
   const l = cholesky(a, s);
   const u = l ? transpose(l, s) : null;
 
   const after = new Float64Array(rows * k);
   const shift = new Float64Array(rows);
   let signal = 0, cutErr = 0, refitErr = 0;
-  const e = new Float64Array(k);
+  const target = new Float64Array(kz); // w placed on the unpruned columns
+  const e = new Float64Array(kz);
   const rhs = new Float64Array(s);
   for (let r = 0; r < rows; r++) {
     const row = w.subarray(r * k, (r + 1) * k);
-    // C_SR·w_R
+    target.fill(0);
+    for (let j = 0; j < k; j++) target[orig[j]!]! += row[j]!;
+    // C_x̃x·w − C_x̃x̃·w_S: what the kept columns miss of the unpruned output
     for (let p = 0; p < s; p++) {
+      const off = at[p]! * kz;
       let v = 0;
-      const off = keep[p]! * k;
-      for (const j of removed) v += c[off + j]! * row[j]!;
+      for (let j = 0; j < k; j++) v += c[off + orig[j]!]! * row[j]!;
+      for (let q = 0; q < s; q++) v -= c[off + at[q]!]! * row[keep[q]!]!;
       rhs[p] = v;
     }
     const delta = l && u ? solveUpper(u, solveLower(l, rhs, s), s) : new Float64Array(s);
     for (let p = 0; p < s; p++) after[r * k + keep[p]!] = row[keep[p]!]! + delta[p]!;
     if (withBias) {
       let d = 0;
-      for (let j = 0; j < k; j++) d += (row[j]! - after[r * k + j]!) * mean[j]!;
+      for (let j = 0; j < k; j++) d += row[j]! * mean[orig[j]!]!;
+      for (let p = 0; p < s; p++) d -= after[r * k + keep[p]!]! * mean[at[p]!]!;
       shift[r] = d;
     }
-    // errors: eᵀ C e with e = w − ŵ (C centered: the bias takes the mean; the cut alone keeps no bias change)
-    signal += quadratic(moment, row, k);
-    for (let j = 0; j < k; j++) e[j] = isKept[j] ? 0 : row[j]!;
-    cutErr += quadratic(moment, e, k);
-    for (let j = 0; j < k; j++) e[j] = row[j]! - after[r * k + j]!;
-    refitErr += quadratic(c, e, k);
+    // errors over z: e = (w on x) − (ŵ on x̃); the cut keeps the old bias, the refit moves it (centered C)
+    signal += quadratic(moment, target, kz);
+    e.set(target);
+    for (let p = 0; p < s; p++) e[at[p]!]! -= row[keep[p]!]!;
+    cutErr += quadratic(moment, e, kz);
+    e.set(target);
+    for (let p = 0; p < s; p++) e[at[p]!]! -= after[r * k + keep[p]!]!;
+    refitErr += quadratic(c, e, kz);
   }
   return { after, shift, errorCut: signal > 0 ? cutErr / signal : 0, errorRefit: signal > 0 ? refitErr / signal : 0 };
 }
