@@ -22,6 +22,11 @@ PRESET: ${PRESET_NAMES.join(', ')}. Top-1/top-5 are reported when the data has l
 adds top-1 agreement, output SQNR, cosine and max abs diff. Latency: --warmup runs, then p50/p95
 over --runs runs of one batch.
 
+A language model (one int64/int32 input [batch, positions], scores [batch, positions, vocabulary])
+fed token windows (an .npy of [windows, positions]) gets next-token metrics: perplexity, nats per
+token and next-token top-1 (position t predicts token t + 1 of its window); with --reference, the
+reference's perplexity on the same windows and the per-position top-1 agreement.
+
 A TF.js model.json runs in TensorFlow.js: @tensorflow/tfjs-node-gpu or tfjs-node when installed,
 else @tensorflow/tfjs on wasm (--tf-backend picks one; the report says which ran and why others were
 skipped). Its --reference is another model.json. Photos for TF.js models usually want tf-square
@@ -42,6 +47,10 @@ export function renderEval(r: EvalReport): string {
     const a = r.agreement;
     const sqnr = a.identical ? 'identical outputs' : a.sqnrDb === null ? 'n/a' : `${a.sqnrDb.toFixed(1)} dB`;
     lines.push(`agreement  top-1 ${a.top1 === null ? 'n/a' : pct(a.top1)}  SQNR ${sqnr}  cosine ${a.cosine.toFixed(6)}  max |Δ| ${a.maxAbsDiff.toPrecision(3)}  vs ${a.reference}`);
+  }
+  if (r.language) {
+    const l = r.language;
+    lines.push(`language   perplexity ${l.perplexity.toFixed(3)} (${l.nllPerToken.toFixed(4)} nats/token)${l.referencePerplexity === null ? '' : `, reference ${l.referencePerplexity.toFixed(3)}`}  next-token top-1 ${pct(l.top1)}  over ${formatCount(l.tokens)} positions`);
   }
   if (r.expected) {
     const e = r.expected;

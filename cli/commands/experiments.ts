@@ -46,6 +46,7 @@ const LIST_METRICS: { header: string; keys: string[]; format: (v: number | undef
   // a recipe run keeps its evaluation under eval.*
   { header: 'accuracy.top1', keys: ['accuracy.top1', 'eval.accuracy.top1'], format: formatPercent },
   { header: 'agreement.top1', keys: ['agreement.top1', 'eval.agreement.top1'], format: formatPercent },
+  { header: 'perplexity', keys: ['language.perplexity', 'eval.language.perplexity'], format: (v) => (v === undefined ? '' : v.toFixed(3)) },
   { header: 'latency.p50Ms', keys: ['latency.p50Ms', 'eval.latency.p50Ms'], format: (v) => (v === undefined ? '' : v.toFixed(2)) },
   { header: 'bytes', keys: ['bytes', 'bytesAfter'], format: formatSize },
 ];

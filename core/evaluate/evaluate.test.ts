@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { join } from 'node:path';
+import { HELDOUT_FILE, loadTestBed } from '../../native-models/zoo/transformer/testbed.ts';
 import { fixture } from '../testing/fixtures.ts';
 import { evaluate } from './evaluate.ts';
 
@@ -74,6 +76,22 @@ describe('evaluate reproduces the fixture reference figures', () => {
       assert.match(r.fallback, /webgpu/);
     }
     assert.equal(r.accuracy?.correct1, 147);
+  });
+
+  it('a language model on a token stream: windows of its positions, next-token perplexity near the test bed card, the reference on the same windows', async () => {
+    const bed = loadTestBed();
+    const r = await evaluate({ model: bed.model, data: join(bed.dir, HELDOUT_FILE), reference: bed.model, ep: 'cpu', runs: 1, warmup: 0 });
+    const windows = Math.floor(bed.heldout.inputs.length / bed.card.spec.context);
+    assert.match(r.warnings.join('\n'), new RegExp(`a stream of \\d+ tokens, read as ${windows} windows of ${bed.card.spec.context}`));
+    assert.equal(r.data.n, windows);
+    assert.equal(r.language!.tokens, windows * (bed.card.spec.context - 1));
+    // the card's figure also scores each window's last position (on the next window's first token)
+    const card = bed.card.perplexity.onnxruntime;
+    assert.ok(Math.abs(r.language!.perplexity - card) / card < 0.01, `${r.language!.perplexity} vs ${card}`);
+    assert.equal(r.language!.referencePerplexity, r.language!.perplexity);
+    assert.ok(r.language!.top1 > 0.4 && r.language!.top1 < 0.7, `top-1 ${r.language!.top1}`);
+    assert.equal(r.agreement!.top1, 1);
+    assert.equal(r.agreement!.n, windows);
   });
 
   it('synthetic data: latency and agreement only, reported as synthetic', async () => {

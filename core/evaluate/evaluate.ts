@@ -10,7 +10,7 @@ import { isHostDtype, toFloatScores, type HostTensor } from '../../native-models
 import { realInputs } from '../inspect.ts';
 import { openDataset, type Dataset, type ModelInputSpec, type PresetName } from './data/index.ts';
 import { measureLatency, type LatencyResult } from './latency.ts';
-import { Agreement, TopKAccuracy, type AgreementResult, type TopKResult } from './metrics.ts';
+import { Agreement, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
 
 export interface EvalOptions {
   model: string;
@@ -58,6 +58,8 @@ export interface EvalReport {
   output: string;
   accuracy: TopKResult | null;
   agreement: (AgreementResult & { reference: string }) | null;
+  /** A language model (one integer input [batch, positions], scores [batch, positions, vocabulary]) on token windows: next-token metrics, and the reference's perplexity on the same windows. */
+  language: (NextTokenResult & { referencePerplexity: number | null }) | null;
   expected: ExpectedOutputCheck | null;
   latency: LatencyResult & { batch: number };
   bytes: number;
@@ -188,6 +190,12 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const batch = batchSizeFor(inputs, opts.batch);
   const topk = dataset.hasLabels ? new TopKAccuracy() : null;
   const agreement = reference ? new Agreement() : null;
+  // token windows into a language model: every position predicts the next token of its window
+  const tokenInput = inputs.length === 1 && (inputs[0]!.dtype === 'int64' || inputs[0]!.dtype === 'int32') && inputs[0]!.shape.length === 2 ? inputs[0]!.name : null;
+  const probabilities = (m: Model) => m.graph.producers().get(outputName)?.opType === 'Softmax';
+  const nextToken = tokenInput ? new NextTokenMetrics(probabilities(model)) : null;
+  const referenceNextToken = tokenInput && reference ? new NextTokenMetrics(probabilities(openModel(opts.reference!, { lazyTensors: true }))) : null;
+  const isSequenceScores = (t: HostTensor | undefined, s: { dims: readonly number[] }) => t !== undefined && s.dims.length === 3 && s.dims[0] === t.dims[0] && s.dims[1] === t.dims[1];
   const expected = { maxAbsDiff: 0, ok: true, exact: true, differing: 0, values: 0, top1Match: true };
   let sawExpected = false;
   let firstFeeds: Record<string, HostTensor> | null = null;
@@ -199,11 +207,16 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     const out = await runSession(main.session, feeds);
     const scores = toFloatScores(out[outputName]!);
     if (topk && b.labels) topk.update(scores, b.labels);
+    const tokens = tokenInput ? feeds[tokenInput] : undefined;
+    const lm = nextToken && isSequenceScores(tokens, scores) ? tokens!.data as ArrayLike<number | bigint> : null;
+    if (lm) nextToken!.update(lm, tokens!.dims, scores);
     if (agreement && reference) {
       const ref = await runSession(reference.session, feedsFor(reference, feeds, opts.reference!));
       const refScores = ref[outputName] ?? Object.values(ref)[0];
       if (!refScores) throw new WhittleError('BAD_INPUT', `${opts.reference}: the reference model produced no output`);
-      agreement.update(toFloatScores(refScores), scores);
+      const refFloat = toFloatScores(refScores);
+      agreement.update(refFloat, scores);
+      if (lm && isSequenceScores(tokens, refFloat)) referenceNextToken!.update(lm, tokens!.dims, refFloat);
     }
     const exp = b.expectedOutputs ?? (dataset.expectedOutputs && b.index === 0 ? dataset.expectedOutputs : undefined);
     if (exp) {
@@ -232,6 +245,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     output: outputName,
     accuracy: topk ? topk.result() : null,
     agreement: agreement ? { ...agreement.result()!, reference: resolve(opts.reference!) } : null,
+    language: languageResult(nextToken, referenceNextToken),
     expected: sawExpected ? expected : null,
     latency: { ...latency, batch: firstInput?.dims[0] ?? batch },
     bytes: modelBytes(model),
@@ -240,4 +254,10 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     seconds: (performance.now() - t0) / 1000,
     warnings,
   };
+}
+
+function languageResult(model: NextTokenMetrics | null, reference: NextTokenMetrics | null): EvalReport['language'] {
+  const r = model?.result();
+  if (!r) return null;
+  return { ...r, referencePerplexity: reference?.result()?.perplexity ?? null };
 }

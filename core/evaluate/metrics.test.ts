@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { WhittleError } from '../../api/errors.ts';
-import { Agreement, TopKAccuracy, classifierShape } from './metrics.ts';
+import { Agreement, NextTokenMetrics, TopKAccuracy, classifierShape } from './metrics.ts';
 
 const f32 = (rows: number[][], trailing: number[] = []) => ({ dims: [rows.length, rows[0]!.length, ...trailing], data: Float32Array.from(rows.flat()) });
 
@@ -93,5 +93,37 @@ describe('Agreement', () => {
   test('different shapes are refused', () => {
     assert.throws(() => new Agreement().update(f32([[1, 2]]), f32([[1, 2, 3]])), /output shapes differ, reference \[1,2\] vs \[1,3\]/);
     assert.equal(new Agreement().result(), null);
+  });
+});
+
+describe('NextTokenMetrics', () => {
+  test('each position predicts the next token of its window: perplexity, nats per token and top-1 from logits', () => {
+    const m = new NextTokenMetrics();
+    // one window of 3 tokens [0, 2, 1], vocabulary 3; positions 0 and 1 are scored, position 2 is not
+    const logits = [[0, 0, Math.log(2)], [1, 0, 0], [9, 9, 9]];
+    m.update(BigInt64Array.of(0n, 2n, 1n), [1, 3], { dims: [1, 3, 3], data: Float64Array.from(logits.flat()) });
+    const r = m.result()!;
+    // p(2 | pos 0) = 2/4; p(1 | pos 1) = 1/(e + 2)
+    const nll = (-Math.log(0.5) - Math.log(1 / (Math.E + 2))) / 2;
+    assert.equal(r.tokens, 2);
+    assert.ok(Math.abs(r.nllPerToken - nll) < 1e-12 && Math.abs(r.perplexity - Math.exp(nll)) < 1e-12, JSON.stringify(r));
+    assert.equal(r.top1, 0.5); // position 0's best is token 2 (right), position 1's is token 0 (wrong)
+  });
+
+  test('probabilities (a Softmax output) are read as they are; a token outside the vocabulary is an error', () => {
+    const m = new NextTokenMetrics(true);
+    m.update(Int32Array.of(1, 0), [1, 2], { dims: [1, 2, 2], data: Float32Array.of(0.25, 0.75, 0.5, 0.5) });
+    assert.ok(Math.abs(m.result()!.perplexity - 1 / 0.25) < 1e-6);
+    assert.throws(() => m.update(Int32Array.of(0, 7), [1, 2], { dims: [1, 2, 2], data: Float32Array.of(1, 0, 1, 0) }), /token 7 is outside the model's vocabulary of 2/);
+    assert.throws(() => m.update(Int32Array.of(0, 1), [1, 2], { dims: [2, 2], data: Float32Array.of(1, 0, 1, 0) }), /scores \[batch, positions, vocabulary\]/);
+  });
+
+  test('Agreement on [batch, positions, classes] compares every position and counts windows as samples', () => {
+    const a = new Agreement();
+    const ref = { dims: [1, 2, 3], data: Float32Array.of(0, 1, 0, 1, 0, 0) };
+    a.update(ref, { dims: [1, 2, 3], data: Float32Array.of(0, 2, 0, 0, 0, 1) });
+    const r = a.result()!;
+    assert.equal(r.top1, 0.5);
+    assert.equal(r.n, 1);
   });
 });

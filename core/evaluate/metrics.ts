@@ -91,8 +91,67 @@ export class TopKAccuracy {
   }
 }
 
+export interface NextTokenResult {
+  /** exp of the mean cross-entropy: the held-out perplexity over every predicted position. */
+  perplexity: number;
+  /** Mean cross-entropy in nats per token. */
+  nllPerToken: number;
+  /** Share of positions whose highest-scoring token is the next one. */
+  top1: number;
+  /** Positions scored: (window length − 1) per window. */
+  tokens: number;
+}
+
+/**
+ * Next-token metrics of a language model over windows of tokens: position t of a window predicts
+ * token t + 1 of the same window (the last position has nothing to predict). Scores are logits
+ * [batch, positions, vocabulary] (log-probabilities work the same), or probabilities when the
+ * model's output comes out of a Softmax (`probabilities`).
+ */
+export class NextTokenMetrics {
+  private nll = 0;
+  private correct = 0;
+  private tokens = 0;
+
+  constructor(private readonly probabilities = false) {}
+
+  update(tokens: ArrayLike<number | bigint>, tokenDims: readonly number[], scores: Scores): void {
+    const [batch, positions, vocab] = scores.dims as [number, number, number];
+    if (scores.dims.length !== 3 || tokenDims[0] !== batch || tokenDims[1] !== positions) {
+      throw new WhittleError('BAD_INPUT', `next-token metrics need scores [batch, positions, vocabulary] for tokens [${tokenDims.join(',')}], got [${scores.dims.join(',')}]`);
+    }
+    const d = scores.data;
+    for (let b = 0; b < batch; b++) {
+      for (let t = 0; t + 1 < positions; t++) {
+        const next = Number(tokens[b * positions + t + 1]!);
+        if (!(next >= 0 && next < vocab)) throw new WhittleError('BAD_INPUT', `token ${next} is outside the model's vocabulary of ${vocab}`);
+        const off = (b * positions + t) * vocab;
+        let logP: number;
+        if (this.probabilities) logP = Math.log(d[off + next]!);
+        else {
+          let max = -Infinity;
+          for (let v = 0; v < vocab; v++) if (d[off + v]! > max) max = d[off + v]!;
+          let z = 0;
+          for (let v = 0; v < vocab; v++) z += Math.exp(d[off + v]! - max);
+          logP = d[off + next]! - max - Math.log(z);
+        }
+        this.nll -= logP;
+        if (labelRank(d, off, vocab, next) < 1) this.correct++;
+        this.tokens++;
+      }
+    }
+  }
+
+  /** null before any position. */
+  result(): NextTokenResult | null {
+    if (this.tokens === 0) return null;
+    const nll = this.nll / this.tokens;
+    return { perplexity: Math.exp(nll), nllPerToken: nll, top1: this.correct / this.tokens, tokens: this.tokens };
+  }
+}
+
 export interface AgreementResult {
-  /** Share of samples whose argmax matches the reference's; null when outputs are not per-sample score vectors. */
+  /** Share of samples (positions, for [batch, positions, classes]) whose argmax matches the reference's; null when outputs are not score vectors. */
   top1: number | null;
   /**
    * Output SQNR in dB, 10·log10(Σref² / Σ(ref−x)²) over every value of every sample. JSON has no
@@ -144,7 +203,8 @@ export class Agreement {
     }
     this.values += r.length;
 
-    const shape = classifierShape(reference.dims);
+    // a sequence model's [batch, positions, classes]: each position is one prediction
+    const shape = reference.dims.length === 3 ? { batch: reference.dims[0]! * reference.dims[1]!, classes: reference.dims[2]! } : classifierShape(reference.dims);
     if (!shape || shape.batch * shape.classes !== r.length) {
       this.perSampleTop1 = false;
       this.samples += reference.dims[0] ?? 1;
@@ -155,7 +215,7 @@ export class Agreement {
       if (want !== -1 && want === argmax(x, s * shape.classes, shape.classes)) this.agreed++;
     }
     this.classified += shape.batch;
-    this.samples += shape.batch;
+    this.samples += reference.dims.length === 3 ? reference.dims[0]! : shape.batch;
   }
 
   /** null before any values. */

@@ -148,6 +148,8 @@ export async function evaluateTfjs(opts: TfjsEvalOptions): Promise<TfjsEvalRepor
       output: outputName,
       accuracy: topk ? topk.result() : null,
       agreement: agreement ? { ...agreement.result()!, reference: resolve(opts.reference!) } : null,
+      // next-token metrics are measured for ONNX language models only
+      language: null,
       expected: null,
       predictions: predictions?.length ? predictions : null,
       predictedClasses: predictedClasses.size ? Object.fromEntries(predictedClasses) : null,

@@ -72,11 +72,25 @@ export async function findLabelsBeside(dataFile: string): Promise<string | null>
   return null;
 }
 
+/**
+ * A 1-D integer array for a token model (one integer input [batch, positions] with a fixed number of
+ * positions) is a token stream: it is read as consecutive windows of that many tokens (a last,
+ * shorter piece is left out). Returns the header seen that way, or null when it does not apply.
+ */
+function tokenWindows(h: NpyArrayFile, input: ModelInputSpec): NpyArrayFile | null {
+  const positions = input.shape[1];
+  const integer = (t: string) => t === 'int64' || t === 'int32';
+  if (h.shape.length !== 1 || !integer(h.dtype) || !integer(input.dtype) || input.shape.length !== 2 || typeof positions !== 'number' || positions < 1) return null;
+  return { ...h, shape: [Math.floor(h.shape[0]! / positions), positions] };
+}
+
 export async function openNpy(path: string, inputs: ModelInputSpec[], options: DatasetOptions): Promise<Dataset> {
-  const h = await readNpyFile(path);
+  const file = await readNpyFile(path);
   if (inputs.length !== 1) {
     throw badInput(path, `a .npy array feeds one input, but the model takes ${inputs.length} (${inputs.map((i) => i.name).join(', ')}); use a .npz with one array per input name`);
   }
+  const windows = tokenWindows(file, inputs[0]!);
+  const h = windows ?? file;
   const n = h.shape[0]!;
   const labelsPath = await findLabelsBeside(path);
   const labels = labelsPath ? await readLabelsNpy(labelsPath, n, path) : null;
@@ -95,5 +109,7 @@ export async function openNpy(path: string, inputs: ModelInputSpec[], options: D
       }
     },
   };
-  return makeDataset({ kind: 'npy', path, hasLabels: labels !== null }, source, inputs, options);
+  const dataset = await makeDataset({ kind: 'npy', path, hasLabels: labels !== null }, source, inputs, options);
+  if (windows) dataset.warnings.push(`${basename(path)}: a stream of ${file.shape[0]} tokens, read as ${n} windows of ${h.shape[1]}${file.shape[0]! % h.shape[1]! ? ` (the last ${file.shape[0]! % h.shape[1]!} tokens left out)` : ''}`);
+  return dataset;
 }

@@ -92,6 +92,8 @@ export function metricDirection(key: string): 1 | -1 | 0 {
   if (/^(top1|top5|sqnrDb|outputSqnrDb|layerSqnrDb|cosine|identical|correct1|correct5)$/.test(name)) return 1;
   if (BYTES.test(name) || /Ms$/.test(name)) return -1;
   if (/^(seconds|maxAbsDiff|nonFinite|parametersAfter|nonzeroParameters|parameters)$/.test(name)) return -1;
+  // a language model's next-token loss
+  if (/^(perplexity|nllPerToken)$/.test(name)) return -1;
   return 0;
 }
 
