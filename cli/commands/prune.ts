@@ -20,7 +20,8 @@ whittle prune MODEL -o OUT --method ${PRUNE_METHODS.join('|')}
 
 magnitude   zero the smallest |w| per layer (--scope layer) or across layers (--scope global)
 nm          N:M sparsity (--pattern, default 2:4) along each weight's input dimension
-channel     remove whole channels (dependency groups through BN, residual Add, Concat, depthwise Conv);
+channel     remove whole channels (dependency groups through BN, residual Add, Concat, depthwise Conv,
+            and a MatMul's hidden units into the next MatMul: a transformer's MLP);
             the model really gets smaller and faster. With --calib DATA the layers that read removed
             channels are refitted by least squares to reproduce their outputs (biases take the means)
 wanda       |W|·‖X‖ per output row, with activations from --calib DATA

@@ -36,7 +36,7 @@ async function quantized(step: Record<string, unknown>): Promise<number> {
 async function pruned(step: Record<string, unknown>): Promise<{ perplexity: number; sparsity: number }> {
   const output = join(dir, `${files++}.onnx`);
   const calibrated = step.method === 'wanda' || step.method === 'sparsegpt';
-  const r = await pruneModel({ input: bed.model, output, step: PruneStep.parse({ ...step, ...(calibrated ? { calib: { path: bed.calibPath } } : {}) }), seed: 0 });
+  const r = await pruneModel({ input: bed.model, output, step: PruneStep.parse({ ...(calibrated ? { calib: { path: bed.calibPath } } : {}), ...step }), seed: 0 });
   return { perplexity: await perplexity(output), sparsity: r.sparsity };
 }
 
@@ -55,6 +55,13 @@ describe('passes on the transformer test bed', () => {
     const gptq = await quantized({ method: 'int4', blockSize: 128, algorithm: 'gptq' });
     assert.ok(gptq < rtn, `GPTQ ${gptq} vs RTN ${rtn}`);
     assert.ok(rtn > fp32 && gptq < fp32 * 1.01, `fp32 ${fp32}, RTN ${rtn}, GPTQ ${gptq}`);
+  });
+
+  it('channel pruning takes half of every MLP’s hidden units (the rest is pinned); refitting fc2 on calibration data recovers most of the perplexity', async () => {
+    const fp32 = await perplexity(bed.model);
+    const cut = await pruned({ method: 'channel', sparsity: 0.5 });
+    const refit = await pruned({ method: 'channel', sparsity: 0.5, calib: { path: bed.calibPath } });
+    assert.ok(refit.perplexity < cut.perplexity && refit.perplexity < fp32 * 1.15, `fp32 ${fp32}, cut ${cut.perplexity}, refitted ${refit.perplexity}`);
   });
 
   for (const shape of [{ sparsity: 0.5 }, { pattern: '2:4' }]) {

@@ -61,7 +61,7 @@ const passThrough: Rule = (ctx, node, input) => {
   const l = input[0];
   if (!l || input.slice(1).some((x) => x)) return false;
   if (node.opType === 'MaxPool' && node.outputs[1]) return false;
-  if (l.flat && node.opType.includes('Pool')) return false;
+  if ((l.flat || l.last) && node.opType.includes('Pool')) return false;
   ctx.setOutput(node.outputs[0], l);
   if (node.opType === 'Dropout' && node.outputs[1]) ctx.setOutput(node.outputs[1], l);
   return true;
@@ -74,7 +74,7 @@ const conv: Rule = (ctx, node, input) => {
   const l = input[0];
   const group = node.attrInt('group', 1);
   const excluded = isExcluded(node, ctx.exclude);
-  if (l && (l.flat || l.rank !== w.dims.length)) return false;
+  if (l && (l.flat || l.last || l.rank !== w.dims.length)) return false;
   if (l && excluded) ctx.groups.pinLayout(l, `excluded layer ${node.label}`);
   if (group === 1) {
     if (l && !excluded) {
@@ -98,9 +98,9 @@ const conv: Rule = (ctx, node, input) => {
   return true;
 };
 
-function startSource(ctx: RuleContext, node: Node, w: Tensor, outAxis: number, biasInput: number | null, rank: number, excluded: boolean): boolean {
+function startSource(ctx: RuleContext, node: Node, w: Tensor, outAxis: number, biasInput: number | null, rank: number, excluded: boolean, last = false): boolean {
   const source = ctx.groups.addSource(node, w.dims[outAxis]!);
-  const layout = ctx.groups.fullLayout(source, rank);
+  const layout: Layout = { ...ctx.groups.fullLayout(source, last ? 0 : rank), ...(last ? { last } : {}) };
   if (excluded) ctx.groups.pin(source.id, `excluded layer ${node.label}`);
   ctx.edits.push({ kind: 'slice', node, input: 1, axis: outAxis, layout, block: 1 });
   if (biasInput !== null) {
@@ -115,7 +115,11 @@ function startSource(ctx: RuleContext, node: Node, w: Tensor, outAxis: number, b
   return true;
 }
 
-/** Gemm / MatMul with a stored 2-D weight: reads features on the weight's input axis (a block of H·W per channel after Flatten), starts a source. */
+/**
+ * Gemm / MatMul with a stored 2-D weight: reads features on the weight's input axis (a block of H·W
+ * per channel after Flatten), starts a source. A MatMul's data may have any rank ([batch, tokens, K]
+ * in a transformer): its output channels are on the last axis.
+ */
 const dense: Rule = (ctx, node, input) => {
   const w = ctx.floatConstant(node.inputs[1]);
   if (!w || w.dims.length !== 2 || input.slice(1).some((x) => x)) return false;
@@ -126,18 +130,18 @@ const dense: Rule = (ctx, node, input) => {
   const l = input[0];
   const excluded = isExcluded(node, ctx.exclude);
   if (l) {
-    if (l.rank !== 2 || w.dims[inAxis]! % layoutLength(l) !== 0) return false;
+    if (l.last ? w.dims[inAxis] !== layoutLength(l) : l.rank !== 2 || w.dims[inAxis]! % layoutLength(l) !== 0) return false;
     if (excluded) ctx.groups.pinLayout(l, `excluded layer ${node.label}`);
     else ctx.edits.push({ kind: 'slice', node, input: 1, axis: inAxis, layout: l, block: w.dims[inAxis]! / layoutLength(l) });
     if (!excluded) ctx.member(l, node);
-  } else if (node.opType === 'MatMul') return true; // the data rank is unknown: not a source
-  return startSource(ctx, node, w, outAxis, node.opType === 'Gemm' && node.inputs[2] ? 2 : null, 2, excluded);
+  }
+  return startSource(ctx, node, w, outAxis, node.opType === 'Gemm' && node.inputs[2] ? 2 : null, 2, excluded, node.opType === 'MatMul');
 };
 
 /** BatchNormalization / InstanceNormalization: per-channel parameters sliced with the channels. */
 const normalization: Rule = (ctx, node, input) => {
   const l = input[0];
-  if (!l || input.slice(1).some((x) => x) || node.outputs.slice(1).some((o) => o)) return false;
+  if (!l || l.last || input.slice(1).some((x) => x) || node.outputs.slice(1).some((o) => o)) return false;
   const params = node.opType === 'BatchNormalization' ? [1, 2, 3, 4] : [1, 2];
   for (const i of params) {
     const t = ctx.floatConstant(node.inputs[i]);
@@ -159,12 +163,14 @@ const normalization: Rule = (ctx, node, input) => {
 const elementwise: Rule = (ctx, node, input) => {
   const layouts = input.filter((x): x is Layout => x !== undefined);
   const first = layouts[0]!;
+  if (layouts.some((l) => !!l.last !== !!first.last)) return false;
   for (let i = 0; i < node.inputs.length; i++) {
     if (input[i]) continue;
     const c = ctx.floatConstant(node.inputs[i]);
     if (!c) return false; // an activation without known channels: cannot follow it
-    const axis = 1 - (first.rank - c.dims.length);
-    if (c.dims.length > first.rank) return false;
+    // right-aligned broadcasting: the channel axis is the constant's last (channels last) or sits rank − 1 places before it
+    const axis = first.last ? c.dims.length - 1 : 1 - (first.rank - c.dims.length);
+    if (!first.last && c.dims.length > first.rank) return false;
     if (axis < 0 || c.dims[axis] === 1) continue; // broadcast along channels
     if (first.flat || c.dims[axis] !== layoutLength(first)) return false;
     ctx.edits.push({ kind: 'slice', node, input: i, axis, layout: first, block: 1 });
@@ -180,7 +186,7 @@ const concat: Rule = (ctx, node, input) => {
   const some = input.find((x): x is Layout => x !== undefined)!;
   const axis = node.attrInt('axis', 1);
   const norm = axis < 0 ? axis + some.rank : axis;
-  if (some.flat) return false;
+  if (some.flat || input.some((x) => x?.last)) return false;
   if (norm !== 1) {
     if (input.some((x) => !x)) return false;
     return elementwise(ctx, node, input);
@@ -201,7 +207,7 @@ const concat: Rule = (ctx, node, input) => {
 /** Split along channels hands each output its range; a source cut in the middle is pinned. */
 const split: Rule = (ctx, node, input) => {
   const l = input[0];
-  if (!l || l.flat || input.slice(1).some((x) => x)) return false;
+  if (!l || l.flat || l.last || input.slice(1).some((x) => x)) return false;
   const axis = node.attrInt('axis', 0);
   if ((axis < 0 ? axis + l.rank : axis) !== 1) return false;
   const sizesConst = node.inputs[1] ? ctx.graph.constant(node.inputs[1]) : null;
@@ -223,7 +229,7 @@ const split: Rule = (ctx, node, input) => {
 /** Flatten(axis 1) and Reshape to [N, K]: channels become blocks of features, read by a Gemm/MatMul. */
 const flatten: Rule = (ctx, node, input) => {
   const l = input[0];
-  if (!l || input.slice(1).some((x) => x)) return false;
+  if (!l || l.last || input.slice(1).some((x) => x)) return false;
   if (node.opType === 'Flatten') {
     if (node.attrInt('axis', 1) !== 1) return false;
   } else {
@@ -258,7 +264,7 @@ function ruleFor(node: Node): Rule | undefined {
 }
 
 /** Ops that start a source even when no pruned channels flow into them. */
-const SOURCE_OPS = new Set(['Conv', 'Gemm']);
+const SOURCE_OPS = new Set(['Conv', 'Gemm', 'MatMul']);
 
 export function analyzeChannels(graph: Graph, exclude: readonly string[] | undefined): Analysis {
   const groups = new ChannelGroups();

@@ -6,7 +6,9 @@ import { modelStats } from '../../../../native-models/ir/stats.ts';
 import { evaluate } from '../../../evaluate/evaluate.ts';
 import { fixture } from '../../../testing/fixtures.ts';
 import { createPassContext } from '../../pass.ts';
-import { gaussian, runFloat, tempDir } from '../../quantize/test-models.ts';
+import { DataType } from '../../../../native-models/ir/dtypes.ts';
+import { Node } from '../../../../native-models/ir/model.ts';
+import { buildModel, floatTensor, gaussian, runFloat, tempDir, valueInfo } from '../../quantize/test-models.ts';
 import { channelPrunePass, type ChannelPruneDetails, type ChannelPruneOptions } from './channel-prune.ts';
 import { channelMismatches, couplingModel, INPUT_SHAPE, zeroChannel } from './testing.ts';
 
@@ -73,6 +75,38 @@ describe('channel pruning: coupling rules on a built model', () => {
     assert.deepEqual(written.graph.initializers.get('w3')!.dims, [24, 15, 1, 1]);
     assert.deepEqual(written.graph.initializers.get('wdw')!.dims, [15, 1, 3, 3]);
     const out = await runFloat(path, input);
+    assert.ok(maxAbsDiff(ref, out) <= 1e-5, `max |Δ| ${maxAbsDiff(ref, out)}`);
+  });
+
+  it('a transformer MLP (MatMul on [batch, tokens, d], channels last): fc1 → bias Add → Relu → fc2 loses hidden units; the residual stream is pinned', async () => {
+    const d = 4, hidden = 8, tokens = 3;
+    const w1 = gaussian(d * hidden, 21), b1 = gaussian(hidden, 22), w2 = gaussian(hidden * d, 23);
+    // hidden unit 6: no weight in, a bias of −1 (Relu gives 0 on every input), so it contributes nothing
+    for (let i = 0; i < d; i++) w1[i * hidden + 6] = 0;
+    b1[6] = -1;
+    const build = () => buildModel({
+      inputs: [valueInfo('x', DataType.FLOAT, ['batch', tokens, d])], outputs: [valueInfo('y', DataType.FLOAT, ['batch', tokens, d])],
+      initializers: [floatTensor('w1', [d, hidden], w1), floatTensor('b1', [hidden], b1), floatTensor('w2', [hidden, d], w2), floatTensor('b2', [d], gaussian(d, 24))],
+      nodes: [
+        new Node({ name: 'fc1', opType: 'MatMul', inputs: ['x', 'w1'], outputs: ['h0'] }),
+        new Node({ name: 'fc1_bias', opType: 'Add', inputs: ['h0', 'b1'], outputs: ['h1'] }),
+        new Node({ name: 'act', opType: 'Relu', inputs: ['h1'], outputs: ['h2'] }),
+        new Node({ name: 'fc2', opType: 'MatMul', inputs: ['h2', 'w2'], outputs: ['o0'] }),
+        new Node({ name: 'fc2_bias', opType: 'Add', inputs: ['o0', 'b2'], outputs: ['o1'] }),
+        new Node({ name: 'residual', opType: 'Add', inputs: ['x', 'o1'], outputs: ['y'] }),
+      ],
+    });
+    const feeds = { x: { data: gaussian(2 * tokens * d, 25), dims: [2, tokens, d] } };
+    const before = join(tmp.dir, 'mlp-before.onnx');
+    await writeOnnxFile(build(), before);
+    const ref = await runFloat(before, feeds);
+    const { path, details, report } = await pruneAndWrite(build(), { sparsity: 1 / 8, roundTo: 1 }, 'mlp-after.onnx');
+    assert.deepEqual(details.groups.map((g) => [g.producers.join('+'), g.channelsBefore, g.channelsAfter]), [['fc1', 8, 7]]);
+    assert.deepEqual(details.pinned.map((p) => p.producers.join('+')), ['fc2']);
+    assert.match(report.warnings.join('\n'), /group of fc2 not pruned: Add residual reads it/);
+    const written = readOnnxFile(path);
+    assert.deepEqual(['w1', 'b1', 'w2'].map((n) => written.graph.initializers.get(n)!.dims), [[d, 7], [7], [7, d]]);
+    const out = await runFloat(path, feeds);
     assert.ok(maxAbsDiff(ref, out) <= 1e-5, `max |Δ| ${maxAbsDiff(ref, out)}`);
   });
 

@@ -78,7 +78,7 @@ export const channelPrunePass: Pass<ChannelPruneOptions> = {
     const analysis = analyzeChannels(graph, options.exclude);
     const { groups } = analysis;
     const classes = groups.classes();
-    if (classes.size === 0) throw new WhittleError('UNSUPPORTED', 'nothing to prune: the model has no Conv or Gemm with stored weights');
+    if (classes.size === 0) throw new WhittleError('UNSUPPORTED', 'nothing to prune: the model has no Conv, Gemm or MatMul with stored weights');
     ctx.checkpoint();
 
     ctx.progress('importance', 1, 3);

@@ -17,10 +17,15 @@ export interface Segment {
 
 export interface Layout {
   segments: Segment[];
-  /** Rank of the tensor the layout describes (the channel axis is always 1). */
+  /** Rank of the tensor the layout describes (the channel axis is 1; 0 when `last`: not known). */
   rank: number;
   /** Set after Flatten/Reshape: each channel became a block of H·W features (the block is resolved by the consumer). */
   flat: boolean;
+  /**
+   * Channels on the last axis, of a tensor of any rank: a MatMul's outputs ([tokens…, N], as in a
+   * transformer's MLP), which only element-wise ops and the next MatMul's K follow.
+   */
+  last?: boolean;
 }
 
 export interface Source {
@@ -164,5 +169,5 @@ export function cutLayout(layout: Layout, from: number, len: number): { layout: 
     }
     offset += s.len;
   }
-  return { layout: { segments, rank: layout.rank, flat: layout.flat }, cutSources: cut };
+  return { layout: { ...layout, segments }, cutSources: cut };
 }

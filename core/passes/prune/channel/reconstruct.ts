@@ -85,10 +85,10 @@ const ORIGINAL = 'whittle_unpruned/';
 
 /**
  * One graph holding the model as it is now and, under ORIGINAL-prefixed names, as it was before any
- * refit, both fed by the same inputs; `input` of each is concatenated along axis 1 so one tap gives
- * every row's current and original values side by side.
+ * refit, both fed by the same inputs; `input` of each is concatenated along `channelAxis` so one
+ * tap gives every row's current and original values side by side.
  */
-function pairedModel(model: Model, snap: Snapshot, input: string): { model: Model; pair: string } {
+function pairedModel(model: Model, snap: Snapshot, input: string, channelAxis: number): { model: Model; pair: string } {
   // the data inputs feed both; everything else, initializers included (IR < 4 lists them as inputs too), is renamed
   const dataInputs = new Set(model.graph.inputs.map((v) => v.name).filter((n) => !model.graph.initializers.has(n)));
   const rename = (n: string) => (!n || dataInputs.has(n) ? n : ORIGINAL + n);
@@ -109,7 +109,7 @@ function pairedModel(model: Model, snap: Snapshot, input: string): { model: Mode
   g.nodes = [
     ...snap.nodes.map((n) => new Node({ name: ORIGINAL + (n.name || n.outputs[0]!), opType: n.opType, domain: n.domain, inputs: n.inputs.map(rename), outputs: n.outputs.map(rename), attributes: n.attributes })),
     ...model.graph.nodes,
-    new Node({ name: pair, opType: 'Concat', inputs: [input, rename(input)], outputs: [pair], attributes: [{ name: 'axis', type: AttrType.INT, value: 1n, extra: {} }] }),
+    new Node({ name: pair, opType: 'Concat', inputs: [input, rename(input)], outputs: [pair], attributes: [{ name: 'axis', type: AttrType.INT, value: BigInt(channelAxis), extra: {} }] }),
   ];
   return { model: m, pair };
 }
@@ -161,7 +161,8 @@ export async function reconstructConsumers(model: Model, analysis: Analysis, kep
       st = r.stats[0]!.groups[0]!;
       samples = r.samples;
     } else {
-      const paired = pairedModel(model, snap, layer.input);
+      // a Conv's channels are on axis 1; a Gemm's or MatMul's features on the last
+      const paired = pairedModel(model, snap, layer.input, layer.conv ? 1 : -1);
       const wide: LayerMatrix = { ...layer, input: paired.pair, k: 2 * layer.k, ...(layer.conv ? { conv: { ...layer.conv, cg: 2 * layer.conv.cg }, segment: 2 * layer.conv.cg } : { segment: 2 * layer.k }) };
       const r = await collect(paired.model, wide);
       st = r.stats[0]!.groups[0]!;
