@@ -16,8 +16,8 @@ export interface SliceEdit { kind: 'slice'; node: Node; input: number; axis: num
 export interface GroupEdit { kind: 'group'; node: Node; layout: Layout }
 /** Split along channels: the split sizes become the kept counts of each output. */
 export interface SplitEdit { kind: 'split'; node: Node; layouts: Layout[] }
-/** Reshape to [N, K] with an explicit K: K shrinks with the kept channels. */
-export interface ReshapeEdit { kind: 'reshape'; node: Node; layout: Layout }
+/** Reshape to 2-D with an explicit size at `dim` (1: data [N, K]; 0: a weight [K, N]): that size shrinks with the kept channels. */
+export interface ReshapeEdit { kind: 'reshape'; node: Node; layout: Layout; dim: 0 | 1 }
 export type Edit = SliceEdit | GroupEdit | SplitEdit | ReshapeEdit;
 
 /** Per-channel evidence for importance: weight norms (summed) or BN scales (multiplied). */
@@ -31,6 +31,11 @@ export interface Analysis {
   members: Map<number, Set<string>>;
   /** Values whose channel count may change (their value_info is dropped so runtimes re-infer it). */
   touchedValues: Set<string>;
+  /**
+   * Layers that read pruned channels through their weight's input axis (Conv group 1, Gemm,
+   * MatMul): the layout they read and the weight positions per channel (H·W after a Flatten).
+   */
+  consumers: Map<Node, { layout: Layout; block: number }>;
 }
 
 interface RuleContext {
@@ -41,6 +46,8 @@ interface RuleContext {
   contributions: Contribution[];
   exclude: readonly string[] | undefined;
   member(layout: Layout, node: Node): void;
+  /** `node` reads `layout` on its weight's input axis, `block` positions per channel. */
+  consumer(node: Node, layout: Layout, block: number): void;
   setOutput(name: string | undefined, layout: Layout): void;
   /** A stored float tensor (the only kind sliced here). */
   floatConstant(name: string | undefined): Tensor | null;
@@ -80,6 +87,7 @@ const conv: Rule = (ctx, node, input) => {
     if (l && !excluded) {
       ctx.edits.push({ kind: 'slice', node, input: 1, axis: 1, layout: l, block: 1 });
       ctx.member(l, node);
+      ctx.consumer(node, l, 1);
     }
     return startSource(ctx, node, w, 0, node.inputs[2] ? 2 : null, w.dims.length, excluded);
   }
@@ -122,6 +130,7 @@ function startSource(ctx: RuleContext, node: Node, w: Tensor, outAxis: number, b
  */
 const dense: Rule = (ctx, node, input) => {
   const w = ctx.floatConstant(node.inputs[1]);
+  if (!w && node.opType === 'MatMul' && input[0] && !input.slice(1).some((x) => x)) return reshapedWeight(ctx, node, input[0]);
   if (!w || w.dims.length !== 2 || input.slice(1).some((x) => x)) return false;
   const transB = node.opType === 'Gemm' && node.attrInt('transB', 0) === 1;
   if (node.opType === 'Gemm' && node.attrInt('transA', 0) === 1) return false;
@@ -131,12 +140,40 @@ const dense: Rule = (ctx, node, input) => {
   const excluded = isExcluded(node, ctx.exclude);
   if (l) {
     if (l.last ? w.dims[inAxis] !== layoutLength(l) : l.rank !== 2 || w.dims[inAxis]! % layoutLength(l) !== 0) return false;
+    const block = w.dims[inAxis]! / layoutLength(l);
     if (excluded) ctx.groups.pinLayout(l, `excluded layer ${node.label}`);
-    else ctx.edits.push({ kind: 'slice', node, input: 1, axis: inAxis, layout: l, block: w.dims[inAxis]! / layoutLength(l) });
-    if (!excluded) ctx.member(l, node);
+    else {
+      ctx.edits.push({ kind: 'slice', node, input: 1, axis: inAxis, layout: l, block });
+      ctx.member(l, node);
+      ctx.consumer(node, l, block);
+    }
   }
   return startSource(ctx, node, w, outAxis, node.opType === 'Gemm' && node.inputs[2] ? 2 : null, 2, excluded, node.opType === 'MatMul');
 };
+
+/**
+ * A MatMul whose weight is a Reshape of a stored constant to [K, N] (CNTK's MNIST: [16,4,4,10] →
+ * [256, 10] after a Flatten of 16 channels): when the constant's first axis is the channels, cutting
+ * channels cuts that axis, and the Reshape's K shrinks with them. The MatMul is not a source: its
+ * output channels would have to be cut on the constant's last axis.
+ */
+function reshapedWeight(ctx: RuleContext, node: Node, l: Layout): boolean {
+  const reshape = ctx.graph.producers().get(node.inputs[1]!);
+  if (!reshape || reshape.opType !== 'Reshape' || (reshape.domain !== '' && reshape.domain !== 'ai.onnx')) return false;
+  const data = ctx.floatConstant(reshape.inputs[0]);
+  const shape = ctx.graph.constant(reshape.inputs[1] ?? '');
+  if (!data || !shape || shape.dataType !== DataType.INT64 || shape.elementCount !== 2) return false;
+  const [k, n] = Array.from(shape.typed() as BigInt64Array, Number) as [number, number];
+  const readers = ctx.graph.nodes.filter((x) => x.inputs.includes(reshape.outputs[0]!)).length;
+  if (l.last ? false : l.rank !== 2) return false;
+  if (readers !== 1 || !(k > 0) || n === 0 || data.dims[0] !== layoutLength(l) || data.elementCount % k !== 0) return false;
+  if (isExcluded(node, ctx.exclude)) { ctx.groups.pinLayout(l, `excluded layer ${node.label}`); return true; }
+  ctx.edits.push({ kind: 'slice', node: reshape, input: 0, axis: 0, layout: l, block: 1 });
+  ctx.edits.push({ kind: 'reshape', node: reshape, layout: l, dim: 0 });
+  ctx.member(l, node);
+  ctx.consumer(node, l, k / layoutLength(l));
+  return true;
+}
 
 /** BatchNormalization / InstanceNormalization: per-channel parameters sliced with the channels. */
 const normalization: Rule = (ctx, node, input) => {
@@ -237,7 +274,7 @@ const flatten: Rule = (ctx, node, input) => {
     if (!shape || shape.dataType !== DataType.INT64 || shape.elementCount !== 2) return false;
     const [n, k] = Array.from(shape.typed() as BigInt64Array, Number) as [number, number];
     if (!(n === 0 || n === 1 || k === -1)) return false;
-    if (k !== -1) ctx.edits.push({ kind: 'reshape', node, layout: l });
+    if (k !== -1) ctx.edits.push({ kind: 'reshape', node, layout: l, dim: 1 });
   }
   ctx.setOutput(node.outputs[0], { segments: l.segments, rank: 2, flat: l.flat || l.rank > 2 });
   return true;
@@ -271,6 +308,7 @@ export function analyzeChannels(graph: Graph, exclude: readonly string[] | undef
   const layouts = new Map<string, Layout>();
   const members = new Map<number, Set<string>>();
   const touchedValues = new Set<string>();
+  const consumers = new Map<Node, { layout: Layout; block: number }>();
   const ctx: RuleContext = {
     graph,
     groups,
@@ -285,6 +323,9 @@ export function analyzeChannels(graph: Graph, exclude: readonly string[] | undef
         set.add(node.label);
         members.set(s.source, set);
       }
+    },
+    consumer(node, layout, block) {
+      consumers.set(node, { layout, block });
     },
     setOutput(name, layout) {
       if (!name || !hasSources(layout)) return;
@@ -319,5 +360,5 @@ export function analyzeChannels(graph: Graph, exclude: readonly string[] | undef
     for (const m of set) target.add(m);
     byRoot.set(r, target);
   }
-  return { groups, edits: ctx.edits, contributions: ctx.contributions, members: byRoot, touchedValues };
+  return { groups, edits: ctx.edits, contributions: ctx.contributions, members: byRoot, touchedValues, consumers };
 }

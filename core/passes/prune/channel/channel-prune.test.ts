@@ -110,6 +110,23 @@ describe('channel pruning: coupling rules on a built model', () => {
     assert.ok(maxAbsDiff(ref, out) <= 1e-5, `max |Δ| ${maxAbsDiff(ref, out)}`);
   });
 
+  it('MNIST: a zero channel of conv2 also leaves the MatMul whose weight is a Reshape of [16,4,4,10] (its 16 rows, and the Reshape to [240, 10])', async () => {
+    const src = fixture('mnist', 'mnist.onnx');
+    const model = readOnnxFile(src);
+    zeroChannel(model, 9, [{ tensor: 'Parameter87', axis: 0 }, { tensor: 'Parameter88', axis: 0 }]);
+    const before = join(tmp.dir, 'mnist-zero-before.onnx');
+    await writeOnnxFile(model, before);
+    const feeds = { Input3: { data: gaussian(28 * 28, 31).map((v) => Math.abs(v)), dims: [1, 1, 28, 28] } };
+    const ref = await runFloat(before, feeds);
+    const { path, details } = await pruneAndWrite(model, { sparsity: 0, roundTo: 1, groups: { Convolution110: 1 / 16 } }, 'mnist-zero-after.onnx');
+    assert.deepEqual(details.groups.map((g) => [g.producers.join('+'), g.channelsAfter]), [['Convolution28', 8], ['Convolution110', 15]]);
+    const written = readOnnxFile(path);
+    assert.deepEqual(written.graph.initializers.get('Parameter193')!.dims, [15, 4, 4, 10]);
+    assert.deepEqual(Array.from(written.graph.initializers.get('Parameter193_reshape1_shape')!.typed() as BigInt64Array, Number), [240, 10]);
+    const out = await runFloat(path, feeds);
+    assert.ok(maxAbsDiff(ref, out) <= 1e-5, `max |Δ| ${maxAbsDiff(ref, out)}`);
+  });
+
   it('a zero channel of a Concat input maps to its offset: conv4 channel 3 is Concat channel 24+3, Flatten rows (24+3)·64…', async () => {
     const model = couplingModel(3);
     zeroChannel(model, 3, ['w4', 'w4_b'].map((tensor) => ({ tensor, axis: 0 as const })));

@@ -101,7 +101,7 @@ describe('channel pruning: least-squares refit of the layers after', () => {
     }
   });
 
-  it('MNIST, half the first conv group removed: the refit keeps top-1 near fp32 where the plain cut loses it', async () => {
+  it('MNIST, half of both conv groups removed: the refit keeps top-1 near fp32 where the plain cut loses it', async () => {
     const tmp = tempDir('reconstruct');
     try {
       const model = fixture('mnist', 'mnist.onnx');
@@ -118,9 +118,10 @@ describe('channel pruning: least-squares refit of the layers after', () => {
       const refitted = await top1(true);
       assert.equal(cut.parameters, refitted.parameters);
       assert.equal(cut.reconstruction, undefined);
-      assert.deepEqual(refitted.reconstruction!.layers.map((l) => [l.layer, l.kept, l.of, l.bias]), [['Convolution110', 4 * 25, 8 * 25, 'bias']]);
-      assert.ok(refitted.reconstruction!.layers[0]!.errorRefit < refitted.reconstruction!.layers[0]!.errorCut / 2);
-      assert.ok(refitted.top1 > cut.top1 + 0.02 && refitted.top1 > 0.975, `cut ${cut.top1}, refit ${refitted.top1}`);
+      // both groups: conv1's 8 channels into conv2, conv2's 16 (through the Reshape'd weight) into the MatMul
+      assert.deepEqual(refitted.reconstruction!.layers.map((l) => [l.layer, l.kept, l.of, l.bias]), [['Convolution110', 4 * 25, 8 * 25, 'bias'], ['Times212', 8 * 16, 16 * 16, 'bias']]);
+      for (const l of refitted.reconstruction!.layers) assert.ok(l.errorRefit < l.errorCut / 2, `${l.layer}: ${l.errorRefit} vs ${l.errorCut}`);
+      assert.ok(refitted.top1 > cut.top1 + 0.1 && refitted.top1 > 0.95, `cut ${cut.top1}, refit ${refitted.top1}`);
     } finally {
       tmp.cleanup();
     }

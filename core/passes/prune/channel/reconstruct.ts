@@ -44,20 +44,14 @@ export interface ReconstructedLayer {
 
 const DAMP = 0.01;
 
-/** The Conv (group 1), Gemm or MatMul layers whose stored weight loses input positions, with the positions kept. */
+/** The Conv (group 1), Gemm or MatMul layers that lose input positions (channels, or their blocks of features), with the positions kept. */
 function consumers(model: Model, analysis: Analysis, kept: KeptOf): { layer: LayerMatrix; keptPositions: Set<number> }[] {
-  // a weight is sliced along its output axis when its layer is pruned, along its input axis when it reads pruned channels
-  const cut = new Map<Node, { axis: number; positions: number[] }[]>();
-  for (const e of analysis.edits) {
-    if (e.kind !== 'slice' || e.input !== 1) continue;
-    const list = cut.get(e.node) ?? cut.set(e.node, []).get(e.node)!;
-    list.push({ axis: e.axis, positions: keptPositions(e.layout, e.block, kept) });
-  }
   const out: { layer: LayerMatrix; keptPositions: Set<number> }[] = [];
   for (const w of prunableWeights(model).layers) {
-    const c = cut.get(w.node)?.find((x) => x.axis === w.inAxis);
-    // weights read as stored (no Transpose between), unshared, cut along their input axis
-    if (!c || w.graph !== model.graph || w.storedIndex || w.sharedWith.length > 0) continue;
+    const reads = analysis.consumers.get(w.node);
+    // weights read as stored (no Transpose between), unshared
+    if (!reads || w.graph !== model.graph || w.storedIndex || w.sharedWith.length > 0) continue;
+    const c = { positions: keptPositions(reads.layout, reads.block, kept) };
     if (c.positions.length === w.shape[w.inAxis]) continue;
     const m = layerMatrix(w);
     if (typeof m === 'string' || m.groups !== 1) continue;

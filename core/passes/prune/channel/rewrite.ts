@@ -87,9 +87,10 @@ export function applyEdits(graph: Graph, edits: Edit[], kept: KeptOf, fresh: (ba
       }
       case 'reshape': {
         const own = ownTensor(graph, e.node, 1, fresh, created);
-        const [n, k] = Array.from(own.typed() as BigInt64Array);
-        const block = Number(k) / layoutLength(e.layout);
-        own.setData(BigInt64Array.from([n!, BigInt(block * keptCount(e.layout, kept))]), { dims: [2] });
+        const sizes = Array.from(own.typed() as BigInt64Array);
+        const block = Number(sizes[e.dim]) / layoutLength(e.layout);
+        sizes[e.dim] = BigInt(block * keptCount(e.layout, kept));
+        own.setData(BigInt64Array.from(sizes), { dims: [2] });
         changed.add(e.node);
         break;
       }
