@@ -74,7 +74,8 @@ export const PruneStep = z.object({
   samples: z.number().int().positive().optional(),
   /** channel: kept channel counts rounded to a multiple of this. */
   roundTo: z.number().int().positive().default(8),
-  importance: z.enum(['l1', 'l2']).default('l2'),
+  /** channel: how channels are ranked — their weights' norm, or (with calib) the output energy they give the next layers. */
+  importance: z.enum(['l1', 'l2', 'activation']).default('l2'),
   /**
    * wanda: which weights compete — 'row' (each output row, the paper's choice for LLM linear layers)
    * or 'layer' (the whole layer; better on the CNN fixtures: MNIST 70 %: 90.2 % vs 72.7 % top-1).

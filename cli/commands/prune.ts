@@ -14,7 +14,7 @@ export const summary = 'prune a model: magnitude, N:M, structured channels, Wand
 export const usage = `
 whittle prune MODEL -o OUT --method ${PRUNE_METHODS.join('|')}
         [--sparsity 0..0.99] [--scope layer|global] [--pattern 2:4] [--calib DATA] [--preprocess PRESET]
-        [--samples N] [--round-to 8] [--importance l1|l2] [--comparison layer|row] [--sequential] [--bias-correction]
+        [--samples N] [--round-to 8] [--importance l1|l2|activation] [--comparison layer|row] [--sequential] [--bias-correction]
         [--exclude NODE[,NODE...]]
         [--protect-first-last] [--min-parameters N] [--ep cpu|auto|...] [--seed N] [--json] [--no-record]
 
@@ -23,7 +23,9 @@ nm          N:M sparsity (--pattern, default 2:4) along each weight's input dime
 channel     remove whole channels (dependency groups through BN, residual Add, Concat, depthwise Conv,
             and a MatMul's hidden units into the next MatMul: a transformer's MLP);
             the model really gets smaller and faster. With --calib DATA the layers that read removed
-            channels are refitted by least squares to reproduce their outputs (biases take the means)
+            channels are refitted by least squares to reproduce their outputs (biases take the means);
+            --importance activation (with --calib) ranks channels by the output energy they give
+            those layers instead of by their weights' norm
 wanda       |W|·‖X‖ per output row, with activations from --calib DATA
 sparsegpt   Hessian-based pruning with weight updates, from --calib DATA
 --bias-correction  (wanda, sparsegpt; magnitude and nm with --calib) add the mean each output lost to

@@ -5,7 +5,7 @@ import { tensorBytes, type Pass, type PassContext, type PassReport } from '../..
 import { isExcluded, NameAllocator } from '../../quantize/graph-edit.ts';
 import { analyzeChannels } from './analyze.ts';
 import { applyEdits, refreshShapes } from './rewrite.ts';
-import { reconstructConsumers, type ReconstructedLayer, type ReconstructOptions } from './reconstruct.ts';
+import { activationImportance, reconstructConsumers, type ReconstructedLayer, type ReconstructOptions } from './reconstruct.ts';
 import { chooseChannels, groupImportance, type Importance } from './select.ts';
 
 /**
@@ -17,7 +17,8 @@ export interface ChannelPruneOptions {
   sparsity: number;
   /** Kept counts are multiples of this (default 8); a group is never cut below it. */
   roundTo?: number;
-  importance?: Importance;
+  /** Weight norms ('l1', 'l2'), or 'activation': the output energy each channel gives the layers reading it, on the `reconstruct` data (reconstruct.ts). */
+  importance?: Importance | 'activation';
   /** Multiply importance by |γ/√(σ²+ε)| of a following BatchNormalization (default true). */
   bnScale?: boolean;
   /** Node names, output names or op types whose groups are left whole. */
@@ -63,6 +64,7 @@ function checkOptions(o: ChannelPruneOptions): void {
   if (!(o.sparsity >= 0 && o.sparsity < 1)) throw bad(`sparsity must be in [0, 1), got ${o.sparsity}`);
   if (o.roundTo !== undefined && !(Number.isInteger(o.roundTo) && o.roundTo >= 1)) throw bad(`roundTo must be a positive integer, got ${o.roundTo}`);
   for (const [k, v] of Object.entries(o.groups ?? {})) if (!(v >= 0 && v < 1)) throw bad(`sparsity of group ${k} must be in [0, 1), got ${v}`);
+  if (o.importance === 'activation' && !o.reconstruct) throw bad('activation importance is measured on calibration data (--calib DATA)');
 }
 
 export const channelPrunePass: Pass<ChannelPruneOptions> = {
@@ -82,7 +84,9 @@ export const channelPrunePass: Pass<ChannelPruneOptions> = {
     ctx.checkpoint();
 
     ctx.progress('importance', 1, 3);
-    const importance = groupImportance(analysis, options.importance ?? 'l1', options.bnScale ?? true);
+    const importance = options.importance === 'activation'
+      ? await activationImportance(model, analysis, options.reconstruct!, ctx)
+      : groupImportance(analysis, options.importance ?? 'l1', options.bnScale ?? true);
     const overrides = Object.entries(options.groups ?? {});
     for (const [key] of overrides) {
       if (!graph.nodes.some((n) => isExcluded(n, [key]))) throw new WhittleError('BAD_USAGE', `groups: no layer named ${key}`);

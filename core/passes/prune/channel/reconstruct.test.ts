@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PruneStep } from '../../../../api/recipe.ts';
+import { readOnnxFile } from '../../../../native-models/formats/onnx/index.ts';
 import { seededRandom } from '../../../../native-models/ir/random.ts';
 import { evaluate } from '../../../evaluate/evaluate.ts';
 import { fixture } from '../../../testing/fixtures.ts';
+import { createPassContext } from '../../pass.ts';
 import { tempDir } from '../../quantize/test-models.ts';
 import type { GroupStats } from '../layer-inputs.ts';
 import { pruneModel } from '../prune-model.ts';
-import type { ChannelPruneDetails } from './channel-prune.ts';
+import { channelPrunePass, type ChannelPruneDetails } from './channel-prune.ts';
 import { refit } from './reconstruct.ts';
 
 /** Statistics of explicit rows, as collectLayerInputs streams them. */
@@ -99,6 +101,11 @@ describe('channel pruning: least-squares refit of the layers after', () => {
     } finally {
       tmp.cleanup();
     }
+  });
+
+  it('activation importance ranks channels by the output energy they give the next layers, and needs calibration data', async () => {
+    const model = readOnnxFile(fixture('mnist', 'mnist.onnx'));
+    await assert.rejects(channelPrunePass.run(model, { sparsity: 0.5, importance: 'activation' }, createPassContext()), /activation importance is measured on calibration data/);
   });
 
   it('MNIST, half of both conv groups removed: the refit keeps top-1 near fp32 where the plain cut loses it', async () => {

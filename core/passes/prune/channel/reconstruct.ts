@@ -9,7 +9,7 @@ import { collectLayerInputs, layerMatrix, readMatrix, writeMatrix, type GroupSta
 import { cholesky, solveLower, solveUpper, transpose } from '../linalg.ts';
 import { prunableWeights } from '../prunable.ts';
 import type { Analysis } from './analyze.ts';
-import { keptPositions } from './groups.ts';
+import { keptPositions, type Layout } from './groups.ts';
 import type { KeptOf } from './rewrite.ts';
 
 /**
@@ -56,6 +56,51 @@ function consumers(model: Model, analysis: Analysis, kept: KeptOf): { layer: Lay
     const m = layerMatrix(w);
     if (typeof m === 'string' || m.groups !== 1) continue;
     out.push({ layer: m, keptPositions: new Set(c.positions) });
+  }
+  return out;
+}
+
+/**
+ * Data-aware channel importance: for each channel of each group, the output energy it gives the
+ * layers that read it, Σ over those layers' weights on its positions of W_rj²·E[x_j²] (the
+ * diagonal of ‖W·X‖², as Wanda scores single weights), from one calibration pass over the unpruned
+ * model. A channel that is large in weight but rarely lit, or small in weight but carrying big
+ * activations, is ranked by what it really contributes.
+ */
+export async function activationImportance(model: Model, analysis: Analysis, o: ReconstructOptions, ctx: PassContext): Promise<Map<number, Float64Array>> {
+  const { groups } = analysis;
+  const out = new Map<number, Float64Array>();
+  for (const s of groups.sources) {
+    const r = groups.find(s.id);
+    if (!out.has(r)) out.set(r, new Float64Array(s.channels));
+  }
+  const readers: { layer: LayerMatrix; layout: Layout; block: number }[] = [];
+  for (const w of prunableWeights(model).layers) {
+    const reads = analysis.consumers.get(w.node);
+    if (!reads || w.graph !== model.graph || w.storedIndex || w.sharedWith.length > 0) continue;
+    const m = layerMatrix(w);
+    if (typeof m === 'string' || m.groups !== 1) continue;
+    readers.push({ layer: m, ...reads });
+  }
+  if (readers.length === 0) return out;
+  const { stats } = await collectLayerInputs(model, readers.map((x) => x.layer), {
+    data: o.data, samples: o.samples, hessian: false, batchSize: o.batchSize, ep: o.ep, phase: 'importance',
+  }, ctx);
+  for (const [i, { layer, layout, block }] of readers.entries()) {
+    const st = stats[i]!.groups[0]!;
+    const w = readMatrix(layer);
+    const n = Math.max(st.rows, 1);
+    // the layout position (channel of the tensor read) of each column, then its source channel
+    const where: ({ root: number; channel: number } | null)[] = [];
+    for (const seg of layout.segments) for (let c = 0; c < seg.len; c++) where.push(seg.source === null ? null : { root: groups.find(seg.source), channel: seg.start + c });
+    for (let j = 0; j < layer.k; j++) {
+      const position = layer.conv ? j % layer.conv.cg : Math.floor(j / block);
+      const at = where[position];
+      if (!at) continue;
+      let energy = 0;
+      for (let r = 0; r < layer.rowsPerGroup; r++) energy += w[r * layer.k + j]! ** 2;
+      out.get(at.root)![at.channel]! += energy * (st.sqNorm[j]! / n);
+    }
   }
   return out;
 }

@@ -112,6 +112,11 @@ export const PRUNE_INFO: Record<PruneMethod, { label: string; help: string; cali
   },
 };
 
+/** Whether a prune step cannot run without calibration data (channel pruning ranked by activation energy, Wanda, SparseGPT). */
+export function pruneNeedsCalib(p: Pick<PruneStep, 'method' | 'importance'>): boolean {
+  return PRUNE_INFO[p.method].calib === true || (p.method === 'channel' && p.importance === 'activation');
+}
+
 /** A step's options with the schema's defaults filled in (api/recipe.ts stays the one source). */
 /** The prune methods that apply to a model format (TF.js: magnitude and N:M). */
 export function pruneMethodsFor(format: 'onnx' | 'tfjs'): PruneMethod[] {
