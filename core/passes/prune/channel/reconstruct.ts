@@ -139,7 +139,8 @@ function pairedModel(model: Model, snap: Snapshot, input: string, channelAxis: n
   m.path = model.path;
   const g = m.graph;
   g.name = model.graph.name;
-  g.inputs = model.graph.inputs;
+  // IR 4: initializers need not be listed as inputs (onnxruntime warns about each one that is)
+  g.inputs = model.graph.inputs.filter((v) => dataInputs.has(v.name));
   g.outputs = model.graph.outputs;
   g.valueInfo = model.graph.valueInfo;
   g.initializers = new Map(model.graph.initializers);
