@@ -48,6 +48,8 @@ interface RuleContext {
   member(layout: Layout, node: Node): void;
   /** `node` reads `layout` on its weight's input axis, `block` positions per channel. */
   consumer(node: Node, layout: Layout, block: number): void;
+  /** A value whose shape the edits change without it carrying channels (a reshaped weight): its value_info goes. */
+  reshaped(name: string): void;
   setOutput(name: string | undefined, layout: Layout): void;
   /** A stored float tensor (the only kind sliced here). */
   floatConstant(name: string | undefined): Tensor | null;
@@ -170,6 +172,7 @@ function reshapedWeight(ctx: RuleContext, node: Node, l: Layout): boolean {
   if (isExcluded(node, ctx.exclude)) { ctx.groups.pinLayout(l, `excluded layer ${node.label}`); return true; }
   ctx.edits.push({ kind: 'slice', node: reshape, input: 0, axis: 0, layout: l, block: 1 });
   ctx.edits.push({ kind: 'reshape', node: reshape, layout: l, dim: 0 });
+  ctx.reshaped(reshape.outputs[0]!);
   ctx.member(l, node);
   ctx.consumer(node, l, k / layoutLength(l));
   return true;
@@ -326,6 +329,9 @@ export function analyzeChannels(graph: Graph, exclude: readonly string[] | undef
     },
     consumer(node, layout, block) {
       consumers.set(node, { layout, block });
+    },
+    reshaped(name) {
+      touchedValues.add(name);
     },
     setOutput(name, layout) {
       if (!name || !hasSources(layout)) return;
