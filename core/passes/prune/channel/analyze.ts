@@ -167,7 +167,7 @@ function reshapedWeight(ctx: RuleContext, node: Node, l: Layout): boolean {
   if (!data || !shape || shape.dataType !== DataType.INT64 || shape.elementCount !== 2) return false;
   const [k, n] = Array.from(shape.typed() as BigInt64Array, Number) as [number, number];
   const readers = ctx.graph.nodes.filter((x) => x.inputs.includes(reshape.outputs[0]!)).length;
-  if (l.last ? false : l.rank !== 2) return false;
+  if (!l.last && l.rank !== 2) return false; // after a Flatten: [N, K]
   if (readers !== 1 || !(k > 0) || n === 0 || data.dims[0] !== layoutLength(l) || data.elementCount % k !== 0) return false;
   if (isExcluded(node, ctx.exclude)) { ctx.groups.pinLayout(l, `excluded layer ${node.label}`); return true; }
   ctx.edits.push({ kind: 'slice', node: reshape, input: 0, axis: 0, layout: l, block: 1 });

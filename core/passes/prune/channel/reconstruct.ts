@@ -44,18 +44,34 @@ export interface ReconstructedLayer {
 
 const DAMP = 0.01;
 
-/** The Conv (group 1), Gemm or MatMul layers that lose input positions (channels, or their blocks of features), with the positions kept. */
-function consumers(model: Model, analysis: Analysis, kept: KeptOf): { layer: LayerMatrix; keptPositions: Set<number> }[] {
-  const out: { layer: LayerMatrix; keptPositions: Set<number> }[] = [];
+/**
+ * The Conv (group 1), Gemm and MatMul layers that read pruned channels on their weight's input axis
+ * and can be seen as one matrix (weights read as stored, no Transpose between, not shared), with
+ * the layout they read and its positions per channel.
+ */
+function readingLayers(model: Model, analysis: Analysis): { layer: LayerMatrix; layout: Layout; block: number }[] {
+  const out: { layer: LayerMatrix; layout: Layout; block: number }[] = [];
   for (const w of prunableWeights(model).layers) {
     const reads = analysis.consumers.get(w.node);
-    // weights read as stored (no Transpose between), unshared
     if (!reads || w.graph !== model.graph || w.storedIndex || w.sharedWith.length > 0) continue;
-    const c = { positions: keptPositions(reads.layout, reads.block, kept) };
-    if (c.positions.length === w.shape[w.inAxis]) continue;
     const m = layerMatrix(w);
     if (typeof m === 'string' || m.groups !== 1) continue;
-    out.push({ layer: m, keptPositions: new Set(c.positions) });
+    out.push({ layer: m, ...reads });
+  }
+  return out;
+}
+
+/** Position along the weight's input axis of matrix column `col`: a Conv's columns are (kernel position)·Cg + channel. */
+function positionOf(layer: LayerMatrix, col: number): number {
+  return layer.conv ? col % layer.conv.cg : col;
+}
+
+/** The reading layers that lose input positions, with the positions (along the weight's input axis) kept. */
+function consumers(model: Model, analysis: Analysis, kept: KeptOf): { layer: LayerMatrix; keptPositions: Set<number> }[] {
+  const out: { layer: LayerMatrix; keptPositions: Set<number> }[] = [];
+  for (const { layer, layout, block } of readingLayers(model, analysis)) {
+    const positions = keptPositions(layout, block, kept);
+    if (positions.length < layer.weight.shape[layer.weight.inAxis]!) out.push({ layer, keptPositions: new Set(positions) });
   }
   return out;
 }
@@ -74,14 +90,7 @@ export async function activationImportance(model: Model, analysis: Analysis, o: 
     const r = groups.find(s.id);
     if (!out.has(r)) out.set(r, new Float64Array(s.channels));
   }
-  const readers: { layer: LayerMatrix; layout: Layout; block: number }[] = [];
-  for (const w of prunableWeights(model).layers) {
-    const reads = analysis.consumers.get(w.node);
-    if (!reads || w.graph !== model.graph || w.storedIndex || w.sharedWith.length > 0) continue;
-    const m = layerMatrix(w);
-    if (typeof m === 'string' || m.groups !== 1) continue;
-    readers.push({ layer: m, ...reads });
-  }
+  const readers = readingLayers(model, analysis);
   if (readers.length === 0) return out;
   const { stats } = await collectLayerInputs(model, readers.map((x) => x.layer), {
     data: o.data, samples: o.samples, hessian: false, batchSize: o.batchSize, ep: o.ep, phase: 'importance',
@@ -94,8 +103,7 @@ export async function activationImportance(model: Model, analysis: Analysis, o: 
     const where: ({ root: number; channel: number } | null)[] = [];
     for (const seg of layout.segments) for (let c = 0; c < seg.len; c++) where.push(seg.source === null ? null : { root: groups.find(seg.source), channel: seg.start + c });
     for (let j = 0; j < layer.k; j++) {
-      const position = layer.conv ? j % layer.conv.cg : Math.floor(j / block);
-      const at = where[position];
+      const at = where[Math.floor(positionOf(layer, j) / block)];
       if (!at) continue;
       let energy = 0;
       for (let r = 0; r < layer.rowsPerGroup; r++) energy += w[r * layer.k + j]! ** 2;
@@ -103,11 +111,6 @@ export async function activationImportance(model: Model, analysis: Analysis, o: 
     }
   }
   return out;
-}
-
-/** Position along the weight's input axis of matrix column `col`: a Conv's columns are (kernel position)·Cg + channel. */
-function positionOf(layer: LayerMatrix, col: number): number {
-  return layer.conv ? col % layer.conv.cg : col;
 }
 
 /** The unpruned graph (nodes and stored values), to pair each layer's current inputs with the original ones. */
