@@ -125,5 +125,9 @@ describe('NextTokenMetrics', () => {
     const r = a.result()!;
     assert.equal(r.top1, 0.5);
     assert.equal(r.n, 1);
+    // [batch, classes, 1] is still one score vector per sample
+    const c = new Agreement();
+    c.update({ dims: [2, 3, 1], data: Float32Array.of(0, 1, 0, 1, 0, 0) }, { dims: [2, 3, 1], data: Float32Array.of(0, 2, 0, 0, 0, 1) });
+    assert.deepEqual([c.result()!.top1, c.result()!.n], [0.5, 2]);
   });
 });

@@ -203,8 +203,9 @@ export class Agreement {
     }
     this.values += r.length;
 
-    // a sequence model's [batch, positions, classes]: each position is one prediction
-    const shape = reference.dims.length === 3 ? { batch: reference.dims[0]! * reference.dims[1]!, classes: reference.dims[2]! } : classifierShape(reference.dims);
+    // [batch, classes] (trailing 1s allowed), else a sequence model's [batch, positions, classes]: each position is one prediction
+    const perPosition = classifierShape(reference.dims) === null && reference.dims.length === 3;
+    const shape = perPosition ? { batch: reference.dims[0]! * reference.dims[1]!, classes: reference.dims[2]! } : classifierShape(reference.dims);
     if (!shape || shape.batch * shape.classes !== r.length) {
       this.perSampleTop1 = false;
       this.samples += reference.dims[0] ?? 1;
@@ -215,7 +216,7 @@ export class Agreement {
       if (want !== -1 && want === argmax(x, s * shape.classes, shape.classes)) this.agreed++;
     }
     this.classified += shape.batch;
-    this.samples += reference.dims.length === 3 ? reference.dims[0]! : shape.batch;
+    this.samples += perPosition ? reference.dims[0]! : shape.batch;
   }
 
   /** null before any values. */
