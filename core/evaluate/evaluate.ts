@@ -8,7 +8,7 @@ import { modelStats } from '../../native-models/ir/stats.ts';
 import { createSession, modelIo, runSession, type EpChoice, type OpenSession } from '../../native-models/runtimes/onnxruntime.ts';
 import { isHostDtype, toFloatScores, type HostTensor } from '../../native-models/runtimes/host-tensor.ts';
 import { realInputs } from '../inspect.ts';
-import { openDataset, type Dataset, type ModelInputSpec, type PresetName } from './data/index.ts';
+import { openDataset, tokenInputOf, type Dataset, type ModelInputSpec, type PresetName } from './data/index.ts';
 import { measureLatency, type LatencyResult } from './latency.ts';
 import { Agreement, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
 
@@ -191,7 +191,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const topk = dataset.hasLabels ? new TopKAccuracy() : null;
   const agreement = reference ? new Agreement() : null;
   // token windows into a language model: every position predicts the next token of its window
-  const tokenInput = inputs.length === 1 && (inputs[0]!.dtype === 'int64' || inputs[0]!.dtype === 'int32') && inputs[0]!.shape.length === 2 ? inputs[0]!.name : null;
+  const tokenInput = tokenInputOf(inputs)?.name ?? null;
   const probabilities = (m: Model) => m.graph.producers().get(outputName)?.opType === 'Softmax';
   const nextToken = tokenInput ? new NextTokenMetrics(probabilities(model)) : null;
   const referenceNextToken = tokenInput && reference ? new NextTokenMetrics(probabilities(openModel(opts.reference!, { lazyTensors: true }))) : null;

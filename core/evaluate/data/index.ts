@@ -5,7 +5,7 @@
 export type {
   Batch, Dataset, DatasetKind, DatasetOptions, HostDType, HostTensor, ModelInputSpec, PresetName,
 } from './types.ts';
-export { PRESET_NAMES } from './types.ts';
+export { PRESET_NAMES, tokenInputOf } from './types.ts';
 export { openDataset } from './open.ts';
 export { guessLayout } from './input-plan.ts';
 export { float16BitsToNumber, float32ToFloat16Bits } from './float16.ts';

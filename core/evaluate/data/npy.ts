@@ -5,7 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { badInput } from '../../../api/errors.ts';
-import type { Dataset, DatasetOptions, ModelInputSpec } from './types.ts';
+import { tokenInputOf, type Dataset, type DatasetOptions, type ModelInputSpec } from './types.ts';
 import { fileReader, type ByteReader } from './byte-reader.ts';
 import { ELEM_BYTES, elemsFromBytes } from './dtypes.ts';
 import { labelsFromArray } from './labels.ts';
@@ -77,10 +77,9 @@ export async function findLabelsBeside(dataFile: string): Promise<string | null>
  * positions) is a token stream: it is read as consecutive windows of that many tokens (a last,
  * shorter piece is left out). Returns the header seen that way, or null when it does not apply.
  */
-function tokenWindows(h: NpyArrayFile, input: ModelInputSpec): NpyArrayFile | null {
-  const positions = input.shape[1];
-  const integer = (t: string) => t === 'int64' || t === 'int32';
-  if (h.shape.length !== 1 || !integer(h.dtype) || !integer(input.dtype) || input.shape.length !== 2 || typeof positions !== 'number' || positions < 1) return null;
+function tokenWindows(h: NpyArrayFile, inputs: ModelInputSpec[]): NpyArrayFile | null {
+  const positions = tokenInputOf(inputs)?.shape[1];
+  if (h.shape.length !== 1 || (h.dtype !== 'int64' && h.dtype !== 'int32') || typeof positions !== 'number' || positions < 1) return null;
   return { ...h, shape: [Math.floor(h.shape[0]! / positions), positions] };
 }
 
@@ -89,7 +88,7 @@ export async function openNpy(path: string, inputs: ModelInputSpec[], options: D
   if (inputs.length !== 1) {
     throw badInput(path, `a .npy array feeds one input, but the model takes ${inputs.length} (${inputs.map((i) => i.name).join(', ')}); use a .npz with one array per input name`);
   }
-  const windows = tokenWindows(file, inputs[0]!);
+  const windows = tokenWindows(file, inputs);
   const h = windows ?? file;
   const n = h.shape[0]!;
   const labelsPath = await findLabelsBeside(path);

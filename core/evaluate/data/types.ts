@@ -15,6 +15,16 @@ export interface ModelInputSpec {
   shape: (number | string | null)[];
 }
 
+/**
+ * The input of a token model (a language model): the model's only input, integer, [batch, positions].
+ * Evaluation scores it as next-token prediction; a 1-D token stream is cut into windows of its
+ * positions when they are fixed.
+ */
+export function tokenInputOf(inputs: readonly ModelInputSpec[]): ModelInputSpec | null {
+  const only = inputs.length === 1 ? inputs[0]! : null;
+  return only && (only.dtype === 'int64' || only.dtype === 'int32') && only.shape.length === 2 ? only : null;
+}
+
 export const PRESET_NAMES = ['none', 'unit', 'mnist', 'torch', 'caffe', 'tf', 'imagenet', 'tf-square', 'unit-stretch'] as const;
 export type PresetName = (typeof PRESET_NAMES)[number];
 

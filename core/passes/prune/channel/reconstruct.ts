@@ -6,7 +6,7 @@ import type { PassContext } from '../../pass.ts';
 import { NameAllocator } from '../../quantize/graph-edit.ts';
 import { addToOutputBias, hasOutputBias } from '../bias-correction.ts';
 import { collectLayerInputs, layerMatrix, readMatrix, writeMatrix, type GroupStats, type LayerMatrix } from '../layer-inputs.ts';
-import { cholesky, solveLower, solveUpper, transpose } from '../linalg.ts';
+import { cholesky, quadraticFormSum, solveLower, solveUpper, transpose } from '../linalg.ts';
 import { prunableWeights } from '../prunable.ts';
 import type { Analysis } from './analyze.ts';
 import { keptPositions, type Layout } from './groups.ts';
@@ -281,26 +281,13 @@ export function refit(w: Float64Array, rows: number, k: number, keep: number[], 
       shift[r] = d;
     }
     // errors over z: e = (w on x) − (ŵ on x̃); the cut keeps the old bias, the refit moves it (centered C)
-    signal += quadratic(moment, target, kz);
+    signal += quadraticFormSum(target, 1, moment, kz);
     e.set(target);
     for (let p = 0; p < s; p++) e[at[p]!]! -= row[keep[p]!]!;
-    cutErr += quadratic(moment, e, kz);
+    cutErr += quadraticFormSum(e, 1, moment, kz);
     e.set(target);
     for (let p = 0; p < s; p++) e[at[p]!]! -= after[r * k + keep[p]!]!;
-    refitErr += quadratic(c, e, kz);
+    refitErr += quadraticFormSum(e, 1, c, kz);
   }
   return { after, shift, errorCut: signal > 0 ? cutErr / signal : 0, errorRefit: signal > 0 ? refitErr / signal : 0 };
-}
-
-function quadratic(m: Float64Array, v: ArrayLike<number>, k: number): number {
-  let total = 0;
-  for (let i = 0; i < k; i++) {
-    const vi = v[i]!;
-    if (vi === 0) continue;
-    let s = 0;
-    const off = i * k;
-    for (let j = 0; j < k; j++) s += m[off + j]! * v[j]!;
-    total += vi * s;
-  }
-  return total;
 }
