@@ -160,6 +160,7 @@ const dense: Rule = (ctx, node, input) => {
  * output channels would have to be cut on the constant's last axis.
  */
 function reshapedWeight(ctx: RuleContext, node: Node, l: Layout): boolean {
+  if (!l.last && l.rank !== 2) return false; // after a Flatten: [N, K]
   const reshape = ctx.graph.producers().get(node.inputs[1]!);
   if (!reshape || reshape.opType !== 'Reshape' || (reshape.domain !== '' && reshape.domain !== 'ai.onnx')) return false;
   const data = ctx.floatConstant(reshape.inputs[0]);
@@ -167,8 +168,8 @@ function reshapedWeight(ctx: RuleContext, node: Node, l: Layout): boolean {
   if (!data || !shape || shape.dataType !== DataType.INT64 || shape.elementCount !== 2) return false;
   const [k, n] = Array.from(shape.typed() as BigInt64Array, Number) as [number, number];
   const readers = ctx.graph.nodes.filter((x) => x.inputs.includes(reshape.outputs[0]!)).length;
-  if (!l.last && l.rank !== 2) return false; // after a Flatten: [N, K]
-  if (readers !== 1 || !(k > 0) || n === 0 || data.dims[0] !== layoutLength(l) || data.elementCount % k !== 0) return false;
+  // each channel's index on the constant's first axis must be a whole block of K's rows
+  if (readers !== 1 || !(k > 0) || n === 0 || data.dims[0] !== layoutLength(l) || k % layoutLength(l) !== 0 || data.elementCount % k !== 0) return false;
   if (isExcluded(node, ctx.exclude)) { ctx.groups.pinLayout(l, `excluded layer ${node.label}`); return true; }
   ctx.edits.push({ kind: 'slice', node: reshape, input: 0, axis: 0, layout: l, block: 1 });
   ctx.edits.push({ kind: 'reshape', node: reshape, layout: l, dim: 0 });
