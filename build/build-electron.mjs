@@ -32,7 +32,7 @@ const NATIVE = ['better-sqlite3', 'onnxruntime-node', 'onnxruntime-common', 'web
 const IMPORT_META_USERS = {
   'native-models/formats/onnx/schema.ts': ['native-models/formats/onnx/onnx.proto'],
   'native-models/runtimes/gpu-probe.ts': ['native-models/runtimes/gpu-probe-child.mjs'],
-  'core/jobs/worker-pool.ts': ['core/jobs/pool-worker.mjs', 'core/jobs/pool-kernels.mjs', 'core/jobs/quantize-kernels.mjs'],
+  'core/jobs/worker-pool.ts': ['core/jobs/pool-worker.mjs', 'core/jobs/pool-kernels.mjs', 'core/jobs/quantize-kernels.mjs', 'core/jobs/quantize-simd.mjs', 'core/jobs/wasm-assembler.mjs'],
   'native-models/gpu/device.ts': ['native-models/gpu/compute-probe-child.mjs'],
   'native-models/gpu/threads.ts': ['native-models/gpu/cpu-worker.mjs', 'native-models/gpu/kernels-cpu.mjs'],
   'core/version.ts': [],

@@ -30,7 +30,11 @@ export interface BlockQuantizerState {
 
 export function blockQuantizer(K: number, N: number, bits: 4 | 8, blockSize: number, symmetric: boolean, layout: BlockLayout): BlockQuantizerState;
 
+/** Quantizes whole block-rows of the weight (SIMD kernels where the engine has them); false at a NaN or ±Infinity. */
 export function quantizeBlockRows(s: BlockQuantizerState, values: Float32Array, firstRow: number): boolean;
+
+/** quantizeBlockRows in plain JavaScript: the reference for the SIMD kernels. */
+export function quantizeBlockRowsScalar(s: BlockQuantizerState, values: Float32Array, firstRow: number): boolean;
 
 export function blockRowsPerPiece(N: number, blockSize: number): number;
 

@@ -1,0 +1,7 @@
+// Types of wasm-assembler.mjs (plain JavaScript so worker threads need no TypeScript loader).
+
+/** A WebAssembly module's binary from WAT text in the subset wasm-assembler.mjs describes; throws naming what it does not accept. */
+export function assembleWat(text: string): Uint8Array;
+
+/** The module's exports, compiled and instantiated with no imports (throws WebAssembly.CompileError where the engine lacks a feature it uses). */
+export function instantiateWat(text: string): Record<string, unknown>;
