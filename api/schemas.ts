@@ -31,8 +31,10 @@ export const ExampleModel = z.object({
   title: z.string(),
   description: z.string(),
   path: z.string(),
-  /** Data that suits it (calibration and evaluation), with its preprocessing preset. */
+  /** Data that suits it (evaluation, and calibration unless `calibration` is set), with its preprocessing preset. */
   data: DataRef.nullable(),
+  /** Calibration data when it differs from `data` (a training split, where `data` is held back). */
+  calibration: DataRef.nullable(),
   available: z.boolean(),
 });
 export type ExampleModel = z.infer<typeof ExampleModel>;

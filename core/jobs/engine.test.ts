@@ -107,6 +107,13 @@ describe('engine (Electron mode): dispatcher, models, jobs as processes', () => 
     const examples = await call(engine, 'models.examples', {});
     assert.ok(examples.find((e) => e.id === 'mnist')?.available);
     assert.equal(examples.find((e) => e.id === 'mnist')?.data?.preprocess, 'mnist');
+    assert.equal(examples.find((e) => e.id === 'mnist')?.calibration, null, 'MNIST calibrates on its evaluation data');
+    // the project's own transformer: held-back text to evaluate, a training split to calibrate on
+    const lm = examples.find((e) => e.id === 'char-transformer')!;
+    assert.ok(lm.available, 'the transformer test bed ships in the checkout');
+    assert.match(lm.path, /native-models\/zoo\/transformer\/char-transformer\.onnx$/);
+    assert.match(lm.data!.path, /heldout\.npy$/);
+    assert.match(lm.calibration!.path, /calib\.npy$/);
   });
 
   test('a quantize job runs as a process: progress, a recorded run with its artifact, an export', async () => {
@@ -271,8 +278,10 @@ describe('engine (server mode): paths outside the readable folders are refused',
       assert.equal(!reply.ok && reply.error.code, 'BAD_INPUT', path);
       assert.match(!reply.ok ? reply.error.message : '', /outside the folders this server may read/);
     }
-    // the examples the engine offers are readable
+    // the examples the engine offers are readable, the project's own (native-models/zoo) too
     assert.equal((await call(engine, 'models.open', { path: MNIST })).format, 'onnx');
+    const lm = (await call(engine, 'models.examples', {})).find((e) => e.id === 'char-transformer')!;
+    assert.equal((await call(engine, 'models.open', { path: lm.path })).format, 'onnx');
     const job = await rawCall(engine, 'jobs.start', { spec: { kind: 'eval', model: MNIST, data: { path: '/etc/hostname' } } });
     assert.equal(!job.ok && job.error.code, 'BAD_INPUT');
     const demo = await rawCall(engine, 'jobs.start', { spec: { kind: 'demo', demo: 'lottery', data: '/etc' } });

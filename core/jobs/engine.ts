@@ -84,8 +84,11 @@ export function createEngine(options: EngineOptions): Engine {
   // its example (to suggest the example's data) by comparing the two.
   const examplesRootGiven = resolve(options.examplesRoot ?? join(REPO_ROOT, '..', 'shared', 'fixtures'));
   const examplesRoot = existsSync(examplesRootGiven) ? realpathSync(examplesRootGiven) : examplesRootGiven;
+  // the models the project builds itself (the transformer test bed), also offered as examples
+  const zooGiven = join(REPO_ROOT, 'native-models', 'zoo');
+  const zooRoot = existsSync(zooGiven) ? realpathSync(zooGiven) : zooGiven;
   const roots = options.readableRoots == null ? null
-    : [...options.readableRoots, examplesRoot, join(home, 'artifacts'), join(home, 'exports')];
+    : [...options.readableRoots, examplesRoot, zooRoot, join(home, 'artifacts'), join(home, 'exports')];
   const policy = createPathPolicy(roots);
   const pool = new WorkerPool();
   const listeners = new Set<(push: EnginePush) => void>();
@@ -224,7 +227,7 @@ export function createEngine(options: EngineOptions): Engine {
       }
       return out;
     },
-    'models.examples': () => listExamples(examplesRoot),
+    'models.examples': () => listExamples({ fixtures: examplesRoot, zoo: zooRoot }),
     'models.inspect': async ({ path }) => {
       const opened = openCached(await policy.readable(path));
       // TF.js output shapes the file leaves open stay open here: filling them in means running the

@@ -110,10 +110,11 @@ export function bytesLogAxis(values: readonly number[], opts: { minRatio?: numbe
   const min = [...fine].reverse().find((v) => v <= lo) ?? lo;
   const max = fine.find((v) => v >= hi) ?? hi;
   const span = Math.log(max / min);
-  // Between them, the coarsest round values that give at least three labels in all.
+  // Between them, the coarsest round values that give at least three labels in all, none within
+  // 13 % of the axis of an end (a label is ~45 px of a ~400 px plot: closer ones overlap).
   let ticks = [min, max];
   for (const set of LOG_SETS) {
-    const inner = niceBytes(set, min, max).filter((v) => v > min && v < max && Math.log(v / min) > span * 0.08 && Math.log(max / v) > span * 0.08);
+    const inner = niceBytes(set, min, max).filter((v) => v > min && v < max && Math.log(v / min) > span * 0.13 && Math.log(max / v) > span * 0.13);
     const all = [min, ...inner, max];
     if (all.length > maxTicks) break;
     ticks = all;

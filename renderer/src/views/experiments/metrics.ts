@@ -9,13 +9,18 @@ import { formatBytes, formatDuration, formatMs, formatPercent, groupDigits } fro
 
 export type Metrics = Record<string, number>;
 
-/** The columns every run list shows, in order, with where each is found. */
+/**
+ * The columns run lists show, in order, with where each is found. `optional` columns appear only
+ * when some listed run has the metric (a language model's perplexity: classifiers never do). A
+ * language model's next-token top-1 is its Top-1: the next tokens are its labels.
+ */
 export const KEY_METRICS = [
-  { id: 'size', label: 'Size', keys: ['bytesAfter', 'bytes', 'eval.bytes'] },
-  { id: 'top1', label: 'Top-1', keys: ['accuracy.top1', 'eval.accuracy.top1'] },
-  { id: 'agreement', label: 'Agreement', keys: ['agreement.top1', 'eval.agreement.top1'] },
-  { id: 'sqnr', label: 'SQNR', keys: ['agreement.sqnrDb', 'eval.agreement.sqnrDb'] },
-  { id: 'latency', label: 'Latency p50', keys: ['latency.p50Ms', 'eval.latency.p50Ms', 'latency.meanMs', 'eval.latency.meanMs'] },
+  { id: 'size', label: 'Size', keys: ['bytesAfter', 'bytes', 'eval.bytes'], optional: false },
+  { id: 'top1', label: 'Top-1', keys: ['accuracy.top1', 'eval.accuracy.top1', 'language.top1', 'eval.language.top1'], optional: false },
+  { id: 'perplexity', label: 'Perplexity', keys: ['language.perplexity', 'eval.language.perplexity'], optional: true },
+  { id: 'agreement', label: 'Agreement', keys: ['agreement.top1', 'eval.agreement.top1'], optional: false },
+  { id: 'sqnr', label: 'SQNR', keys: ['agreement.sqnrDb', 'eval.agreement.sqnrDb'], optional: false },
+  { id: 'latency', label: 'Latency p50', keys: ['latency.p50Ms', 'eval.latency.p50Ms', 'latency.meanMs', 'eval.latency.meanMs'], optional: false },
 ] as const;
 export type KeyMetricId = (typeof KEY_METRICS)[number]['id'];
 
@@ -31,6 +36,16 @@ export function keyMetric(metrics: Metrics, id: KeyMetricId): { key: string; val
 
 export function keyValue(metrics: Metrics, id: KeyMetricId): number | null {
   return keyMetric(metrics, id)?.value ?? null;
+}
+
+/** The key metrics a list of runs shows: every fixed one, and the optional ones some run has. */
+export function shownKeyMetrics(all: readonly { metrics: Metrics }[]): (typeof KEY_METRICS)[number][] {
+  return KEY_METRICS.filter((m) => !m.optional || all.some((r) => keyMetric(r.metrics, m.id) !== null));
+}
+
+/** Whether a key metric is better when larger (accuracy, SQNR) rather than smaller (perplexity, size, latency). */
+export function higherIsBetter(id: KeyMetricId): boolean {
+  return id === 'top1' || id === 'agreement' || id === 'sqnr';
 }
 
 /**
@@ -106,17 +121,19 @@ export function deltaClass(key: string, delta: number | null | undefined): 'bett
 }
 
 /**
- * The Pareto front of points where smaller x and larger y are better: the points no other point
- * beats on both. Returned sorted by x, ready to draw as a line.
+ * The Pareto front of points where smaller x and larger y are better (smaller y with
+ * `lowerYIsBetter`: perplexity): the points no other point beats on both. Returned sorted by x,
+ * ready to draw as a line.
  */
-export function paretoFront<T extends { x: number; y: number }>(points: readonly T[]): T[] {
-  const sorted = [...points].sort((a, b) => a.x - b.x || b.y - a.y);
+export function paretoFront<T extends { x: number; y: number }>(points: readonly T[], lowerYIsBetter = false): T[] {
+  const sign = lowerYIsBetter ? -1 : 1;
+  const sorted = [...points].sort((a, b) => a.x - b.x || sign * (b.y - a.y));
   const front: T[] = [];
   let best = -Infinity;
   for (const p of sorted) {
-    if (p.y > best) {
+    if (sign * p.y > best) {
       front.push(p);
-      best = p.y;
+      best = sign * p.y;
     }
   }
   return front;

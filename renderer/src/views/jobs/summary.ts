@@ -128,7 +128,7 @@ export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
   if (typeof pb === 'number' && typeof pa === 'number' && pb !== pa) items.push({ label: 'Parameters', value: `${formatMetric('parameters', pb)} → ${formatMetric('parameters', pa)}` });
   if (prune && prune.sparsity !== null) items.push({ label: 'Sparsity', value: formatPercent(prune.sparsity), note: 'Share of the weights that are zero after pruning.' });
 
-  for (const id of ['top1', 'agreement', 'sqnr', 'latency'] as const) {
+  for (const id of ['top1', 'perplexity', 'agreement', 'sqnr', 'latency'] as const) {
     const k = keyMetric(m, id);
     if (k) items.push({ label: LABELS[id], value: formatMetric(k.key, k.value) });
   }
@@ -168,7 +168,7 @@ function analysisItems(result: object, m: Record<string, number>): SummaryItem[]
   return [];
 }
 
-const LABELS = { top1: 'Top-1', agreement: 'Agreement', sqnr: 'SQNR', latency: 'Latency p50' } as const;
+const LABELS = { top1: 'Top-1', perplexity: 'Perplexity', agreement: 'Agreement', sqnr: 'SQNR', latency: 'Latency p50' } as const;
 
 /** The analysis' own words about its recommendation, when it has some. */
 export function resultNote(result: unknown): string | null {

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { assertNoPageErrors, currentView, goto, jobCard, newestJobId, waitForJobEnd, waitForView } from '../lib/app.ts';
+import { screenshot } from '../lib/browser.ts';
+import { ROOT } from '../lib/paths.ts';
+import { E2E_MARKER, markedProcesses, waitFor } from '../lib/processes.ts';
+import { startSession, type Session } from '../lib/session.ts';
+
+// A language model through the app: the project's own transformer test bed (native-models/zoo) is a
+// Library example whose data is held-back text and whose calibration data is a training split; GPTQ
+// int4 from the Compress view calibrates on the one and is evaluated on the other, and Jobs and
+// Experiments show its perplexity (lower is better) beside the fp32 model's.
+const ZOO = join(ROOT, 'native-models', 'zoo', 'transformer');
+let s: Session;
+let baselineRun = '';
+
+before(async () => {
+  s = await startSession();
+  // The fp32 model's own evaluation on the held-back text, through the API the app uses.
+  const rpc = await s.rpc();
+  const { jobId } = await rpc.call('jobs.start', { spec: { kind: 'eval', model: join(ZOO, 'char-transformer.onnx'), data: { path: join(ZOO, 'heldout.npy') }, runs: 3 } });
+  const done = await waitFor('the fp32 eval to finish', async () => {
+    const j = await rpc.call('jobs.get', { jobId });
+    return j.status === 'running' || j.status === 'queued' ? null : j;
+  }, 90_000, 250);
+  assert.equal(done.status, 'succeeded', `the fp32 eval: ${JSON.stringify(done.error)}`);
+  baselineRun = done.runId!;
+});
+after(async () => {
+  await s?.close();
+  assert.deepEqual(markedProcesses(E2E_MARKER), [], 'no process of this test file outlives it');
+});
+
+test('the transformer example: GPTQ int4 calibrated on its training split, perplexity in Jobs and Experiments', { timeout: 180_000 }, async () => {
+  const { page } = s;
+  await waitForView(page, 'library');
+  const card = page.getByTestId('example-char-transformer');
+  assert.match(await card.innerText(), /perplexity 6\.655/);
+  await card.getByRole('button', { name: /Open example/ }).click();
+  await waitForView(page, 'model');
+
+  await goto(page, 'compress');
+  const view = currentView(page);
+  await view.getByLabel('Quantize method').selectOption('int4');
+  await view.getByLabel('Weight rounding').selectOption('gptq');
+  // calibration on the training split, evaluation on the held-back text: the example's two data sets
+  assert.match(await view.locator('#calibration-data').inputValue(), /transformer\/calib\.npy$/);
+  const evaluate = view.getByRole('checkbox', { name: 'Evaluate the result' });
+  if (!(await evaluate.isChecked())) await evaluate.check();
+  assert.match(await view.locator('#evaluation-data').inputValue(), /transformer\/heldout\.npy$/);
+  await view.locator('#run-name').fill('GPTQ int4');
+  await view.getByRole('button', { name: 'Run', exact: true }).click();
+  await waitForView(page, 'jobs');
+  const jobId = await newestJobId(page);
+  const status = await waitForJobEnd(page, jobId, 150_000);
+  const jobText = await jobCard(page, jobId).innerText();
+  assert.equal(status, 'succeeded', jobText);
+  // the card's perplexity: a little above the fp32 model's 6.655
+  const perplexity = Number(/Perplexity\s+([\d.]+)/.exec(jobText)?.[1]);
+  assert.ok(perplexity > 6.6 && perplexity < 7.2, `perplexity on the job card: ${jobText}`);
+
+  await goto(page, 'experiments');
+  const experiments = currentView(page);
+  const table = experiments.getByRole('table', { name: 'Runs' });
+  await waitFor('both runs listed', async () => (await table.locator('tbody tr').count()) >= 2, 20_000);
+  const headers = await table.locator('thead th').allInnerTexts();
+  const column = headers.findIndex((h) => h.startsWith('Perplexity'));
+  assert.ok(column > 0, `a Perplexity column: ${headers.join(' | ')}`);
+  const cell = async (runId: string) => Number(await table.locator(`tr[data-run-id="${runId}"] td`).nth(column).innerText());
+  const runId = (await (await s.rpc()).call('jobs.get', { jobId })).runId!;
+  assert.equal(await cell(baselineRun), 6.655);
+  assert.equal(await cell(runId), perplexity);
+
+  // the plot by perplexity: both runs, the axis reversed so the better run is higher
+  await experiments.getByLabel('y axis').selectOption('perplexity');
+  const canvas = experiments.locator('canvas[aria-label="Pareto plot"]');
+  await canvas.waitFor({ timeout: 20_000 });
+  const summary = (await canvas.textContent()) ?? '';
+  assert.match(summary, /2 runs plotted by size and perplexity/);
+  // the smaller int4 model is on the front, and so is the fp32 model (better perplexity)
+  assert.match(summary, /Pareto front: .*GPTQ int4.*6\.655/);
+  await screenshot(page, 'experiments-language-model', { top: true });
+  assertNoPageErrors(s);
+});
