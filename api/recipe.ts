@@ -59,11 +59,11 @@ export const QuantizeStep = z.object({
 }).strict();
 export type QuantizeStep = z.infer<typeof QuantizeStep>;
 
-export const PRUNE_METHODS = ['magnitude', 'nm', 'channel', 'wanda', 'sparsegpt'] as const;
+export const PRUNE_METHODS = ['magnitude', 'nm', 'channel', 'heads', 'wanda', 'sparsegpt'] as const;
 
 export const PruneStep = z.object({
   method: z.enum(PRUNE_METHODS),
-  /** Fraction of weights (or, for channel, of prunable channels) removed: [0, 1). */
+  /** Fraction of weights (for channel, of prunable channels; for heads, of each attention block's heads) removed: [0, 1). */
   sparsity: z.number().gte(0).lt(1).default(0.5),
   /** magnitude: each layer to the target, or one threshold across layers. */
   scope: z.enum(['layer', 'global']).default('layer'),
@@ -74,7 +74,7 @@ export const PruneStep = z.object({
   samples: z.number().int().positive().optional(),
   /** channel: kept channel counts rounded to a multiple of this. */
   roundTo: z.number().int().positive().default(8),
-  /** channel: how channels are ranked — their weights' norm, or (with calib) the output energy they give the next layers. */
+  /** channel: how channels are ranked — their weights' norm, or (with calib) the output energy they give the next layers; heads: l2 (‖Wv,h‖·‖Wo,h‖) or activation. */
   importance: z.enum(['l1', 'l2', 'activation']).default('l2'),
   /**
    * wanda: which weights compete — 'row' (each output row, the paper's choice for LLM linear layers)

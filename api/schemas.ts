@@ -70,6 +70,8 @@ export const InspectReport = z.object({
   outputs: z.array(IoInfo),
   opHistogram: z.record(z.string(), z.number()),
   layers: z.array(LayerRow),
+  /** ONNX: multi-head attention blocks head pruning can take (their q/k/v/o layer names). */
+  attention: z.array(z.object({ block: z.string(), heads: z.number(), headDim: z.number(), layers: z.array(z.string()) })).optional(),
 }).passthrough();
 export type InspectReport = z.infer<typeof InspectReport>;
 

@@ -1,12 +1,13 @@
 /**
- * Channel pruning, cut vs refitted (core/passes/prune/channel/reconstruct.ts), on the three models the
- * README reports: MNIST (both conv groups, top-1 on the 9,744 test images after the 256 calibration
- * ones), SqueezeNet (agreement with fp32 on imagenet-100, 32 calibration photos) and the transformer
- * test bed's MLPs (held-back next-token perplexity). Each row: the plain cut (L2 importance, no data),
- * the least-squares refit of the layers after, and the refit with activation importance — all in this
- * run, against the unpruned model measured here too.
+ * Structured pruning, cut vs refitted, on the models the README reports. Channel pruning
+ * (core/passes/prune/channel/reconstruct.ts): MNIST (both conv groups, top-1 on the 9,744 test images
+ * after the 256 calibration ones), SqueezeNet (agreement with fp32 on imagenet-100, 32 calibration
+ * photos) and the transformer test bed's MLPs (held-back next-token perplexity). Attention-head
+ * pruning (core/passes/prune/heads.ts): the test bed's attention heads ('transformer-heads'). Each
+ * row: the plain cut (L2 importance, no data), the least-squares refit of the layers after, and the
+ * refit with activation importance — all in this run, against the unpruned model measured here too.
  *
- *   node --import tsx bench/prune-channels.ts [--models mnist,squeezenet,transformer] [--json OUT]
+ *   node --import tsx bench/prune-channels.ts [--models mnist,squeezenet,transformer,transformer-heads] [--json OUT]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { HELDOUT_FILE, loadTestBed } from '../native-models/zoo/transformer/test
 
 interface Setup {
   name: string;
+  method: 'channel' | 'heads';
   model: string;
   calib: { path: string; preprocess?: 'mnist' | 'caffe' };
   samples: number;
@@ -37,26 +39,33 @@ const bed = loadTestBed();
 
 const SETUPS: Setup[] = [
   {
-    name: 'mnist', model: mnist, calib: { path: mnistData, preprocess: 'mnist' }, samples: 256,
+    name: 'mnist', method: 'channel', model: mnist, calib: { path: mnistData, preprocess: 'mnist' }, samples: 256,
     cases: [{ sparsity: 0.25, roundTo: 1 }, { sparsity: 0.5, roundTo: 1 }],
     measure: async (path) => (await evaluate({ model: path, data: mnistData, preprocess: 'mnist', offset: 256, ep: 'cpu', runs: 1, warmup: 0 })).accuracy!.top1,
     metric: 'top-1 on 9,744',
   },
   {
-    name: 'squeezenet', model: squeezenet, calib: { path: fixture('imagenet-100'), preprocess: 'caffe' }, samples: 32,
+    name: 'squeezenet', method: 'channel', model: squeezenet, calib: { path: fixture('imagenet-100'), preprocess: 'caffe' }, samples: 32,
     cases: [{ sparsity: 0.1, roundTo: 1 }, { sparsity: 0.3, roundTo: 8 }],
     measure: async (path) => (await evaluate({ model: path, data: fixture('imagenet-100'), preprocess: 'caffe', reference: squeezenet, ep: 'cpu', runs: 1, warmup: 0 })).agreement!.top1!,
     metric: 'top-1 agreement with fp32',
   },
   {
-    name: 'transformer', model: bed.model, calib: { path: bed.calibPath }, samples: 128,
+    name: 'transformer', method: 'channel', model: bed.model, calib: { path: bed.calibPath }, samples: 128,
     cases: [{ sparsity: 0.25, roundTo: 8 }, { sparsity: 0.5, roundTo: 8 }, { sparsity: 0.75, roundTo: 8 }],
+    measure: async (path) => (await evaluate({ model: path, data: join(bed.dir, HELDOUT_FILE), ep: 'cpu', runs: 1, warmup: 0 })).language!.perplexity,
+    metric: 'held-back perplexity', lower: true,
+  },
+  {
+    // 4 heads per block: 1, 2 or 3 of them removed ('round' does not apply to heads)
+    name: 'transformer-heads', method: 'heads', model: bed.model, calib: { path: bed.calibPath }, samples: 128,
+    cases: [{ sparsity: 0.25, roundTo: 1 }, { sparsity: 0.5, roundTo: 1 }, { sparsity: 0.75, roundTo: 1 }],
     measure: async (path) => (await evaluate({ model: path, data: join(bed.dir, HELDOUT_FILE), ep: 'cpu', runs: 1, warmup: 0 })).language!.perplexity,
     metric: 'held-back perplexity', lower: true,
   },
 ];
 
-const { values } = parseArgs({ options: { models: { type: 'string', default: 'mnist,squeezenet,transformer' }, json: { type: 'string' } } });
+const { values } = parseArgs({ options: { models: { type: 'string', default: 'mnist,squeezenet,transformer,transformer-heads' }, json: { type: 'string' } } });
 const wanted = new Set(values.models!.split(','));
 const dir = mkdtempSync(join(tmpdir(), 'whittle-prune-channels-'));
 const rows: Record<string, unknown>[] = [];
@@ -64,13 +73,13 @@ const fmt = (s: Setup, v: number) => (s.lower ? v.toFixed(3) : `${(v * 100).toFi
 try {
   for (const s of SETUPS.filter((x) => wanted.has(x.name))) {
     const base = await s.measure(s.model);
-    console.log(`\n${s.name}: ${s.metric}, unpruned ${fmt(s, base)}`);
+    console.log(`\n${s.name} (${s.method} pruning): ${s.metric}, unpruned ${fmt(s, base)}`);
     console.log('removed  round  parameters              cut        refitted   refitted+activation  refit seconds');
     for (const c of s.cases) {
       const run = async (variant: 'cut' | 'refit' | 'activation') => {
         const output = join(dir, `${s.name}-${c.sparsity}-${variant}.onnx`);
         const step = PruneStep.parse({
-          method: 'channel', sparsity: c.sparsity, roundTo: c.roundTo,
+          method: s.method, sparsity: c.sparsity, roundTo: c.roundTo,
           ...(variant === 'cut' ? {} : { calib: s.calib, samples: s.samples }),
           ...(variant === 'activation' ? { importance: 'activation' } : {}),
         });
@@ -83,7 +92,7 @@ try {
       const refit = await run('refit');
       const activation = await run('activation');
       console.log(`${`${c.sparsity * 100} %`.padEnd(9)}${String(c.roundTo).padEnd(7)}${`${cut.parametersBefore.toLocaleString('en-US')} → ${cut.parameters.toLocaleString('en-US')}`.padEnd(24)}${fmt(s, cut.value).padEnd(11)}${fmt(s, refit.value).padEnd(11)}${fmt(s, activation.value).padEnd(21)}${refit.seconds.toFixed(1)}`);
-      rows.push({ model: s.name, metric: s.metric, unpruned: base, ...c, parameters: [cut.parametersBefore, cut.parameters], cut: cut.value, refit: refit.value, activation: activation.value, refitSeconds: refit.seconds });
+      rows.push({ model: s.name, method: s.method, metric: s.metric, unpruned: base, ...c, parameters: [cut.parametersBefore, cut.parameters], cut: cut.value, refit: refit.value, activation: activation.value, refitSeconds: refit.seconds });
     }
   }
 } finally {

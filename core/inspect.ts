@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { dtypeName } from '../native-models/ir/dtypes.ts';
 import type { Dim, Model, ValueInfo } from '../native-models/ir/model.ts';
 import { modelStats, type LayerRow } from '../native-models/ir/stats.ts';
+import { findAttentionBlocks } from './passes/prune/heads.ts';
 
 /** The SPEC §3 `inspect` document. */
 export interface InspectReport {
@@ -20,6 +21,8 @@ export interface InspectReport {
   nodes: number;
   opHistogram: Record<string, number>;
   layers: LayerRow[];
+  /** Multi-head attention blocks `prune --method heads` can prune: heads, head size, and their q/k/v/o layers. */
+  attention: { block: string; heads: number; headDim: number; layers: string[] }[];
   metadata: Record<string, string>;
 }
 
@@ -58,6 +61,9 @@ export function inspectModel(model: Model): InspectReport {
     nodes: stats.nodes,
     opHistogram: stats.opHistogram,
     layers: stats.layers,
+    attention: model.graphs().flatMap((g) => findAttentionBlocks(g, model.opsetVersion('') ?? 13).blocks).map((b) => ({
+      block: b.name, heads: b.heads, headDim: b.headDim, layers: [b.q.matmul, b.k.matmul, b.v.matmul, b.out.matmul].map((n) => n.name || n.outputs[0]!),
+    })),
     metadata,
   };
 }

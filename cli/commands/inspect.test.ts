@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fixture } from '../../core/testing/fixtures.ts';
 import { whittle } from '../testing.ts';
@@ -21,6 +22,18 @@ describe('whittle inspect --json on the fixtures', () => {
     assert.deepEqual(r.outputs, [{ name: 'Plus214_Output_0', dtype: 'float32', shape: [1, 10] }]);
     assert.equal(r.opHistogram.Conv, 2);
     assert.equal(r.bytes, 26454);
+    assert.deepEqual(r.attention, []);
+  });
+
+  it('the transformer test bed: its two attention blocks, with the layers head pruning cuts', async () => {
+    const model = join(import.meta.dirname, '..', '..', 'native-models', 'zoo', 'transformer', 'char-transformer.onnx');
+    const r = await whittle('inspect', model, '--json');
+    assert.equal(r.code, 0, r.err);
+    assert.deepEqual(JSON.parse(r.out).attention, [0, 1].map((i) => ({
+      block: `h${i}.attn.o_proj`, heads: 4, headDim: 32, layers: ['q_proj', 'k_proj', 'v_proj', 'o_proj'].map((l) => `h${i}.attn.${l}`),
+    })));
+    const text = await whittle('inspect', model, '--layers', 'none');
+    assert.match(text.out, /attention 2 block\(s\): h0\.attn\.o_proj 4 heads of 32, h1\.attn\.o_proj 4 heads of 32/);
   });
 
   it('SqueezeNet fp32 and fp16: 1,235,496 parameters in 26 Conv', async () => {

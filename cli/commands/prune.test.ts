@@ -48,6 +48,19 @@ describe('whittle prune', () => {
     assert.equal(e.parameters, doc.parametersAfter, 'onnxruntime runs the pruned model');
   });
 
+  it('heads on the transformer test bed: the heads line, each block\'s removed heads, no storage note (structured)', async () => {
+    const zoo = join(import.meta.dirname, '..', '..', 'native-models', 'zoo', 'transformer');
+    const r = await whittle('prune', join(zoo, 'char-transformer.onnx'), '-o', join(dirs.work(), 'lm.onnx'), '--method', 'heads', '--sparsity', '0.25', '--no-record');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /method {6}heads \(structured: weights removed, not zeroed\)/);
+    assert.match(r.out, /heads {7}8 → 6 \(ranked by ‖Wv,h‖·‖Wo,h‖\)/);
+    assert.match(r.out, /h0\.attn\.o_proj: removed 1 of 4\n/);
+    assert.doesNotMatch(r.err, /densif/);
+    const usage = await whittle('prune', join(zoo, 'char-transformer.onnx'), '-o', join(dirs.work(), 'lm2.onnx'), '--method', 'heads', '--importance', 'activation', '--no-record');
+    assert.equal(usage.code, 2);
+    assert.match(usage.err, /activation importance is measured on calibration data \(--calib DATA\)/);
+  });
+
   it('bad input and usage: one line naming the problem, exit 2', async () => {
     const cases: [string[], RegExp][] = [
       [['--method', 'magnitude', '--sparsity', '1'], /sparsity/],

@@ -2,6 +2,7 @@ import { WhittleError } from '../../api/errors.ts';
 import { PRUNE_METHODS, PruneStep } from '../../api/recipe.ts';
 import type { ChannelPruneDetails } from '../../core/passes/prune/channel/channel-prune.ts';
 import type { ReconstructedLayer } from '../../core/passes/prune/channel/reconstruct.ts';
+import type { HeadPruneDetails } from '../../core/passes/prune/heads.ts';
 import { pruneModel, type PruneReport } from '../../core/passes/prune/prune-model.ts';
 import { pruneTfjsModel, TFJS_PRUNE_METHODS, type TfjsPruneReport } from '../../core/passes/tfjs/run-on-file.ts';
 import { sniffFormat } from '../../native-models/formats/index.ts';
@@ -10,7 +11,7 @@ import { formatBytes, formatCount, numberOption, parseCommand, requireOne, type 
 import { ProgressBar } from '../progress.ts';
 import { recordCommand } from '../record.ts';
 
-export const summary = 'prune a model: magnitude, N:M, structured channels, Wanda, SparseGPT';
+export const summary = 'prune a model: magnitude, N:M, structured channels, attention heads, Wanda, SparseGPT';
 export const usage = `
 whittle prune MODEL -o OUT --method ${PRUNE_METHODS.join('|')}
         [--sparsity 0..0.99] [--scope layer|global] [--pattern 2:4] [--calib DATA] [--preprocess PRESET]
@@ -26,6 +27,11 @@ channel     remove whole channels (dependency groups through BN, residual Add, C
             channels are refitted by least squares to reproduce their outputs (biases take the means);
             --importance activation (with --calib) ranks channels by the output energy they give
             those layers instead of by their weights' norm
+heads       remove whole attention heads (Reshape/Transpose-split multi-head attention: their query,
+            key and value columns and output-projection rows); --sparsity is the share of each block's
+            heads removed. Ranked by ‖Wv,h‖·‖Wo,h‖, or with --importance activation (needs --calib) by
+            the energy each gives the output projection; with --calib the output projection is
+            refitted by least squares to reproduce the unpruned block's output
 wanda       |W|·‖X‖ per output row, with activations from --calib DATA
 sparsegpt   Hessian-based pruning with weight updates, from --calib DATA
 --bias-correction  (wanda, sparsegpt; magnitude and nm with --calib) add the mean each output lost to
@@ -44,11 +50,13 @@ function splitList(v: string | undefined): string[] {
 export function renderPrune(r: PruneReport): string {
   return [
     `wrote ${r.output}`,
-    `  method      ${r.method}, ${(r.sparsity * 100).toFixed(1)} % of parameters zero`,
+    // structured methods remove weights: their "sparsity" (stored zeros) is not what they did
+    r.method === 'channel' || r.method === 'heads' ? `  method      ${r.method} (structured: weights removed, not zeroed)` : `  method      ${r.method}, ${(r.sparsity * 100).toFixed(1)} % of parameters zero`,
     `  parameters  ${formatCount(r.parametersBefore)} → ${formatCount(r.parametersAfter)}`,
     `  size        ${formatBytes(r.bytesBefore)} → ${formatBytes(r.bytesAfter)} on disk; ${formatBytes(r.deflatedBytesBefore)} → ${formatBytes(r.deflatedBytesAfter)} after deflate`,
     `  nodes       ${formatCount(r.nodesChanged)} changed${r.excluded.length ? `, ${r.excluded.length} left alone: ${r.excluded.slice(0, 8).join(', ')}${r.excluded.length > 8 ? ', …' : ''}` : ''}`,
     ...refitLine(r),
+    ...headLines(r),
     `  time        ${r.seconds.toFixed(2)} s, peak RSS ${formatBytes(r.peakRssBytes)}`,
   ].join('\n') + '\n';
 }
@@ -59,6 +67,18 @@ function refitLine(r: PruneReport): string[] {
   if (!rec || rec.layers.length === 0) return [];
   const mean = (f: (l: ReconstructedLayer) => number) => rec.layers.reduce((a, l) => a + f(l), 0) / rec.layers.length;
   return [`  refit       ${rec.layers.length} layers on ${rec.samples} samples: output error ‖WX−ŴX‖²/‖WX‖² ${mean((l) => l.errorCut).toExponential(2)} cut → ${mean((l) => l.errorRefit).toExponential(2)} refitted (mean)`];
+}
+
+/** Head pruning: heads before and after, each block's removed heads and, refitted, its o_proj error. */
+function headLines(r: PruneReport): string[] {
+  if (r.method !== 'heads') return [];
+  const d = r.details as unknown as HeadPruneDetails;
+  const error = (b: HeadPruneDetails['blocks'][number]) => (b.errorCut === undefined ? '' : `, o_proj error ${b.errorCut.toFixed(3)} cut → ${b.errorRefit!.toFixed(3)} refitted`);
+  return [
+    `  heads       ${d.headsBefore} → ${d.headsAfter} (ranked by ${d.importance === 'activation' ? 'activation energy' : '‖Wv,h‖·‖Wo,h‖'}${d.refit ? `; o_proj refitted on ${d.refit.samples} samples` : ''})`,
+    ...d.blocks.map((b) => `              ${b.block}: removed ${b.removed.length ? b.removed.join(', ') : 'none'} of ${b.heads}${error(b)}`),
+    ...d.skipped.map((s) => `              ${s.block}: kept whole (${s.reason})`),
+  ];
 }
 
 export async function run(argv: string[], io: CliIo): Promise<number> {

@@ -83,3 +83,30 @@ test('the transformer example: GPTQ int4 calibrated on its training split, perpl
   await screenshot(page, 'experiments-language-model', { top: true });
   assertNoPageErrors(s);
 });
+
+test('Attention heads 50 % from the Compress view: refitted on the example\'s calibration data, half the heads, perplexity on the card', { timeout: 120_000 }, async () => {
+  const { page } = s;
+  await goto(page, 'compress');
+  const view = currentView(page);
+  // one prune step: add it (it goes before the quantize step), then remove the quantize step
+  await view.getByLabel('New step kind').selectOption('prune');
+  await view.getByRole('button', { name: 'Add step', exact: true }).click();
+  await view.getByRole('button', { name: 'Remove step 2' }).click();
+  await view.getByLabel('Prune method').selectOption('heads');
+  await view.getByLabel('Sparsity (%)').fill('50');
+  assert.match(await view.locator('#calib-title').innerText(), /optional: channel and head pruning refit with it/);
+  await view.locator('#run-name').fill('heads 50 %');
+  await view.getByRole('button', { name: 'Run', exact: true }).click();
+  await waitForView(page, 'jobs');
+  const jobId = await newestJobId(page);
+  const status = await waitForJobEnd(page, jobId, 100_000);
+  const jobText = await jobCard(page, jobId).innerText();
+  assert.equal(status, 'succeeded', jobText);
+  const perplexity = Number(/Perplexity\s+([\d.]+)/.exec(jobText)?.[1]);
+  // 2 of 4 heads per block: 9.6 cut, 8.0 refitted (README)
+  assert.ok(perplexity > 7.5 && perplexity < 8.5, `refitted head pruning's perplexity: ${jobText}`);
+  const info = await (await s.rpc()).call('jobs.get', { jobId });
+  const run = await (await s.rpc()).call('experiments.get', { runId: info.runId! });
+  assert.equal(run.metrics['parametersAfter'], 233_687, 'half the heads of both blocks are gone');
+  assertNoPageErrors(s);
+});

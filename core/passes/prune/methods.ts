@@ -9,6 +9,7 @@ import { prunableWeights } from './prunable.ts';
 import { sparseGptPrunePass } from './sparsegpt.ts';
 import { wandaPrunePass } from './wanda.ts';
 import { channelPrunePass } from './channel/channel-prune.ts';
+import { headPrunePass } from './heads.ts';
 import type { PruneStep } from '../../../api/recipe.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
@@ -25,6 +26,17 @@ extraPruneMethods.channel = async (model, step, ctx, opts) => {
   const data = step.calib ? await openCalibration(model, step, opts.baseDir, ctx.seed) : null;
   const reconstruct = data ? { data, samples: data.n, batchSize: batchSizeFor(inputSpecs(model), 32), ep: opts.ep } : undefined;
   return channelPrunePass.run(model, { sparsity: step.sparsity, roundTo: step.roundTo, importance: step.importance, exclude: step.exclude, scope: step.scope === 'global' ? 'global' : 'group', ...(reconstruct ? { reconstruct } : {}) }, ctx);
+};
+
+extraPruneMethods.heads = async (model, step, ctx, opts) => {
+  if (step.biasCorrection) throw new WhittleError('BAD_USAGE', 'head pruning takes no bias correction (it removes whole heads; the kept heads compute exactly what they did)');
+  if (step.importance === 'l1') throw new WhittleError('BAD_USAGE', 'head pruning ranks heads by l2 (‖Wv,h‖·‖Wo,h‖) or activation (with --calib), not l1');
+  // with calibration data the output projections are refitted (and activation importance measured)
+  const data = step.calib ? await openCalibration(model, step, opts.baseDir, ctx.seed) : null;
+  return headPrunePass.run(model, {
+    sparsity: step.sparsity, importance: step.importance === 'activation' ? 'activation' : 'l2', exclude: step.exclude,
+    ...(data ? { data: { dataset: data, batchSize: batchSizeFor(inputSpecs(model), 32), ep: opts.ep } } : {}),
+  }, ctx);
 };
 
 /** Opens the calibration data a data-aware method (Wanda, SparseGPT) needs. */

@@ -50,6 +50,7 @@ export async function pruneModel(run: PruneRun): Promise<PruneReport> {
     },
   });
   const size = await artifactSize(written.path, written.externalDataPath ? [written.externalDataPath] : []);
-  const warnings = run.step.method === 'channel' ? common.warnings : [...common.warnings, SPARSITY_STORAGE_NOTE];
+  const structured = run.step.method === 'channel' || run.step.method === 'heads';
+  const warnings = structured ? common.warnings : [...common.warnings, SPARSITY_STORAGE_NOTE];
   return { ...common, method: run.step.method, bytesAfter: size.bytes, deflatedBytesBefore, deflatedBytesAfter: size.deflatedBytes, warnings, details: report.details };
 }

@@ -101,6 +101,19 @@ export function estimateSize(report: InspectReport, steps: readonly EstimateStep
           changed.add(l);
         }
         notes.push('channel pruning also shrinks the next layer’s inputs; the estimate counts output channels only');
+      } else if (p.method === 'heads') {
+        // each block's q/k/v columns and o_proj rows of the removed heads (exact, from the inspect report)
+        const blocks = report.attention ?? [];
+        for (const b of blocks) {
+          const members = layers.filter((l) => b.layers.includes(l.row.name));
+          if (members.some((l) => excludedBy(l.row, p.exclude))) continue;
+          const removed = Math.min(b.heads - 1, Math.round(b.heads * p.sparsity));
+          for (const l of members) {
+            l.kept *= (b.heads - removed) / b.heads;
+            if (removed) changed.add(l);
+          }
+        }
+        if (!blocks.length) notes.push('no multi-head attention block was found in this model: head pruning would stop with an error');
       } else {
         notes.push(`${p.method} pruning stores zeros densely: the file keeps its size (it compresses well, and sparse kernels can use it)`);
       }

@@ -96,6 +96,13 @@ export const PRUNE_INFO: Record<PruneMethod, { label: string; help: string; cali
     options: ['sparsity', 'scope', 'roundTo', 'importance'],
     formats: ['onnx'],
   },
+  heads: {
+    label: 'Attention heads',
+    help: 'Remove whole heads of multi-head attention (their query/key/value columns and output-projection rows): a smaller, faster transformer; the kept heads compute exactly what they did. With calibration data the output projection is refitted by least squares.',
+    calib: 'optional',
+    options: ['sparsity', 'importance'],
+    formats: ['onnx'],
+  },
   wanda: {
     label: 'Wanda',
     help: 'Score weights by |weight| × activation norm measured on calibration data; no weight update.',
@@ -112,9 +119,9 @@ export const PRUNE_INFO: Record<PruneMethod, { label: string; help: string; cali
   },
 };
 
-/** Whether a prune step cannot run without calibration data (channel pruning ranked by activation energy, Wanda, SparseGPT). */
+/** Whether a prune step cannot run without calibration data (channels or heads ranked by activation energy, Wanda, SparseGPT). */
 export function pruneNeedsCalib(p: Pick<PruneStep, 'method' | 'importance'>): boolean {
-  return PRUNE_INFO[p.method].calib === true || (p.method === 'channel' && p.importance === 'activation');
+  return PRUNE_INFO[p.method].calib === true || ((p.method === 'channel' || p.method === 'heads') && p.importance === 'activation');
 }
 
 /** A step's options with the schema's defaults filled in (api/recipe.ts stays the one source). */

@@ -1,0 +1,125 @@
+/**
+ * Attention-head pruning (heads.ts) on the project's transformer test bed: the blocks are found in
+ * the exported graph; a removed head whose output rows are zero changes nothing (so q/k/v columns,
+ * biases, the Reshape shapes and Wo's rows are cut consistently, checked by onnxruntime on the
+ * written file); the written model is smaller and runs; refitting o_proj on calibration data lowers
+ * the held-back perplexity; and the bad inputs: no attention, activation importance without data,
+ * an excluded block.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { PruneStep } from '../../../api/recipe.ts';
+import { readOnnxFile, writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
+import { createSession, runSession } from '../../../native-models/runtimes/onnxruntime.ts';
+import { toFloatScores } from '../../../native-models/runtimes/host-tensor.ts';
+import { onnxPerplexity } from '../../../native-models/zoo/transformer/export.ts';
+import { loadTestBed } from '../../../native-models/zoo/transformer/testbed.ts';
+import { fixture } from '../../testing/fixtures.ts';
+import { createPassContext } from '../pass.ts';
+import { findAttentionBlocks, headPrunePass, keptHeads, type HeadPruneDetails } from './heads.ts';
+import { pruneModel } from './prune-model.ts';
+
+const bed = loadTestBed();
+const dir = mkdtempSync(join(tmpdir(), 'whittle-heads-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function logits(path: string, windows = 4): Promise<Float32Array> {
+  const open = await createSession(path, { ep: 'cpu' });
+  try {
+    const T = bed.card.spec.context;
+    const ids = BigInt64Array.from(bed.heldout.inputs.subarray(0, windows * T), (v) => BigInt(v));
+    const out = await runSession(open.session, { input_ids: { dtype: 'int64', dims: [windows, T], data: ids } });
+    return Float32Array.from(toFloatScores(out['logits']!).data);
+  } finally {
+    await open.session.release();
+  }
+}
+
+const perplexity = async (path: string) => (await onnxPerplexity(path, bed.heldout.inputs, bed.heldout.targets, bed.card.spec.context)).perplexity;
+
+describe('attention-head pruning on the transformer test bed', () => {
+  it('finds both attention blocks: 4 heads of 32, queries/keys/values into one output projection', () => {
+    const model = readOnnxFile(bed.model);
+    const { blocks, notes } = findAttentionBlocks(model.graph, 17);
+    assert.deepEqual(notes, []);
+    assert.deepEqual(blocks.map((b) => [b.name, b.heads, b.headDim, b.q.matmul.name, b.k.matmul.name, b.v.matmul.name]), [
+      ['h0.attn.o_proj', 4, 32, 'h0.attn.q_proj', 'h0.attn.k_proj', 'h0.attn.v_proj'],
+      ['h1.attn.o_proj', 4, 32, 'h1.attn.q_proj', 'h1.attn.k_proj', 'h1.attn.v_proj'],
+    ]);
+  });
+
+  it('removing a head that writes nothing (zero output rows) leaves every logit as it was', async () => {
+    // head 1 of block 0 and head 2 of block 1 silenced: they are then the least important (‖Wo,h‖ = 0)
+    const model = readOnnxFile(bed.model);
+    for (const [name, head] of [['h0.attn.o_proj.weight', 1], ['h1.attn.o_proj.weight', 2]] as const) {
+      const w = model.graph.initializers.get(name)!;
+      const data = Float32Array.from(w.typed() as Float32Array);
+      data.fill(0, head * 32 * 128, (head + 1) * 32 * 128);
+      w.setData(data);
+    }
+    const silenced = join(dir, 'silenced.onnx');
+    writeOnnxFile(model, silenced);
+    const prunedPath = join(dir, 'silenced-pruned.onnx');
+    const r = await pruneModel({ input: silenced, output: prunedPath, step: PruneStep.parse({ method: 'heads', sparsity: 0.25 }), seed: 0 });
+    const details = r.details as unknown as HeadPruneDetails;
+    assert.deepEqual(details.blocks.map((b) => b.removed), [[1], [2]]);
+    assert.equal(details.headsBefore, 8);
+    assert.equal(details.headsAfter, 6);
+    const before = await logits(silenced);
+    const after = await logits(prunedPath);
+    let worst = 0;
+    for (let i = 0; i < before.length; i++) worst = Math.max(worst, Math.abs(before[i]! - after[i]!));
+    assert.ok(worst < 1e-4, `largest logit change ${worst}`);
+    // the written graph is really smaller: 3 heads of 32 everywhere, one shape constant per block
+    const out = readOnnxFile(prunedPath);
+    for (const p of ['h0', 'h1']) {
+      for (const x of ['q', 'k', 'v']) {
+        assert.deepEqual(out.graph.constant(out.graph.nodes.find((n) => n.name === `${p}.attn.${x}_proj`)!.inputs[1]!)!.dims, [128, 96]);
+      }
+      assert.deepEqual(out.graph.constant(out.graph.nodes.find((n) => n.name === `${p}.attn.o_proj`)!.inputs[1]!)!.dims, [96, 128]);
+    }
+    assert.equal(out.graph.initializers.has('shape.heads'), false, 'the shared 4-head shape is gone (each block has its own)');
+    assert.equal(r.parametersAfter, r.parametersBefore - 2 * 4 * 32 * 128 - 2 * 3 * 32);
+  });
+
+  it('25 % and 50 %: perplexity rises with the heads removed; refitting o_proj on calibration data takes most of it back', async () => {
+    const fp32 = await perplexity(bed.model);
+    const results: Record<string, number> = {};
+    for (const sparsity of [0.25, 0.5]) {
+      for (const refit of [false, true]) {
+        const output = join(dir, `p-${sparsity}-${refit}.onnx`);
+        const r = await pruneModel({ input: bed.model, output, step: PruneStep.parse({ method: 'heads', sparsity, ...(refit ? { calib: { path: bed.calibPath } } : {}) }), seed: 0 });
+        const details = r.details as unknown as HeadPruneDetails;
+        assert.equal(details.headsAfter, 8 - 2 * Math.round(4 * sparsity));
+        if (refit) for (const b of details.blocks) assert.ok(b.errorRefit! < b.errorCut!, `${b.block}: o_proj error refitted ${b.errorRefit} vs cut ${b.errorCut}`);
+        results[`${sparsity} ${refit ? 'refit' : 'cut'}`] = await perplexity(output);
+      }
+    }
+    const r = results as Record<'0.25 cut' | '0.25 refit' | '0.5 cut' | '0.5 refit', number>;
+    assert.ok(fp32 < r['0.25 refit'] && r['0.25 refit'] < r['0.25 cut'], JSON.stringify({ fp32, ...r }));
+    assert.ok(r['0.25 cut'] < r['0.5 cut'] && r['0.5 refit'] < r['0.5 cut'], JSON.stringify({ fp32, ...r }));
+  });
+
+  it('keeps the most important heads, rounding the count and never removing the last', () => {
+    assert.deepEqual(keptHeads([3, 1, 2, 4], 0.25), [0, 2, 3]);
+    assert.deepEqual(keptHeads([3, 1, 2, 4], 0.5), [0, 3]);
+    assert.deepEqual(keptHeads([3, 1, 2, 4], 0.99), [3]);
+    assert.deepEqual(keptHeads([1, 1, 1, 1], 0.5), [0, 1], 'ties: the first heads stay');
+    assert.deepEqual(keptHeads([5, 6], 0.2), [0, 1], 'round(2 × 0.2) = 0 removed');
+  });
+
+  it('bad input: no attention, activation importance without data, an excluded block', async () => {
+    await assert.rejects(pruneModel({ input: fixture('mnist', 'mnist.onnx'), output: join(dir, 'mnist.onnx'), step: PruneStep.parse({ method: 'heads', sparsity: 0.5 }), seed: 0 }),
+      /mnist\.onnx: no multi-head attention block found/);
+    await assert.rejects(headPrunePass.run(readOnnxFile(bed.model), { sparsity: 0.5, importance: 'activation' }, createPassContext()), /activation importance is measured on calibration data/);
+    const model = readOnnxFile(bed.model);
+    const report = await headPrunePass.run(model, { sparsity: 0.5, exclude: ['h1.attn.v_proj'] }, createPassContext());
+    const details = report.details as unknown as HeadPruneDetails;
+    assert.deepEqual(details.blocks.map((b) => b.block), ['h0.attn.o_proj']);
+    assert.deepEqual(details.skipped, [{ block: 'h1.attn.o_proj', reason: 'h1.attn.v_proj is excluded' }]);
+    assert.deepEqual(model.graph.constant('h1.attn.v_proj.weight')!.dims, [128, 128]);
+  });
+});

@@ -1,0 +1,538 @@
+import { WhittleError } from '../../../api/errors.ts';
+import { DataType } from '../../../native-models/ir/dtypes.ts';
+import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
+import { toFloatScores } from '../../../native-models/runtimes/host-tensor.ts';
+import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
+import { TappedModel } from '../../calibrate/tap.ts';
+import type { Dataset } from '../../evaluate/data/index.ts';
+import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
+import { addInitializer, isExcluded, NameAllocator, removeUnread } from '../quantize/graph-edit.ts';
+import { refreshShapes, sliceAlong } from './channel/rewrite.ts';
+import { inverseSpd } from './linalg.ts';
+
+/**
+ * Attention-head pruning (`whittle prune --method heads`): whole heads of multi-head attention are
+ * removed, so the model really gets smaller and faster (Michel et al. 2019, "Are Sixteen Heads
+ * Really Better than One?": many heads can go with little loss). An attention block is recognised
+ * in the graph an exporter writes for it, not by layer names:
+ *
+ *   x → MatMul Wq (+ bq) → Reshape [·, ·, H, d] → Transpose (head axis to 1) ┐
+ *   x → MatMul Wk (+ bk) → Reshape [·, ·, H, d] → Transpose (kᵀ)             ├ MatMul → (Mul/Div/Add/Sub by
+ *   x → MatMul Wv (+ bv) → Reshape [·, ·, H, d] → Transpose ─────────────┐   ┘   values shared by all heads:
+ *                                       MatMul(probabilities, v) ←───────┴────── scale, mask) → Softmax
+ *   → Transpose → Reshape [·, ·, H·d] → MatMul Wo
+ *
+ * Removing head h cuts columns h·d … (h+1)·d − 1 of Wq, Wk, Wv and their biases, the same rows of
+ * Wo, and H from the two Reshapes (a shape constant shared by several blocks is copied per block).
+ * Every head computes independently of the others, so the kept heads' outputs are exactly what
+ * they were; o_proj simply no longer receives the removed ones.
+ *
+ * Importance: 'l2' (default, no data) ranks a head by ‖Wv,h‖·‖Wo,h‖ (Frobenius norms of its value
+ * columns and output rows: the scale of what it can write into the residual stream); 'activation'
+ * (calibration data) by the energy it actually gives o_proj, Σ‖ctx_h·Wo,h‖² over the data, from each
+ * head's context Gram matrix. Each block loses round(H × sparsity) heads (at least one is kept).
+ *
+ * With calibration data the output projection is refitted (He et al. 2017's second step, as channel
+ * pruning does): Wo' = argmin ‖X_K·Wo' + b' − (X·Wo + b)‖² over the data, X the unpruned block's merged
+ * heads and X_K its kept columns — Wo' = Σ_KK⁻¹·Σ_K·Wo from their covariance, the means going into
+ * o_proj's bias (uncentred, without a bias). The statistics are the unpruned model's (one run), not
+ * re-measured after earlier blocks are pruned.
+ */
+export interface HeadPruneOptions {
+  /** Fraction of each attention block's heads removed, in [0, 1). */
+  sparsity: number;
+  importance?: 'l2' | 'activation';
+  /** Node names or op types: a block with any of its nodes excluded keeps every head. */
+  exclude?: string[];
+  /**
+   * Calibration data: activation importance is measured on it, and each pruned block's output
+   * projection is refitted by least squares to reproduce, from the kept heads, what it gave with all.
+   */
+  data?: { dataset: Dataset; batchSize: number; ep: EpChoice };
+}
+
+interface Projection {
+  matmul: Node;
+  weight: string;
+  bias: string | null;
+  reshape: Node;
+  transpose: Node;
+}
+
+export interface AttentionBlock {
+  graph: Graph;
+  /** The output projection's node name (the block's name in reports). */
+  name: string;
+  heads: number;
+  headDim: number;
+  q: Projection;
+  k: Projection;
+  v: Projection;
+  /** The MatMul of probabilities and values: its output [·, H, ·, d] is each head's context. */
+  context: Node;
+  mergeTranspose: Node;
+  mergeReshape: Node;
+  out: { matmul: Node; weight: string };
+  /** Every value whose shape has H or H·d in it (their value_info is dropped after pruning). */
+  values: string[];
+}
+
+export interface HeadBlockReport {
+  block: string;
+  heads: number;
+  kept: number[];
+  removed: number[];
+  importance: number[];
+  /** With calibration data: o_proj's output error ‖ΔY‖²/‖Y‖² on it, heads cut vs refitted. */
+  errorCut?: number;
+  errorRefit?: number;
+}
+
+export interface HeadPruneDetails {
+  importance: 'l2' | 'activation';
+  /** Output projections refitted on the calibration data (samples), or null without data. */
+  refit: { samples: number } | null;
+  blocks: HeadBlockReport[];
+  headsBefore: number;
+  headsAfter: number;
+  parametersBefore: number;
+  parametersAfter: number;
+  /** Blocks left whole, with the reason. */
+  skipped: { block: string; reason: string }[];
+}
+
+const ELEMENTWISE = new Set(['Mul', 'Div', 'Add', 'Sub']);
+
+function intsOf(graph: Graph, name: string): number[] | null {
+  const t = graph.constant(name);
+  if (!t || (t.dataType !== DataType.INT64 && t.dataType !== DataType.INT32)) return null;
+  return Array.from(t.typed() as BigInt64Array | Int32Array, Number);
+}
+
+/** All values here are read by exactly one node (so rewriting them changes nothing else), and no graph output. */
+function soleReader(graph: Graph, readers: Map<string, Node[]>, name: string): Node | null {
+  const r = readers.get(name) ?? [];
+  return r.length === 1 && !graph.outputs.some((o) => o.name === name) ? r[0]! : null;
+}
+
+/** The projection whose heads a Transpose of a head-split Reshape carries, with H and d; null if it is not one. */
+function headSplit(graph: Graph, producers: Map<string, Node>, readers: Map<string, Node[]>, transposeOutput: string, perm: number[]): (Projection & { heads: number; headDim: number }) | null {
+  const transpose = producers.get(transposeOutput);
+  if (transpose?.opType !== 'Transpose' || transpose.domain !== '') return null;
+  const p = transpose.attrInts('perm');
+  if (!p || p.length !== 4 || p.some((x, i) => x !== perm[i])) return null;
+  const reshape = producers.get(transpose.inputs[0]!);
+  if (reshape?.opType !== 'Reshape' || soleReader(graph, readers, reshape.outputs[0]!) !== transpose) return null;
+  const shape = intsOf(graph, reshape.inputs[1]!);
+  if (!shape || shape.length !== 4) return null;
+  const [heads, headDim] = [shape[2]!, shape[3]!];
+  if (!(heads > 1 && headDim > 0)) return null;
+  let source = producers.get(reshape.inputs[0]!);
+  if (!source || soleReader(graph, readers, reshape.inputs[0]!) !== reshape) return null;
+  let bias: string | null = null;
+  if (source.opType === 'Add') {
+    const constant = source.inputs.findIndex((i) => graph.constant(i)?.dims.length === 1);
+    if (constant < 0) return null;
+    bias = source.inputs[constant]!;
+    const other = source.inputs[1 - constant]!;
+    const mm = producers.get(other);
+    if (!mm || soleReader(graph, readers, other) !== source) return null;
+    source = mm;
+  }
+  if (source.opType !== 'MatMul' || source.domain !== '') return null;
+  const w = graph.constant(source.inputs[1]!);
+  if (!w || w.dataType !== DataType.FLOAT || w.dims.length !== 2 || w.dims[1] !== heads * headDim) return null;
+  if (bias && graph.constant(bias)!.dims[0] !== heads * headDim) return null;
+  return { matmul: source, weight: source.inputs[1]!, bias, reshape, transpose, heads, headDim };
+}
+
+/** Whether an element-wise operand is the same for every head (a scalar, a [T, T] mask, a [1, 1, T, T] mask). */
+function sharedByHeads(graph: Graph, name: string): boolean {
+  const type = graph.valueType(name);
+  const dims = type?.kind === 'tensor' ? type.shape : null;
+  if (!dims) return false;
+  return dims.length < 3 || dims[dims.length - 3] === 1;
+}
+
+/**
+ * Every attention block of the graph, and why attention-looking parts were not taken. `opset`: the
+ * model's default-domain opset (Softmax's default axis is 1 before opset 13, −1 from 13).
+ */
+export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: AttentionBlock[]; notes: string[] } {
+  const softmaxDefaultAxis = opset >= 13 ? -1 : 1;
+  const producers = graph.producers();
+  const readers = graph.consumers();
+  const blocks: AttentionBlock[] = [];
+  const notes: string[] = [];
+  for (const scores of graph.nodes) {
+    if (scores.opType !== 'MatMul' || scores.domain !== '') continue;
+    const q = headSplit(graph, producers, readers, scores.inputs[0]!, [0, 2, 1, 3]);
+    const k = headSplit(graph, producers, readers, scores.inputs[1]!, [0, 2, 3, 1]);
+    if (!q || !k) continue;
+    const name = scores.name || scores.outputs[0]!;
+    const values = [q, k].flatMap((p) => [p.matmul.outputs[0]!, p.reshape.inputs[0]!, p.reshape.outputs[0]!, p.transpose.outputs[0]!]);
+    // scores → element-wise ops with operands every head shares → Softmax → … → MatMul(·, v)
+    let at = scores.outputs[0]!;
+    let context: Node | null = null;
+    let v: ReturnType<typeof headSplit> = null;
+    for (;;) {
+      values.push(at);
+      const next = soleReader(graph, readers, at);
+      if (!next) break;
+      if (next.opType === 'Softmax' && next.domain === '' && [-1, 3].includes(next.attrInt('axis', softmaxDefaultAxis))) { at = next.outputs[0]!; continue; }
+      if (ELEMENTWISE.has(next.opType) && next.domain === '' && next.inputs.length === 2) {
+        const other = next.inputs[next.inputs[0] === at ? 1 : 0]!;
+        if (!sharedByHeads(graph, other)) break;
+        at = next.outputs[0]!;
+        continue;
+      }
+      if (next.opType === 'MatMul' && next.domain === '' && next.inputs[0] === at) {
+        v = headSplit(graph, producers, readers, next.inputs[1]!, [0, 2, 1, 3]);
+        if (v) context = next;
+      }
+      break;
+    }
+    if (!context || !v) {
+      notes.push(`${name}: queries and keys split into heads, but no MatMul with head-split values follows through shared scale/mask ops and Softmax`);
+      continue;
+    }
+    if (q.heads !== k.heads || q.heads !== v.heads || q.headDim !== k.headDim || q.headDim !== v.headDim) {
+      notes.push(`${name}: queries, keys and values split into different head shapes`);
+      continue;
+    }
+    const { heads, headDim } = q;
+    const mergeTranspose = soleReader(graph, readers, context.outputs[0]!);
+    const mergePerm = mergeTranspose?.opType === 'Transpose' ? mergeTranspose.attrInts('perm') : null;
+    const mergeReshape = mergeTranspose ? soleReader(graph, readers, mergeTranspose.outputs[0]!) : null;
+    const mergeShape = mergeReshape?.opType === 'Reshape' ? intsOf(graph, mergeReshape.inputs[1]!) : null;
+    const out = mergeReshape ? soleReader(graph, readers, mergeReshape.outputs[0]!) : null;
+    const wo = out?.opType === 'MatMul' && out.inputs[0] === mergeReshape!.outputs[0] ? graph.constant(out.inputs[1]!) : null;
+    if (!mergePerm || mergePerm.join() !== '0,2,1,3' || !mergeShape || mergeShape[mergeShape.length - 1] !== heads * headDim || !wo || wo.dataType !== DataType.FLOAT || wo.dims.length !== 2 || wo.dims[0] !== heads * headDim) {
+      notes.push(`${name}: the heads' context is not merged (Transpose 0,2,1,3 → Reshape [·, ·, ${heads * headDim}]) into an output MatMul with a stored [${heads * headDim}, ·] weight`);
+      continue;
+    }
+    values.push(...[v.matmul.outputs[0]!, v.reshape.inputs[0]!, v.reshape.outputs[0]!, v.transpose.outputs[0]!], context.outputs[0]!, mergeTranspose!.outputs[0]!, mergeReshape!.outputs[0]!);
+    blocks.push({ graph, name: out!.name || out!.outputs[0]!, heads, headDim, q, k, v, context, mergeTranspose: mergeTranspose!, mergeReshape: mergeReshape!, out: { matmul: out!, weight: out!.inputs[1]! }, values: [...new Set(values)] });
+  }
+  return { blocks, notes };
+}
+
+function blockNodes(b: AttentionBlock): Node[] {
+  return [b.q, b.k, b.v].flatMap((p) => [p.matmul, p.reshape, p.transpose]).concat([b.context, b.mergeTranspose, b.mergeReshape, b.out.matmul]);
+}
+
+/** ‖Wv,h‖·‖Wo,h‖ per head. */
+function weightImportance(b: AttentionBlock): number[] {
+  const wv = b.graph.constant(b.v.weight)!.typed() as Float32Array;
+  const wo = b.graph.constant(b.out.weight)!.typed() as Float32Array;
+  const width = b.heads * b.headDim;
+  const D = wo.length / width;
+  return Array.from({ length: b.heads }, (_, h) => {
+    let v2 = 0;
+    for (let r = 0; r < wv.length / width; r++) for (let c = h * b.headDim; c < (h + 1) * b.headDim; c++) v2 += wv[r * width + c]! ** 2;
+    let o2 = 0;
+    for (let r = h * b.headDim; r < (h + 1) * b.headDim; r++) for (let c = 0; c < D; c++) o2 += wo[r * D + c]! ** 2;
+    return Math.sqrt(v2 * o2);
+  });
+}
+
+/** Statistics of a block's merged heads X [tokens, H·d] over the calibration data: XᵀX, column sums, rows. */
+interface BlockStats {
+  gram: Float64Array;
+  sum: Float64Array;
+  rows: number;
+}
+
+/** One run of the unpruned model over the data, each block's context tapped (X[t, h·d + i] = ctx[h, t, i]). */
+async function measureBlocks(model: Model, blocks: AttentionBlock[], data: NonNullable<HeadPruneOptions['data']>, ctx: PassContext): Promise<{ stats: BlockStats[]; samples: number }> {
+  const tapped = await TappedModel.create(model, blocks.map((b) => b.context.outputs[0]!), data.ep);
+  const stats = blocks.map((b) => {
+    const width = b.heads * b.headDim;
+    return { gram: new Float64Array(width * width), sum: new Float64Array(width), rows: 0 };
+  });
+  let samples = 0;
+  try {
+    for await (const { batch, values } of tapped.batches(data.dataset, { batchSize: data.batchSize, ...(ctx.signal ? { signal: ctx.signal } : {}) })) {
+      ctx.checkpoint();
+      blocks.forEach((b, i) => {
+        const t = values[b.context.outputs[0]!];
+        if (!t) throw new Error(`unreachable: the tapped context ${b.context.outputs[0]} is missing`);
+        const { data: x, dims } = toFloatScores(t);
+        const [n, H, T, d] = dims as [number, number, number, number];
+        if (H !== b.heads || d !== b.headDim) throw new WhittleError('BAD_INPUT', `${b.name}: its context has shape [${dims}], not [·, ${b.heads}, ·, ${b.headDim}]`);
+        const st = stats[i]!;
+        const width = H * d;
+        const row = new Float64Array(width);
+        for (let s = 0; s < n; s++) {
+          for (let p = 0; p < T; p++) {
+            for (let h = 0; h < H; h++) for (let c = 0; c < d; c++) row[h * d + c] = x[((s * H + h) * T + p) * d + c]!;
+            for (let a = 0; a < width; a++) {
+              const xa = row[a]!;
+              st.sum[a] = st.sum[a]! + xa;
+              if (xa === 0) continue;
+              const at = a * width;
+              for (let c = a; c < width; c++) st.gram[at + c] = st.gram[at + c]! + xa * row[c]!;
+            }
+          }
+        }
+        st.rows += n * T;
+      });
+      samples += batch.count;
+      ctx.progress('measure heads', samples, data.dataset.n);
+    }
+  } finally {
+    await tapped.close();
+  }
+  if (ctx.signal?.aborted) throw new WhittleError('CANCELLED', 'head pruning cancelled');
+  // the upper triangle was accumulated: mirror it
+  for (const [i, st] of stats.entries()) {
+    const width = blocks[i]!.heads * blocks[i]!.headDim;
+    for (let a = 0; a < width; a++) for (let c = a + 1; c < width; c++) st.gram[c * width + a] = st.gram[a * width + c]!;
+  }
+  return { stats, samples };
+}
+
+/** Σ‖ctx_h·Wo,h‖² per head: trace(Wo,hᵀ·G_hh·Wo,h), G_hh the head's block of XᵀX. */
+function activationImportance(b: AttentionBlock, st: BlockStats): number[] {
+  const wo = b.graph.constant(b.out.weight)!.typed() as Float32Array;
+  const d = b.headDim;
+  const width = b.heads * d;
+  const D = wo.length / width;
+  return Array.from({ length: b.heads }, (_, h) => {
+    let e = 0;
+    for (let a = h * d; a < (h + 1) * d; a++) {
+      for (let c = h * d; c < (h + 1) * d; c++) {
+        let dot = 0;
+        for (let j = 0; j < D; j++) dot += wo[a * D + j]! * wo[c * D + j]!;
+        e += st.gram[a * width + c]! * dot;
+      }
+    }
+    return e;
+  });
+}
+
+/** The constant bias an Add applies right after o_proj ([D]), if there is one: its node and input index. */
+function outputBias(b: AttentionBlock, D: number): { add: Node; input: number } | null {
+  const g = b.graph;
+  const readers = g.nodes.filter((n) => n.inputs.includes(b.out.matmul.outputs[0]!));
+  const add = readers.length === 1 && readers[0]!.opType === 'Add' ? readers[0]! : null;
+  if (!add) return null;
+  const input = add.inputs.findIndex((i) => i !== b.out.matmul.outputs[0] && g.constant(i)?.dims.join() === String(D));
+  return input < 0 ? null : { add, input };
+}
+
+/**
+ * The least-squares o_proj from the kept columns K (rows of Wo): Wo' = Σ_KK⁻¹·Σ_K·Wo (covariances, or
+ * uncentred second moments when there is no bias to take the means), the bias shift μ·Wo − μ_K·Wo',
+ * and o_proj's output error on the data with the rows cut and refitted.
+ */
+function refitOutput(b: AttentionBlock, st: BlockStats, cols: number[], centred: boolean): { weight: Float32Array; shift: Float64Array; errorCut: number; errorRefit: number } | null {
+  const wo = b.graph.constant(b.out.weight)!.typed() as Float32Array;
+  const width = b.heads * b.headDim;
+  const D = wo.length / width;
+  const n = st.rows;
+  const mean = Float64Array.from(st.sum, (v) => v / n);
+  // second moments (centred: covariance), over the whole width
+  const m = new Float64Array(width * width);
+  for (let a = 0; a < width; a++) for (let c = 0; c < width; c++) m[a * width + c] = st.gram[a * width + c]! / n - (centred ? mean[a]! * mean[c]! : 0);
+  const k = cols.length;
+  const mkk = new Float64Array(k * k);
+  let trace = 0;
+  for (let i = 0; i < k; i++) trace += m[cols[i]! * width + cols[i]!]!;
+  const damp = 1e-6 * (trace / k || 1);
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) mkk[i * k + j] = m[cols[i]! * width + cols[j]!]! + (i === j ? damp : 0);
+  const inv = inverseSpd(mkk, k);
+  if (!inv) return null;
+  // target: Σ_K,all · Wo  [k, D]
+  const target = new Float64Array(k * D);
+  for (let i = 0; i < k; i++) {
+    const mi = cols[i]! * width;
+    for (let a = 0; a < width; a++) {
+      const v = m[mi + a]!;
+      if (v === 0) continue;
+      for (let j = 0; j < D; j++) target[i * D + j] = target[i * D + j]! + v * wo[a * D + j]!;
+    }
+  }
+  const weight = new Float32Array(k * D);
+  for (let i = 0; i < k; i++) for (let j = 0; j < D; j++) {
+    let v = 0;
+    for (let l = 0; l < k; l++) v += inv[i * k + l]! * target[l * D + j]!;
+    weight[i * D + j] = v;
+  }
+  const shift = new Float64Array(D);
+  if (centred) {
+    for (let j = 0; j < D; j++) {
+      let full = 0;
+      for (let a = 0; a < width; a++) full += mean[a]! * wo[a * D + j]!;
+      let kept = 0;
+      for (let i = 0; i < k; i++) kept += mean[cols[i]!]! * weight[i * D + j]!;
+      shift[j] = full - kept;
+    }
+  }
+  // errors on the data: ‖X·Wo − X_K·W'‖² / ‖X·Wo‖² from the (centred) second moments; cut: W' = Wo's kept rows
+  const error = (wk: (i: number, j: number) => number) => {
+    let num = 0;
+    let den = 0;
+    for (let j = 0; j < D; j++) {
+      const diff = new Float64Array(width);
+      for (let a = 0; a < width; a++) diff[a] = wo[a * D + j]!;
+      for (let i = 0; i < k; i++) diff[cols[i]!] = diff[cols[i]!]! - wk(i, j);
+      for (let a = 0; a < width; a++) {
+        if (diff[a] === 0 && wo[a * D + j] === 0) continue;
+        for (let c = 0; c < width; c++) {
+          num += diff[a]! * m[a * width + c]! * diff[c]!;
+          den += wo[a * D + j]! * m[a * width + c]! * wo[c * D + j]!;
+        }
+      }
+    }
+    return den > 0 ? num / den : 0;
+  };
+  return { weight, shift, errorCut: error((i, j) => wo[cols[i]! * D + j]!), errorRefit: error((i, j) => weight[i * D + j]!) };
+}
+
+/** Heads to keep: the most important H − round(H·sparsity), at least one, in head order. */
+export function keptHeads(importance: number[], sparsity: number): number[] {
+  const H = importance.length;
+  const remove = Math.min(H - 1, Math.round(H * sparsity));
+  const order = importance.map((v, h) => h).sort((a, b) => importance[b]! - importance[a]! || a - b);
+  return order.slice(0, H - remove).sort((a, b) => a - b);
+}
+
+function parameters(model: Model): number {
+  let n = 0;
+  for (const g of model.graphs()) for (const t of g.initializers.values()) if (t.dataType === DataType.FLOAT) n += t.elementCount;
+  return n;
+}
+
+/** Rewrites one block to keep `kept` heads (o_proj refitted when `refit` is given); the number of nodes whose inputs changed. */
+function pruneBlock(b: AttentionBlock, kept: number[], names: NameAllocator, created: string[], refit: { weight: Float32Array; shift: Float64Array; bias: { add: Node; input: number } | null } | null): number {
+  const g = b.graph;
+  const cols = kept.flatMap((h) => Array.from({ length: b.headDim }, (_, i) => h * b.headDim + i));
+  // a tensor read by this node only is rewritten in place; one read elsewhere too gets a private copy
+  const readCount = (name: string) => g.nodes.reduce((n, node) => n + node.inputs.filter((i) => i === name).length, 0);
+  const changed = new Set<Node>();
+  const replace = (node: Node, input: number, axis: number, values?: { data: Float32Array; dims: number[] }) => {
+    changed.add(node);
+    const name = node.inputs[input]!;
+    const t = g.constant(name)!;
+    const sliced = values ?? sliceAlong(t, axis, cols);
+    if (readCount(name) === 1) {
+      t.setData(sliced.data, { dims: sliced.dims });
+      return;
+    }
+    const fresh = names.fresh(`${name}_pruned`);
+    addInitializer(g, fresh, t.dataType, sliced.dims, sliced.data);
+    created.push(fresh);
+    node.inputs[input] = fresh;
+  };
+  for (const p of [b.q, b.k, b.v]) {
+    replace(p.matmul, 1, 1);
+    if (p.bias) {
+      const add = g.nodes.find((n) => n.opType === 'Add' && n.outputs[0] === p.reshape.inputs[0])!;
+      replace(add, add.inputs.indexOf(p.bias), 0);
+    }
+  }
+  const D = g.constant(b.out.weight)!.dims[1]!;
+  replace(b.out.matmul, 1, 0, refit ? { data: refit.weight, dims: [cols.length, D] } : undefined);
+  if (refit?.bias) {
+    const bias = g.constant(refit.bias.add.inputs[refit.bias.input]!)!;
+    const shifted = Float32Array.from(bias.typed() as Float32Array, (v, j) => v + refit.shift[j]!);
+    replace(refit.bias.add, refit.bias.input, 0, { data: shifted, dims: [D] });
+  }
+  // new shape constants: [·, ·, H', d] for the three splits, [·, ·, H'·d] for the merge
+  const split = intsOf(g, b.q.reshape.inputs[1]!)!;
+  const splitName = names.fresh(`${b.name}.heads_shape`);
+  addInitializer(g, splitName, DataType.INT64, [4], BigInt64Array.from([split[0]!, split[1]!, kept.length, b.headDim].map(BigInt)));
+  created.push(splitName);
+  for (const p of [b.q, b.k, b.v]) p.reshape.inputs[1] = splitName;
+  const merge = intsOf(g, b.mergeReshape.inputs[1]!)!;
+  merge[merge.length - 1] = kept.length * b.headDim;
+  const mergeName = names.fresh(`${b.name}.merge_shape`);
+  addInitializer(g, mergeName, DataType.INT64, [merge.length], BigInt64Array.from(merge.map(BigInt)));
+  created.push(mergeName);
+  b.mergeReshape.inputs[1] = mergeName;
+  for (const n of [b.q.reshape, b.k.reshape, b.v.reshape, b.mergeReshape]) changed.add(n);
+  return changed.size;
+}
+
+export const headPrunePass: Pass<HeadPruneOptions> = {
+  name: 'prune-heads',
+  async run(model: Model, options: HeadPruneOptions, ctx: PassContext = createPassContext()): Promise<PassReport> {
+    if (!(options.sparsity >= 0 && options.sparsity < 1)) throw new WhittleError('BAD_USAGE', `sparsity must be in [0, 1), got ${options.sparsity}`);
+    const importanceKind = options.importance ?? 'l2';
+    if (importanceKind === 'activation' && !options.data) throw new WhittleError('BAD_USAGE', 'activation importance is measured on calibration data (--calib DATA)');
+    const bytesBefore = tensorBytes(model);
+    const parametersBefore = parameters(model);
+    const warnings: string[] = [];
+    const excluded: string[] = [];
+    const skipped: HeadPruneDetails['skipped'] = [];
+    const found = model.graphs().flatMap((g) => {
+      const r = findAttentionBlocks(g, model.opsetVersion('') ?? 13);
+      warnings.push(...r.notes.map((n) => `attention not pruned: ${n}`));
+      return r.blocks;
+    });
+    const blocks = found.filter((b) => {
+      const hit = blockNodes(b).find((n) => isExcluded(n, options.exclude));
+      if (hit) {
+        skipped.push({ block: b.name, reason: `${hit.label} is excluded` });
+        excluded.push(b.name);
+      }
+      return !hit;
+    });
+    const fused = model.graphs().flatMap((g) => g.nodes.filter((n) => /^(Attention|MultiHeadAttention|GroupQueryAttention|PackedAttention)$/.test(n.opType)));
+    if (fused.length) warnings.push(`${fused.length} fused attention node(s) (${[...new Set(fused.map((n) => n.opType))].join(', ')}, e.g. ${fused[0]!.label}) keep their heads: head pruning rewrites attention written as MatMul/Reshape/Transpose/Softmax`);
+    if (found.length === 0) {
+      throw new WhittleError('BAD_INPUT', `${model.path ?? 'the model'}: no multi-head attention block found (queries and keys split into heads by Reshape [·, ·, H, d] + Transpose, multiplied, Softmax, times head-split values, merged and projected by a MatMul)${fused.length ? `; its attention is fused into ${fused[0]!.opType} nodes` : ''}`);
+    }
+    ctx.progress('measure heads', 0, 1);
+    const measured = options.data ? await measureBlocks(model, blocks, options.data, ctx) : null;
+    const importance = blocks.map((b, i) => (importanceKind === 'activation' ? activationImportance(b, measured!.stats[i]!) : weightImportance(b)));
+    const names = new NameAllocator(model);
+    const created: string[] = [];
+    const reports: HeadBlockReport[] = [];
+    // the tensors pruning may leave unread (the originals, once sliced copies or new shapes replace them)
+    const replaced = new Set(blocks.flatMap((b) => [b.q, b.k, b.v].flatMap((p) => [p.weight, p.reshape.inputs[1]!, ...(p.bias ? [p.bias] : [])]).concat([b.out.weight, b.mergeReshape.inputs[1]!])));
+    let nodesChanged = 0;
+    for (const [i, b] of blocks.entries()) {
+      ctx.checkpoint();
+      const kept = keptHeads(importance[i]!, options.sparsity);
+      const report: HeadBlockReport = { block: b.name, heads: b.heads, kept, removed: Array.from({ length: b.heads }, (_, h) => h).filter((h) => !kept.includes(h)), importance: importance[i]! };
+      reports.push(report);
+      if (kept.length === b.heads) continue;
+      let refit: Parameters<typeof pruneBlock>[4] = null;
+      if (measured) {
+        const cols = kept.flatMap((h) => Array.from({ length: b.headDim }, (_, j) => h * b.headDim + j));
+        const bias = outputBias(b, b.graph.constant(b.out.weight)!.dims[1]!);
+        const r = refitOutput(b, measured.stats[i]!, cols, bias !== null);
+        if (r) {
+          refit = { weight: r.weight, shift: r.shift, bias };
+          report.errorCut = r.errorCut;
+          report.errorRefit = r.errorRefit;
+        } else warnings.push(`${b.name}: the kept heads' statistics are singular on this data; its rows are cut, not refitted`);
+      }
+      nodesChanged += pruneBlock(b, kept, names, created, refit);
+      ctx.progress('prune heads', i + 1, blocks.length);
+    }
+    for (const g of model.graphs()) {
+      const touched = new Set(blocks.filter((b) => b.graph === g).flatMap((b) => b.values));
+      refreshShapes(g, touched, created.filter((n) => g.initializers.has(n)));
+    }
+    removeUnread(model, { nodes: new Set(), names: replaced });
+    const details: HeadPruneDetails = {
+      importance: importanceKind,
+      refit: measured ? { samples: options.data!.dataset.n } : null,
+      blocks: reports,
+      headsBefore: found.reduce((n, b) => n + b.heads, 0),
+      headsAfter: found.reduce((n, b) => n + b.heads, 0) - reports.reduce((n, r) => n + r.removed.length, 0),
+      parametersBefore,
+      parametersAfter: parameters(model),
+      skipped,
+    };
+    return {
+      pass: this.name,
+      nodesChanged,
+      bytesBefore, bytesAfter: tensorBytes(model), excluded, warnings,
+      details: details as unknown as Record<string, unknown>,
+    };
+  },
+};
