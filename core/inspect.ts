@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { dtypeName } from '../native-models/ir/dtypes.ts';
 import type { Dim, Model, ValueInfo } from '../native-models/ir/model.ts';
 import { modelStats, type LayerRow } from '../native-models/ir/stats.ts';
-import { findAttentionBlocks } from './passes/prune/heads.ts';
+import { findAttentionBlocks } from './passes/prune/attention.ts';
 
 /** The SPEC §3 `inspect` document. */
 export interface InspectReport {

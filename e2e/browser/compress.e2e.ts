@@ -7,7 +7,7 @@ import { assertNoPageErrors, currentView, goto, jobCard, newestJobId, paintedPix
 import { screenshot } from '../lib/browser.ts';
 import { E2E_MARKER, markedProcesses, waitFor } from '../lib/processes.ts';
 import { F } from '../lib/paths.ts';
-import { startSession, type Session } from '../lib/session.ts';
+import { runJobThroughApi, startSession, type Session } from '../lib/session.ts';
 
 // Compress → Jobs → Experiments on MNIST, each run a recorded recipe with an evaluation (real engine,
 // real data), so the Experiments view has accuracy and size for its Pareto plot.
@@ -24,15 +24,7 @@ before(async () => {
   // The original fp32 model evaluated on the same images, first, so that it is the oldest run: the
   // base of the comparison. The UI has no "evaluate the original" button, so this job is started
   // through the API the app itself uses.
-  const rpc = await s.rpc();
-  const { jobId } = await rpc.call('jobs.start', {
-    spec: { kind: 'eval', model: F.mnist, data: { path: F.mnistImages, preprocess: 'mnist', limit: Number(EVAL_SAMPLES) }, runs: 5 },
-  });
-  const done = await waitFor('the fp32 eval to finish', async () => {
-    const j = await rpc.call('jobs.get', { jobId });
-    return j.status === 'running' || j.status === 'queued' ? null : j;
-  }, 90_000, 250);
-  assert.equal(done.status, 'succeeded', `the fp32 eval: ${JSON.stringify(done.error)}`);
+  const done = await runJobThroughApi(s, { kind: 'eval', model: F.mnist, data: { path: F.mnistImages, preprocess: 'mnist', limit: Number(EVAL_SAMPLES) }, runs: 5 }, 'the fp32 eval');
   baselineRun = done.runId!;
 });
 after(async () => {
@@ -234,7 +226,7 @@ test('channel pruning with the example calibration data refits the next layers; 
   const view = currentView(page);
   await view.getByLabel('Round channels to').fill('1');
   // calibration data is optional for channel pruning: suggested from the example, so it is used
-  assert.match(await view.locator('#calib-title').innerText(), /optional: channel pruning refits with it/);
+  assert.match(await view.locator('#calib-title').innerText(), /optional: channel and head pruning refit with it/);
   assert.match(await view.locator('fieldset.step p.help').innerText(), /refitted by least squares/);
   await screenshot(page, 'compress-channel-refit', { top: true });
   const { jobId, status } = await runAndWait(page);

@@ -5,7 +5,7 @@ import { assertNoPageErrors, currentView, goto, jobCard, newestJobId, waitForJob
 import { screenshot } from '../lib/browser.ts';
 import { ROOT } from '../lib/paths.ts';
 import { E2E_MARKER, markedProcesses, waitFor } from '../lib/processes.ts';
-import { startSession, type Session } from '../lib/session.ts';
+import { runJobThroughApi, startSession, type Session } from '../lib/session.ts';
 
 // A language model through the app: the project's own transformer test bed (native-models/zoo) is a
 // Library example whose data is held-back text and whose calibration data is a training split; GPTQ
@@ -18,13 +18,7 @@ let baselineRun = '';
 before(async () => {
   s = await startSession();
   // The fp32 model's own evaluation on the held-back text, through the API the app uses.
-  const rpc = await s.rpc();
-  const { jobId } = await rpc.call('jobs.start', { spec: { kind: 'eval', model: join(ZOO, 'char-transformer.onnx'), data: { path: join(ZOO, 'heldout.npy') }, runs: 3 } });
-  const done = await waitFor('the fp32 eval to finish', async () => {
-    const j = await rpc.call('jobs.get', { jobId });
-    return j.status === 'running' || j.status === 'queued' ? null : j;
-  }, 90_000, 250);
-  assert.equal(done.status, 'succeeded', `the fp32 eval: ${JSON.stringify(done.error)}`);
+  const done = await runJobThroughApi(s, { kind: 'eval', model: join(ZOO, 'char-transformer.onnx'), data: { path: join(ZOO, 'heldout.npy') }, runs: 3 }, 'the fp32 eval');
   baselineRun = done.runId!;
 });
 after(async () => {

@@ -1,5 +1,8 @@
+import assert from 'node:assert/strict';
 import type { Browser } from 'playwright-core';
+import type { JobInfo, JobSpec } from '../../api/schemas.ts';
 import { launchBrowser, openApp, cookieHeader, type AppPage } from './browser.ts';
+import { waitFor } from './processes.ts';
 import { connectRpc, type RpcClient } from './rpc.ts';
 import { startServer, type ServerHandle, type ServerOptions } from './server.ts';
 
@@ -41,4 +44,19 @@ export async function startSession(options: ServerOptions & { colorScheme?: 'lig
     await server.stop().catch(() => {});
     throw err;
   }
+}
+
+/**
+ * Runs a job through the API the app itself uses (work the UI has no button for, like evaluating the
+ * original model as the base of a comparison) and waits for it; fails the test unless it succeeded.
+ */
+export async function runJobThroughApi(s: Session, spec: JobSpec, what: string): Promise<JobInfo> {
+  const rpc = await s.rpc();
+  const { jobId } = await rpc.call('jobs.start', { spec });
+  const done = await waitFor(`${what} to finish`, async () => {
+    const j = await rpc.call('jobs.get', { jobId });
+    return j.status === 'running' || j.status === 'queued' ? null : j;
+  }, 90_000, 250);
+  assert.equal(done.status, 'succeeded', `${what}: ${JSON.stringify(done.error)}`);
+  return done;
 }

@@ -19,7 +19,8 @@ import { onnxPerplexity } from '../../../native-models/zoo/transformer/export.ts
 import { loadTestBed } from '../../../native-models/zoo/transformer/testbed.ts';
 import { fixture } from '../../testing/fixtures.ts';
 import { createPassContext } from '../pass.ts';
-import { findAttentionBlocks, headPrunePass, keptHeads, type HeadPruneDetails } from './heads.ts';
+import { findAttentionBlocks } from './attention.ts';
+import { headPrunePass, keptHeads, type HeadPruneDetails } from './heads.ts';
 import { pruneModel } from './prune-model.ts';
 
 const bed = loadTestBed();

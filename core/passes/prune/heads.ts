@@ -7,6 +7,7 @@ import { TappedModel } from '../../calibrate/tap.ts';
 import type { Dataset } from '../../evaluate/data/index.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
 import { addInitializer, isExcluded, NameAllocator, removeUnread } from '../quantize/graph-edit.ts';
+import { findAttentionBlocks, intsOf, type AttentionBlock } from './attention.ts';
 import { refreshShapes, sliceAlong } from './channel/rewrite.ts';
 import { inverseSpd } from './linalg.ts';
 
@@ -14,13 +15,7 @@ import { inverseSpd } from './linalg.ts';
  * Attention-head pruning (`whittle prune --method heads`): whole heads of multi-head attention are
  * removed, so the model really gets smaller and faster (Michel et al. 2019, "Are Sixteen Heads
  * Really Better than One?": many heads can go with little loss). An attention block is recognised
- * in the graph an exporter writes for it, not by layer names:
- *
- *   x → MatMul Wq (+ bq) → Reshape [·, ·, H, d] → Transpose (head axis to 1) ┐
- *   x → MatMul Wk (+ bk) → Reshape [·, ·, H, d] → Transpose (kᵀ)             ├ MatMul → (Mul/Div/Add/Sub by
- *   x → MatMul Wv (+ bv) → Reshape [·, ·, H, d] → Transpose ─────────────┐   ┘   values shared by all heads:
- *                                       MatMul(probabilities, v) ←───────┴────── scale, mask) → Softmax
- *   → Transpose → Reshape [·, ·, H·d] → MatMul Wo
+ * in the graph an exporter writes for it, not by layer names (attention.ts has the pattern).
  *
  * Removing head h cuts columns h·d … (h+1)·d − 1 of Wq, Wk, Wv and their biases, the same rows of
  * Wo, and H from the two Reshapes (a shape constant shared by several blocks is copied per block).
@@ -51,32 +46,6 @@ export interface HeadPruneOptions {
   data?: { dataset: Dataset; batchSize: number; ep: EpChoice };
 }
 
-interface Projection {
-  matmul: Node;
-  weight: string;
-  bias: string | null;
-  reshape: Node;
-  transpose: Node;
-}
-
-export interface AttentionBlock {
-  graph: Graph;
-  /** The output projection's node name (the block's name in reports). */
-  name: string;
-  heads: number;
-  headDim: number;
-  q: Projection;
-  k: Projection;
-  v: Projection;
-  /** The MatMul of probabilities and values: its output [·, H, ·, d] is each head's context. */
-  context: Node;
-  mergeTranspose: Node;
-  mergeReshape: Node;
-  out: { matmul: Node; weight: string };
-  /** Every value whose shape has H or H·d in it (their value_info is dropped after pruning). */
-  values: string[];
-}
-
 export interface HeadBlockReport {
   block: string;
   heads: number;
@@ -99,122 +68,6 @@ export interface HeadPruneDetails {
   parametersAfter: number;
   /** Blocks left whole, with the reason. */
   skipped: { block: string; reason: string }[];
-}
-
-const ELEMENTWISE = new Set(['Mul', 'Div', 'Add', 'Sub']);
-
-function intsOf(graph: Graph, name: string): number[] | null {
-  const t = graph.constant(name);
-  if (!t || (t.dataType !== DataType.INT64 && t.dataType !== DataType.INT32)) return null;
-  return Array.from(t.typed() as BigInt64Array | Int32Array, Number);
-}
-
-/** All values here are read by exactly one node (so rewriting them changes nothing else), and no graph output. */
-function soleReader(graph: Graph, readers: Map<string, Node[]>, name: string): Node | null {
-  const r = readers.get(name) ?? [];
-  return r.length === 1 && !graph.outputs.some((o) => o.name === name) ? r[0]! : null;
-}
-
-/** The projection whose heads a Transpose of a head-split Reshape carries, with H and d; null if it is not one. */
-function headSplit(graph: Graph, producers: Map<string, Node>, readers: Map<string, Node[]>, transposeOutput: string, perm: number[]): (Projection & { heads: number; headDim: number }) | null {
-  const transpose = producers.get(transposeOutput);
-  if (transpose?.opType !== 'Transpose' || transpose.domain !== '') return null;
-  const p = transpose.attrInts('perm');
-  if (!p || p.length !== 4 || p.some((x, i) => x !== perm[i])) return null;
-  const reshape = producers.get(transpose.inputs[0]!);
-  if (reshape?.opType !== 'Reshape' || soleReader(graph, readers, reshape.outputs[0]!) !== transpose) return null;
-  const shape = intsOf(graph, reshape.inputs[1]!);
-  if (!shape || shape.length !== 4) return null;
-  const [heads, headDim] = [shape[2]!, shape[3]!];
-  if (!(heads > 1 && headDim > 0)) return null;
-  let source = producers.get(reshape.inputs[0]!);
-  if (!source || soleReader(graph, readers, reshape.inputs[0]!) !== reshape) return null;
-  let bias: string | null = null;
-  if (source.opType === 'Add') {
-    const constant = source.inputs.findIndex((i) => graph.constant(i)?.dims.length === 1);
-    if (constant < 0) return null;
-    bias = source.inputs[constant]!;
-    const other = source.inputs[1 - constant]!;
-    const mm = producers.get(other);
-    if (!mm || soleReader(graph, readers, other) !== source) return null;
-    source = mm;
-  }
-  if (source.opType !== 'MatMul' || source.domain !== '') return null;
-  const w = graph.constant(source.inputs[1]!);
-  if (!w || w.dataType !== DataType.FLOAT || w.dims.length !== 2 || w.dims[1] !== heads * headDim) return null;
-  if (bias && graph.constant(bias)!.dims[0] !== heads * headDim) return null;
-  return { matmul: source, weight: source.inputs[1]!, bias, reshape, transpose, heads, headDim };
-}
-
-/** Whether an element-wise operand is the same for every head (a scalar, a [T, T] mask, a [1, 1, T, T] mask). */
-function sharedByHeads(graph: Graph, name: string): boolean {
-  const type = graph.valueType(name);
-  const dims = type?.kind === 'tensor' ? type.shape : null;
-  if (!dims) return false;
-  return dims.length < 3 || dims[dims.length - 3] === 1;
-}
-
-/**
- * Every attention block of the graph, and why attention-looking parts were not taken. `opset`: the
- * model's default-domain opset (Softmax's default axis is 1 before opset 13, −1 from 13).
- */
-export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: AttentionBlock[]; notes: string[] } {
-  const softmaxDefaultAxis = opset >= 13 ? -1 : 1;
-  const producers = graph.producers();
-  const readers = graph.consumers();
-  const blocks: AttentionBlock[] = [];
-  const notes: string[] = [];
-  for (const scores of graph.nodes) {
-    if (scores.opType !== 'MatMul' || scores.domain !== '') continue;
-    const q = headSplit(graph, producers, readers, scores.inputs[0]!, [0, 2, 1, 3]);
-    const k = headSplit(graph, producers, readers, scores.inputs[1]!, [0, 2, 3, 1]);
-    if (!q || !k) continue;
-    const name = scores.name || scores.outputs[0]!;
-    const values = [q, k].flatMap((p) => [p.matmul.outputs[0]!, p.reshape.inputs[0]!, p.reshape.outputs[0]!, p.transpose.outputs[0]!]);
-    // scores → element-wise ops with operands every head shares → Softmax → … → MatMul(·, v)
-    let at = scores.outputs[0]!;
-    let context: Node | null = null;
-    let v: ReturnType<typeof headSplit> = null;
-    for (;;) {
-      values.push(at);
-      const next = soleReader(graph, readers, at);
-      if (!next) break;
-      if (next.opType === 'Softmax' && next.domain === '' && [-1, 3].includes(next.attrInt('axis', softmaxDefaultAxis))) { at = next.outputs[0]!; continue; }
-      if (ELEMENTWISE.has(next.opType) && next.domain === '' && next.inputs.length === 2) {
-        const other = next.inputs[next.inputs[0] === at ? 1 : 0]!;
-        if (!sharedByHeads(graph, other)) break;
-        at = next.outputs[0]!;
-        continue;
-      }
-      if (next.opType === 'MatMul' && next.domain === '' && next.inputs[0] === at) {
-        v = headSplit(graph, producers, readers, next.inputs[1]!, [0, 2, 1, 3]);
-        if (v) context = next;
-      }
-      break;
-    }
-    if (!context || !v) {
-      notes.push(`${name}: queries and keys split into heads, but no MatMul with head-split values follows through shared scale/mask ops and Softmax`);
-      continue;
-    }
-    if (q.heads !== k.heads || q.heads !== v.heads || q.headDim !== k.headDim || q.headDim !== v.headDim) {
-      notes.push(`${name}: queries, keys and values split into different head shapes`);
-      continue;
-    }
-    const { heads, headDim } = q;
-    const mergeTranspose = soleReader(graph, readers, context.outputs[0]!);
-    const mergePerm = mergeTranspose?.opType === 'Transpose' ? mergeTranspose.attrInts('perm') : null;
-    const mergeReshape = mergeTranspose ? soleReader(graph, readers, mergeTranspose.outputs[0]!) : null;
-    const mergeShape = mergeReshape?.opType === 'Reshape' ? intsOf(graph, mergeReshape.inputs[1]!) : null;
-    const out = mergeReshape ? soleReader(graph, readers, mergeReshape.outputs[0]!) : null;
-    const wo = out?.opType === 'MatMul' && out.inputs[0] === mergeReshape!.outputs[0] ? graph.constant(out.inputs[1]!) : null;
-    if (!mergePerm || mergePerm.join() !== '0,2,1,3' || !mergeShape || mergeShape[mergeShape.length - 1] !== heads * headDim || !wo || wo.dataType !== DataType.FLOAT || wo.dims.length !== 2 || wo.dims[0] !== heads * headDim) {
-      notes.push(`${name}: the heads' context is not merged (Transpose 0,2,1,3 → Reshape [·, ·, ${heads * headDim}]) into an output MatMul with a stored [${heads * headDim}, ·] weight`);
-      continue;
-    }
-    values.push(...[v.matmul.outputs[0]!, v.reshape.inputs[0]!, v.reshape.outputs[0]!, v.transpose.outputs[0]!], context.outputs[0]!, mergeTranspose!.outputs[0]!, mergeReshape!.outputs[0]!);
-    blocks.push({ graph, name: out!.name || out!.outputs[0]!, heads, headDim, q, k, v, context, mergeTranspose: mergeTranspose!, mergeReshape: mergeReshape!, out: { matmul: out!, weight: out!.inputs[1]! }, values: [...new Set(values)] });
-  }
-  return { blocks, notes };
 }
 
 function blockNodes(b: AttentionBlock): Node[] {
