@@ -33,6 +33,8 @@ test('the transformer example: GPTQ int4 calibrated on its training split, perpl
   assert.match(await card.innerText(), /perplexity 6\.655/);
   await card.getByRole('button', { name: /Open example/ }).click();
   await waitForView(page, 'model');
+  // the Model view says what head pruning can take
+  await waitFor('the attention row', async () => /Attention\s+2 × 4 heads/.test(await currentView(page).innerText()), 15_000);
 
   await goto(page, 'compress');
   const view = currentView(page);
