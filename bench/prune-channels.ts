@@ -7,7 +7,7 @@
  * row: the plain cut (L2 importance, no data), the least-squares refit of the layers after, and the
  * refit with activation importance — all in this run, against the unpruned model measured here too.
  *
- *   node --import tsx bench/prune-channels.ts [--models mnist,squeezenet,transformer,transformer-heads] [--json OUT]
+ *   node --import tsx bench/prune-channels.ts [--models mnist,squeezenet,transformer,transformer-heads,transformer-heads-global] [--json OUT]
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,8 @@ import { HELDOUT_FILE, loadTestBed } from '../native-models/zoo/transformer/test
 interface Setup {
   name: string;
   method: 'channel' | 'heads';
+  /** heads: 'global' ranks heads across blocks. */
+  scope?: 'layer' | 'global';
   model: string;
   calib: { path: string; preprocess?: 'mnist' | 'caffe' };
   samples: number;
@@ -63,9 +65,15 @@ const SETUPS: Setup[] = [
     measure: async (path) => (await evaluate({ model: path, data: join(bed.dir, HELDOUT_FILE), ep: 'cpu', runs: 1, warmup: 0 })).language!.perplexity,
     metric: 'held-back perplexity', lower: true,
   },
+  {
+    name: 'transformer-heads-global', method: 'heads', scope: 'global', model: bed.model, calib: { path: bed.calibPath }, samples: 128,
+    cases: [{ sparsity: 0.25, roundTo: 1 }, { sparsity: 0.5, roundTo: 1 }, { sparsity: 0.75, roundTo: 1 }],
+    measure: async (path) => (await evaluate({ model: path, data: join(bed.dir, HELDOUT_FILE), ep: 'cpu', runs: 1, warmup: 0 })).language!.perplexity,
+    metric: 'held-back perplexity', lower: true,
+  },
 ];
 
-const { values } = parseArgs({ options: { models: { type: 'string', default: 'mnist,squeezenet,transformer,transformer-heads' }, json: { type: 'string' } } });
+const { values } = parseArgs({ options: { models: { type: 'string', default: 'mnist,squeezenet,transformer,transformer-heads,transformer-heads-global' }, json: { type: 'string' } } });
 const wanted = new Set(values.models!.split(','));
 const dir = mkdtempSync(join(tmpdir(), 'whittle-prune-channels-'));
 const rows: Record<string, unknown>[] = [];
@@ -79,7 +87,7 @@ try {
       const run = async (variant: 'cut' | 'refit' | 'activation') => {
         const output = join(dir, `${s.name}-${c.sparsity}-${variant}.onnx`);
         const step = PruneStep.parse({
-          method: s.method, sparsity: c.sparsity, roundTo: c.roundTo,
+          method: s.method, sparsity: c.sparsity, roundTo: c.roundTo, ...(s.scope ? { scope: s.scope } : {}),
           ...(variant === 'cut' ? {} : { calib: s.calib, samples: s.samples }),
           ...(variant === 'activation' ? { importance: 'activation' } : {}),
         });
@@ -92,7 +100,7 @@ try {
       const refit = await run('refit');
       const activation = await run('activation');
       console.log(`${`${c.sparsity * 100} %`.padEnd(9)}${String(c.roundTo).padEnd(7)}${`${cut.parametersBefore.toLocaleString('en-US')} → ${cut.parameters.toLocaleString('en-US')}`.padEnd(24)}${fmt(s, cut.value).padEnd(11)}${fmt(s, refit.value).padEnd(11)}${fmt(s, activation.value).padEnd(21)}${refit.seconds.toFixed(1)}`);
-      rows.push({ model: s.name, method: s.method, metric: s.metric, unpruned: base, ...c, parameters: [cut.parametersBefore, cut.parameters], cut: cut.value, refit: refit.value, activation: activation.value, refitSeconds: refit.seconds });
+      rows.push({ model: s.name, method: s.method, ...(s.scope ? { scope: s.scope } : {}), metric: s.metric, unpruned: base, ...c, parameters: [cut.parametersBefore, cut.parameters], cut: cut.value, refit: refit.value, activation: activation.value, refitSeconds: refit.seconds });
     }
   }
 } finally {

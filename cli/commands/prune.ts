@@ -29,9 +29,10 @@ channel     remove whole channels (dependency groups through BN, residual Add, C
             those layers instead of by their weights' norm
 heads       remove whole attention heads (Reshape/Transpose-split multi-head attention: their query,
             key and value columns and output-projection rows); --sparsity is the share of each block's
-            heads removed. Ranked by ‖Wv,h‖·‖Wo,h‖, or with --importance activation (needs --calib) by
-            the energy each gives the output projection; with --calib the output projection is
-            refitted by least squares to reproduce the unpruned block's output
+            heads removed (--scope global: the least important heads of all blocks together). Ranked by
+            ‖Wv,h‖·‖Wo,h‖, or with --importance activation (needs --calib) by the energy each gives the
+            output projection; with --calib the output projection is refitted by least squares to
+            reproduce the unpruned block's output
 wanda       |W|·‖X‖ per output row, with activations from --calib DATA
 sparsegpt   Hessian-based pruning with weight updates, from --calib DATA
 --bias-correction  (wanda, sparsegpt; magnitude and nm with --calib) add the mean each output lost to
@@ -75,7 +76,7 @@ function headLines(r: PruneReport): string[] {
   const d = r.details as unknown as HeadPruneDetails;
   const error = (b: HeadPruneDetails['blocks'][number]) => (b.errorCut === undefined ? '' : `, o_proj error ${b.errorCut.toFixed(3)} cut → ${b.errorRefit!.toFixed(3)} refitted`);
   return [
-    `  heads       ${d.headsBefore} → ${d.headsAfter} (ranked by ${d.importance === 'activation' ? 'activation energy' : '‖Wv,h‖·‖Wo,h‖'}${d.refit ? `; o_proj refitted on ${d.refit.samples} samples` : ''})`,
+    `  heads       ${d.headsBefore} → ${d.headsAfter} (ranked by ${d.importance === 'activation' ? 'activation energy' : '‖Wv,h‖·‖Wo,h‖'}${d.scope === 'global' ? ' across blocks' : ''}${d.refit ? `; o_proj refitted on ${d.refit.samples} samples` : ''})`,
     ...d.blocks.map((b) => `              ${b.block}: removed ${b.removed.length ? b.removed.join(', ') : 'none'} of ${b.heads}${error(b)}`),
     ...d.skipped.map((s) => `              ${s.block}: kept whole (${s.reason})`),
   ];

@@ -20,7 +20,7 @@ import { loadTestBed } from '../../../native-models/zoo/transformer/testbed.ts';
 import { fixture } from '../../testing/fixtures.ts';
 import { createPassContext } from '../pass.ts';
 import { findAttentionBlocks } from './attention.ts';
-import { headPrunePass, keptHeads, type HeadPruneDetails } from './heads.ts';
+import { headPrunePass, keptHeads, keptHeadsGlobal, type HeadPruneDetails } from './heads.ts';
 import { pruneModel } from './prune-model.ts';
 
 const bed = loadTestBed();
@@ -104,7 +104,25 @@ describe('attention-head pruning on the transformer test bed', () => {
     assert.ok(r['0.25 cut'] < r['0.5 cut'] && r['0.5 refit'] < r['0.5 cut'], JSON.stringify({ fp32, ...r }));
   });
 
+  it('--scope global: ranking heads across blocks takes more from the block whose heads matter less, and does better', async () => {
+    const outputs = { block: join(dir, 'g-block.onnx'), global: join(dir, 'g-global.onnx') };
+    const kept: Record<string, number[][]> = {};
+    for (const scope of ['block', 'global'] as const) {
+      const r = await pruneModel({ input: bed.model, output: outputs[scope], step: PruneStep.parse({ method: 'heads', sparsity: 0.5, scope: scope === 'global' ? 'global' : 'layer', calib: { path: bed.calibPath } }), seed: 0 });
+      const details = r.details as unknown as HeadPruneDetails;
+      assert.equal(details.headsAfter, 4, `${scope}: half of the 8 heads`);
+      kept[scope] = details.blocks.map((b) => b.kept);
+    }
+    assert.deepEqual(kept['block']!.map((k) => k.length), [2, 2]);
+    assert.notDeepEqual(kept['global']!.map((k) => k.length), [2, 2], 'global pruning is uneven on the test bed');
+    const [block, global] = [await perplexity(outputs.block), await perplexity(outputs.global)];
+    assert.ok(global < block, `global ${global} vs per block ${block}`);
+  });
+
   it('keeps the most important heads, rounding the count and never removing the last', () => {
+    assert.deepEqual(keptHeadsGlobal([[5, 1, 6], [2, 3]], 0.4), [[0, 2], [1]], 'the two lowest of all go');
+    assert.deepEqual(keptHeadsGlobal([[5, 6], [1]], 0.67), [[1], [0]], 'a block\'s last head stays: the next lowest goes instead');
+    assert.deepEqual(keptHeadsGlobal([[1, 1], [1, 1]], 0.5), [[1], [1]], 'ties: by block, then head; a block\'s last head stays');
     assert.deepEqual(keptHeads([3, 1, 2, 4], 0.25), [0, 2, 3]);
     assert.deepEqual(keptHeads([3, 1, 2, 4], 0.5), [0, 3]);
     assert.deepEqual(keptHeads([3, 1, 2, 4], 0.99), [3]);

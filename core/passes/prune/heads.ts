@@ -37,6 +37,12 @@ export interface HeadPruneOptions {
   /** Fraction of each attention block's heads removed, in [0, 1). */
   sparsity: number;
   importance?: 'l2' | 'activation';
+  /**
+   * 'block' (default): every block loses round(H × sparsity) heads; 'global': the least important
+   * round(total × sparsity) heads of all blocks together (each block keeps at least one), so blocks
+   * whose heads matter less lose more (Michel et al. prune globally).
+   */
+  scope?: 'block' | 'global';
   /** Node names or op types: a block with any of its nodes excluded keeps every head. */
   exclude?: string[];
   /**
@@ -59,6 +65,7 @@ export interface HeadBlockReport {
 
 export interface HeadPruneDetails {
   importance: 'l2' | 'activation';
+  scope: 'block' | 'global';
   /** Output projections refitted on the calibration data (samples), or null without data. */
   refit: { samples: number } | null;
   blocks: HeadBlockReport[];
@@ -251,6 +258,26 @@ export function keptHeads(importance: number[], sparsity: number): number[] {
   return order.slice(0, H - remove).sort((a, b) => a - b);
 }
 
+/**
+ * Heads to keep in every block when ranked across blocks: the round(total × sparsity) least important
+ * go, lowest first, skipping a block's last head; ties by block, then head order.
+ */
+export function keptHeadsGlobal(importance: number[][], sparsity: number): number[][] {
+  const total = importance.reduce((n, b) => n + b.length, 0);
+  let remove = Math.round(total * sparsity);
+  const all = importance.flatMap((b, i) => b.map((v, h) => ({ i, h, v }))).sort((a, b) => a.v - b.v || a.i - b.i || a.h - b.h);
+  const left = importance.map((b) => b.length);
+  const removed = importance.map(() => new Set<number>());
+  for (const { i, h } of all) {
+    if (remove === 0) break;
+    if (left[i]! <= 1) continue;
+    removed[i]!.add(h);
+    left[i]!--;
+    remove--;
+  }
+  return importance.map((b, i) => b.map((_, h) => h).filter((h) => !removed[i]!.has(h)));
+}
+
 function parameters(model: Model): number {
   let n = 0;
   for (const g of model.graphs()) for (const t of g.initializers.values()) if (t.dataType === DataType.FLOAT) n += t.elementCount;
@@ -346,9 +373,10 @@ export const headPrunePass: Pass<HeadPruneOptions> = {
     // the tensors pruning may leave unread (the originals, once sliced copies or new shapes replace them)
     const replaced = new Set(blocks.flatMap((b) => [b.q, b.k, b.v].flatMap((p) => [p.weight, p.reshape.inputs[1]!, ...(p.bias ? [p.bias] : [])]).concat([b.out.weight, b.mergeReshape.inputs[1]!])));
     let nodesChanged = 0;
+    const keptGlobal = options.scope === 'global' ? keptHeadsGlobal(importance, options.sparsity) : null;
     for (const [i, b] of blocks.entries()) {
       ctx.checkpoint();
-      const kept = keptHeads(importance[i]!, options.sparsity);
+      const kept = keptGlobal ? keptGlobal[i]! : keptHeads(importance[i]!, options.sparsity);
       const report: HeadBlockReport = { block: b.name, heads: b.heads, kept, removed: Array.from({ length: b.heads }, (_, h) => h).filter((h) => !kept.includes(h)), importance: importance[i]! };
       reports.push(report);
       if (kept.length === b.heads) continue;
@@ -373,6 +401,7 @@ export const headPrunePass: Pass<HeadPruneOptions> = {
     removeUnread(model, { nodes: new Set(), names: replaced });
     const details: HeadPruneDetails = {
       importance: importanceKind,
+      scope: options.scope ?? 'block',
       refit: measured ? { samples: options.data!.dataset.n } : null,
       blocks: reports,
       headsBefore: found.reduce((n, b) => n + b.heads, 0),

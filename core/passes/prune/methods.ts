@@ -35,6 +35,7 @@ extraPruneMethods.heads = async (model, step, ctx, opts) => {
   const data = step.calib ? await openCalibration(model, step, opts.baseDir, ctx.seed) : null;
   return headPrunePass.run(model, {
     sparsity: step.sparsity, importance: step.importance === 'activation' ? 'activation' : 'l2', exclude: step.exclude,
+    scope: step.scope === 'global' ? 'global' : 'block',
     ...(data ? { data: { dataset: data, batchSize: batchSizeFor(inputSpecs(model), 32), ep: opts.ep } } : {}),
   }, ctx);
 };

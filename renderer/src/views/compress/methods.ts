@@ -100,7 +100,7 @@ export const PRUNE_INFO: Record<PruneMethod, { label: string; help: string; cali
     label: 'Attention heads',
     help: 'Remove whole heads of multi-head attention (their query/key/value columns and output-projection rows): a smaller, faster transformer; the kept heads compute exactly what they did. With calibration data the output projection is refitted by least squares.',
     calib: 'optional',
-    options: ['sparsity', 'importance'],
+    options: ['sparsity', 'scope', 'importance'],
     formats: ['onnx'],
   },
   wanda: {
