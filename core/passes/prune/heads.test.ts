@@ -14,6 +14,7 @@ import { after, describe, it } from 'node:test';
 import { PruneStep } from '../../../api/recipe.ts';
 import { readOnnxFile, writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
 import { createSession, runSession } from '../../../native-models/runtimes/onnxruntime.ts';
+import { TappedModel } from '../../calibrate/tap.ts';
 import { toFloatScores } from '../../../native-models/runtimes/host-tensor.ts';
 import { onnxPerplexity } from '../../../native-models/zoo/transformer/export.ts';
 import { loadTestBed } from '../../../native-models/zoo/transformer/testbed.ts';
@@ -102,6 +103,60 @@ describe('attention-head pruning on the transformer test bed', () => {
     const r = results as Record<'0.25 cut' | '0.25 refit' | '0.5 cut' | '0.5 refit', number>;
     assert.ok(fp32 < r['0.25 refit'] && r['0.25 refit'] < r['0.25 cut'], JSON.stringify({ fp32, ...r }));
     assert.ok(r['0.25 cut'] < r['0.5 cut'] && r['0.5 refit'] < r['0.5 cut'], JSON.stringify({ fp32, ...r }));
+  });
+
+  it('the refit is sequential: a block after a pruned one is fitted on its inputs as they now are (here: as before, since the removed head was silent)', async () => {
+    // block 0's head 1 writes nothing: pruning and refitting block 0 leaves block 1's inputs as they were,
+    // so block 1's fit on the paired (current, unpruned) statistics must equal its fit on the unpruned ones
+    const model = readOnnxFile(bed.model);
+    const w = model.graph.initializers.get('h0.attn.o_proj.weight')!;
+    const data = Float32Array.from(w.typed() as Float32Array);
+    data.fill(0, 32 * 128, 2 * 32 * 128);
+    w.setData(data);
+    const silenced = join(dir, 'silenced-h0.onnx');
+    writeOnnxFile(model, silenced);
+    const block1 = async (exclude: string[]) => {
+      const r = await pruneModel({ input: silenced, output: join(dir, `seq-${exclude.length}.onnx`), step: PruneStep.parse({ method: 'heads', sparsity: 0.25, exclude, calib: { path: bed.calibPath } }), seed: 0 });
+      const details = r.details as unknown as HeadPruneDetails;
+      return details.blocks.find((b) => b.block === 'h1.attn.o_proj')!;
+    };
+    const sequential = await block1([]);
+    const alone = await block1(['h0.attn.q_proj']); // block 0 left whole: block 1 measured on the unpruned model
+    assert.deepEqual(sequential.removed, alone.removed);
+    for (const key of ['errorCut', 'errorRefit'] as const) {
+      assert.ok(Math.abs(sequential[key]! - alone[key]!) <= 1e-3 * alone[key]!, `${key}: ${sequential[key]} (paired statistics) vs ${alone[key]} (unpruned)`);
+    }
+  });
+
+  it('the reported o_proj error of a block after a pruned one is what onnxruntime measures on the written model', async () => {
+    // 2 of 4 heads per block, refitted: block 1 is fitted on the paired (pruned-so-far, unpruned) statistics
+    const output = join(dir, 'seq-measured.onnx');
+    const r = await pruneModel({ input: bed.model, output, step: PruneStep.parse({ method: 'heads', sparsity: 0.5, calib: { path: bed.calibPath } }), seed: 0 });
+    const reported = (r.details as unknown as HeadPruneDetails).blocks[1]!;
+    const T = bed.card.spec.context;
+    const outputOf = async (path: string) => {
+      const tapped = await TappedModel.create(readOnnxFile(path), ['h1.attn.o_proj.out']);
+      try {
+        const ids = BigInt64Array.from(bed.calib, (v) => BigInt(v));
+        const values = await tapped.run({ input_ids: { dtype: 'int64', dims: [ids.length / T, T], data: ids } });
+        return Float64Array.from(toFloatScores(values['h1.attn.o_proj.out']!).data);
+      } finally {
+        await tapped.close();
+      }
+    };
+    const [before, after] = [await outputOf(bed.model), await outputOf(output)];
+    const D = 128;
+    const rows = before.length / D;
+    const mean = new Float64Array(D);
+    for (let i = 0; i < before.length; i++) mean[i % D] = mean[i % D]! + before[i]! / rows;
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < before.length; i++) {
+      num += (after[i]! - before[i]!) ** 2;
+      den += (before[i]! - mean[i % D]!) ** 2;
+    }
+    const measured = num / den;
+    assert.ok(Math.abs(measured - reported.errorRefit!) < 0.01 * reported.errorRefit!, `measured ${measured} vs reported ${reported.errorRefit}`);
   });
 
   it('--scope global: ranking heads across blocks takes more from the block whose heads matter less, and does better', async () => {

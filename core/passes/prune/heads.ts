@@ -1,7 +1,7 @@
 import { WhittleError } from '../../../api/errors.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
-import { toFloatScores } from '../../../native-models/runtimes/host-tensor.ts';
+import { toFloatScores, type HostTensor } from '../../../native-models/runtimes/host-tensor.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import { TappedModel } from '../../calibrate/tap.ts';
 import type { Dataset } from '../../evaluate/data/index.ts';
@@ -28,10 +28,11 @@ import { inverseSpd } from './linalg.ts';
  * head's context Gram matrix. Each block loses round(H × sparsity) heads (at least one is kept).
  *
  * With calibration data the output projection is refitted (He et al. 2017's second step, as channel
- * pruning does): Wo' = argmin ‖X_K·Wo' + b' − (X·Wo + b)‖² over the data, X the unpruned block's merged
- * heads and X_K its kept columns — Wo' = Σ_KK⁻¹·Σ_K·Wo from their covariance, the means going into
- * o_proj's bias (uncentred, without a bias). The statistics are the unpruned model's (one run), not
- * re-measured after earlier blocks are pruned.
+ * pruning does): Wo' = argmin ‖X̃_K·Wo' + b' − (X·Wo + b)‖² over the data, X the unpruned block's merged
+ * heads and X̃_K the kept columns of what the block receives now — block by block in graph order, so a
+ * block after pruned ones is fitted on its inputs as they have become (paired statistics from the
+ * current and the unpruned model on the same batches); the means go into o_proj's bias (uncentred
+ * moments without a bias).
  */
 export interface HeadPruneOptions {
   /** Fraction of each attention block's heads removed, in [0, 1). */
@@ -103,53 +104,102 @@ interface BlockStats {
   rows: number;
 }
 
-/** One run of the unpruned model over the data, each block's context tapped (X[t, h·d + i] = ctx[h, t, i]). */
-async function measureBlocks(model: Model, blocks: AttentionBlock[], data: NonNullable<HeadPruneOptions['data']>, ctx: PassContext): Promise<{ stats: BlockStats[]; samples: number }> {
-  const tapped = await TappedModel.create(model, blocks.map((b) => b.context.outputs[0]!), data.ep);
-  const stats = blocks.map((b) => {
-    const width = b.heads * b.headDim;
-    return { gram: new Float64Array(width * width), sum: new Float64Array(width), rows: 0 };
-  });
+function emptyStats(width: number): BlockStats {
+  return { gram: new Float64Array(width * width), sum: new Float64Array(width), rows: 0 };
+}
+
+/** Calls `each` with every token's merged-heads row of a tapped context [n, H, T, d] (X[t, h·d + i] = ctx[h, t, i]). */
+function forEachRow(b: AttentionBlock, t: HostTensor | undefined, each: (row: Float64Array, index: number) => void): number {
+  if (!t) throw new Error(`unreachable: the tapped context ${b.context.outputs[0]} is missing`);
+  const { data: x, dims } = toFloatScores(t);
+  const [n, H, T, d] = dims as [number, number, number, number];
+  if (H !== b.heads || d !== b.headDim) throw new WhittleError('BAD_INPUT', `${b.name}: its context has shape [${dims}], not [·, ${b.heads}, ·, ${b.headDim}]`);
+  const row = new Float64Array(H * d);
+  for (let s = 0; s < n; s++) {
+    for (let p = 0; p < T; p++) {
+      for (let h = 0; h < H; h++) for (let c = 0; c < d; c++) row[h * d + c] = x[((s * H + h) * T + p) * d + c]!;
+      each(row, s * T + p);
+    }
+  }
+  return n * T;
+}
+
+/** Adds row·otherᵀ to `into` (width × width), upper triangle only when `symmetric`. */
+function addOuter(into: Float64Array, row: Float64Array, other: Float64Array, symmetric: boolean): void {
+  const width = row.length;
+  for (let a = 0; a < width; a++) {
+    const xa = row[a]!;
+    if (xa === 0) continue;
+    const at = a * width;
+    for (let c = symmetric ? a : 0; c < width; c++) into[at + c] = into[at + c]! + xa * other[c]!;
+  }
+}
+
+function mirror(gram: Float64Array, width: number): void {
+  for (let a = 0; a < width; a++) for (let c = a + 1; c < width; c++) gram[c * width + a] = gram[a * width + c]!;
+}
+
+/** One run of the unpruned model over the data, each block's context tapped: each block's BlockStats. */
+async function measureBlocks(tapped: TappedModel, blocks: AttentionBlock[], data: NonNullable<HeadPruneOptions['data']>, ctx: PassContext): Promise<BlockStats[]> {
+  const stats = blocks.map((b) => emptyStats(b.heads * b.headDim));
   let samples = 0;
-  try {
-    for await (const { batch, values } of tapped.batches(data.dataset, { batchSize: data.batchSize, ...(ctx.signal ? { signal: ctx.signal } : {}) })) {
-      ctx.checkpoint();
-      blocks.forEach((b, i) => {
-        const t = values[b.context.outputs[0]!];
-        if (!t) throw new Error(`unreachable: the tapped context ${b.context.outputs[0]} is missing`);
-        const { data: x, dims } = toFloatScores(t);
-        const [n, H, T, d] = dims as [number, number, number, number];
-        if (H !== b.heads || d !== b.headDim) throw new WhittleError('BAD_INPUT', `${b.name}: its context has shape [${dims}], not [·, ${b.heads}, ·, ${b.headDim}]`);
-        const st = stats[i]!;
-        const width = H * d;
-        const row = new Float64Array(width);
-        for (let s = 0; s < n; s++) {
-          for (let p = 0; p < T; p++) {
-            for (let h = 0; h < H; h++) for (let c = 0; c < d; c++) row[h * d + c] = x[((s * H + h) * T + p) * d + c]!;
-            for (let a = 0; a < width; a++) {
-              const xa = row[a]!;
-              st.sum[a] = st.sum[a]! + xa;
-              if (xa === 0) continue;
-              const at = a * width;
-              for (let c = a; c < width; c++) st.gram[at + c] = st.gram[at + c]! + xa * row[c]!;
-            }
-          }
-        }
-        st.rows += n * T;
+  for await (const batch of data.dataset.batches(data.batchSize)) {
+    if (ctx.signal?.aborted) break;
+    ctx.checkpoint();
+    const values = await tapped.run(batch.inputs as Record<string, HostTensor>);
+    blocks.forEach((b, i) => {
+      const st = stats[i]!;
+      st.rows += forEachRow(b, values[b.context.outputs[0]!], (row) => {
+        for (let a = 0; a < row.length; a++) st.sum[a] = st.sum[a]! + row[a]!;
+        addOuter(st.gram, row, row, true);
       });
-      samples += batch.count;
-      ctx.progress('measure heads', samples, data.dataset.n);
+    });
+    samples += batch.count;
+    ctx.progress('measure heads', samples, data.dataset.n);
+  }
+  if (ctx.signal?.aborted) throw new WhittleError('CANCELLED', 'head pruning cancelled');
+  blocks.forEach((b, i) => mirror(stats[i]!.gram, b.heads * b.headDim));
+  return stats;
+}
+
+/**
+ * A block's inputs in the model as pruned so far (earlier blocks lost heads) beside the unpruned
+ * model's, token by token over the data: the current statistics and the cross moments XcurᵀXorig
+ * that the refit reproduces the unpruned output from (sequential, as channel pruning's refit).
+ */
+interface Paired {
+  orig: BlockStats;
+  cur: BlockStats;
+  cross: Float64Array;
+}
+
+async function pairedStats(current: Model, original: TappedModel, b: AttentionBlock, orig: BlockStats, data: NonNullable<HeadPruneOptions['data']>, ctx: PassContext): Promise<Paired> {
+  const name = b.context.outputs[0]!;
+  const width = b.heads * b.headDim;
+  const tapped = await TappedModel.create(current, [name], data.ep);
+  const cur = emptyStats(width);
+  const cross = new Float64Array(width * width);
+  try {
+    for await (const batch of data.dataset.batches(data.batchSize)) {
+      if (ctx.signal?.aborted) break;
+      ctx.checkpoint();
+      const feeds = batch.inputs as Record<string, HostTensor>;
+      const now = (await tapped.run(feeds))[name];
+      const before = (await original.run(feeds))[name];
+      const origRows: Float64Array[] = [];
+      forEachRow(b, before, (row) => origRows.push(Float64Array.from(row)));
+      cur.rows += forEachRow(b, now, (row, index) => {
+        for (let a = 0; a < width; a++) cur.sum[a] = cur.sum[a]! + row[a]!;
+        addOuter(cur.gram, row, row, true);
+        addOuter(cross, row, origRows[index]!, false);
+      });
     }
   } finally {
     await tapped.close();
   }
   if (ctx.signal?.aborted) throw new WhittleError('CANCELLED', 'head pruning cancelled');
-  // the upper triangle was accumulated: mirror it
-  for (const [i, st] of stats.entries()) {
-    const width = blocks[i]!.heads * blocks[i]!.headDim;
-    for (let a = 0; a < width; a++) for (let c = a + 1; c < width; c++) st.gram[c * width + a] = st.gram[a * width + c]!;
-  }
-  return { stats, samples };
+  mirror(cur.gram, width);
+  return { orig, cur, cross };
 }
 
 /** Σ‖ctx_h·Wo,h‖² per head: trace(Wo,hᵀ·G_hh·Wo,h), G_hh the head's block of XᵀX. */
@@ -182,33 +232,35 @@ function outputBias(b: AttentionBlock, D: number): { add: Node; input: number } 
 }
 
 /**
- * The least-squares o_proj from the kept columns K (rows of Wo): Wo' = Σ_KK⁻¹·Σ_K·Wo (covariances, or
- * uncentred second moments when there is no bias to take the means), the bias shift μ·Wo − μ_K·Wo',
- * and o_proj's output error on the data with the rows cut and refitted.
+ * The least-squares o_proj from the kept columns K of the block's current inputs X̃ to the unpruned
+ * output X·Wo: Wo' = Σ̃_KK⁻¹·Σ̃_K,X·Wo (covariances, or uncentred second moments when there is no
+ * bias to take the means), the bias shift μ·Wo − μ̃_K·Wo', and o_proj's output error on the data with
+ * the rows cut (Wo's kept rows on X̃_K) and refitted. Unpruned earlier blocks: X̃ = X.
  */
-function refitOutput(b: AttentionBlock, st: BlockStats, cols: number[], centred: boolean): { weight: Float32Array; shift: Float64Array; errorCut: number; errorRefit: number } | null {
+function refitOutput(b: AttentionBlock, st: Paired, cols: number[], centred: boolean): { weight: Float32Array; shift: Float64Array; errorCut: number; errorRefit: number } | null {
   const wo = b.graph.constant(b.out.weight)!.typed() as Float32Array;
   const width = b.heads * b.headDim;
   const D = wo.length / width;
-  const n = st.rows;
-  const mean = Float64Array.from(st.sum, (v) => v / n);
-  // second moments (centred: covariance), over the whole width
-  const m = new Float64Array(width * width);
-  for (let a = 0; a < width; a++) for (let c = 0; c < width; c++) m[a * width + c] = st.gram[a * width + c]! / n - (centred ? mean[a]! * mean[c]! : 0);
+  const n = st.orig.rows;
+  if (st.cur.rows !== n) throw new Error(`unreachable: ${b.name}: ${st.cur.rows} current rows against ${n}`);
+  const mean = Float64Array.from(st.orig.sum, (v) => v / n);
+  const meanCur = Float64Array.from(st.cur.sum, (v) => v / n);
+  const moment = (g: Float64Array, ma: Float64Array, mb: Float64Array, a: number, c: number) => g[a * width + c]! / n - (centred ? ma[a]! * mb[c]! : 0);
   const k = cols.length;
   const mkk = new Float64Array(k * k);
   let trace = 0;
-  for (let i = 0; i < k; i++) trace += m[cols[i]! * width + cols[i]!]!;
+  for (let i = 0; i < k; i++) trace += moment(st.cur.gram, meanCur, meanCur, cols[i]!, cols[i]!);
   const damp = 1e-6 * (trace / k || 1);
-  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) mkk[i * k + j] = m[cols[i]! * width + cols[j]!]! + (i === j ? damp : 0);
+  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) mkk[i * k + j] = moment(st.cur.gram, meanCur, meanCur, cols[i]!, cols[j]!) + (i === j ? damp : 0);
   const inv = inverseSpd(mkk, k);
   if (!inv) return null;
-  // target: Σ_K,all · Wo  [k, D]
+  // Σ̃_K,X [k, width] and the target Σ̃_K,X·Wo [k, D]
+  const crossK = new Float64Array(k * width);
+  for (let i = 0; i < k; i++) for (let a = 0; a < width; a++) crossK[i * width + a] = moment(st.cross, meanCur, mean, cols[i]!, a);
   const target = new Float64Array(k * D);
   for (let i = 0; i < k; i++) {
-    const mi = cols[i]! * width;
     for (let a = 0; a < width; a++) {
-      const v = m[mi + a]!;
+      const v = crossK[i * width + a]!;
       if (v === 0) continue;
       for (let j = 0; j < D; j++) target[i * D + j] = target[i * D + j]! + v * wo[a * D + j]!;
     }
@@ -225,27 +277,31 @@ function refitOutput(b: AttentionBlock, st: BlockStats, cols: number[], centred:
       let full = 0;
       for (let a = 0; a < width; a++) full += mean[a]! * wo[a * D + j]!;
       let kept = 0;
-      for (let i = 0; i < k; i++) kept += mean[cols[i]!]! * weight[i * D + j]!;
+      for (let i = 0; i < k; i++) kept += meanCur[cols[i]!]! * weight[i * D + j]!;
       shift[j] = full - kept;
     }
   }
-  // errors on the data: ‖X·Wo − X_K·W'‖² / ‖X·Wo‖² from the (centred) second moments; cut: W' = Wo's kept rows
-  const error = (wk: (i: number, j: number) => number) => {
+  // E‖X·w − X̃_K·u‖² = wᵀΣw − 2·uᵀΣ̃_K,X·w + uᵀΣ̃_KK·u per output column, over E‖X·w‖²
+  const sigma = new Float64Array(width * width);
+  for (let a = 0; a < width; a++) for (let c = 0; c < width; c++) sigma[a * width + c] = moment(st.orig.gram, mean, mean, a, c);
+  const error = (u: (i: number, j: number) => number) => {
     let num = 0;
     let den = 0;
+    const w = new Float64Array(width);
+    const uj = new Float64Array(k);
     for (let j = 0; j < D; j++) {
-      const diff = new Float64Array(width);
-      for (let a = 0; a < width; a++) diff[a] = wo[a * D + j]!;
-      for (let i = 0; i < k; i++) diff[cols[i]!] = diff[cols[i]!]! - wk(i, j);
-      for (let a = 0; a < width; a++) {
-        if (diff[a] === 0 && wo[a * D + j] === 0) continue;
-        for (let c = 0; c < width; c++) {
-          num += diff[a]! * m[a * width + c]! * diff[c]!;
-          den += wo[a * D + j]! * m[a * width + c]! * wo[c * D + j]!;
-        }
-      }
+      for (let a = 0; a < width; a++) w[a] = wo[a * D + j]!;
+      for (let i = 0; i < k; i++) uj[i] = u(i, j);
+      let ww = 0;
+      for (let a = 0; a < width; a++) for (let c = 0; c < width; c++) ww += w[a]! * sigma[a * width + c]! * w[c]!;
+      let uw = 0;
+      for (let i = 0; i < k; i++) for (let a = 0; a < width; a++) uw += uj[i]! * crossK[i * width + a]! * w[a]!;
+      let uu = 0;
+      for (let i = 0; i < k; i++) for (let l = 0; l < k; l++) uu += uj[i]! * (mkk[i * k + l]! - (i === l ? damp : 0)) * uj[l]!;
+      num += ww - 2 * uw + uu;
+      den += ww;
     }
-    return den > 0 ? num / den : 0;
+    return den > 0 ? Math.max(0, num) / den : 0;
   };
   return { weight, shift, errorCut: error((i, j) => wo[cols[i]! * D + j]!), errorRefit: error((i, j) => weight[i * D + j]!) };
 }
@@ -365,44 +421,55 @@ export const headPrunePass: Pass<HeadPruneOptions> = {
       throw new WhittleError('BAD_INPUT', `${model.path ?? 'the model'}: no multi-head attention block found (queries and keys split into heads by Reshape [·, ·, H, d] + Transpose, multiplied, Softmax, times head-split values, merged and projected by a MatMul)${fused.length ? `; its attention is fused into ${fused[0]!.opType} nodes` : ''}`);
     }
     ctx.progress('measure heads', 0, 1);
-    const measured = options.data ? await measureBlocks(model, blocks, options.data, ctx) : null;
-    const importance = blocks.map((b, i) => (importanceKind === 'activation' ? activationImportance(b, measured!.stats[i]!) : weightImportance(b)));
     const names = new NameAllocator(model);
     const created: string[] = [];
     const reports: HeadBlockReport[] = [];
     // the tensors pruning may leave unread (the originals, once sliced copies or new shapes replace them)
     const replaced = new Set(blocks.flatMap((b) => [b.q, b.k, b.v].flatMap((p) => [p.weight, p.reshape.inputs[1]!, ...(p.bias ? [p.bias] : [])]).concat([b.out.weight, b.mergeReshape.inputs[1]!])));
     let nodesChanged = 0;
-    const keptGlobal = options.scope === 'global' ? keptHeadsGlobal(importance, options.sparsity) : null;
-    for (const [i, b] of blocks.entries()) {
-      ctx.checkpoint();
-      const kept = keptGlobal ? keptGlobal[i]! : keptHeads(importance[i]!, options.sparsity);
-      const report: HeadBlockReport = { block: b.name, heads: b.heads, kept, removed: Array.from({ length: b.heads }, (_, h) => h).filter((h) => !kept.includes(h)), importance: importance[i]! };
-      reports.push(report);
-      if (kept.length === b.heads) continue;
-      let refit: Parameters<typeof pruneBlock>[4] = null;
-      if (measured) {
-        const cols = kept.flatMap((h) => Array.from({ length: b.headDim }, (_, j) => h * b.headDim + j));
-        const bias = outputBias(b, b.graph.constant(b.out.weight)!.dims[1]!);
-        const r = refitOutput(b, measured.stats[i]!, cols, bias !== null);
-        if (r) {
-          refit = { weight: r.weight, shift: r.shift, bias };
-          report.errorCut = r.errorCut;
-          report.errorRefit = r.errorRefit;
-        } else warnings.push(`${b.name}: the kept heads' statistics are singular on this data; its rows are cut, not refitted`);
+    // with data: the unpruned model, every block's context tapped, open until every block is refitted
+    const original = options.data ? await TappedModel.create(model, blocks.map((b) => b.context.outputs[0]!), options.data.ep) : null;
+    try {
+      const measured = original ? await measureBlocks(original, blocks, options.data!, ctx) : null;
+      const importance = blocks.map((b, i) => (importanceKind === 'activation' ? activationImportance(b, measured![i]!) : weightImportance(b)));
+      const keptGlobal = options.scope === 'global' ? keptHeadsGlobal(importance, options.sparsity) : null;
+      let changedBefore = false;
+      for (const [i, b] of blocks.entries()) {
+        ctx.checkpoint();
+        const kept = keptGlobal ? keptGlobal[i]! : keptHeads(importance[i]!, options.sparsity);
+        const report: HeadBlockReport = { block: b.name, heads: b.heads, kept, removed: Array.from({ length: b.heads }, (_, h) => h).filter((h) => !kept.includes(h)), importance: importance[i]! };
+        reports.push(report);
+        if (kept.length === b.heads) continue;
+        let refit: Parameters<typeof pruneBlock>[4] = null;
+        if (measured) {
+          const cols = kept.flatMap((h) => Array.from({ length: b.headDim }, (_, j) => h * b.headDim + j));
+          const bias = outputBias(b, b.graph.constant(b.out.weight)!.dims[1]!);
+          // the block's inputs as they now are (earlier blocks pruned), against the unpruned ones
+          const paired = changedBefore
+            ? await pairedStats(model, original!, b, measured[i]!, options.data!, ctx)
+            : { orig: measured[i]!, cur: measured[i]!, cross: measured[i]!.gram };
+          const r = refitOutput(b, paired, cols, bias !== null);
+          if (r) {
+            refit = { weight: r.weight, shift: r.shift, bias };
+            report.errorCut = r.errorCut;
+            report.errorRefit = r.errorRefit;
+          } else warnings.push(`${b.name}: the kept heads' statistics are singular on this data; its rows are cut, not refitted`);
+        }
+        const before = created.length;
+        nodesChanged += pruneBlock(b, kept, names, created, refit);
+        // shapes as they now are: the next block's statistics run this model
+        refreshShapes(b.graph, new Set(b.values), created.slice(before));
+        changedBefore = true;
+        ctx.progress('prune heads', i + 1, blocks.length);
       }
-      nodesChanged += pruneBlock(b, kept, names, created, refit);
-      ctx.progress('prune heads', i + 1, blocks.length);
-    }
-    for (const g of model.graphs()) {
-      const touched = new Set(blocks.filter((b) => b.graph === g).flatMap((b) => b.values));
-      refreshShapes(g, touched, created.filter((n) => g.initializers.has(n)));
+    } finally {
+      await original?.close();
     }
     removeUnread(model, { nodes: new Set(), names: replaced });
     const details: HeadPruneDetails = {
       importance: importanceKind,
       scope: options.scope ?? 'block',
-      refit: measured ? { samples: options.data!.dataset.n } : null,
+      refit: options.data ? { samples: options.data.dataset.n } : null,
       blocks: reports,
       headsBefore: found.reduce((n, b) => n + b.heads, 0),
       headsAfter: found.reduce((n, b) => n + b.heads, 0) - reports.reduce((n, r) => n + r.removed.length, 0),
