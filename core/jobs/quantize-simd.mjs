@@ -214,6 +214,8 @@ export function simdInput(s, rows) {
 /** quantizeBlockRows (quantize-kernels.mjs) on the SIMD kernels: the same contract and bytes. */
 export function quantizeBlockRowsSimd(s, values, firstRow) {
   const { N, K, blockSize, blocks, blob, scales, zeroPoints, data } = s;
+  // a simdInput view kept across a growth of the memory is detached (length 0): never quantize nothing
+  if (values.length === 0) throw new Error('quantizeBlockRowsSimd: no values (a simdInput view used after the wasm memory grew?)');
   const rows = values.length / N;
   // a short last block is padded with zeros, which quantize to the zero point: MatMulNBits' padding
   const padded = Math.ceil(rows / blockSize) * blockSize;

@@ -128,6 +128,16 @@ describe('SIMD block quantizer', () => {
     assert.ok(bytes(s.scales).equals(bytes(copied.scales)));
   });
 
+  it('refuses a simdInput view kept across a growth of the memory (it is detached) instead of quantizing nothing', () => {
+    const small = blockQuantizer(32, 8, 8, 32, false, 'packed');
+    const stale = simdInput(small, 32);
+    simdInput(blockQuantizer(32, 1 << 20, 8, 32, false, 'packed'), 32); // 128 MiB of input: the memory grows
+    assert.throws(() => quantizeBlockRowsSimd(small, stale, 0), /no values \(a simdInput view used after the wasm memory grew\?\)/);
+    const fresh = simdInput(small, 32);
+    fresh.fill(0.5);
+    assert.equal(quantizeBlockRowsSimd(small, fresh, 0), true);
+  });
+
   it('quantizeBlockRows runs the SIMD kernel here', () => {
     const w = awkwardWeight(64, 8, 1);
     const viaDispatch = quantizeInPieces(quantizeBlockRows, w, 64, 8, 4, 32, true, 'packed', 64);
