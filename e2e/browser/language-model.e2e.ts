@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import type { Page } from 'playwright-core';
 import { assertNoPageErrors, currentView, goto, jobCard, newestJobId, waitForJobEnd, waitForView } from '../lib/app.ts';
 import { screenshot } from '../lib/browser.ts';
 import { ROOT } from '../lib/paths.ts';
@@ -26,6 +27,19 @@ after(async () => {
   assert.deepEqual(markedProcesses(E2E_MARKER), [], 'no process of this test file outlives it');
 });
 
+/** Names the Compress view's recipe, runs it, waits for its job card: the card's text and perplexity. */
+async function runFromCompress(page: Page, name: string): Promise<{ jobId: string; jobText: string; perplexity: number }> {
+  const view = currentView(page);
+  await view.locator('#run-name').fill(name);
+  await view.getByRole('button', { name: 'Run', exact: true }).click();
+  await waitForView(page, 'jobs');
+  const jobId = await newestJobId(page);
+  const status = await waitForJobEnd(page, jobId, 150_000);
+  const jobText = await jobCard(page, jobId).innerText();
+  assert.equal(status, 'succeeded', `${name}: ${jobText}`);
+  return { jobId, jobText, perplexity: Number(/Perplexity\s+([\d.]+)/.exec(jobText)?.[1]) };
+}
+
 test('the transformer example: GPTQ int4 calibrated on its training split, perplexity in Jobs and Experiments', { timeout: 180_000 }, async () => {
   const { page } = s;
   await waitForView(page, 'library');
@@ -45,15 +59,8 @@ test('the transformer example: GPTQ int4 calibrated on its training split, perpl
   const evaluate = view.getByRole('checkbox', { name: 'Evaluate the result' });
   if (!(await evaluate.isChecked())) await evaluate.check();
   assert.match(await view.locator('#evaluation-data').inputValue(), /transformer\/heldout\.npy$/);
-  await view.locator('#run-name').fill('GPTQ int4');
-  await view.getByRole('button', { name: 'Run', exact: true }).click();
-  await waitForView(page, 'jobs');
-  const jobId = await newestJobId(page);
-  const status = await waitForJobEnd(page, jobId, 150_000);
-  const jobText = await jobCard(page, jobId).innerText();
-  assert.equal(status, 'succeeded', jobText);
+  const { jobId, jobText, perplexity } = await runFromCompress(page, 'GPTQ int4');
   // the card's perplexity: a little above the fp32 model's 6.655
-  const perplexity = Number(/Perplexity\s+([\d.]+)/.exec(jobText)?.[1]);
   assert.ok(perplexity > 6.6 && perplexity < 7.2, `perplexity on the job card: ${jobText}`);
 
   await goto(page, 'experiments');
@@ -91,14 +98,7 @@ test('Attention heads 50 % from the Compress view: refitted on the example\'s ca
   await view.getByLabel('Prune method').selectOption('heads');
   await view.getByLabel('Sparsity (%)').fill('50');
   assert.match(await view.locator('#calib-title').innerText(), /optional: channel and head pruning refit with it/);
-  await view.locator('#run-name').fill('heads 50 %');
-  await view.getByRole('button', { name: 'Run', exact: true }).click();
-  await waitForView(page, 'jobs');
-  const jobId = await newestJobId(page);
-  const status = await waitForJobEnd(page, jobId, 100_000);
-  const jobText = await jobCard(page, jobId).innerText();
-  assert.equal(status, 'succeeded', jobText);
-  const perplexity = Number(/Perplexity\s+([\d.]+)/.exec(jobText)?.[1]);
+  const { jobId, jobText, perplexity } = await runFromCompress(page, 'heads 50 %');
   // 2 of 4 heads per block: 9.6 cut, 8.0 refitted (README)
   assert.ok(perplexity > 7.5 && perplexity < 8.5, `refitted head pruning's perplexity: ${jobText}`);
   const info = await (await s.rpc()).call('jobs.get', { jobId });
