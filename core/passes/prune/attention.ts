@@ -17,7 +17,9 @@ import type { Graph, Node } from '../../../native-models/ir/model.ts';
 export interface Projection {
   matmul: Node;
   weight: string;
+  /** The bias the Add after the MatMul applies, and that Add. */
   bias: string | null;
+  biasAdd: Node | null;
   reshape: Node;
   transpose: Node;
 }
@@ -69,7 +71,9 @@ function headSplit(graph: Graph, producers: Map<string, Node>, readers: Map<stri
   let source = producers.get(reshape.inputs[0]!);
   if (!source || soleReader(graph, readers, reshape.inputs[0]!) !== reshape) return null;
   let bias: string | null = null;
+  let biasAdd: Node | null = null;
   if (source.opType === 'Add') {
+    biasAdd = source;
     const constant = source.inputs.findIndex((i) => graph.constant(i)?.dims.length === 1);
     if (constant < 0) return null;
     bias = source.inputs[constant]!;
@@ -82,7 +86,7 @@ function headSplit(graph: Graph, producers: Map<string, Node>, readers: Map<stri
   const w = graph.constant(source.inputs[1]!);
   if (!w || w.dataType !== DataType.FLOAT || w.dims.length !== 2 || w.dims[1] !== heads * headDim) return null;
   if (bias && graph.constant(bias)!.dims[0] !== heads * headDim) return null;
-  return { matmul: source, weight: source.inputs[1]!, bias, reshape, transpose, heads, headDim };
+  return { matmul: source, weight: source.inputs[1]!, bias, biasAdd, reshape, transpose, heads, headDim };
 }
 
 /** Whether an element-wise operand is the same for every head (a scalar, a [T, T] mask, a [1, 1, T, T] mask). */

@@ -8,7 +8,7 @@ import type { Dataset } from '../../evaluate/data/index.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
 import { addInitializer, isExcluded, NameAllocator, removeUnread } from '../quantize/graph-edit.ts';
 import { findAttentionBlocks, intsOf, type AttentionBlock } from './attention.ts';
-import { refreshShapes, sliceAlong } from './channel/rewrite.ts';
+import { ownTensor, refreshShapes, sliceAlong } from './channel/rewrite.ts';
 import { inverseSpd } from './linalg.ts';
 
 /**
@@ -344,29 +344,17 @@ function parameters(model: Model): number {
 function pruneBlock(b: AttentionBlock, kept: number[], names: NameAllocator, created: string[], refit: { weight: Float32Array; shift: Float64Array; bias: { add: Node; input: number } | null } | null): number {
   const g = b.graph;
   const cols = kept.flatMap((h) => Array.from({ length: b.headDim }, (_, i) => h * b.headDim + i));
-  // a tensor read by this node only is rewritten in place; one read elsewhere too gets a private copy
-  const readCount = (name: string) => g.nodes.reduce((n, node) => n + node.inputs.filter((i) => i === name).length, 0);
   const changed = new Set<Node>();
+  // rewritten in place when only this node reads it, else in a private copy (ownTensor)
   const replace = (node: Node, input: number, axis: number, values?: { data: Float32Array; dims: number[] }) => {
     changed.add(node);
-    const name = node.inputs[input]!;
-    const t = g.constant(name)!;
+    const t = ownTensor(g, node, input, (base) => names.fresh(base), created);
     const sliced = values ?? sliceAlong(t, axis, cols);
-    if (readCount(name) === 1) {
-      t.setData(sliced.data, { dims: sliced.dims });
-      return;
-    }
-    const fresh = names.fresh(`${name}_pruned`);
-    addInitializer(g, fresh, t.dataType, sliced.dims, sliced.data);
-    created.push(fresh);
-    node.inputs[input] = fresh;
+    t.setData(sliced.data, { dims: sliced.dims });
   };
   for (const p of [b.q, b.k, b.v]) {
     replace(p.matmul, 1, 1);
-    if (p.bias) {
-      const add = g.nodes.find((n) => n.opType === 'Add' && n.outputs[0] === p.reshape.inputs[0])!;
-      replace(add, add.inputs.indexOf(p.bias), 0);
-    }
+    if (p.bias && p.biasAdd) replace(p.biasAdd, p.biasAdd.inputs.indexOf(p.bias), 0);
   }
   const D = g.constant(b.out.weight)!.dims[1]!;
   replace(b.out.matmul, 1, 0, refit ? { data: refit.weight, dims: [cols.length, D] } : undefined);
@@ -375,12 +363,21 @@ function pruneBlock(b: AttentionBlock, kept: number[], names: NameAllocator, cre
     const shifted = Float32Array.from(bias.typed() as Float32Array, (v, j) => v + refit.shift[j]!);
     replace(refit.bias.add, refit.bias.input, 0, { data: shifted, dims: [D] });
   }
-  // new shape constants: [·, ·, H', d] for the three splits, [·, ·, H'·d] for the merge
-  const split = intsOf(g, b.q.reshape.inputs[1]!)!;
-  const splitName = names.fresh(`${b.name}.heads_shape`);
-  addInitializer(g, splitName, DataType.INT64, [4], BigInt64Array.from([split[0]!, split[1]!, kept.length, b.headDim].map(BigInt)));
-  created.push(splitName);
-  for (const p of [b.q, b.k, b.v]) p.reshape.inputs[1] = splitName;
+  // new shape constants: each split's own [·, ·, H', d] (one per distinct shape), [·, ·, H'·d] for the merge
+  const splitNames = new Map<string, string>();
+  for (const p of [b.q, b.k, b.v]) {
+    const shape = intsOf(g, p.reshape.inputs[1]!)!;
+    shape[2] = kept.length;
+    const key = shape.join();
+    let name = splitNames.get(key);
+    if (!name) {
+      name = names.fresh(`${b.name}.heads_shape`);
+      addInitializer(g, name, DataType.INT64, [4], BigInt64Array.from(shape.map(BigInt)));
+      created.push(name);
+      splitNames.set(key, name);
+    }
+    p.reshape.inputs[1] = name;
+  }
   const merge = intsOf(g, b.mergeReshape.inputs[1]!)!;
   merge[merge.length - 1] = kept.length * b.headDim;
   const mergeName = names.fresh(`${b.name}.merge_shape`);

@@ -35,7 +35,7 @@ export function sliceAlong(tensor: Tensor, axis: number, positions: number[]): {
 }
 
 /** The tensor a node's input reads, made private to this (node, input) when anything else reads it too. */
-function ownTensor(graph: Graph, node: Node, input: number, fresh: (base: string) => string, created: string[]): Tensor {
+export function ownTensor(graph: Graph, node: Node, input: number, fresh: (base: string) => string, created: string[]): Tensor {
   const name = node.inputs[input]!;
   const t = graph.constant(name)!;
   let readers = 0;
