@@ -12,10 +12,25 @@ import type { Graph, Node } from '../../../native-models/ir/model.ts';
  *   probabilities ─────────────────────────────────────────────────────┴→ MatMul (each head's context)
  *   context → Transpose (0,2,1,3) → Reshape [·, ·, H·d] → MatMul Wo
  *
- * Every value in between is read once (rewriting it changes nothing else).
+ * Every value in between is read once (rewriting it changes nothing else), apart from Shape → Gather
+ * readers of a value's leading sizes (PyTorch's run-time view shapes), which pruning does not change.
  */
+/**
+ * A Reshape's target shape: each entry's value (null: computed at run time, like a batch size taken
+ * from Shape → Gather), where it comes from, and the Concat that builds it (PyTorch's export with
+ * dynamic axes), or null for a stored constant.
+ */
+export interface ShapeSpec {
+  entries: (number | null)[];
+  /** Per entry: the Concat input it is in and its offset there (for a constant shape: input 0). */
+  sources: { input: number; offset: number }[];
+  concat: Node | null;
+}
+
 export interface Projection {
   matmul: Node;
+  /** The head-split Reshape's target [·, ·, H, d]. */
+  shape: ShapeSpec;
   weight: string;
   /** The bias the Add after the MatMul applies, and that Add. */
   bias: string | null;
@@ -37,6 +52,8 @@ export interface AttentionBlock {
   context: Node;
   mergeTranspose: Node;
   mergeReshape: Node;
+  /** The merge Reshape's target [·, ·, H·d]. */
+  mergeShape: ShapeSpec;
   out: { matmul: Node; weight: string };
   /** Every value whose shape has H or H·d in it (their value_info is dropped after pruning). */
   values: string[];
@@ -50,9 +67,52 @@ export function intsOf(graph: Graph, name: string): number[] | null {
   return Array.from(t.typed() as BigInt64Array | Int32Array, Number);
 }
 
+/** A stored int shape, or one a Concat (axis 0) builds from stored pieces and Unsqueeze'd scalars. */
+export function shapeSpec(graph: Graph, producers: Map<string, Node>, name: string): ShapeSpec | null {
+  const stored = intsOf(graph, name);
+  if (stored) return { entries: stored, sources: stored.map((_, offset) => ({ input: 0, offset })), concat: null };
+  const concat = producers.get(name);
+  if (concat?.opType !== 'Concat' || concat.domain !== '' || concat.attrInt('axis', 0) !== 0) return null;
+  const spec: ShapeSpec = { entries: [], sources: [], concat };
+  for (const [input, piece] of concat.inputs.entries()) {
+    const values = intsOf(graph, piece);
+    if (values) {
+      values.forEach((v, offset) => { spec.entries.push(v); spec.sources.push({ input, offset }); });
+      continue;
+    }
+    // one entry computed at run time: Unsqueeze of a scalar (a stored one gives its value)
+    const unsqueeze = producers.get(piece);
+    if (unsqueeze?.opType !== 'Unsqueeze' || unsqueeze.domain !== '') return null;
+    const scalar = graph.constant(unsqueeze.inputs[0]!);
+    spec.entries.push(scalar && scalar.dims.length === 0 && (scalar.dataType === DataType.INT64 || scalar.dataType === DataType.INT32) ? Number((scalar.typed() as BigInt64Array | Int32Array)[0]) : null);
+    spec.sources.push({ input, offset: 0 });
+  }
+  return spec;
+}
+
 /** All values here are read by exactly one node (so rewriting them changes nothing else), and no graph output. */
 function soleReader(graph: Graph, readers: Map<string, Node[]>, name: string): Node | null {
   const r = readers.get(name) ?? [];
+  return r.length === 1 && !graph.outputs.some((o) => o.name === name) ? r[0]! : null;
+}
+
+/**
+ * Whether `reader` only takes a tensor's leading (batch, position) sizes: a Shape whose every reader
+ * is a Gather of index 0 or 1 — how PyTorch's export builds a view's run-time entries. Pruning heads
+ * changes the last axes only, so such a reader is unaffected.
+ */
+function leadingSizeReader(graph: Graph, readers: Map<string, Node[]>, reader: Node): boolean {
+  if (reader.opType !== 'Shape' || reader.domain !== '' || reader.attr('start') || reader.attr('end')) return false;
+  return (readers.get(reader.outputs[0]!) ?? []).every((g) => {
+    if (g.opType !== 'Gather' || g.attrInt('axis', 0) !== 0) return false;
+    const index = intsOf(graph, g.inputs[1]!);
+    return index !== null && index.length === 1 && (index[0] === 0 || index[0] === 1);
+  });
+}
+
+/** The one node that reads a value's data (readers of only its leading sizes aside), or null. */
+function soleDataReader(graph: Graph, readers: Map<string, Node[]>, name: string): Node | null {
+  const r = (readers.get(name) ?? []).filter((n) => !leadingSizeReader(graph, readers, n));
   return r.length === 1 && !graph.outputs.some((o) => o.name === name) ? r[0]! : null;
 }
 
@@ -64,12 +124,12 @@ function headSplit(graph: Graph, producers: Map<string, Node>, readers: Map<stri
   if (!p || p.length !== 4 || p.some((x, i) => x !== perm[i])) return null;
   const reshape = producers.get(transpose.inputs[0]!);
   if (reshape?.opType !== 'Reshape' || soleReader(graph, readers, reshape.outputs[0]!) !== transpose) return null;
-  const shape = intsOf(graph, reshape.inputs[1]!);
-  if (!shape || shape.length !== 4) return null;
-  const [heads, headDim] = [shape[2]!, shape[3]!];
-  if (!(heads > 1 && headDim > 0)) return null;
+  const shape = shapeSpec(graph, producers, reshape.inputs[1]!);
+  if (!shape || shape.entries.length !== 4) return null;
+  const [heads, headDim] = [shape.entries[2], shape.entries[3]];
+  if (heads == null || headDim == null || !(heads > 1 && headDim > 0)) return null;
   let source = producers.get(reshape.inputs[0]!);
-  if (!source || soleReader(graph, readers, reshape.inputs[0]!) !== reshape) return null;
+  if (!source || soleDataReader(graph, readers, reshape.inputs[0]!) !== reshape) return null;
   let bias: string | null = null;
   let biasAdd: Node | null = null;
   if (source.opType === 'Add') {
@@ -86,7 +146,7 @@ function headSplit(graph: Graph, producers: Map<string, Node>, readers: Map<stri
   const w = graph.constant(source.inputs[1]!);
   if (!w || w.dataType !== DataType.FLOAT || w.dims.length !== 2 || w.dims[1] !== heads * headDim) return null;
   if (bias && graph.constant(bias)!.dims[0] !== heads * headDim) return null;
-  return { matmul: source, weight: source.inputs[1]!, bias, biasAdd, reshape, transpose, heads, headDim };
+  return { matmul: source, weight: source.inputs[1]!, shape, bias, biasAdd, reshape, transpose, heads, headDim };
 }
 
 /** Whether an element-wise operand is the same for every head (a scalar, a [T, T] mask, a [1, 1, T, T] mask). */
@@ -146,16 +206,16 @@ export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: Attenti
     const { heads, headDim } = q;
     const mergeTranspose = soleReader(graph, readers, context.outputs[0]!);
     const mergePerm = mergeTranspose?.opType === 'Transpose' ? mergeTranspose.attrInts('perm') : null;
-    const mergeReshape = mergeTranspose ? soleReader(graph, readers, mergeTranspose.outputs[0]!) : null;
-    const mergeShape = mergeReshape?.opType === 'Reshape' ? intsOf(graph, mergeReshape.inputs[1]!) : null;
+    const mergeReshape = mergeTranspose ? soleDataReader(graph, readers, mergeTranspose.outputs[0]!) : null;
+    const mergeShape = mergeReshape?.opType === 'Reshape' ? shapeSpec(graph, producers, mergeReshape.inputs[1]!) : null;
     const out = mergeReshape ? soleReader(graph, readers, mergeReshape.outputs[0]!) : null;
     const wo = out?.opType === 'MatMul' && out.inputs[0] === mergeReshape!.outputs[0] ? graph.constant(out.inputs[1]!) : null;
-    if (!mergePerm || mergePerm.join() !== '0,2,1,3' || !mergeShape || mergeShape[mergeShape.length - 1] !== heads * headDim || !wo || wo.dataType !== DataType.FLOAT || wo.dims.length !== 2 || wo.dims[0] !== heads * headDim) {
+    if (!mergePerm || mergePerm.join() !== '0,2,1,3' || !mergeShape || mergeShape.entries[mergeShape.entries.length - 1] !== heads * headDim || !wo || wo.dataType !== DataType.FLOAT || wo.dims.length !== 2 || wo.dims[0] !== heads * headDim) {
       notes.push(`${name}: the heads' context is not merged (Transpose 0,2,1,3 → Reshape [·, ·, ${heads * headDim}]) into an output MatMul with a stored [${heads * headDim}, ·] weight`);
       continue;
     }
     values.push(...[v.matmul.outputs[0]!, v.reshape.inputs[0]!, v.reshape.outputs[0]!, v.transpose.outputs[0]!], context.outputs[0]!, mergeTranspose!.outputs[0]!, mergeReshape!.outputs[0]!);
-    blocks.push({ graph, name: out!.name || out!.outputs[0]!, heads, headDim, q, k, v, context, mergeTranspose: mergeTranspose!, mergeReshape: mergeReshape!, out: { matmul: out!, weight: out!.inputs[1]! }, values: [...new Set(values)] });
+    blocks.push({ graph, name: out!.name || out!.outputs[0]!, heads, headDim, q, k, v, context, mergeTranspose: mergeTranspose!, mergeReshape: mergeReshape!, mergeShape, out: { matmul: out!, weight: out!.inputs[1]! }, values: [...new Set(values)] });
   }
   return { blocks, notes };
 }

@@ -13,6 +13,9 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PruneStep } from '../../../api/recipe.ts';
 import { readOnnxFile, writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
+import { DataType } from '../../../native-models/ir/dtypes.ts';
+import { Node } from '../../../native-models/ir/model.ts';
+import { addInitializer, intAttr } from '../quantize/graph-edit.ts';
 import { createSession, runSession } from '../../../native-models/runtimes/onnxruntime.ts';
 import { TappedModel } from '../../calibrate/tap.ts';
 import { toFloatScores } from '../../../native-models/runtimes/host-tensor.ts';
@@ -157,6 +160,57 @@ describe('attention-head pruning on the transformer test bed', () => {
     }
     const measured = num / den;
     assert.ok(Math.abs(measured - reported.errorRefit!) < 0.01 * reported.errorRefit!, `measured ${measured} vs reported ${reported.errorRefit}`);
+  });
+
+  it('shapes built at run time (Shape → Gather → Unsqueeze → Concat, as PyTorch exports with dynamic axes): the same blocks, the same pruned function', async () => {
+    // the test bed rewritten the way torch.onnx.export writes x.view(B, T, H, d) and x.view(B, T, H·d)
+    const model = readOnnxFile(bed.model);
+    const g = model.graph;
+    const int64 = (name: string, dims: number[], values: number[]) => addInitializer(g, name, DataType.INT64, dims, BigInt64Array.from(values.map(BigInt)));
+    int64('dyn.i0', [], [0]);
+    int64('dyn.i1', [], [1]);
+    int64('dyn.axes', [1], [0]);
+    int64('dyn.heads', [], [4]); // a scalar, unsqueezed: the H entry
+    int64('dyn.dim', [1], [32]);
+    int64('dyn.width', [1], [128]);
+    let n = 0;
+    for (const reshape of g.nodes.filter((x) => x.opType === 'Reshape' && (x.inputs[1] === 'shape.heads' || x.inputs[1] === 'shape.merge'))) {
+      const split = reshape.inputs[1] === 'shape.heads';
+      const t = `dyn${n++}`;
+      const made = [
+        new Node({ opType: 'Shape', inputs: [reshape.inputs[0]!], outputs: [`${t}.shape`] }),
+        new Node({ opType: 'Gather', inputs: [`${t}.shape`, 'dyn.i0'], outputs: [`${t}.b`], attributes: [intAttr('axis', 0)] }),
+        new Node({ opType: 'Gather', inputs: [`${t}.shape`, 'dyn.i1'], outputs: [`${t}.t`], attributes: [intAttr('axis', 0)] }),
+        new Node({ opType: 'Unsqueeze', inputs: [`${t}.b`, 'dyn.axes'], outputs: [`${t}.b1`] }),
+        new Node({ opType: 'Unsqueeze', inputs: [`${t}.t`, 'dyn.axes'], outputs: [`${t}.t1`] }),
+        ...(split ? [new Node({ opType: 'Unsqueeze', inputs: ['dyn.heads', 'dyn.axes'], outputs: [`${t}.h1`] })] : []),
+        new Node({ name: `${t}.concat`, opType: 'Concat', inputs: split ? [`${t}.b1`, `${t}.t1`, `${t}.h1`, 'dyn.dim'] : [`${t}.b1`, `${t}.t1`, 'dyn.width'], outputs: [`${t}.target`], attributes: [intAttr('axis', 0)] }),
+      ];
+      g.nodes.splice(g.nodes.indexOf(reshape), 0, ...made);
+      reshape.inputs[1] = `${t}.target`;
+    }
+    g.initializers.delete('shape.heads');
+    g.initializers.delete('shape.merge');
+    const dynamic = join(dir, 'dynamic-shapes.onnx');
+    writeOnnxFile(model, dynamic);
+    const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+    assert.ok(maxDiff(await logits(bed.model), await logits(dynamic)) < 1e-5, 'the rewritten test bed computes the same function');
+
+    const { blocks } = findAttentionBlocks(readOnnxFile(dynamic).graph, 17);
+    assert.deepEqual(blocks.map((b) => [b.name, b.heads, b.headDim, b.q.shape.concat !== null, b.mergeShape.entries]), [
+      ['h0.attn.o_proj', 4, 32, true, [null, null, 128]],
+      ['h1.attn.o_proj', 4, 32, true, [null, null, 128]],
+    ]);
+    const pruned = { constant: join(dir, 'const-pruned.onnx'), dynamic: join(dir, 'dynamic-pruned.onnx') };
+    await pruneModel({ input: bed.model, output: pruned.constant, step: PruneStep.parse({ method: 'heads', sparsity: 0.25 }), seed: 0 });
+    await pruneModel({ input: dynamic, output: pruned.dynamic, step: PruneStep.parse({ method: 'heads', sparsity: 0.25 }), seed: 0 });
+    assert.ok(maxDiff(await logits(pruned.constant), await logits(pruned.dynamic)) < 1e-4, 'the same heads removed, the same outputs');
+    // the old Concats and the H entries that fed only them are gone; the run-time entries are shared by the new ones
+    const out = readOnnxFile(pruned.dynamic).graph;
+    assert.equal(out.nodes.filter((x) => x.opType === 'Concat').length, 8);
+    assert.ok(!out.nodes.some((x) => /^dyn\d+\.concat$/.test(x.name)), 'no original Concat is left');
+    assert.ok(!out.nodes.some((x) => x.inputs.includes('dyn.heads')), 'the 4-head scalar is no longer read');
+    assert.equal(out.nodes.filter((x) => x.opType === 'Shape').length, 8, 'each Shape still feeds its new Concat');
   });
 
   it('--scope global: ranking heads across blocks takes more from the block whose heads matter less, and does better', async () => {

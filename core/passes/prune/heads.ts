@@ -6,8 +6,8 @@ import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import { TappedModel } from '../../calibrate/tap.ts';
 import type { Dataset } from '../../evaluate/data/index.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
-import { addInitializer, isExcluded, NameAllocator, removeUnread } from '../quantize/graph-edit.ts';
-import { findAttentionBlocks, intsOf, type AttentionBlock } from './attention.ts';
+import { addInitializer, intAttr, isExcluded, makeNode, NameAllocator, removeUnread } from '../quantize/graph-edit.ts';
+import { findAttentionBlocks, intsOf, type AttentionBlock, type ShapeSpec } from './attention.ts';
 import { ownTensor, refreshShapes, sliceAlong } from './channel/rewrite.ts';
 import { inverseSpd } from './linalg.ts';
 
@@ -340,6 +340,35 @@ function parameters(model: Model): number {
   return n;
 }
 
+/** Ops that compute run-time shape entries (removed with the Concat they fed once nothing else reads them). */
+const SHAPE_OPS = new Set(['Shape', 'Gather', 'Unsqueeze', 'Squeeze', 'Cast', 'Constant', 'Slice']);
+
+/**
+ * A new target for `reshape`: its shape with entry `entry` set to `value` — a new stored int64 shape,
+ * or, for a shape a Concat builds, a new Concat (inserted before the Reshape) whose piece holding that
+ * entry is a new constant. The name of the new target.
+ */
+function rewriteShape(g: Graph, reshape: Node, spec: ShapeSpec, entry: number, value: number, names: NameAllocator, created: string[]): string {
+  if (!spec.concat) {
+    const shape = spec.entries.map((v, i) => (i === entry ? value : v!));
+    const name = names.fresh(`${reshape.name || reshape.outputs[0]}.shape`);
+    addInitializer(g, name, DataType.INT64, [shape.length], BigInt64Array.from(shape.map(BigInt)));
+    created.push(name);
+    return name;
+  }
+  const { input, offset } = spec.sources[entry]!;
+  const piece = spec.concat.inputs[input]!;
+  const stored = intsOf(g, piece) ?? [0];
+  stored[offset] = value;
+  const pieceName = names.fresh(`${reshape.name || reshape.outputs[0]}.shape_piece`);
+  addInitializer(g, pieceName, DataType.INT64, [stored.length], BigInt64Array.from(stored.map(BigInt)));
+  created.push(pieceName);
+  const output = names.fresh(`${reshape.name || reshape.outputs[0]}.shape`);
+  const concat = makeNode('Concat', spec.concat.inputs.map((x, i) => (i === input ? pieceName : x)), [output], names.fresh(`${spec.concat.name || 'Concat'}_pruned`), '', [intAttr('axis', 0)]);
+  g.nodes.splice(g.nodes.indexOf(reshape), 0, concat);
+  return output;
+}
+
 /** Rewrites one block to keep `kept` heads (o_proj refitted when `refit` is given); the number of nodes whose inputs changed. */
 function pruneBlock(b: AttentionBlock, kept: number[], names: NameAllocator, created: string[], refit: { weight: Float32Array; shift: Float64Array; bias: { add: Node; input: number } | null } | null): number {
   const g = b.graph;
@@ -363,27 +392,20 @@ function pruneBlock(b: AttentionBlock, kept: number[], names: NameAllocator, cre
     const shifted = Float32Array.from(bias.typed() as Float32Array, (v, j) => v + refit.shift[j]!);
     replace(refit.bias.add, refit.bias.input, 0, { data: shifted, dims: [D] });
   }
-  // new shape constants: each split's own [·, ·, H', d] (one per distinct shape), [·, ·, H'·d] for the merge
-  const splitNames = new Map<string, string>();
-  for (const p of [b.q, b.k, b.v]) {
-    const shape = intsOf(g, p.reshape.inputs[1]!)!;
-    shape[2] = kept.length;
-    const key = shape.join();
-    let name = splitNames.get(key);
-    if (!name) {
-      name = names.fresh(`${b.name}.heads_shape`);
-      addInitializer(g, name, DataType.INT64, [4], BigInt64Array.from(shape.map(BigInt)));
-      created.push(name);
-      splitNames.set(key, name);
+  // the Reshapes' targets with H' (splits) and H'·d (merge): new stored shapes, or new Concats whose
+  // piece for that entry is a new constant (the run-time entries stay as they are); one per distinct original
+  const rewritten = new Map<string, string>();
+  const retarget = (reshape: Node, spec: ShapeSpec, entry: number, value: number) => {
+    const key = `${reshape.inputs[1]}#${entry}=${value}`;
+    let target = rewritten.get(key);
+    if (!target) {
+      target = rewriteShape(g, reshape, spec, entry, value, names, created);
+      rewritten.set(key, target);
     }
-    p.reshape.inputs[1] = name;
-  }
-  const merge = intsOf(g, b.mergeReshape.inputs[1]!)!;
-  merge[merge.length - 1] = kept.length * b.headDim;
-  const mergeName = names.fresh(`${b.name}.merge_shape`);
-  addInitializer(g, mergeName, DataType.INT64, [merge.length], BigInt64Array.from(merge.map(BigInt)));
-  created.push(mergeName);
-  b.mergeReshape.inputs[1] = mergeName;
+    reshape.inputs[1] = target;
+  };
+  for (const p of [b.q, b.k, b.v]) retarget(p.reshape, p.shape, 2, kept.length);
+  retarget(b.mergeReshape, b.mergeShape, b.mergeShape.entries.length - 1, kept.length * b.headDim);
   for (const n of [b.q.reshape, b.k.reshape, b.v.reshape, b.mergeReshape]) changed.add(n);
   return changed.size;
 }
@@ -423,6 +445,21 @@ export const headPrunePass: Pass<HeadPruneOptions> = {
     const reports: HeadBlockReport[] = [];
     // the tensors pruning may leave unread (the originals, once sliced copies or new shapes replace them)
     const replaced = new Set(blocks.flatMap((b) => [b.q, b.k, b.v].flatMap((p) => [p.weight, p.reshape.inputs[1]!, ...(p.bias ? [p.bias] : [])]).concat([b.out.weight, b.mergeReshape.inputs[1]!])));
+    // Concats that built the old shapes (and what fed only them: Shape, Gather, Unsqueeze) go once unread
+    const oldShapeNodes = new Set(blocks.flatMap((b) => [b.q.shape, b.k.shape, b.v.shape, b.mergeShape].flatMap((spec) => (spec.concat ? [spec.concat] : []))));
+    for (const g of model.graphs()) {
+      const producers = g.producers();
+      const pending = [...oldShapeNodes].filter((n) => g.nodes.includes(n));
+      while (pending.length) {
+        for (const input of pending.pop()!.inputs) {
+          const p = input ? producers.get(input) : undefined;
+          if (p && SHAPE_OPS.has(p.opType) && !oldShapeNodes.has(p)) {
+            oldShapeNodes.add(p);
+            pending.push(p);
+          }
+        }
+      }
+    }
     let nodesChanged = 0;
     // with data: the unpruned model, every block's context tapped, open until every block is refitted
     const original = options.data ? await TappedModel.create(model, blocks.map((b) => b.context.outputs[0]!), options.data.ep) : null;
@@ -462,7 +499,7 @@ export const headPrunePass: Pass<HeadPruneOptions> = {
     } finally {
       await original?.close();
     }
-    removeUnread(model, { nodes: new Set(), names: replaced });
+    removeUnread(model, { nodes: oldShapeNodes, names: replaced });
     const details: HeadPruneDetails = {
       importance: importanceKind,
       scope: options.scope ?? 'block',
