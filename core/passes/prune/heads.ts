@@ -1,15 +1,15 @@
 import { WhittleError } from '../../../api/errors.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
-import { toFloatScores, type HostTensor } from '../../../native-models/runtimes/host-tensor.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
-import { TappedModel } from '../../calibrate/tap.ts';
 import type { Dataset } from '../../evaluate/data/index.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
 import { addInitializer, intAttr, isExcluded, makeNode, NameAllocator, removeUnread } from '../quantize/graph-edit.ts';
 import { findAttentionBlocks, intsOf, type AttentionBlock, type ShapeSpec } from './attention.ts';
+import { refitLayer, snapshot, type ReconstructOptions } from './channel/reconstruct.ts';
 import { ownTensor, refreshShapes, sliceAlong } from './channel/rewrite.ts';
-import { inverseSpd } from './linalg.ts';
+import { collectLayerInputs, layerMatrix, readMatrix, type LayerMatrix } from './layer-inputs.ts';
+import { prunableWeights } from './prunable.ts';
 
 /**
  * Attention-head pruning (`whittle prune --method heads`): whole heads of multi-head attention are
@@ -27,12 +27,10 @@ import { inverseSpd } from './linalg.ts';
  * (calibration data) by the energy it actually gives o_proj, Σ‖ctx_h·Wo,h‖² over the data, from each
  * head's context Gram matrix. Each block loses round(H × sparsity) heads (at least one is kept).
  *
- * With calibration data the output projection is refitted (He et al. 2017's second step, as channel
- * pruning does): Wo' = argmin ‖X̃_K·Wo' + b' − (X·Wo + b)‖² over the data, X the unpruned block's merged
- * heads and X̃_K the kept columns of what the block receives now — block by block in graph order, so a
- * block after pruned ones is fitted on its inputs as they have become (paired statistics from the
- * current and the unpruned model on the same batches); the means go into o_proj's bias (uncentred
- * moments without a bias).
+ * With calibration data the output projection is refitted by channel pruning's least-squares refit
+ * (channel/reconstruct.ts refitLayer: He et al. 2017's second step) onto the kept heads' columns, to
+ * reproduce the unpruned block's output — block by block in graph order, a block after pruned ones
+ * fitted on its inputs paired with the unpruned model's; the means go into o_proj's bias.
  */
 export interface HeadPruneOptions {
   /** Fraction of each attention block's heads removed, in [0, 1). */
@@ -97,213 +95,36 @@ function weightImportance(b: AttentionBlock): number[] {
   });
 }
 
-/** Statistics of a block's merged heads X [tokens, H·d] over the calibration data: XᵀX, column sums, rows. */
-interface BlockStats {
-  gram: Float64Array;
-  sum: Float64Array;
-  rows: number;
-}
-
-function emptyStats(width: number): BlockStats {
-  return { gram: new Float64Array(width * width), sum: new Float64Array(width), rows: 0 };
-}
-
-/** Calls `each` with every token's merged-heads row of a tapped context [n, H, T, d] (X[t, h·d + i] = ctx[h, t, i]). */
-function forEachRow(b: AttentionBlock, t: HostTensor | undefined, each: (row: Float64Array, index: number) => void): number {
-  if (!t) throw new Error(`unreachable: the tapped context ${b.context.outputs[0]} is missing`);
-  const { data: x, dims } = toFloatScores(t);
-  const [n, H, T, d] = dims as [number, number, number, number];
-  if (H !== b.heads || d !== b.headDim) throw new WhittleError('BAD_INPUT', `${b.name}: its context has shape [${dims}], not [·, ${b.heads}, ·, ${b.headDim}]`);
-  const row = new Float64Array(H * d);
-  for (let s = 0; s < n; s++) {
-    for (let p = 0; p < T; p++) {
-      for (let h = 0; h < H; h++) for (let c = 0; c < d; c++) row[h * d + c] = x[((s * H + h) * T + p) * d + c]!;
-      each(row, s * T + p);
-    }
-  }
-  return n * T;
-}
-
-/** Adds row·otherᵀ to `into` (width × width), upper triangle only when `symmetric`. */
-function addOuter(into: Float64Array, row: Float64Array, other: Float64Array, symmetric: boolean): void {
-  const width = row.length;
-  for (let a = 0; a < width; a++) {
-    const xa = row[a]!;
-    if (xa === 0) continue;
-    const at = a * width;
-    for (let c = symmetric ? a : 0; c < width; c++) into[at + c] = into[at + c]! + xa * other[c]!;
-  }
-}
-
-function mirror(gram: Float64Array, width: number): void {
-  for (let a = 0; a < width; a++) for (let c = a + 1; c < width; c++) gram[c * width + a] = gram[a * width + c]!;
-}
-
-/** One run of the unpruned model over the data, each block's context tapped: each block's BlockStats. */
-async function measureBlocks(tapped: TappedModel, blocks: AttentionBlock[], data: NonNullable<HeadPruneOptions['data']>, ctx: PassContext): Promise<BlockStats[]> {
-  const stats = blocks.map((b) => emptyStats(b.heads * b.headDim));
-  let samples = 0;
-  for await (const batch of data.dataset.batches(data.batchSize)) {
-    if (ctx.signal?.aborted) break;
-    ctx.checkpoint();
-    const values = await tapped.run(batch.inputs as Record<string, HostTensor>);
-    blocks.forEach((b, i) => {
-      const st = stats[i]!;
-      st.rows += forEachRow(b, values[b.context.outputs[0]!], (row) => {
-        for (let a = 0; a < row.length; a++) st.sum[a] = st.sum[a]! + row[a]!;
-        addOuter(st.gram, row, row, true);
-      });
-    });
-    samples += batch.count;
-    ctx.progress('measure heads', samples, data.dataset.n);
-  }
-  if (ctx.signal?.aborted) throw new WhittleError('CANCELLED', 'head pruning cancelled');
-  blocks.forEach((b, i) => mirror(stats[i]!.gram, b.heads * b.headDim));
-  return stats;
+/** o_proj as the calibrated passes see it (input rows [tokens, H·d], one output row per model channel), or why not. */
+function outputLayer(model: Model, b: AttentionBlock): LayerMatrix | string {
+  const w = prunableWeights(model).layers.find((x) => x.node === b.out.matmul);
+  return w ? layerMatrix(w) : `${b.name}: its weight is not a plain stored matrix`;
 }
 
 /**
- * A block's inputs in the model as pruned so far (earlier blocks lost heads) beside the unpruned
- * model's, token by token over the data: the current statistics and the cross moments XcurᵀXorig
- * that the refit reproduces the unpruned output from (sequential, as channel pruning's refit).
+ * Σ‖ctx_h·Wo,h‖² per head over the data: trace(Wo,hᵀ·G_hh·Wo,h), G_hh the head's block of XᵀX of
+ * o_proj's input (collectLayerInputs, one run of the unpruned model for every block).
  */
-interface Paired {
-  orig: BlockStats;
-  cur: BlockStats;
-  cross: Float64Array;
-}
-
-async function pairedStats(current: Model, original: TappedModel, b: AttentionBlock, orig: BlockStats, data: NonNullable<HeadPruneOptions['data']>, ctx: PassContext): Promise<Paired> {
-  const name = b.context.outputs[0]!;
-  const width = b.heads * b.headDim;
-  const tapped = await TappedModel.create(current, [name], data.ep);
-  const cur = emptyStats(width);
-  const cross = new Float64Array(width * width);
-  try {
-    for await (const batch of data.dataset.batches(data.batchSize)) {
-      if (ctx.signal?.aborted) break;
-      ctx.checkpoint();
-      const feeds = batch.inputs as Record<string, HostTensor>;
-      const now = (await tapped.run(feeds))[name];
-      const before = (await original.run(feeds))[name];
-      const origRows: Float64Array[] = [];
-      forEachRow(b, before, (row) => origRows.push(Float64Array.from(row)));
-      cur.rows += forEachRow(b, now, (row, index) => {
-        for (let a = 0; a < width; a++) cur.sum[a] = cur.sum[a]! + row[a]!;
-        addOuter(cur.gram, row, row, true);
-        addOuter(cross, row, origRows[index]!, false);
-      });
-    }
-  } finally {
-    await tapped.close();
-  }
-  if (ctx.signal?.aborted) throw new WhittleError('CANCELLED', 'head pruning cancelled');
-  mirror(cur.gram, width);
-  return { orig, cur, cross };
-}
-
-/** Σ‖ctx_h·Wo,h‖² per head: trace(Wo,hᵀ·G_hh·Wo,h), G_hh the head's block of XᵀX. */
-function activationImportance(b: AttentionBlock, st: BlockStats): number[] {
-  const wo = b.graph.constant(b.out.weight)!.typed() as Float32Array;
-  const d = b.headDim;
-  const width = b.heads * d;
-  const D = wo.length / width;
-  return Array.from({ length: b.heads }, (_, h) => {
-    let e = 0;
-    for (let a = h * d; a < (h + 1) * d; a++) {
-      for (let c = h * d; c < (h + 1) * d; c++) {
-        let dot = 0;
-        for (let j = 0; j < D; j++) dot += wo[a * D + j]! * wo[c * D + j]!;
-        e += st.gram[a * width + c]! * dot;
+async function activationImportance(model: Model, blocks: AttentionBlock[], layers: LayerMatrix[], o: ReconstructOptions, ctx: PassContext): Promise<number[][]> {
+  const { stats } = await collectLayerInputs(model, layers, { data: o.data, samples: o.samples, hessian: true, batchSize: o.batchSize, ep: o.ep, phase: 'measure heads' }, ctx);
+  return blocks.map((b, i) => {
+    const xtx = stats[i]!.groups[0]!.xtx!;
+    const layer = layers[i]!;
+    const w = readMatrix(layer); // [outputs × H·d]
+    const k = layer.k;
+    const d = b.headDim;
+    return Array.from({ length: b.heads }, (_, h) => {
+      let e = 0;
+      for (let a = h * d; a < (h + 1) * d; a++) {
+        for (let c = h * d; c < (h + 1) * d; c++) {
+          let dot = 0;
+          for (let r = 0; r < layer.rowsPerGroup; r++) dot += w[r * k + a]! * w[r * k + c]!;
+          e += xtx[a * k + c]! * dot;
+        }
       }
-    }
-    return e;
+      return e;
+    });
   });
-}
-
-/** The constant bias an Add applies right after o_proj ([D]), if there is one: its node and input index. */
-function outputBias(b: AttentionBlock, D: number): { add: Node; input: number } | null {
-  const g = b.graph;
-  const readers = g.nodes.filter((n) => n.inputs.includes(b.out.matmul.outputs[0]!));
-  const add = readers.length === 1 && readers[0]!.opType === 'Add' ? readers[0]! : null;
-  if (!add) return null;
-  const input = add.inputs.findIndex((i) => i !== b.out.matmul.outputs[0] && g.constant(i)?.dims.join() === String(D));
-  return input < 0 ? null : { add, input };
-}
-
-/**
- * The least-squares o_proj from the kept columns K of the block's current inputs X̃ to the unpruned
- * output X·Wo: Wo' = Σ̃_KK⁻¹·Σ̃_K,X·Wo (covariances, or uncentred second moments when there is no
- * bias to take the means), the bias shift μ·Wo − μ̃_K·Wo', and o_proj's output error on the data with
- * the rows cut (Wo's kept rows on X̃_K) and refitted. Unpruned earlier blocks: X̃ = X.
- */
-function refitOutput(b: AttentionBlock, st: Paired, cols: number[], centred: boolean): { weight: Float32Array; shift: Float64Array; errorCut: number; errorRefit: number } | null {
-  const wo = b.graph.constant(b.out.weight)!.typed() as Float32Array;
-  const width = b.heads * b.headDim;
-  const D = wo.length / width;
-  const n = st.orig.rows;
-  if (st.cur.rows !== n) throw new Error(`unreachable: ${b.name}: ${st.cur.rows} current rows against ${n}`);
-  const mean = Float64Array.from(st.orig.sum, (v) => v / n);
-  const meanCur = Float64Array.from(st.cur.sum, (v) => v / n);
-  const moment = (g: Float64Array, ma: Float64Array, mb: Float64Array, a: number, c: number) => g[a * width + c]! / n - (centred ? ma[a]! * mb[c]! : 0);
-  const k = cols.length;
-  const mkk = new Float64Array(k * k);
-  let trace = 0;
-  for (let i = 0; i < k; i++) trace += moment(st.cur.gram, meanCur, meanCur, cols[i]!, cols[i]!);
-  const damp = 1e-6 * (trace / k || 1);
-  for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) mkk[i * k + j] = moment(st.cur.gram, meanCur, meanCur, cols[i]!, cols[j]!) + (i === j ? damp : 0);
-  const inv = inverseSpd(mkk, k);
-  if (!inv) return null;
-  // Σ̃_K,X [k, width] and the target Σ̃_K,X·Wo [k, D]
-  const crossK = new Float64Array(k * width);
-  for (let i = 0; i < k; i++) for (let a = 0; a < width; a++) crossK[i * width + a] = moment(st.cross, meanCur, mean, cols[i]!, a);
-  const target = new Float64Array(k * D);
-  for (let i = 0; i < k; i++) {
-    for (let a = 0; a < width; a++) {
-      const v = crossK[i * width + a]!;
-      if (v === 0) continue;
-      for (let j = 0; j < D; j++) target[i * D + j] = target[i * D + j]! + v * wo[a * D + j]!;
-    }
-  }
-  const weight = new Float32Array(k * D);
-  for (let i = 0; i < k; i++) for (let j = 0; j < D; j++) {
-    let v = 0;
-    for (let l = 0; l < k; l++) v += inv[i * k + l]! * target[l * D + j]!;
-    weight[i * D + j] = v;
-  }
-  const shift = new Float64Array(D);
-  if (centred) {
-    for (let j = 0; j < D; j++) {
-      let full = 0;
-      for (let a = 0; a < width; a++) full += mean[a]! * wo[a * D + j]!;
-      let kept = 0;
-      for (let i = 0; i < k; i++) kept += meanCur[cols[i]!]! * weight[i * D + j]!;
-      shift[j] = full - kept;
-    }
-  }
-  // E‖X·w − X̃_K·u‖² = wᵀΣw − 2·uᵀΣ̃_K,X·w + uᵀΣ̃_KK·u per output column, over E‖X·w‖²
-  const sigma = new Float64Array(width * width);
-  for (let a = 0; a < width; a++) for (let c = 0; c < width; c++) sigma[a * width + c] = moment(st.orig.gram, mean, mean, a, c);
-  const error = (u: (i: number, j: number) => number) => {
-    let num = 0;
-    let den = 0;
-    const w = new Float64Array(width);
-    const uj = new Float64Array(k);
-    for (let j = 0; j < D; j++) {
-      for (let a = 0; a < width; a++) w[a] = wo[a * D + j]!;
-      for (let i = 0; i < k; i++) uj[i] = u(i, j);
-      let ww = 0;
-      for (let a = 0; a < width; a++) for (let c = 0; c < width; c++) ww += w[a]! * sigma[a * width + c]! * w[c]!;
-      let uw = 0;
-      for (let i = 0; i < k; i++) for (let a = 0; a < width; a++) uw += uj[i]! * crossK[i * width + a]! * w[a]!;
-      let uu = 0;
-      for (let i = 0; i < k; i++) for (let l = 0; l < k; l++) uu += uj[i]! * (mkk[i * k + l]! - (i === l ? damp : 0)) * uj[l]!;
-      num += ww - 2 * uw + uu;
-      den += ww;
-    }
-    return den > 0 ? Math.max(0, num) / den : 0;
-  };
-  return { weight, shift, errorCut: error((i, j) => wo[cols[i]! * D + j]!), errorRefit: error((i, j) => weight[i * D + j]!) };
 }
 
 /** Heads to keep: the most important H − round(H·sparsity), at least one, in head order. */
@@ -370,28 +191,23 @@ function rewriteShape(g: Graph, reshape: Node, spec: ShapeSpec, entry: number, v
 }
 
 /** Rewrites one block to keep `kept` heads (o_proj refitted when `refit` is given); the number of nodes whose inputs changed. */
-function pruneBlock(b: AttentionBlock, kept: number[], names: NameAllocator, created: string[], refit: { weight: Float32Array; shift: Float64Array; bias: { add: Node; input: number } | null } | null): number {
+function pruneBlock(b: AttentionBlock, kept: number[], names: NameAllocator, created: string[]): number {
   const g = b.graph;
   const cols = kept.flatMap((h) => Array.from({ length: b.headDim }, (_, i) => h * b.headDim + i));
   const changed = new Set<Node>();
   // rewritten in place when only this node reads it, else in a private copy (ownTensor)
-  const replace = (node: Node, input: number, axis: number, values?: { data: Float32Array; dims: number[] }) => {
+  const replace = (node: Node, input: number, axis: number) => {
     changed.add(node);
     const t = ownTensor(g, node, input, (base) => names.fresh(base), created);
-    const sliced = values ?? sliceAlong(t, axis, cols);
+    const sliced = sliceAlong(t, axis, cols);
     t.setData(sliced.data, { dims: sliced.dims });
   };
   for (const p of [b.q, b.k, b.v]) {
     replace(p.matmul, 1, 1);
     if (p.bias && p.biasAdd) replace(p.biasAdd, p.biasAdd.inputs.indexOf(p.bias), 0);
   }
-  const D = g.constant(b.out.weight)!.dims[1]!;
-  replace(b.out.matmul, 1, 0, refit ? { data: refit.weight, dims: [cols.length, D] } : undefined);
-  if (refit?.bias) {
-    const bias = g.constant(refit.bias.add.inputs[refit.bias.input]!)!;
-    const shifted = Float32Array.from(bias.typed() as Float32Array, (v, j) => v + refit.shift[j]!);
-    replace(refit.bias.add, refit.bias.input, 0, { data: shifted, dims: [D] });
-  }
+  // o_proj's rows (refitted first, when there is data: refitLayer wrote them and its bias)
+  replace(b.out.matmul, 1, 0);
   // the Reshapes' targets with H' (splits) and H'·d (merge): new stored shapes, or new Concats whose
   // piece for that entry is a new constant (the run-time entries stay as they are); one per distinct original
   const rewritten = new Map<string, string>();
@@ -461,43 +277,38 @@ export const headPrunePass: Pass<HeadPruneOptions> = {
       }
     }
     let nodesChanged = 0;
-    // with data: the unpruned model, every block's context tapped, open until every block is refitted
-    const original = options.data ? await TappedModel.create(model, blocks.map((b) => b.context.outputs[0]!), options.data.ep) : null;
-    try {
-      const measured = original ? await measureBlocks(original, blocks, options.data!, ctx) : null;
-      const importance = blocks.map((b, i) => (importanceKind === 'activation' ? activationImportance(b, measured![i]!) : weightImportance(b)));
-      const keptGlobal = options.scope === 'global' ? keptHeadsGlobal(importance, options.sparsity) : null;
-      let changedBefore = false;
-      for (const [i, b] of blocks.entries()) {
-        ctx.checkpoint();
-        const kept = keptGlobal ? keptGlobal[i]! : keptHeads(importance[i]!, options.sparsity);
-        const report: HeadBlockReport = { block: b.name, heads: b.heads, kept, removed: Array.from({ length: b.heads }, (_, h) => h).filter((h) => !kept.includes(h)), importance: importance[i]! };
-        reports.push(report);
-        if (kept.length === b.heads) continue;
-        let refit: Parameters<typeof pruneBlock>[4] = null;
-        if (measured) {
-          const cols = kept.flatMap((h) => Array.from({ length: b.headDim }, (_, j) => h * b.headDim + j));
-          const bias = outputBias(b, b.graph.constant(b.out.weight)!.dims[1]!);
-          // the block's inputs as they now are (earlier blocks pruned), against the unpruned ones
-          const paired = changedBefore
-            ? await pairedStats(model, original!, b, measured[i]!, options.data!, ctx)
-            : { orig: measured[i]!, cur: measured[i]!, cross: measured[i]!.gram };
-          const r = refitOutput(b, paired, cols, bias !== null);
-          if (r) {
-            refit = { weight: r.weight, shift: r.shift, bias };
-            report.errorCut = r.errorCut;
-            report.errorRefit = r.errorRefit;
-          } else warnings.push(`${b.name}: the kept heads' statistics are singular on this data; its rows are cut, not refitted`);
-        }
-        const before = created.length;
-        nodesChanged += pruneBlock(b, kept, names, created, refit);
-        // shapes as they now are: the next block's statistics run this model
-        refreshShapes(b.graph, new Set(b.values), created.slice(before));
-        changedBefore = true;
-        ctx.progress('prune heads', i + 1, blocks.length);
+    const o: ReconstructOptions | null = options.data ? { data: options.data.dataset, samples: options.data.dataset.n, batchSize: options.data.batchSize, ep: options.data.ep } : null;
+    // o_proj of every block as a matrix (for the activation statistics and the refit)
+    const layers = blocks.map((b) => outputLayer(model, b));
+    const unusable = layers.find((l): l is string => typeof l === 'string');
+    if (o && unusable) throw new WhittleError('UNSUPPORTED', `head pruning with calibration data: ${unusable}`);
+    const importance = importanceKind === 'activation'
+      ? await activationImportance(model, blocks, layers as LayerMatrix[], o!, ctx)
+      : blocks.map(weightImportance);
+    // the unpruned graph, to fit each block after a pruned one on its inputs as they have become
+    const snap = o ? snapshot(model) : null;
+    const keptGlobal = options.scope === 'global' ? keptHeadsGlobal(importance, options.sparsity) : null;
+    let changedBefore = false;
+    for (const [i, b] of blocks.entries()) {
+      ctx.checkpoint();
+      const kept = keptGlobal ? keptGlobal[i]! : keptHeads(importance[i]!, options.sparsity);
+      const report: HeadBlockReport = { block: b.name, heads: b.heads, kept, removed: Array.from({ length: b.heads }, (_, h) => h).filter((h) => !kept.includes(h)), importance: importance[i]! };
+      reports.push(report);
+      if (kept.length === b.heads) continue;
+      if (o) {
+        // channel pruning's refit (reconstruct.ts): o_proj onto the kept heads' columns, paired with
+        // the unpruned model once an earlier block changed
+        const cols = kept.flatMap((h) => Array.from({ length: b.headDim }, (_, j) => h * b.headDim + j));
+        const r = await refitLayer(model, changedBefore ? snap : null, layers[i] as LayerMatrix, cols, o, names, ctx);
+        report.errorCut = r.layer.errorCut;
+        report.errorRefit = r.layer.errorRefit;
       }
-    } finally {
-      await original?.close();
+      const before = created.length;
+      nodesChanged += pruneBlock(b, kept, names, created);
+      // shapes as they now are: the next block's statistics run this model
+      refreshShapes(b.graph, new Set(b.values), created.slice(before));
+      changedBefore = true;
+      ctx.progress('prune heads', i + 1, blocks.length);
     }
     removeUnread(model, { nodes: oldShapeNodes, names: replaced });
     const details: HeadPruneDetails = {

@@ -114,9 +114,9 @@ export async function activationImportance(model: Model, analysis: Analysis, o: 
 }
 
 /** The unpruned graph (nodes and stored values), to pair each layer's current inputs with the original ones. */
-interface Snapshot { nodes: Node[]; initializers: Tensor[] }
+export interface Snapshot { nodes: Node[]; initializers: Tensor[] }
 
-function snapshot(model: Model): Snapshot {
+export function snapshot(model: Model): Snapshot {
   return {
     nodes: model.graph.nodes.map((n) => new Node({ name: n.name, opType: n.opType, domain: n.domain, inputs: [...n.inputs], outputs: [...n.outputs], attributes: n.attributes })),
     initializers: [...model.graph.initializers.values()].map((t) => new Tensor({ name: t.name, dataType: t.dataType, dims: [...t.dims], source: { kind: 'inline', bytes: Uint8Array.prototype.slice.call(t.bytes()) } })),
@@ -191,38 +191,51 @@ export async function reconstructConsumers(model: Model, analysis: Analysis, kep
   const names = new NameAllocator(model);
   const layers: ReconstructedLayer[] = [];
   let samples = 0;
-  const collect = (m: Model, layer: LayerMatrix) => collectLayerInputs(m, [layer], {
-    data: o.data, samples: o.samples, hessian: true, batchSize: o.batchSize, ep: o.ep, phase: 'reconstruct',
-  }, ctx);
   for (const [i, { layer, keptPositions }] of targets.entries()) {
     ctx.checkpoint();
     ctx.progress('reconstruct', i, targets.length);
-    let st: GroupStats;
-    let cols: { tilde: Int32Array; orig: Int32Array } | undefined;
-    if (dataInputs.has(layer.input)) {
-      const r = await collect(model, layer);
-      st = r.stats[0]!.groups[0]!;
-      samples = r.samples;
-    } else {
-      // a Conv's channels are on axis 1; a Gemm's or MatMul's features on the last
-      const paired = pairedModel(model, snap, layer.input, layer.conv ? 1 : -1);
-      const wide: LayerMatrix = { ...layer, input: paired.pair, k: 2 * layer.k, ...(layer.conv ? { conv: { ...layer.conv, cg: 2 * layer.conv.cg }, segment: 2 * layer.conv.cg } : { segment: 2 * layer.k }) };
-      const r = await collect(paired.model, wide);
-      st = r.stats[0]!.groups[0]!;
-      samples = r.samples;
-      cols = pairedColumns(layer);
-    }
-    const withBias = hasOutputBias(layer);
     const keep: number[] = [];
     for (let c = 0; c < layer.k; c++) if (keptPositions.has(positionOf(layer, c))) keep.push(c);
-    const before = readMatrix(layer);
-    const { after, shift, errorCut, errorRefit } = refit(before, layer.rowsPerGroup, layer.k, keep, st, withBias, cols);
-    writeMatrix(layer, after);
-    if (withBias && shift.some((v) => v !== 0)) addToOutputBias(model, layer, shift, names);
-    layers.push({ layer: layer.weight.node.label, kept: keep.length, of: layer.k, errorCut, errorRefit, bias: withBias ? 'bias' : 'none' });
+    const r = await refitLayer(model, dataInputs.has(layer.input) ? null : snap, layer, keep, o, names, ctx);
+    layers.push(r.layer);
+    samples = r.samples;
   }
   ctx.progress('reconstruct', targets.length, targets.length);
   return { layers, samples };
+}
+
+/**
+ * Refits one layer onto its input columns `keep` (matrix columns) and writes it back, removed columns
+ * zeroed for the rewrite to drop, the mean into its bias when it has one. `snap`: the unpruned graph
+ * (snapshot()) to pair the layer's current inputs with — null when nothing before the layer changed,
+ * and its own statistics are the unpruned ones.
+ */
+export async function refitLayer(model: Model, snap: Snapshot | null, layer: LayerMatrix, keep: number[], o: ReconstructOptions, names: NameAllocator, ctx: PassContext): Promise<{ layer: ReconstructedLayer; samples: number }> {
+  const collect = (m: Model, l: LayerMatrix) => collectLayerInputs(m, [l], {
+    data: o.data, samples: o.samples, hessian: true, batchSize: o.batchSize, ep: o.ep, phase: 'reconstruct',
+  }, ctx);
+  let st: GroupStats;
+  let cols: { tilde: Int32Array; orig: Int32Array } | undefined;
+  let samples: number;
+  if (!snap) {
+    const r = await collect(model, layer);
+    st = r.stats[0]!.groups[0]!;
+    samples = r.samples;
+  } else {
+    // a Conv's channels are on axis 1; a Gemm's or MatMul's features on the last
+    const paired = pairedModel(model, snap, layer.input, layer.conv ? 1 : -1);
+    const wide: LayerMatrix = { ...layer, input: paired.pair, k: 2 * layer.k, ...(layer.conv ? { conv: { ...layer.conv, cg: 2 * layer.conv.cg }, segment: 2 * layer.conv.cg } : { segment: 2 * layer.k }) };
+    const r = await collect(paired.model, wide);
+    st = r.stats[0]!.groups[0]!;
+    samples = r.samples;
+    cols = pairedColumns(layer);
+  }
+  const withBias = hasOutputBias(layer);
+  const before = readMatrix(layer);
+  const { after, shift, errorCut, errorRefit } = refit(before, layer.rowsPerGroup, layer.k, keep, st, withBias, cols);
+  writeMatrix(layer, after);
+  if (withBias && shift.some((v) => v !== 0)) addToOutputBias(model, layer, shift, names);
+  return { layer: { layer: layer.weight.node.label, kept: keep.length, of: layer.k, errorCut, errorRefit, bias: withBias ? 'bias' : 'none' }, samples };
 }
 
 /**
