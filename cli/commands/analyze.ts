@@ -16,9 +16,10 @@ whittle analyze MODEL --data DATA --for quantize|prune [--preprocess PRESET] [--
         [--recipe FILE] [--target-agreement 0.99] [--target-sqnr DB] [--max-excluded 0.25]
         [--budget-parameters N | --budget-ratio R] [--ep cpu|...] [--json] [--no-record]
 
---for quantize  each Conv/Gemm/MatMul quantized alone (static int8 QDQ; MinMax per-tensor, or the
-                recipe's first quantize step), ranked by the model-output SQNR it costs; then the
-                worst layers are left float until --target-agreement (and --target-sqnr) is met
+--for quantize  each Conv/Gemm/MatMul, Add and Mul quantized alone (static int8 QDQ; MinMax
+                per-tensor, or the recipe's first quantize step), ranked by the model-output SQNR it
+                costs; then the worst are left float until --target-agreement (and --target-sqnr)
+                is met. A language model (token windows) also gets each trial's perplexity
 --for prune     magnitude-pruning curves (10–90 %) per layer, and a per-layer sparsity plan that
                 removes the budget (default half the prunable parameters) with the least loss
 --limit N       samples per trial (default 32)`;
@@ -26,16 +27,21 @@ whittle analyze MODEL --data DATA --for quantize|prune [--preprocess PRESET] [--
 const fmt = (v: number | null | undefined, d = 2) => (v === null || v === undefined ? '—' : v.toFixed(d));
 
 function renderQuantize(r: QuantizeAnalysis): string {
-  const rows = [...r.layers].sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9)).map((l) => [l.rank ?? '—', l.name, l.op, fmt(l.outputSqnrDb), fmt(l.top1, 3), fmt(l.layerSqnrDb), l.skipped ?? '']);
-  const steps = r.steps.map((s) => [s.tried ?? '(all int8)', fmt(s.sqnrDb), fmt(s.top1, 3), s.kept ? 'kept' : '']);
+  // a language model: each trial's perplexity beside the agreement (the float model's in the title)
+  const lm = r.language !== null;
+  const ppl = (v: number | null) => (lm ? [fmt(v, 3)] : []);
+  const rows = [...r.layers].sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9)).map((l) => [l.rank ?? '—', l.name, l.op, fmt(l.outputSqnrDb), fmt(l.top1, 3), ...ppl(l.perplexity), fmt(l.layerSqnrDb), l.skipped ?? '']);
+  const steps = r.steps.map((s) => [s.tried ?? '(all int8)', fmt(s.sqnrDb), fmt(s.top1, 3), ...ppl(s.perplexity), s.kept ? 'kept' : '']);
   const rec = r.recommendation;
+  const pplHeader = lm ? ['perplexity'] : [];
+  const summary = (x: QuantizeAnalysis['recommendation']['allInt8']) => `${fmt(x.sqnrDb)} dB (top-1 ${fmt(x.top1, 3)}${lm ? `, perplexity ${fmt(x.perplexity, 3)}` : ''})`;
   return [
-    `${r.model}: quantization sensitivity on ${r.data.n} samples (static ${r.settings.calibration}, ${r.settings.perChannel ? 'per-channel' : 'per-tensor'}${r.settings.algorithm === 'gptq' ? ', GPTQ weights' : ''})`,
-    table(['rank', 'layer', 'op', 'output SQNR dB', 'top-1 agr.', 'layer SQNR dB', 'skipped'], rows),
+    `${r.model}: quantization sensitivity on ${r.data.n} samples (static ${r.settings.calibration}, ${r.settings.perChannel ? 'per-channel' : 'per-tensor'}${r.settings.algorithm === 'gptq' ? ', GPTQ weights' : ''})${lm ? `; float perplexity ${fmt(r.language!.floatPerplexity, 3)}` : ''}`,
+    table(['rank', 'layer', 'op', 'output SQNR dB', 'top-1 agr.', ...pplHeader, 'layer SQNR dB', 'skipped'], rows),
     'exclusion search:',
-    table(['left float', 'SQNR dB', 'top-1 agr.', ''], steps),
+    table(['left float', 'SQNR dB', 'top-1 agr.', ...pplHeader, ''], steps),
     `recommendation: --exclude ${rec.exclude.join(',') || '(none)'}`,
-    `  all int8 ${fmt(rec.allInt8.sqnrDb)} dB (top-1 ${fmt(rec.allInt8.top1, 3)}) → ${fmt(rec.withExclusions.sqnrDb)} dB (top-1 ${fmt(rec.withExclusions.top1, 3)})`,
+    `  all int8 ${summary(rec.allInt8)} → ${summary(rec.withExclusions)}`,
     `  ${rec.note}`,
   ].join('\n') + '\n';
 }
@@ -61,6 +67,7 @@ export function layerMetrics(r: QuantizeAnalysis | PruneAnalysis): LayerMetric[]
       put(l.name, 'quantize.outputSqnrDb', l.outputSqnrDb);
       put(l.name, 'quantize.top1', l.top1);
       put(l.name, 'quantize.layerSqnrDb', l.layerSqnrDb);
+      put(l.name, 'quantize.perplexity', l.perplexity);
       put(l.name, 'quantize.recommendExclude', r.recommendation.layers.includes(l.name) ? 1 : 0);
     }
   } else {

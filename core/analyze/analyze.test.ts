@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../cli/main.ts';
-import { readOnnxFile } from '../../native-models/formats/onnx/index.ts';
+import { readOnnxFile, writeOnnxFile } from '../../native-models/formats/onnx/index.ts';
+import { HELDOUT_FILE, loadTestBed } from '../../native-models/zoo/transformer/testbed.ts';
 import { calibrate } from '../calibrate/index.ts';
 import { openDataset } from '../evaluate/data/index.ts';
-import { inputSpecs } from '../evaluate/evaluate.ts';
+import { evaluate, inputSpecs } from '../evaluate/evaluate.ts';
 import { createPassContext } from '../passes/pass.ts';
 import { staticQdqPass } from '../passes/quantize/static-qdq.ts';
 import { fixture } from '../testing/fixtures.ts';
@@ -110,13 +111,64 @@ test('quantize sensitivity with GPTQ weights (a recipe step with algorithm gptq)
   const gptq = await analyzeQuantizeSensitivity({ ...base, settings: { algorithm: 'gptq' } });
   assert.equal(gptq.settings.algorithm, 'gptq');
   assert.deepEqual(gptq.warnings, []);
-  assert.equal(gptq.layers.length, 3);
+  // the two Convs and the MatMul have weights GPTQ chooses; their three bias Adds are analyzed too
+  assert.deepEqual(gptq.layers.map((l) => l.op), ['Conv', 'Add', 'Conv', 'Add', 'MatMul', 'Add']);
   let better = 0;
-  for (const l of gptq.layers) {
+  for (const l of gptq.layers.filter((x) => x.op !== 'Add')) {
     const r = rtn.layers.find((x) => x.name === l.name)!;
     // GPTQ minimises each layer's output error on these very samples
     assert.ok(l.layerSqnrDb! >= r.layerSqnrDb! - 0.05, `${l.name}: GPTQ ${l.layerSqnrDb} dB vs RTN ${r.layerSqnrDb} dB`);
     if (l.layerSqnrDb! > r.layerSqnrDb! + 0.5) better++;
   }
   assert.ok(better >= 2, `GPTQ clearly better on ${better} of 3 layers`);
+});
+
+test('quantize sensitivity on the character transformer: Adds and Muls are ranked with the MatMuls, perplexity per trial, and their exclusion measured again', async () => {
+  const bed = loadTestBed();
+  const data = join(bed.dir, HELDOUT_FILE);
+  const r = await analyzeQuantizeSensitivity({ model: bed.model, data, limit: 32 });
+  const ranked = r.layers.filter((l) => l.rank !== null);
+  const count = (op: string) => ranked.filter((l) => l.op === op).length;
+  assert.deepEqual([count('MatMul'), count('Add'), count('Mul')], [17, 18, 2]);
+  // the masks before each Softmax stay float (static pass rule), said per node
+  const skipped = r.layers.filter((l) => l.skipped);
+  assert.deepEqual(skipped.map((l) => l.name), ['h0.attn.masked', 'h1.attn.masked']);
+  for (const l of skipped) assert.match(l.skipped!, /mask before a Softmax/);
+  // what costs most here is not a weight layer: the attention score scale of the first block
+  const worst = ranked.find((l) => l.rank === 1)!;
+  assert.notEqual(worst.op, 'MatMul', `worst: ${worst.name} (${worst.op})`);
+  const bestMatMul = Math.min(...ranked.filter((l) => l.op === 'MatMul').map((l) => l.outputSqnrDb!));
+  assert.ok(worst.outputSqnrDb! < bestMatMul - 3, `${worst.name} ${worst.outputSqnrDb} dB vs the worst MatMul's ${bestMatMul} dB`);
+  // the unit that writes the model output is its own layer tap
+  const head = r.layers.find((l) => l.name === 'lm_head.bias_add')!;
+  assert.equal(head.layerSqnrDb, head.outputSqnrDb);
+  for (const l of ranked) assert.ok(Math.abs(l.perplexity! / r.language!.floatPerplexity - 1) < 0.02, `${l.name}: ${l.perplexity}`);
+
+  const rec = r.recommendation;
+  const units = new Map(r.layers.map((l) => [l.name, l.op]));
+  assert.ok(rec.layers.some((name) => units.get(name) !== 'MatMul'), `recommended: ${rec.layers.join(', ')}`);
+  assert.ok(rec.withExclusions.sqnrDb! > rec.allInt8.sqnrDb! && rec.withExclusions.perplexity! < rec.allInt8.perplexity!);
+  console.log(`transformer static MinMax on 32 windows: float perplexity ${r.language!.floatPerplexity.toFixed(4)}, all-int8 ${rec.allInt8.perplexity!.toFixed(4)} (${rec.allInt8.sqnrDb!.toFixed(2)} dB), ${rec.layers.length} left float ${rec.withExclusions.perplexity!.toFixed(4)} (${rec.withExclusions.sqnrDb!.toFixed(2)} dB): ${rec.layers.join(', ')}`);
+
+  // independently: calibrate, quantize with and without the exclusions, write, and evaluate
+  const float = readOnnxFile(bed.model);
+  const cal = await calibrate(float, await openDataset(data, inputSpecs(float), { limit: 32 }), { method: 'minmax', batchSize: 32 });
+  const dir = mkdtempSync(join(tmpdir(), 'whittle-analyze-lm-'));
+  try {
+    const perplexity = async (exclude: string[], name: string) => {
+      const m = readOnnxFile(bed.model);
+      await staticQdqPass.run(m, { ranges: cal.ranges, exclude }, createPassContext());
+      writeOnnxFile(m, join(dir, name));
+      return (await evaluate({ model: join(dir, name), data, limit: 32, ep: 'cpu', runs: 1, warmup: 0 })).language!.perplexity;
+    };
+    const fp32 = (await evaluate({ model: bed.model, data, limit: 32, ep: 'cpu', runs: 1, warmup: 0 })).language!.perplexity;
+    assert.ok(Math.abs(fp32 - r.language!.floatPerplexity) < 1e-6 * fp32, `${fp32} vs ${r.language!.floatPerplexity}`);
+    const all = await perplexity([], 'all.onnx');
+    const withEx = await perplexity(rec.exclude, 'rec.onnx');
+    assert.ok(Math.abs(all - rec.allInt8.perplexity!) < 1e-6 * all, `${all} vs ${rec.allInt8.perplexity}`);
+    assert.ok(Math.abs(withEx - rec.withExclusions.perplexity!) < 1e-6 * withEx, `${withEx} vs ${rec.withExclusions.perplexity}`);
+    assert.ok(withEx < all);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

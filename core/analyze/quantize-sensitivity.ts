@@ -10,18 +10,29 @@ import { batchSizeFor, inputSpecs } from '../evaluate/evaluate.ts';
 import { createPassContext } from '../passes/pass.ts';
 import { isExcluded } from '../passes/quantize/graph-edit.ts';
 import { staticQdqPass } from '../passes/quantize/static-qdq.ts';
+import { COMPUTE_OPS, DEFAULT_STATIC_OP_TYPES, QUANTIZED_ONLY_WHEN_READ } from '../passes/quantize/static-qdq-plan.ts';
 import { gptqStaticWeights, type StaticGptqResult } from '../passes/quantize/static-gptq.ts';
 import { calibrationTuning } from '../passes/quantize/quantize-model.ts';
 import { loadAnalysisData, sqnrValue, TrialRunner, type TrialResult } from './trial.ts';
 
 /**
- * Per-layer static int8 sensitivity (issue 4 item 6): each Conv/Gemm/MatMul is quantized alone
- * (every other node stays float) with ranges calibrated once on the float model, and we measure
- * how far the model output moves (SQNR, top-1 agreement) and how far the layer's own output moves.
- * Layers are ranked by the output SQNR they cost; the recommendation then greedily leaves the worst
- * layers float in an otherwise all-int8 model until the agreement target is met (or a cap).
+ * Per-layer static int8 sensitivity (issue 4 item 6): each node the static pass quantizes on its own
+ * is quantized alone (every other node stays float) with ranges calibrated once on the float model,
+ * and we measure how far the model output moves (SQNR, top-1 agreement; perplexity for a language
+ * model) and how far the node's own output moves. Nodes are ranked by the output SQNR they cost; the
+ * recommendation then greedily leaves the worst ones float in an otherwise all-int8 model until the
+ * agreement target is met (or a cap).
+ *
+ * Not only the weight layers: the all-int8 model also quantizes every Add, Mul, Concat and pool, and
+ * in a transformer those cost more than the MatMuls (the character transformer: 29.5 dB all-int8,
+ * 37.7 dB with its Adds and Muls float, while no single MatMul costs more than 42.6 dB alone).
+ * A ranking blind to them names the wrong culprits and an exclusion search over MatMuls cannot help.
+ * Concat and the pools are not units: the static pass quantizes them only where a quantized node
+ * reads them, so alone they always stay float; they go with their readers.
  */
-export const QUANTIZABLE_OPS: readonly string[] = ['Conv', 'Gemm', 'MatMul'];
+export const ANALYZED_OPS: readonly string[] = COMPUTE_OPS.filter((op) => DEFAULT_STATIC_OP_TYPES.includes(op) && !QUANTIZED_ONLY_WHEN_READ.has(op));
+/** The ops whose stored weight GPTQ may choose. */
+const WEIGHT_OPS: readonly string[] = ['Conv', 'Gemm', 'MatMul'];
 
 export type QuantizeSettings = Pick<QuantizeStep, 'calibration' | 'perChannel' | 'activationType' | 'algorithm'> & {
   percentile?: number | undefined;
@@ -66,6 +77,8 @@ export interface QuantizeLayerSensitivity {
   cosine: number;
   /** The layer's own output with only it quantized vs float (SQNR, dB). */
   layerSqnrDb: number | null;
+  /** A language model's next-token perplexity with only this layer int8 (the float model's: `QuantizeAnalysis.language`). */
+  perplexity: number | null;
   skipped: string | null;
 }
 
@@ -80,12 +93,19 @@ export interface ExclusionStep {
   sqnrDb: number | null;
   top1: number | null;
   cosine: number;
+  perplexity: number | null;
 }
 
 export interface QuantizeAnalysis {
   model: string;
   for: 'quantize';
   data: { path: string; n: number };
+  /**
+   * A language model fed token windows: the float model's next-token perplexity on the analysis
+   * windows (not `perplexity`: these are the analysis data, often the calibration split, and a
+   * run list must not read it as the model's held-out perplexity); else null.
+   */
+  language: { floatPerplexity: number } | null;
   settings: {
     method: 'static'; calibration: string; perChannel: boolean; activationType: string; algorithm: 'rtn' | 'gptq'; exclude: string[];
     /** The calibrator options in effect (those that apply to its method). */
@@ -103,8 +123,8 @@ export interface QuantizeAnalysis {
     reached: boolean;
     /** The cap on exclusions, when it stopped the search. */
     cappedAt: number | null;
-    allInt8: { sqnrDb: number | null; top1: number | null };
-    withExclusions: { sqnrDb: number | null; top1: number | null };
+    allInt8: { sqnrDb: number | null; top1: number | null; perplexity: number | null };
+    withExclusions: { sqnrDb: number | null; top1: number | null; perplexity: number | null };
     note: string;
   };
   warnings: string[];
@@ -112,7 +132,7 @@ export interface QuantizeAnalysis {
 }
 
 /**
- * A quantizable layer: a Conv/Gemm/MatMul plus the Relu/Clip that alone reads its output. They go
+ * A quantizable layer: a Conv/Gemm/MatMul (or Add, Mul, Concat, pool) plus the Relu/Clip that alone reads its output. They go
  * together: the static pass quantizes such a pair at the activation's output (its range clipped at
  * zero), so leaving only the Conv float would put a Q/DQ on the unclipped Conv output instead,
  * with a coarser scale than the all-int8 model had there.
@@ -127,14 +147,14 @@ export interface QuantLayer {
 
 const ACTIVATIONS = new Set(['Relu', 'Clip']);
 
-/** The Conv/Gemm/MatMul layers of the main graph the static pass would consider, in graph order. */
+/** The nodes of the main graph the static pass would quantize on their own (ANALYZED_OPS), in graph order. */
 export function quantizableLayers(model: Model, exclude: readonly string[] = []): QuantLayer[] {
   const g = model.graph;
   const readers = g.consumers();
   const graphOutputs = new Set(g.outputs.map((o) => o.name));
   const layers: QuantLayer[] = [];
   for (const n of g.nodes) {
-    if (n.domain !== '' || !QUANTIZABLE_OPS.includes(n.opType) || isExcluded(n, exclude)) continue;
+    if (n.domain !== '' || !ANALYZED_OPS.includes(n.opType) || isExcluded(n, exclude)) continue;
     const out = n.outputs[0]!;
     const r = readers.get(out) ?? [];
     const act = r.length === 1 && !graphOutputs.has(out) && ACTIVATIONS.has(r[0]!.opType) && r[0]!.domain === '' && !isExcluded(r[0]!, exclude) ? r[0]! : null;
@@ -162,7 +182,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
   const fresh = () => readOnnxFile(modelPath);
   const floatModel = fresh();
   const candidates = quantizableLayers(floatModel, settings.exclude);
-  if (candidates.length === 0) throw new WhittleError('BAD_INPUT', `${modelPath}: no Conv, Gemm or MatMul node to quantize`);
+  if (candidates.length === 0) throw new WhittleError('BAD_INPUT', `${modelPath}: no node to quantize (${ANALYZED_OPS.join(', ')})`);
   const outputs = candidates.map((l) => l.output);
   // every Relu/Clip: those outside the layer under trial stay float with the other layers
   const activations = floatModel.graph.nodes.filter((n) => n.domain === '' && ACTIVATIONS.has(n.opType)).map((n) => n.label);
@@ -193,7 +213,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
   if (settings.algorithm === 'gptq') {
     const gptq = await gptqStaticWeights(floatModel, {
       data: calibData, samples: calibData.n, batchSize: batchSizeFor(inputs, 32), ep, perChannel: settings.perChannel,
-      exclude: settings.exclude, opTypes: QUANTIZABLE_OPS,
+      exclude: settings.exclude, opTypes: WEIGHT_OPS,
     }, createPassContext({ ...(o.signal ? { signal: o.signal } : {}), progress }));
     warnings.push(...gptq.warnings);
     weightValues = gptq.weights;
@@ -224,7 +244,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
       const quantized = ((report.details?.quantizedOps as Record<string, number> | undefined)?.[layer.opType] ?? 0) > 0;
       if (!quantized) {
         const why = (report.details?.skipped as { node: string; reason: string }[] | undefined)?.find((s) => s.node === layer.label)?.reason ?? 'the static pass left it float';
-        layers.push({ name: layer.label, op: layer.opType, metric: 'outputSqnrDb', value: null, rank: null, outputSqnrDb: null, top1: null, cosine: 1, layerSqnrDb: null, skipped: why });
+        layers.push({ name: layer.label, op: layer.opType, metric: 'outputSqnrDb', value: null, rank: null, outputSqnrDb: null, top1: null, cosine: 1, layerSqnrDb: null, perplexity: null, skipped: why });
         continue;
       }
       const r = await runner.measure(model, [outputs[i]!]);
@@ -237,7 +257,9 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
         outputSqnrDb: r.output.sqnrDb,
         top1: r.output.top1,
         cosine: r.output.cosine,
-        layerSqnrDb: r.taps[outputs[i]!] ?? null,
+        // a unit that writes the model's output is its own tap
+        layerSqnrDb: outputs[i] === runner.outputName ? r.output.sqnrDb : r.taps[outputs[i]!] ?? null,
+        perplexity: r.language?.perplexity ?? null,
         skipped: null,
       });
     }
@@ -265,7 +287,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
       const model = fresh();
       await quantize(model, { exclude: [...excluded, ...settings.exclude] });
       const r = await runner.measure(model);
-      return { tried, layers: layersFloat, excluded, sqnrDb: r.output.sqnrDb, top1: r.output.top1, cosine: r.output.cosine, kept: true };
+      return { tried, layers: layersFloat, excluded, sqnrDb: r.output.sqnrDb, top1: r.output.top1, cosine: r.output.cosine, perplexity: r.language?.perplexity ?? null, kept: true };
     };
     progress('recommend', 0, maxTrials + 1);
     let best = await trial([], null);
@@ -294,6 +316,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
       model: modelPath,
       for: 'quantize',
       data: { path: data.path, n: data.n },
+      language: runner.language ? { floatPerplexity: runner.language.perplexity } : null,
       settings: { method: 'static', ...settings, exclude: [...settings.exclude], tuning },
       layers,
       steps,
@@ -304,8 +327,8 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
         targetSqnrDb: targetSqnr,
         reached,
         cappedAt: reached ? null : cap,
-        allInt8: { sqnrDb: first.sqnrDb, top1: first.top1 },
-        withExclusions: { sqnrDb: last.sqnrDb, top1: last.top1 },
+        allInt8: { sqnrDb: first.sqnrDb, top1: first.top1, perplexity: first.perplexity },
+        withExclusions: { sqnrDb: last.sqnrDb, top1: last.top1, perplexity: last.perplexity },
         note,
       },
       warnings,

@@ -7,8 +7,9 @@ import type { Model, ValueInfo } from '../../native-models/ir/model.ts';
 import { toFloatScores, type HostTensor } from '../../native-models/runtimes/host-tensor.ts';
 import { createSession, runSession, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
 import { openDataset, type Batch, type ModelInputSpec, type PresetName } from '../evaluate/data/index.ts';
+import { tokenInputOf } from '../evaluate/data/types.ts';
 import { batchSizeFor, inputSpecs } from '../evaluate/evaluate.ts';
-import { Agreement, type AgreementResult } from '../evaluate/metrics.ts';
+import { Agreement, NextTokenMetrics, type AgreementResult, type NextTokenResult } from '../evaluate/metrics.ts';
 
 /**
  * What every sensitivity trial shares: a small data set held in memory, the float model's outputs
@@ -51,6 +52,11 @@ export interface TrialResult {
   output: AgreementResult;
   /** Per tapped tensor: SQNR (dB) vs the float value over the tap samples; null when identical. */
   taps: Record<string, number | null>;
+  /**
+   * A language model fed token windows: next-token perplexity, nats per token and top-1 of the
+   * trial model over the same windows (the float model's are `TrialRunner.language`); else null.
+   */
+  language: NextTokenResult | null;
 }
 
 type Scores = { dims: number[]; data: Float32Array | Float64Array };
@@ -63,6 +69,8 @@ export function sqnrValue(a: AgreementResult): number {
 export class TrialRunner {
   private dir: string;
   private count = 0;
+  /** The float model's next-token metrics on the data, for a language model fed token windows; else null. */
+  language: NextTokenResult | null = null;
 
   private constructor(
     readonly data: AnalysisData,
@@ -73,6 +81,8 @@ export class TrialRunner {
     readonly tapBatches: number,
     private ep: EpChoice,
     private signal: AbortSignal | undefined,
+    /** A language model's token input and whether its output is already probabilities (a Softmax). */
+    private tokens: { input: string; probabilities: boolean } | null,
   ) {
     this.dir = mkdtempSync(join(tmpdir(), 'whittle-analyze-'));
   }
@@ -87,15 +97,21 @@ export class TrialRunner {
     const taps = [...new Set(options.taps ?? [])].filter((t) => t !== outputName);
     const perBatch = data.batches[0]?.count ?? 1;
     const tapBatches = Math.min(data.batches.length, Math.max(1, Math.ceil((options.tapSamples ?? 8) / perBatch)));
-    const runner = new TrialRunner(data, outputName, [], new Map(taps.map((t) => [t, []])), tapBatches, options.ep ?? 'cpu', options.signal);
+    const tokenInput = tokenInputOf(data.inputs)?.name;
+    const tokens = tokenInput ? { input: tokenInput, probabilities: floatModel.graph.producers().get(outputName)?.opType === 'Softmax' } : null;
+    const runner = new TrialRunner(data, outputName, [], new Map(taps.map((t) => [t, []])), tapBatches, options.ep ?? 'cpu', options.signal, tokens);
     const session = await runner.open(floatModel, taps);
+    const language = runner.nextTokenMetrics();
     try {
       for (let i = 0; i < data.batches.length; i++) {
         runner.checkAborted();
         const out = await runSession(session.session, data.batches[i]!.inputs as Record<string, HostTensor>);
-        runner.reference.push(toFloatScores(out[outputName]!));
+        const scores = toFloatScores(out[outputName]!);
+        runner.reference.push(scores);
+        language?.update(i, scores);
         if (i < tapBatches) for (const t of taps) if (out[t]) runner.referenceTaps.get(t)!.push(toFloatScores(out[t]));
       }
+      runner.language = language?.result() ?? null;
     } catch (err) {
       runner.close();
       throw err;
@@ -110,6 +126,7 @@ export class TrialRunner {
     const known = taps.filter((t) => this.referenceTaps.has(t));
     const session = await this.open(model, known);
     const output = new Agreement();
+    const language = this.nextTokenMetrics();
     const tapAgreement = new Map(known.map((t) => [t, new Agreement()]));
     try {
       for (let i = 0; i < this.data.batches.length; i++) {
@@ -117,7 +134,9 @@ export class TrialRunner {
         const out = await runSession(session.session, this.data.batches[i]!.inputs as Record<string, HostTensor>);
         const y = out[this.outputName];
         if (!y) throw new WhittleError('BAD_INPUT', `trial model lost output ${this.outputName}`);
-        output.update(this.reference[i]!, toFloatScores(y));
+        const scores = toFloatScores(y);
+        output.update(this.reference[i]!, scores);
+        language?.update(i, scores);
         if (i < this.tapBatches) {
           for (const [t, agg] of tapAgreement) {
             const ref = this.referenceTaps.get(t)![i];
@@ -133,7 +152,27 @@ export class TrialRunner {
       const r = agg.result();
       tapResults[t] = r ? (r.identical ? null : r.sqnrDb) : null;
     }
-    return { output: output.result()!, taps: tapResults };
+    return { output: output.result()!, taps: tapResults, language: language?.result() ?? null };
+  }
+
+  /**
+   * Next-token metrics over the data's token windows, fed batch by batch; null unless the model
+   * reads token windows. Scores of another shape than [batch, positions, vocabulary] leave it empty
+   * (result null): the model is then not scored as a language model.
+   */
+  private nextTokenMetrics(): { update(batch: number, scores: Scores): void; result(): NextTokenResult | null } | null {
+    const tokens = this.tokens;
+    if (!tokens) return null;
+    const metrics = new NextTokenMetrics(tokens.probabilities);
+    return {
+      update: (batch, scores) => {
+        const t = this.data.batches[batch]!.inputs[tokens.input] as HostTensor | undefined;
+        if (t && scores.dims.length === 3 && scores.dims[0] === t.dims[0] && scores.dims[1] === t.dims[1]) {
+          metrics.update(t.data as ArrayLike<number | bigint>, t.dims, scores);
+        }
+      },
+      result: () => metrics.result(),
+    };
   }
 
   close(): void {

@@ -106,3 +106,53 @@ test('Attention heads 50 % from the Compress view: refitted on the example\'s ca
   assert.equal(run.metrics['parametersAfter'], 233_687, 'half the heads of both blocks are gone');
   assertNoPageErrors(s);
 });
+
+test('Analyze sensitivity on the transformer: the attention scale and residual Adds ranked with the MatMuls, perplexity per layer', { timeout: 150_000 }, async () => {
+  const { page } = s;
+  await goto(page, 'compress');
+  const view = currentView(page);
+  // one static quantize step (the test before left a single prune step)
+  if (await view.getByLabel('Prune method').count()) {
+    await view.getByLabel('New step kind').selectOption('quantize');
+    await view.getByRole('button', { name: 'Add step', exact: true }).click();
+    await view.getByRole('button', { name: 'Remove step 1' }).click();
+  }
+  await view.getByLabel('Quantize method').selectOption('static');
+  await view.getByLabel('Analyze for').selectOption('quantize');
+  await view.getByRole('button', { name: 'Analyze sensitivity' }).click();
+  await waitForView(page, 'jobs');
+  const jobId = await newestJobId(page);
+  const status = await waitForJobEnd(page, jobId, 120_000);
+  if (status !== 'succeeded') assert.fail(`the analysis ended ${status}: ${await jobCard(page, jobId).innerText()}`);
+  const rpc = await s.rpc();
+  const runId = (await rpc.call('jobs.get', { jobId })).runId!;
+  const run = await rpc.call('experiments.get', { runId });
+  const result = run.result as { language: { floatPerplexity: number } | null; layers: { name: string; op: string; rank: number | null; perplexity: number | null }[] };
+  assert.ok(result.language && result.language.floatPerplexity > 4 && result.language.floatPerplexity < 8, JSON.stringify(result.language));
+  assert.equal(run.metrics['language.perplexity'], undefined, 'the analysis data\'s perplexity is not listed as the model\'s');
+  const worst = result.layers.find((l) => l.rank === 1)!;
+  assert.notEqual(worst.op, 'MatMul', `the most sensitive node: ${worst.name} (${worst.op})`);
+  assert.ok(result.layers.filter((l) => l.rank !== null).every((l) => typeof l.perplexity === 'number'));
+
+  await goto(page, 'experiments');
+  const experiments = currentView(page);
+  await experiments.locator(`tr[data-run-id="${runId}"] button.link`).click();
+  const detail = experiments.locator(`section.detail[data-run-id="${runId}"]`);
+  const bars = detail.locator('canvas[aria-label="Layer sensitivity"]');
+  await bars.waitFor({ timeout: 20_000 });
+  const detailText = await detail.innerText();
+  assert.match(detailText, new RegExp(`Most sensitive: ${worst.name.replace(/\./g, '\\.')}`));
+  // the summary: the float model's perplexity on the analysis windows, and each trial's
+  assert.match(detailText, /Float perplexity\s+\d\.\d{3}/);
+  assert.match(detailText, /All int8\s+[\d.]+ dB · [\d.]+ % · perplexity \d\.\d{3}/);
+  // the bars by perplexity: every analyzed node, worst (highest) first
+  await detail.getByRole('combobox', { name: 'metric' }).selectOption('quantize.perplexity');
+  const text = (await bars.textContent()) ?? '';
+  const values = [...text.matchAll(/: ([\d.]+)(?:;|$)/g)].map((m) => Number(m[1]));
+  assert.equal(values.length, result.layers.filter((l) => l.rank !== null).length, text);
+  for (let i = 1; i < values.length; i++) assert.ok(values[i]! <= values[i - 1]!, `perplexity bars worst first: ${text}`);
+  await detail.getByRole('combobox', { name: 'metric' }).selectOption('quantize.outputSqnrDb');
+  await detail.scrollIntoViewIfNeeded();
+  await screenshot(page, 'analyze-language-model');
+  assertNoPageErrors(s);
+});

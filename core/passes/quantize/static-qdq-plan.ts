@@ -36,7 +36,7 @@ const FLOAT_OUTPUT_OK = new Set(['MatMul', 'Gemm']);
  * them. Not Add/Mul: a float Add after a MatMul is folded by onnxruntime into a float Gemm on
  * dequantized weights, losing the integer MatMul.
  */
-const FLOAT_TAIL_OK = new Set<string>(['Concat', 'AveragePool', 'GlobalAveragePool', ...SHARED_PARAM_OPS]);
+export const QUANTIZED_ONLY_WHEN_READ: ReadonlySet<string> = new Set<string>(['Concat', 'AveragePool', 'GlobalAveragePool', ...SHARED_PARAM_OPS]);
 
 /** Constants are found here and read when written (emit), one at a time, so memory stays near the model's size. */
 export type InputRole =
@@ -138,7 +138,7 @@ function planOnce(g: Graph, opts: PlanOptions, skipped: Map<Node, string>): Draf
   for (let changed = true; changed;) {
     changed = false;
     for (const p of [...planned.values()]) {
-      if (!FLOAT_TAIL_OK.has(p.node.opType)) continue;
+      if (!QUANTIZED_ONLY_WHEN_READ.has(p.node.opType)) continue;
       const out = p.node.outputs[0]!;
       const read = (consumers.get(out) ?? []).some((c) => planned.get(c)?.roles.get(c.inputs.indexOf(out))?.kind === 'activation');
       if (!read) { planned.delete(p.node); changed = true; }

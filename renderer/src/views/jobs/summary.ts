@@ -147,10 +147,12 @@ function analysisItems(result: object, m: Record<string, number>): SummaryItem[]
   if (r.for === 'quantize') {
     const exclude = Array.isArray(rec.exclude) ? rec.exclude.map(String) : [];
     const items: SummaryItem[] = [{ label: 'Keep float', value: exclude.length ? exclude.join(', ') : 'nothing' }];
-    if ('recommendation.allInt8.sqnrDb' in m) items.push({ label: 'All int8', value: `${db('recommendation.allInt8.sqnrDb')} · ${formatPercent(m['recommendation.allInt8.top1'])}` });
-    if (exclude.length && 'recommendation.withExclusions.sqnrDb' in m) {
-      items.push({ label: 'With exclusions', value: `${db('recommendation.withExclusions.sqnrDb')} · ${formatPercent(m['recommendation.withExclusions.top1'])}`, tone: 'better' });
-    }
+    // a language model's trials also carry perplexity on the analysis windows (the float model's beside them)
+    const perplexity = (key: string) => (typeof m[key] === 'number' ? ` · perplexity ${m[key].toFixed(3)}` : '');
+    const trial = (key: string) => `${db(`recommendation.${key}.sqnrDb`)} · ${formatPercent(m[`recommendation.${key}.top1`])}${perplexity(`recommendation.${key}.perplexity`)}`;
+    if ('language.floatPerplexity' in m) items.push({ label: 'Float perplexity', value: m['language.floatPerplexity']!.toFixed(3) });
+    if ('recommendation.allInt8.sqnrDb' in m) items.push({ label: 'All int8', value: trial('allInt8') });
+    if (exclude.length && 'recommendation.withExclusions.sqnrDb' in m) items.push({ label: 'With exclusions', value: trial('withExclusions'), tone: 'better' });
     return items;
   }
   if (r.for === 'prune') {
