@@ -14,6 +14,10 @@ import type { Graph, Node } from '../../../native-models/ir/model.ts';
  *
  * Every value in between is read once (rewriting it changes nothing else), apart from Shape → Gather
  * readers of a value's leading sizes (PyTorch's run-time view shapes), which pruning does not change.
+ *
+ * The three projections may also be one (GPT-2's c_attn, Hugging Face exports of it): x → MatMul
+ * [D, 3·H·d] (+ bias) → Split along the last axis into q, k and v, each then Reshape → Transpose
+ * as above.
  */
 /**
  * A Reshape's target shape: each entry's value (null: computed at run time, like a batch size taken
@@ -28,6 +32,7 @@ export interface ShapeSpec {
 }
 
 export interface Projection {
+  /** The MatMul computing this projection (for a fused projection, q, k and v's shared one). */
   matmul: Node;
   /** The head-split Reshape's target [·, ·, H, d]. */
   shape: ShapeSpec;
@@ -37,6 +42,12 @@ export interface Projection {
   biasAdd: Node | null;
   reshape: Node;
   transpose: Node;
+  /**
+   * A fused projection: the Split along the last axis that hands this projection its columns of the
+   * shared MatMul's output, which output of the Split it is, and where its columns start; null when
+   * the projection has a MatMul of its own.
+   */
+  fused: { split: Node; output: number; offset: number } | null;
 }
 
 export interface AttentionBlock {
@@ -130,6 +141,17 @@ function headSplit(graph: Graph, producers: Map<string, Node>, readers: Map<stri
   if (heads == null || headDim == null || !(heads > 1 && headDim > 0)) return null;
   let source = producers.get(reshape.inputs[0]!);
   if (!source || soleDataReader(graph, readers, reshape.inputs[0]!) !== reshape) return null;
+  // a fused projection: this Reshape reads one output of a Split along the last axis
+  let split: Node | null = null;
+  if (source.opType === 'Split' && source.domain === '') {
+    split = source;
+    const into = split.inputs[0]!;
+    const rank = graph.valueType(into);
+    const axis = split.attrInt('axis', 0);
+    if (!(axis === -1 || (rank?.kind === 'tensor' && rank.shape !== null && axis === rank.shape.length - 1))) return null;
+    source = producers.get(into);
+    if (!source || soleDataReader(graph, readers, into) !== split) return null;
+  }
   let bias: string | null = null;
   let biasAdd: Node | null = null;
   if (source.opType === 'Add') {
@@ -144,9 +166,28 @@ function headSplit(graph: Graph, producers: Map<string, Node>, readers: Map<stri
   }
   if (source.opType !== 'MatMul' || source.domain !== '') return null;
   const w = graph.constant(source.inputs[1]!);
-  if (!w || w.dataType !== DataType.FLOAT || w.dims.length !== 2 || w.dims[1] !== heads * headDim) return null;
-  if (bias && graph.constant(bias)!.dims[0] !== heads * headDim) return null;
-  return { matmul: source, weight: source.inputs[1]!, shape, bias, biasAdd, reshape, transpose, heads, headDim };
+  if (!w || w.dataType !== DataType.FLOAT || w.dims.length !== 2) return null;
+  let fused: Projection['fused'] = null;
+  if (split) {
+    const output = split.outputs.indexOf(reshape.inputs[0]!);
+    const sizes = splitSizes(graph, split, w.dims[1]!);
+    if (!sizes || sizes[output] !== heads * headDim) return null;
+    fused = { split, output, offset: sizes.slice(0, output).reduce((a, b) => a + b, 0) };
+  } else if (w.dims[1] !== heads * headDim) return null;
+  if (bias && graph.constant(bias)!.dims[0] !== w.dims[1]) return null;
+  return { matmul: source, weight: source.inputs[1]!, shape, bias, biasAdd, reshape, transpose, fused, heads, headDim };
+}
+
+/**
+ * A Split's output widths along its axis of `total`: its `split` input (opset 13 on) or attribute
+ * (before), or equal parts when it has neither; null when they are not stored or do not add up.
+ */
+export function splitSizes(graph: Graph, split: Node, total: number): number[] | null {
+  const sizes = split.inputs[1] ? intsOf(graph, split.inputs[1]) : (split.attrInts('split') ?? null);
+  if (split.inputs[1] && !sizes) return null;
+  const parts = split.outputs.length;
+  const all = sizes ?? (total % parts === 0 ? Array.from({ length: parts }, () => total / parts) : null);
+  return all && all.length === parts && all.reduce((a, b) => a + b, 0) === total ? all : null;
 }
 
 /** Whether an element-wise operand is the same for every head (a scalar, a [T, T] mask, a [1, 1, T, T] mask). */
@@ -203,6 +244,11 @@ export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: Attenti
       notes.push(`${name}: queries, keys and values split into different head shapes`);
       continue;
     }
+    const fusedSplits = new Set([q, k, v].map((p) => p.fused?.split ?? null));
+    if (fusedSplits.size !== 1 || (q.fused && (q.fused.split.outputs.length !== 3 || new Set([q, k, v].map((p) => p.fused!.output)).size !== 3))) {
+      notes.push(`${name}: queries, keys and values are not either three MatMuls or one MatMul split three ways into them`);
+      continue;
+    }
     const { heads, headDim } = q;
     const mergeTranspose = soleReader(graph, readers, context.outputs[0]!);
     const mergePerm = mergeTranspose?.opType === 'Transpose' ? mergeTranspose.attrInts('perm') : null;
@@ -215,6 +261,8 @@ export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: Attenti
       continue;
     }
     values.push(...[v.matmul.outputs[0]!, v.reshape.inputs[0]!, v.reshape.outputs[0]!, v.transpose.outputs[0]!], context.outputs[0]!, mergeTranspose!.outputs[0]!, mergeReshape!.outputs[0]!);
+    // a fused projection: the MatMul's output, its bias Add's, and the Split's input have H·d three times
+    if (q.fused) values.push(q.matmul.outputs[0]!, q.fused.split.inputs[0]!, ...(q.biasAdd ? [q.biasAdd.outputs[0]!] : []));
     blocks.push({ graph, name: out!.name || out!.outputs[0]!, heads, headDim, q, k, v, context, mergeTranspose: mergeTranspose!, mergeReshape: mergeReshape!, mergeShape, out: { matmul: out!, weight: out!.inputs[1]! }, values: [...new Set(values)] });
   }
   return { blocks, notes };

@@ -22,6 +22,7 @@ import { toFloatScores } from '../../../native-models/runtimes/host-tensor.ts';
 import { onnxPerplexity } from '../../../native-models/zoo/transformer/export.ts';
 import { loadTestBed } from '../../../native-models/zoo/transformer/testbed.ts';
 import { fixture } from '../../testing/fixtures.ts';
+import { inspectModel } from '../../inspect.ts';
 import { createPassContext } from '../pass.ts';
 import { findAttentionBlocks } from './attention.ts';
 import { headPrunePass, keptHeads, keptHeadsGlobal, type HeadPruneDetails } from './heads.ts';
@@ -210,6 +211,70 @@ describe('attention-head pruning on the transformer test bed', () => {
     assert.ok(!out.nodes.some((x) => /^dyn\d+\.concat$/.test(x.name)), 'no original Concat is left');
     assert.ok(!out.nodes.some((x) => x.inputs.includes('dyn.heads')), 'the 4-head scalar is no longer read');
     assert.equal(out.nodes.filter((x) => x.opType === 'Shape').length, 8, 'each Shape still feeds its new Concat');
+  });
+
+  it('a fused q/k/v projection (one MatMul, bias, Split in three, as GPT-2 exports it): the same blocks, the same pruned function, the Split resized', async () => {
+    // the test bed rewritten with GPT-2's c_attn: [128, 384] = Wq | Wk | Wv, then Split along the last
+    // axis — block 0 with stored sizes (a constant both could share), block 1 in equal parts without them
+    const model = readOnnxFile(bed.model);
+    const g = model.graph;
+    addInitializer(g, 'qkv.split', DataType.INT64, [3], BigInt64Array.from([128n, 128n, 128n]));
+    for (const i of [0, 1]) {
+      const at = (name: string) => g.nodes.find((x) => x.name === name)!;
+      const parts = ['q', 'k', 'v'].map((x) => ({ matmul: at(`h${i}.attn.${x}_proj`), add: at(`h${i}.attn.${x}_proj.bias_add`) }));
+      const weights = parts.map((x) => g.initializers.get(x.matmul.inputs[1]!)!.typed() as Float32Array);
+      const fusedWeight = new Float32Array(128 * 384);
+      for (let r = 0; r < 128; r++) weights.forEach((w, j) => fusedWeight.set(w.subarray(r * 128, (r + 1) * 128), r * 384 + j * 128));
+      const fusedBias = new Float32Array(384);
+      parts.forEach((x, j) => fusedBias.set(g.initializers.get(x.add.inputs[1]!)!.typed() as Float32Array, j * 128));
+      addInitializer(g, `h${i}.attn.c_attn.weight`, DataType.FLOAT, [128, 384], fusedWeight);
+      addInitializer(g, `h${i}.attn.c_attn.bias`, DataType.FLOAT, [384], fusedBias);
+      const made = [
+        new Node({ name: `h${i}.attn.c_attn`, opType: 'MatMul', inputs: [`h${i}.ln_1.out`, `h${i}.attn.c_attn.weight`], outputs: [`h${i}.attn.c_attn.matmul`] }),
+        new Node({ name: `h${i}.attn.c_attn.bias_add`, opType: 'Add', inputs: [`h${i}.attn.c_attn.matmul`, `h${i}.attn.c_attn.bias`], outputs: [`h${i}.attn.c_attn.out`] }),
+        new Node({ name: `h${i}.attn.split`, opType: 'Split', inputs: i === 0 ? [`h${i}.attn.c_attn.out`, 'qkv.split'] : [`h${i}.attn.c_attn.out`], outputs: parts.map((x) => x.add.outputs[0]!), attributes: [intAttr('axis', -1)] }),
+      ];
+      g.nodes.splice(g.nodes.indexOf(parts[0]!.matmul), 0, ...made);
+      for (const x of parts) {
+        g.nodes.splice(g.nodes.indexOf(x.matmul), 1);
+        g.nodes.splice(g.nodes.indexOf(x.add), 1);
+        g.initializers.delete(x.matmul.inputs[1]!);
+        g.initializers.delete(x.add.inputs[1]!);
+      }
+    }
+    const fusedPath = join(dir, 'fused-qkv.onnx');
+    writeOnnxFile(model, fusedPath);
+    const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+    assert.ok(maxDiff(await logits(bed.model), await logits(fusedPath)) < 1e-5, 'the rewritten test bed computes the same function');
+
+    const { blocks, notes } = findAttentionBlocks(readOnnxFile(fusedPath).graph, 17);
+    assert.deepEqual(notes, []);
+    assert.deepEqual(blocks.map((b) => [b.name, b.heads, b.headDim, b.q.matmul.name, b.k.matmul === b.q.matmul && b.v.matmul === b.q.matmul, [b.q, b.k, b.v].map((x) => x.fused?.offset)]), [
+      ['h0.attn.o_proj', 4, 32, 'h0.attn.c_attn', true, [0, 128, 256]],
+      ['h1.attn.o_proj', 4, 32, 'h1.attn.c_attn', true, [0, 128, 256]],
+    ]);
+    // inspect lists the fused projection once (the Compress view's estimate scales each listed layer)
+    assert.deepEqual(inspectModel(readOnnxFile(fusedPath)).attention.map((b) => b.layers), [['h0.attn.c_attn', 'h0.attn.o_proj'], ['h1.attn.c_attn', 'h1.attn.o_proj']]);
+
+    // without data (weight importance) and with it (activation importance, o_proj refitted, global)
+    for (const step of [{ method: 'heads', sparsity: 0.25 }, { method: 'heads', sparsity: 0.5, scope: 'global', importance: 'activation', calib: { path: bed.calibPath } }]) {
+      const pruned = { separate: join(dir, 'separate-pruned.onnx'), fused: join(dir, 'fused-pruned.onnx') };
+      const a = await pruneModel({ input: bed.model, output: pruned.separate, step: PruneStep.parse(step), seed: 0 });
+      const b = await pruneModel({ input: fusedPath, output: pruned.fused, step: PruneStep.parse(step), seed: 0 });
+      const removed = (r: typeof a) => (r.details as unknown as HeadPruneDetails).blocks.map((x) => x.removed);
+      assert.deepEqual(removed(b), removed(a), `${JSON.stringify(step)}: the same heads go`);
+      assert.ok(maxDiff(await logits(pruned.separate), await logits(pruned.fused)) < 1e-4, `${JSON.stringify(step)}: the same outputs`);
+      const out = readOnnxFile(pruned.fused).graph;
+      const kept = removed(b).map((r) => 4 - r.length);
+      for (const i of [0, 1]) {
+        const width = kept[i]! * 32;
+        assert.deepEqual(out.initializers.get(out.nodes.find((x) => x.name === `h${i}.attn.c_attn`)!.inputs[1]!)!.dims, [128, 3 * width]);
+        const split = out.nodes.find((x) => x.name === `h${i}.attn.split`)!;
+        if (i === 0) assert.deepEqual(Array.from(out.initializers.get(split.inputs[1]!)!.typed() as BigInt64Array, Number), [width, width, width]);
+        else assert.equal(split.inputs.length, 1, 'equal parts stay equal without stored sizes');
+      }
+      assert.ok(!out.initializers.has('qkv.split'), 'the old sizes are gone once unread');
+    }
   });
 
   it('--scope global: ranking heads across blocks takes more from the block whose heads matter less, and does better', async () => {

@@ -1,6 +1,6 @@
 import { WhittleError } from '../../../api/errors.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
-import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
+import { AttrType, type Graph, type Model, type Node } from '../../../native-models/ir/model.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import type { Dataset } from '../../evaluate/data/index.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
@@ -19,6 +19,8 @@ import { prunableWeights } from './prunable.ts';
  *
  * Removing head h cuts columns h·d … (h+1)·d − 1 of Wq, Wk, Wv and their biases, the same rows of
  * Wo, and H from the two Reshapes (a shape constant shared by several blocks is copied per block).
+ * A fused q/k/v projection (one MatMul, then a Split) loses the same columns in each of its three
+ * parts, and the Split's sizes shrink with them.
  * Every head computes independently of the others, so the kept heads' outputs are exactly what
  * they were; o_proj simply no longer receives the removed ones.
  *
@@ -77,18 +79,22 @@ export interface HeadPruneDetails {
 }
 
 function blockNodes(b: AttentionBlock): Node[] {
-  return [b.q, b.k, b.v].flatMap((p) => [p.matmul, p.reshape, p.transpose]).concat([b.context, b.mergeTranspose, b.mergeReshape, b.out.matmul]);
+  return [b.q, b.k, b.v].flatMap((p) => [p.matmul, p.reshape, p.transpose, ...(p.fused ? [p.fused.split] : [])]).concat([b.context, b.mergeTranspose, b.mergeReshape, b.out.matmul]);
 }
 
 /** ‖Wv,h‖·‖Wo,h‖ per head. */
 function weightImportance(b: AttentionBlock): number[] {
-  const wv = b.graph.constant(b.v.weight)!.typed() as Float32Array;
+  const wvTensor = b.graph.constant(b.v.weight)!;
+  const wv = wvTensor.typed() as Float32Array;
   const wo = b.graph.constant(b.out.weight)!.typed() as Float32Array;
   const width = b.heads * b.headDim;
   const D = wo.length / width;
+  // v's columns: all of its own weight's, or its part of a fused q/k/v weight
+  const stride = wvTensor.dims[1]!;
+  const first = b.v.fused?.offset ?? 0;
   return Array.from({ length: b.heads }, (_, h) => {
     let v2 = 0;
-    for (let r = 0; r < wv.length / width; r++) for (let c = h * b.headDim; c < (h + 1) * b.headDim; c++) v2 += wv[r * width + c]! ** 2;
+    for (let r = 0; r < wv.length / stride; r++) for (let c = first + h * b.headDim; c < first + (h + 1) * b.headDim; c++) v2 += wv[r * stride + c]! ** 2;
     let o2 = 0;
     for (let r = h * b.headDim; r < (h + 1) * b.headDim; r++) for (let c = 0; c < D; c++) o2 += wo[r * D + c]! ** 2;
     return Math.sqrt(v2 * o2);
@@ -190,21 +196,48 @@ function rewriteShape(g: Graph, reshape: Node, spec: ShapeSpec, entry: number, v
   return output;
 }
 
+/**
+ * A fused q/k/v Split's parts, each now `width` wide: a new sizes input (the old may be shared),
+ * or the attribute before opset 13; equal parts without stored sizes stay equal.
+ */
+function resizeSplit(g: Graph, split: Node, width: number, names: NameAllocator, created: string[]): void {
+  const sizes = split.outputs.map(() => width);
+  if (split.inputs[1]) {
+    const name = names.fresh(`${split.name || split.outputs[0]}.split`);
+    addInitializer(g, name, DataType.INT64, [sizes.length], BigInt64Array.from(sizes.map(BigInt)));
+    created.push(name);
+    split.inputs[1] = name;
+  } else if (split.attr('split')) {
+    split.setAttr('split', AttrType.INTS, sizes.map(BigInt));
+  }
+}
+
 /** Rewrites one block to keep `kept` heads (o_proj refitted when `refit` is given); the number of nodes whose inputs changed. */
 function pruneBlock(b: AttentionBlock, kept: number[], names: NameAllocator, created: string[]): number {
   const g = b.graph;
   const cols = kept.flatMap((h) => Array.from({ length: b.headDim }, (_, i) => h * b.headDim + i));
   const changed = new Set<Node>();
   // rewritten in place when only this node reads it, else in a private copy (ownTensor)
-  const replace = (node: Node, input: number, axis: number) => {
+  const replace = (node: Node, input: number, axis: number, keep = cols) => {
     changed.add(node);
     const t = ownTensor(g, node, input, (base) => names.fresh(base), created);
-    const sliced = sliceAlong(t, axis, cols);
+    const sliced = sliceAlong(t, axis, keep);
     t.setData(sliced.data, { dims: sliced.dims });
   };
-  for (const p of [b.q, b.k, b.v]) {
-    replace(p.matmul, 1, 1);
-    if (p.bias && p.biasAdd) replace(p.biasAdd, p.biasAdd.inputs.indexOf(p.bias), 0);
+  const fused = b.q.fused;
+  if (fused) {
+    // one weight for q, k and v: each part keeps its kept heads' columns, parts in the Split's order
+    const parts = [b.q, b.k, b.v].sort((x, y) => x.fused!.offset - y.fused!.offset);
+    const keep = parts.flatMap((p) => cols.map((c) => p.fused!.offset + c));
+    replace(b.q.matmul, 1, 1, keep);
+    if (b.q.bias && b.q.biasAdd) replace(b.q.biasAdd, b.q.biasAdd.inputs.indexOf(b.q.bias), 0, keep);
+    resizeSplit(g, fused.split, cols.length, names, created);
+    changed.add(fused.split);
+  } else {
+    for (const p of [b.q, b.k, b.v]) {
+      replace(p.matmul, 1, 1);
+      if (p.bias && p.biasAdd) replace(p.biasAdd, p.biasAdd.inputs.indexOf(p.bias), 0);
+    }
   }
   // o_proj's rows (refitted first, when there is data: refitLayer wrote them and its bias)
   replace(b.out.matmul, 1, 0);
@@ -260,7 +293,7 @@ export const headPrunePass: Pass<HeadPruneOptions> = {
     const created: string[] = [];
     const reports: HeadBlockReport[] = [];
     // the tensors pruning may leave unread (the originals, once sliced copies or new shapes replace them)
-    const replaced = new Set(blocks.flatMap((b) => [b.q, b.k, b.v].flatMap((p) => [p.weight, p.reshape.inputs[1]!, ...(p.bias ? [p.bias] : [])]).concat([b.out.weight, b.mergeReshape.inputs[1]!])));
+    const replaced = new Set(blocks.flatMap((b) => [b.q, b.k, b.v].flatMap((p) => [p.weight, p.reshape.inputs[1]!, ...(p.bias ? [p.bias] : []), ...(p.fused?.split.inputs[1] ? [p.fused.split.inputs[1]] : [])]).concat([b.out.weight, b.mergeReshape.inputs[1]!])));
     // Concats that built the old shapes (and what fed only them: Shape, Gather, Unsqueeze) go once unread
     const oldShapeNodes = new Set(blocks.flatMap((b) => [b.q.shape, b.k.shape, b.v.shape, b.mergeShape].flatMap((spec) => (spec.concat ? [spec.concat] : []))));
     for (const g of model.graphs()) {
