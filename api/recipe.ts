@@ -61,6 +61,12 @@ export type QuantizeStep = z.infer<typeof QuantizeStep>;
 
 export const PRUNE_METHODS = ['magnitude', 'nm', 'channel', 'heads', 'wanda', 'sparsegpt'] as const;
 
+/** The methods that take a per-layer sparsity plan (PruneStep.layerSparsity): the unstructured ones. */
+export const PLAN_METHODS: readonly (typeof PRUNE_METHODS)[number][] = ['magnitude', 'wanda', 'sparsegpt'];
+
+/** Node name → sparsity in [0, 1). */
+const LayerSparsity = z.record(z.string().min(1), z.number().gte(0).lt(1));
+
 export const PruneStep = z.object({
   method: z.enum(PRUNE_METHODS),
   /** Fraction of weights (for channel, of prunable channels; for heads, of each attention block's heads) removed: [0, 1). */
@@ -92,8 +98,33 @@ export const PruneStep = z.object({
   exclude: z.array(z.string().min(1)).default([]),
   protectFirstLast: z.boolean().default(false),
   minParameters: z.number().int().nonnegative().default(0),
+  /**
+   * magnitude (layer scope), wanda, sparsegpt (unstructured): a per-layer plan — node name →
+   * sparsity, instead of `sparsity` for those layers (0 leaves a layer dense). What
+   * `whittle analyze --for prune` recommends (`whittle prune --plan FILE`).
+   */
+  layerSparsity: LayerSparsity.optional(),
 }).strict();
 export type PruneStep = z.infer<typeof PruneStep>;
+
+const PruneAnalysisPlan = z.object({
+  for: z.literal('prune'),
+  recommendation: z.object({ plan: z.array(z.object({ layer: z.string().min(1), sparsity: z.number().gte(0).lt(1) })).min(1) }),
+});
+
+/**
+ * A per-layer sparsity plan (PruneStep.layerSparsity) from what a user has at hand: the plan itself
+ * (node name → sparsity), a `whittle analyze --for prune` document, or a recorded run holding one
+ * as its result (`experiments show --json`, the app's run). Null when it is none of these.
+ */
+export function sparsityPlanOf(doc: unknown): Record<string, number> | null {
+  const plain = LayerSparsity.safeParse(doc);
+  if (plain.success && Object.keys(plain.data).length > 0) return plain.data;
+  const analysis = PruneAnalysisPlan.safeParse(doc);
+  const run = analysis.success ? null : PruneAnalysisPlan.safeParse((doc as { result?: unknown } | null)?.result);
+  const plan = analysis.success ? analysis.data : run?.success ? run.data : null;
+  return plan ? Object.fromEntries(plan.recommendation.plan.map((p) => [p.layer, p.sparsity])) : null;
+}
 
 export const RecipeStep = z.union([z.object({ quantize: QuantizeStep }).strict(), z.object({ prune: PruneStep }).strict()]);
 export type RecipeStep = z.infer<typeof RecipeStep>;

@@ -1,5 +1,7 @@
 import { WhittleError } from '../../api/errors.ts';
-import { PRUNE_METHODS, PruneStep } from '../../api/recipe.ts';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { PRUNE_METHODS, PruneStep, Recipe, sparsityPlanOf } from '../../api/recipe.ts';
 import type { ChannelPruneDetails } from '../../core/passes/prune/channel/channel-prune.ts';
 import type { ReconstructedLayer } from '../../core/passes/prune/channel/reconstruct.ts';
 import type { HeadPruneDetails } from '../../core/passes/prune/heads.ts';
@@ -16,7 +18,7 @@ export const usage = `
 whittle prune MODEL -o OUT --method ${PRUNE_METHODS.join('|')}
         [--sparsity 0..0.99] [--scope layer|global] [--pattern 2:4] [--calib DATA] [--preprocess PRESET]
         [--samples N] [--round-to 8] [--importance l1|l2|activation] [--comparison layer|row] [--sequential] [--bias-correction]
-        [--exclude NODE[,NODE...]]
+        [--exclude NODE[,NODE...]] [--plan FILE]
         [--protect-first-last] [--min-parameters N] [--ep cpu|auto|...] [--seed N] [--json] [--no-record]
 
 magnitude   zero the smallest |w| per layer (--scope layer) or across layers (--scope global)
@@ -37,12 +39,28 @@ wanda       |W|·‖X‖ per output row, with activations from --calib DATA
 sparsegpt   Hessian-based pruning with weight updates, from --calib DATA
 --bias-correction  (wanda, sparsegpt; magnitude and nm with --calib) add the mean each output lost to
             its bias, measured on the calibration data: not part of the published methods, off by default
+--plan FILE (magnitude, wanda, sparsegpt) each layer's own sparsity: the plan of 'whittle analyze --for
+            prune --json' (or of its recorded run, 'experiments show RUN --json'), or a JSON object
+            {"node name": sparsity}; layers it does not name take --sparsity
 Unstructured sparsity saves disk after compression, not inference time: onnxruntime densifies it.
 
 TF.js models (MODEL is a model.json; OUT a model.json path or a folder; shards of --shard-bytes, default
 4 MiB) take magnitude and nm on the kernels of Dense, Conv and MatMul (N:M along the input dimension:
 Dense [in, out], Conv2D [kh, kw, in, out]; depthwise kernels are skipped by nm). A quantized weight keeps
 its quantization, the pruned codes set to the one that means exactly 0.`;
+
+/** --plan FILE: a per-layer sparsity plan (api/recipe.ts sparsityPlanOf), or a BAD_INPUT naming the file. */
+function readPlan(file: string): Record<string, number> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new WhittleError('BAD_INPUT', `${file}: not a readable JSON file (${err instanceof Error ? err.message : String(err)})`);
+  }
+  const plan = sparsityPlanOf(doc);
+  if (!plan) throw new WhittleError('BAD_INPUT', `${file}: no per-layer sparsity plan in it (expected the JSON of \`whittle analyze --for prune\`, of its run, or {"node name": sparsity in [0, 1)})`);
+  return plan;
+}
 
 function splitList(v: string | undefined): string[] {
   return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : [];
@@ -100,6 +118,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     exclude: { type: 'string' },
     'protect-first-last': { type: 'boolean' },
     'min-parameters': { type: 'string' },
+    plan: { type: 'string' },
     ep: { type: 'string', default: 'cpu' },
     seed: { type: 'string' },
     'shard-bytes': { type: 'string' },
@@ -136,6 +155,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     exclude: splitList(values.exclude),
     protectFirstLast: Boolean(values['protect-first-last']),
     ...(values['min-parameters'] ? { minParameters: num('min-parameters', values['min-parameters']) } : {}),
+    ...(values.plan ? { layerSparsity: readPlan(values.plan) } : {}),
   };
   const parsed = PruneStep.safeParse(raw);
   if (!parsed.success) {
@@ -146,11 +166,14 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const bar = new ProgressBar(io, 'prune');
   const inputs = [{ role: 'model', path: input }];
   if (step.calib && !step.calib.path.startsWith('synthetic:')) inputs.push({ role: 'calib', path: step.calib.path });
+  if (values.plan) inputs.push({ role: 'plan', path: values.plan });
   const seed = Number(values.seed ?? 0);
   const report = await recordCommand({
     kind: 'prune',
     argv: ['prune', ...argv],
     inputs,
+    // the plan file may change or go: the run keeps the step it read as a one-step recipe
+    ...(values.plan ? { recipe: Recipe.parse({ name: `prune ${step.method} with a per-layer plan`, model: resolve(input), seed, steps: [{ prune: { ...step, ...(step.calib ? { calib: { ...step.calib, path: resolve(step.calib.path) } } : {}) } }] }) } : {}),
     record: !values['no-record'],
     environment: { ep, seed },
     work: async () => {

@@ -50,6 +50,12 @@ test('a step the flags cannot express runs as a one-step recipe', () => {
   assert.equal(recipe.model, '/m/sq.onnx');
   assert.deepEqual('quantize' in recipe.steps[0]! && recipe.steps[0].quantize.calib, { path: '/d/img', offset: 100, layout: 'nhwc' });
   assert.equal(plan({ kind: 'prune', model: '/m/a.onnx', step: { method: 'magnitude', exclude: ['Conv(a,b)'] } }).argv[0], 'run');
+  // a per-layer plan: the recipe carries it (the CLI reads plans from files)
+  const planned = plan({ kind: 'prune', model: '/m/a.onnx', step: { method: 'magnitude', layerSparsity: { Conv_0: 0.3, MatMul_1: 0 } } });
+  assert.equal(planned.argv[0], 'run');
+  assert.equal(planned.title, 'prune magnitude (per-layer plan) · a.onnx');
+  const step = Recipe.parse(JSON.parse(planned.files[0]!.content)).steps[0]!;
+  assert.deepEqual('prune' in step && step.prune.layerSparsity, { Conv_0: 0.3, MatMul_1: 0 });
 });
 
 test('eval, analyze, recipe and sleep', () => {

@@ -74,10 +74,12 @@ export const PRUNE_FLAGS: Record<string, string> = {
 
 /**
  * A step the CLI's flags cannot say exactly: calibration data with an offset, a size or a layout
- * (only a recipe's DataRef carries them), or an excluded node whose name has a comma (--exclude
- * splits on commas). Such a step runs as a one-step recipe instead.
+ * (only a recipe's DataRef carries them), an excluded node whose name has a comma (--exclude
+ * splits on commas), or a per-layer sparsity plan (the CLI reads it from a file, --plan). Such a step
+ * runs as a one-step recipe instead.
  */
 function needsRecipe(step: QuantizeStep | PruneStep): boolean {
+  if ('layerSparsity' in step && step.layerSparsity) return true;
   const calib = step.calib;
   if (calib && (calib.offset !== undefined || calib.size !== undefined || calib.layout !== undefined)) return true;
   return step.exclude.some((e) => e.includes(','));
@@ -123,7 +125,7 @@ export function planJob(spec: JobSpecParsed, options: PlanOptions): JobPlan {
     }
     case 'prune': {
       const step = spec.step;
-      const title = `prune ${step.method} ${Math.round(step.sparsity * 100)} % · ${basename(spec.model)}`;
+      const title = `prune ${step.method} ${step.layerSparsity ? "(per-layer plan)" : `${Math.round(step.sparsity * 100)} %`} · ${basename(spec.model)}`;
       if (needsRecipe(step)) return recipePlan({ name: title, model: spec.model, seed: spec.seed, steps: [{ prune: step }] }, title, options.jobDir);
       const defaults = PruneStep.parse({ method: step.method }) as Record<string, unknown>;
       const argv = ['prune', spec.model, '-o', outputPath(spec.model, step.method, options), '--method', step.method, ...calibFlags(step),

@@ -154,5 +154,26 @@ test('Analyze sensitivity on the transformer: the attention scale and residual A
   await detail.getByRole('combobox', { name: 'metric' }).selectOption('quantize.outputSqnrDb');
   await detail.scrollIntoViewIfNeeded();
   await screenshot(page, 'analyze-language-model');
+
+  // the recommendation applied from the run: static int8 as analysed, the nodes it names kept float,
+  // calibrated on the analysis' data; on the held-back text it beats the all-int8 model
+  const recommended = (run.result as { recommendation: { exclude: string[] } }).recommendation.exclude;
+  assert.ok(recommended.length > 0);
+  const perplexityOf = (r: { metrics: Record<string, number> }) => r.metrics['eval.language.perplexity'] ?? r.metrics['language.perplexity']!;
+  const allInt8 = await runJobThroughApi(s, { kind: 'recipe', recipe: { name: 'static int8, all', model: join(ZOO, 'char-transformer.onnx'), steps: [{ quantize: { method: 'static', calib: { path: join(ZOO, 'calib.npy') } } }], eval: { data: { path: join(ZOO, 'heldout.npy') }, runs: 3 } } }, 'all-int8');
+  const allInt8Perplexity = perplexityOf(await rpc.call('experiments.get', { runId: allInt8.runId! }));
+  await detail.getByRole('button', { name: 'Quantize, keeping these float' }).click();
+  await waitForView(page, 'compress');
+  const compress = currentView(page);
+  assert.equal(await compress.getByLabel('Quantize method').inputValue(), 'static');
+  assert.match(await compress.locator('#calibration-data').inputValue(), /transformer\/calib\.npy$/);
+  const evaluate = compress.getByRole('checkbox', { name: 'Evaluate the result' });
+  if (!(await evaluate.isChecked())) await evaluate.check();
+  const applied = await runFromCompress(page, 'static int8, recommended float');
+  const appliedRun = await rpc.call('experiments.get', { runId: (await rpc.call('jobs.get', { jobId: applied.jobId })).runId! });
+  const step = (appliedRun.recipe as { steps: { quantize?: { method: string; exclude: string[] } }[] }).steps[0]!.quantize!;
+  assert.equal(step.method, 'static');
+  assert.deepEqual([...step.exclude].sort(), [...recommended].sort());
+  assert.ok(applied.perplexity < allInt8Perplexity, `held-back perplexity with the recommendation ${applied.perplexity} vs all-int8 ${allInt8Perplexity}`);
   assertNoPageErrors(s);
 });

@@ -12,7 +12,7 @@ import { tensorBytes, type PassContext, type PassReport } from '../pass.ts';
 import { collectLayerInputs, layerMatrix, readMatrix, reconstructionError, writeMatrix, type GroupStats, type LayerMatrix } from './layer-inputs.ts';
 import { addToOutputBias, outputMeanShift, type BiasTarget } from './bias-correction.ts';
 import { NameAllocator } from '../quantize/graph-edit.ts';
-import { checkSparsity, prunedLayer, pruneReport, type PrunedLayer } from './magnitude.ts';
+import { checkSparsity, layerTargets, prunedLayer, pruneReport, type PrunedLayer } from './magnitude.ts';
 import { parseNmPattern } from './nm.ts';
 import { prunableWeights, requirePrunable, type PrunableOptions } from './prunable.ts';
 
@@ -39,6 +39,8 @@ export interface CalibratedPruneOptions extends PrunableOptions {
    * calibration data is kept (default false; an addition to the published methods: bias-correction.ts).
    */
   biasCorrection?: boolean | undefined;
+  /** Per-layer targets by node name (unstructured only): see magnitude.ts layerTargets. */
+  layerSparsity?: Record<string, number> | undefined;
 }
 
 /** What a method is asked to do to one group's matrix. */
@@ -73,8 +75,11 @@ export async function runCalibratedPrune(
 ): Promise<PassReport> {
   const target = parseTarget(passName, options);
   if (!options.data) throw new WhittleError('BAD_USAGE', `${passName}: calibration data is required`);
+  if (options.layerSparsity && target.kind === 'nm') throw new WhittleError('BAD_USAGE', `${passName}: a per-layer plan sets sparsities; N:M (${options.pattern}) is the same pattern in every layer`);
   const set = prunableWeights(model, options);
   requirePrunable(set, passName);
+  const planned = target.kind === 'unstructured' ? layerTargets(passName, set.layers, set.skipped, target.sparsity, options.layerSparsity) : null;
+  const targetOf = new Map(set.layers.map((w, i) => [w, planned ? { kind: 'unstructured' as const, sparsity: planned[i]! } : target]));
   const warnings: string[] = [];
   const warn = (message: string) => { warnings.push(message); ctx.warn(message); };
   const layers: LayerMatrix[] = [];
@@ -125,7 +130,7 @@ export async function runCalibratedPrune(
       for (let j = 0; j < layer.k; j++) if (st.sqNorm[j] === 0) dead++;
       const rows = layer.rowsPerGroup;
       const view = after.subarray(g * rows * layer.k, (g + 1) * rows * layer.k);
-      prune(view, rows, layer.k, layer.segment, st, target, (m) => warn(`${label}: ${m}`));
+      prune(view, rows, layer.k, layer.segment, st, targetOf.get(layer.weight) ?? target, (m) => warn(`${label}: ${m}`));
     }
     writeMatrix(layer, after);
     const zeros = layer.weight.tensor.countZeros();
@@ -145,6 +150,7 @@ export async function runCalibratedPrune(
   return pruneReport(passName, method, set, results, changed, bytesBefore, tensorBytes(model), ctx, warnings, {
     ...extra,
     ...(target.kind === 'nm' ? { pattern: `${target.n}:${target.m}` } : { target: target.sparsity }),
+    ...(options.layerSparsity ? { layerSparsity: options.layerSparsity } : {}),
     calibrationSamples: samples,
     sequential,
     biasCorrection,

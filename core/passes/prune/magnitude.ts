@@ -16,6 +16,8 @@ export interface MagnitudeOptions extends PrunableOptions {
   sparsity: number;
   /** 'layer' (default): every layer to the target; 'global': one threshold across layers. */
   scope?: 'layer' | 'global' | undefined;
+  /** Per-layer targets by node name (layer scope only): see layerTargets. */
+  layerSparsity?: Record<string, number> | undefined;
 }
 
 /** One pruned layer in the report; `sparsity` is measured by counting zeros afterwards. */
@@ -46,6 +48,26 @@ export function checkSparsity(passName: string, sparsity: unknown): number {
   return sparsity;
 }
 
+/**
+ * Each prunable layer's target: its entry in a per-layer plan (node name → sparsity, as `whittle
+ * analyze --for prune` recommends), else `sparsity`. A plan naming a node that is not a prunable
+ * layer of this model is refused, naming it: a plan made for another model (or with other
+ * exclusions) would otherwise be applied only in part without a word.
+ */
+export function layerTargets(passName: string, layers: readonly PrunableWeight[], skipped: PrunableSet['skipped'], sparsity: number, plan: Record<string, number> | undefined): number[] {
+  if (!plan) return layers.map(() => sparsity);
+  const names = new Set(layers.map((w) => w.node.label));
+  const unknown = Object.keys(plan).filter((n) => !names.has(n));
+  if (unknown.length) {
+    const why = (n: string) => skipped.find((s) => s.node === n)?.detail ?? 'no prunable layer of this model has that name';
+    throw new WhittleError('BAD_USAGE', `${passName}: the per-layer plan names ${unknown.length} layer(s) it cannot prune: ${unknown.slice(0, 3).map((n) => `${n} (${why(n)})`).join('; ')}${unknown.length > 3 ? ', …' : ''}`);
+  }
+  return layers.map((w) => {
+    const s = plan[w.node.label];
+    return s === undefined ? sparsity : checkSparsity(`${passName}: ${w.node.label}`, s);
+  });
+}
+
 export const magnitudePrunePass: Pass<MagnitudeOptions> = {
   name: 'prune-magnitude',
   async run(model: Model, options: MagnitudeOptions, ctx: PassContext): Promise<PassReport> {
@@ -55,8 +77,10 @@ export const magnitudePrunePass: Pass<MagnitudeOptions> = {
     if (options.minParameters !== undefined && !(options.minParameters >= 0)) {
       throw new WhittleError('BAD_USAGE', `${this.name}: minParameters must be ≥ 0, got ${String(options.minParameters)}`);
     }
+    if (options.layerSparsity && scope === 'global') throw new WhittleError('BAD_USAGE', `${this.name}: a per-layer plan sets each layer's sparsity; it does not go with one global threshold (scope 'global')`);
     const set = prunableWeights(model, options);
     requirePrunable(set, this.name);
+    const targets = layerTargets(this.name, set.layers, set.skipped, target, options.layerSparsity);
     const bytesBefore = tensorBytes(model);
     const masks = scope === 'global' ? globalMasks(set.layers, target, ctx) : null;
     const layers: PrunedLayer[] = [];
@@ -66,13 +90,13 @@ export const magnitudePrunePass: Pass<MagnitudeOptions> = {
       ctx.progress('prune', i, set.layers.length);
       const w = set.layers[i]!;
       const zerosBefore = w.tensor.countZeros();
-      const mask = masks ? masks[i]! : smallestMask(magnitudes(w), Math.round(target * w.parameters));
+      const mask = masks ? masks[i]! : smallestMask(magnitudes(w), Math.round(targets[i]! * w.parameters));
       const zeros = zeroMasked(w.tensor, mask);
       if (zeros !== zerosBefore) changed++;
       layers.push(prunedLayer(w, zerosBefore, zeros));
     }
     ctx.progress('prune', set.layers.length, set.layers.length);
-    return pruneReport(this.name, 'magnitude', set, layers, changed, bytesBefore, tensorBytes(model), ctx, [], { scope, target });
+    return pruneReport(this.name, 'magnitude', set, layers, changed, bytesBefore, tensorBytes(model), ctx, [], { scope, target, ...(options.layerSparsity ? { layerSparsity: options.layerSparsity } : {}) });
   },
 };
 

@@ -67,6 +67,7 @@ function calibratedOptions(model: Model, step: PruneStep, data: Dataset) {
     protectFirstLast: step.protectFirstLast,
     sequential: step.sequential,
     biasCorrection: step.biasCorrection,
+    layerSparsity: step.layerSparsity,
   };
 }
 

@@ -1,5 +1,5 @@
 import { WhittleError } from '../../../api/errors.ts';
-import type { PruneStep } from '../../../api/recipe.ts';
+import { PLAN_METHODS, type PruneStep } from '../../../api/recipe.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import type { PassContext, PassReport } from '../pass.ts';
@@ -20,11 +20,14 @@ export interface PruneReport extends StepFileReport {
 /** Runs one prune step on an opened model (used by `whittle prune` and recipe steps). */
 export async function applyPruneStep(model: Model, step: PruneStep, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string } = {}): Promise<PassReport> {
   const common = { exclude: step.exclude, minParameters: step.minParameters, protectFirstLast: step.protectFirstLast };
+  if (step.layerSparsity && !PLAN_METHODS.includes(step.method)) {
+    throw new WhittleError('BAD_USAGE', `a per-layer sparsity plan applies to ${PLAN_METHODS.join(', ')} pruning, not to ${step.method}`);
+  }
   const corrected = (prune: () => Promise<PassReport>) =>
     (step.biasCorrection ? withBiasCorrection(model, step, ctx, { ep: opts.ep ?? 'cpu', baseDir: opts.baseDir ?? process.cwd() }, prune) : prune());
   switch (step.method) {
     case 'magnitude':
-      return corrected(() => magnitudePrunePass.run(model, { ...common, sparsity: step.sparsity, scope: step.scope }, ctx));
+      return corrected(() => magnitudePrunePass.run(model, { ...common, sparsity: step.sparsity, scope: step.scope, layerSparsity: step.layerSparsity }, ctx));
     case 'nm': {
       const { n, m } = parseNmPattern(step.pattern ?? '2:4');
       return corrected(() => nmPrunePass.run(model, { ...common, n, m }, ctx));

@@ -92,6 +92,7 @@ export function applyTfjsQuantizeStep(model: TfjsModel, method: string, exclude:
 /** One prune step on an opened TF.js model (`whittle prune` and recipe steps). */
 export function applyTfjsPruneStep(model: TfjsModel, step: PruneStep, ctx: PassContext): Promise<PassReport> {
   const common = { exclude: step.exclude, minParameters: step.minParameters, protectFirstLast: step.protectFirstLast };
+  if (step.layerSparsity) throw new WhittleError('BAD_USAGE', 'a per-layer sparsity plan comes from `whittle analyze`, which runs ONNX models; TF.js pruning takes one sparsity');
   switch (step.method) {
     case 'magnitude': return tfjsMagnitudePrunePass.run(model, { ...common, sparsity: step.sparsity, scope: step.scope }, ctx);
     case 'nm': return tfjsNmPrunePass.run(model, { ...common, ...parseNmPattern(step.pattern ?? '2:4') }, ctx);

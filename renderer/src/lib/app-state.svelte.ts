@@ -1,5 +1,6 @@
 import { untrack } from 'svelte';
 import type { Client } from '../../../api/client.ts';
+import type { DataRef, RecipeStep } from '../../../api/recipe.ts';
 import type { AppInfo, ExampleModel, InspectReport, ModelRef, Settings } from '../../../api/schemas.ts';
 
 /**
@@ -30,6 +31,20 @@ export interface ViewFocus {
   runId?: string;
 }
 
+/**
+ * Steps for the Compress view to start from, handed over by another view (an analysis run's
+ * recommendation: a per-layer sparsity plan, or the layers to keep float); taken once.
+ */
+export interface CompressDraft {
+  model: string;
+  steps: RecipeStep[];
+  calib: DataRef | null;
+  /** Node names to add to the exclusions. */
+  exclude: string[];
+  /** The run name to suggest. */
+  name: string;
+}
+
 type Loadable<T> = { status: 'idle' | 'loading' | 'ready' | 'error'; value: T | null; error: unknown };
 
 class AppState {
@@ -48,6 +63,8 @@ class AppState {
   openError = $state<{ file: string; error: unknown } | null>(null);
   /** Files being opened (a drop or Open…); the Library shows them as busy. */
   opening = $state<string | null>(null);
+  /** Steps the Compress view takes over when it shows `model` next (openInCompress). */
+  compressDraft = $state<CompressDraft | null>(null);
   /** 'light' | 'dark', resolved from the theme setting and the system's preference. */
   resolvedTheme = $state<'light' | 'dark'>('light');
 }
@@ -121,6 +138,14 @@ async function loadInspectNow(force: boolean): Promise<void> {
   } catch (error) {
     if (app.model?.path === model.path) app.inspect = { status: 'error', value: null, error };
   }
+}
+
+/** Opens a draft's model (if another is open), adds its exclusions and shows it in the Compress view. */
+export async function openInCompress(draft: CompressDraft): Promise<void> {
+  if (app.model?.path !== draft.model) await openModel(draft.model, { show: false });
+  addExclusions(draft.exclude);
+  app.compressDraft = draft;
+  navigate('compress');
 }
 
 export function addExclusions(names: Iterable<string>): number {

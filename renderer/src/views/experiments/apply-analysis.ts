@@ -1,0 +1,41 @@
+import { PruneStep, QuantizeStep, sparsityPlanOf, type DataRef } from '../../../../api/recipe.ts';
+import type { RunDetail } from '../../../../api/schemas.ts';
+import type { CompressDraft } from '../../lib/app-state.svelte.ts';
+
+/**
+ * What an analysis run recommends, as steps for the Compress view: for a prune analysis its
+ * per-layer sparsity plan on magnitude pruning (what the analysis measured the plan with), for a
+ * quantize analysis static int8 with the analysis' own settings and its layers to keep float.
+ * Null for other runs, and for an analysis that recommends nothing to apply.
+ */
+export function draftFromAnalysis(run: RunDetail): (CompressDraft & { label: string }) | null {
+  if (run.kind !== 'analyze' || run.status !== 'succeeded') return null;
+  const model = run.inputs.find((i) => i.role === 'model')?.path;
+  const result = run.result as { for?: unknown; settings?: Record<string, unknown>; recommendation?: { exclude?: unknown } } | null;
+  if (!model || !result) return null;
+  const data = run.inputs.find((i) => i.role === 'data')?.path;
+  const flag = (name: string) => {
+    const at = run.command.indexOf(name);
+    return at >= 0 ? run.command[at + 1] : undefined;
+  };
+  const preprocess = flag('--preprocess');
+  const calib = data ? ({ path: data, ...(preprocess ? { preprocess } : {}) } as DataRef) : null;
+  if (result.for === 'prune') {
+    const plan = sparsityPlanOf(result);
+    if (!plan || Object.values(plan).every((s) => s === 0)) return null;
+    const step = PruneStep.safeParse({ method: 'magnitude', layerSparsity: plan });
+    return step.success ? { label: 'Prune with this plan', model, steps: [{ prune: step.data }], calib, exclude: [], name: `planned magnitude (analysis ${run.id})` } : null;
+  }
+  if (result.for === 'quantize') {
+    const exclude = Array.isArray(result.recommendation?.exclude) ? result.recommendation.exclude.map(String) : [];
+    const s = result.settings ?? {};
+    const tuning = (s['tuning'] ?? {}) as { percentile?: number; movingAverage?: boolean; symmetric?: boolean; bins?: number };
+    const step = QuantizeStep.safeParse({
+      method: 'static', calibration: s['calibration'], perChannel: s['perChannel'], activationType: s['activationType'], algorithm: s['algorithm'],
+      percentile: tuning.percentile, movingAverage: tuning.movingAverage, symmetricRanges: tuning.symmetric, bins: tuning.bins,
+    });
+    if (!step.success || exclude.length === 0) return null;
+    return { label: 'Quantize, keeping these float', model, steps: [{ quantize: step.data }], calib, exclude, name: `static int8, ${exclude.length} float (analysis ${run.id})` };
+  }
+  return null;
+}
