@@ -50,10 +50,10 @@ function renderPrune(r: PruneAnalysis): string {
   const rows = r.layers.map((l) => [l.rank, l.name, l.op, l.parameters, ...l.curve.slice(1).map((c) => fmt(c.sqnrDb, 1)), (l.plannedSparsity * 100).toFixed(1) + ' %']);
   const rec = r.recommendation;
   return [
-    `${r.model}: pruning sensitivity on ${r.data.n} samples (output SQNR dB with only that layer pruned)`,
+    `${r.model}: pruning sensitivity on ${r.data.n} samples (output SQNR dB with only that layer pruned)${r.language ? `; float perplexity ${fmt(r.language.floatPerplexity, 3)}` : ''}`,
     table(['rank', 'layer', 'op', 'params', ...(r.layers[0]?.curve.slice(1).map((c) => `${Math.round(c.sparsity * 100)}%`) ?? []), 'plan'], rows),
     `plan: ${rec.removedParameters} of ${r.prunableParameters} prunable parameters removed (budget ${rec.budgetParameters})`,
-    `  predicted ${fmt(rec.predicted.sqnrDb)} dB, measured ${fmt(rec.measured.sqnrDb)} dB (top-1 agreement ${fmt(rec.measured.top1, 3)}); uniform ${(rec.uniform.sparsity * 100).toFixed(1)} %: ${fmt(rec.uniform.sqnrDb)} dB (top-1 ${fmt(rec.uniform.top1, 3)})`,
+    `  predicted ${fmt(rec.predicted.sqnrDb)} dB, measured ${fmt(rec.measured.sqnrDb)} dB (top-1 agreement ${fmt(rec.measured.top1, 3)}${r.language ? `, perplexity ${fmt(rec.measured.perplexity, 3)}` : ''}); uniform ${(rec.uniform.sparsity * 100).toFixed(1)} %: ${fmt(rec.uniform.sqnrDb)} dB (top-1 ${fmt(rec.uniform.top1, 3)}${r.language ? `, perplexity ${fmt(rec.uniform.perplexity, 3)}` : ''})`,
   ].join('\n') + '\n';
 }
 
@@ -77,6 +77,7 @@ export function layerMetrics(r: QuantizeAnalysis | PruneAnalysis): LayerMetric[]
       for (const c of l.curve.slice(1)) {
         put(l.name, `prune.sqnrDb@${c.sparsity}`, c.sqnrDb);
         put(l.name, `prune.top1@${c.sparsity}`, c.top1);
+        put(l.name, `prune.perplexity@${c.sparsity}`, c.perplexity);
       }
     }
   }

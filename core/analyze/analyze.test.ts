@@ -172,3 +172,17 @@ test('quantize sensitivity on the character transformer: Adds and Muls are ranke
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('prune sensitivity on the character transformer: perplexity along every curve, and the plan beats the uniform spread in perplexity too', async () => {
+  const bed = loadTestBed();
+  const r = await analyzePruneSensitivity({ model: bed.model, data: join(bed.dir, HELDOUT_FILE), limit: 16, sparsities: [0.3, 0.6, 0.9], budgetRatio: 0.5 });
+  const float = r.language!.floatPerplexity;
+  assert.ok(float > 4 && float < 9, String(float));
+  for (const l of r.layers) {
+    assert.equal(l.curve[0]!.perplexity, float);
+    // more of one layer pruned, a worse model (allowing a little noise between neighbouring points)
+    assert.ok(l.curve[3]!.perplexity! > l.curve[1]!.perplexity! - 0.01, `${l.name}: ${l.curve.map((c) => c.perplexity).join(', ')}`);
+  }
+  const rec = r.recommendation;
+  assert.ok(rec.measured.perplexity! < rec.uniform.perplexity!, `plan ${rec.measured.perplexity} vs uniform ${rec.uniform.perplexity}`);
+});

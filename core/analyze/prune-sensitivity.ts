@@ -33,7 +33,8 @@ export interface PruneSensitivityOptions {
   progress?: ((phase: string, done: number, total: number) => void) | undefined;
 }
 
-export interface CurvePoint { sparsity: number; sqnrDb: number | null; top1: number | null }
+/** One point of a layer's curve; `perplexity` for a language model fed token windows, else null. */
+export interface CurvePoint { sparsity: number; sqnrDb: number | null; top1: number | null; perplexity: number | null }
 
 export interface PruneLayerSensitivity {
   name: string;
@@ -52,6 +53,8 @@ export interface PruneAnalysis {
   model: string;
   for: 'prune';
   data: { path: string; n: number };
+  /** A language model fed token windows: the float model's perplexity on the analysis windows; else null. */
+  language: { floatPerplexity: number } | null;
   prunableParameters: number;
   layers: PruneLayerSensitivity[];
   recommendation: {
@@ -61,9 +64,9 @@ export interface PruneAnalysis {
     budgetParameters: number;
     removedParameters: number;
     predicted: { sqnrDb: number | null };
-    measured: { sqnrDb: number | null; top1: number | null; cosine: number };
+    measured: { sqnrDb: number | null; top1: number | null; cosine: number; perplexity: number | null };
     /** The same budget spread evenly (every layer at the budget ratio), measured, for comparison. */
-    uniform: { sparsity: number; sqnrDb: number | null; top1: number | null };
+    uniform: { sparsity: number; sqnrDb: number | null; top1: number | null; perplexity: number | null };
   };
   warnings: string[];
   seconds: number;
@@ -117,14 +120,14 @@ export async function analyzePruneSensitivity(o: PruneSensitivityOptions): Promi
     const nsr: number[][] = [];
     let done = 0;
     for (let i = 0; i < set.layers.length; i++) {
-      const curve: CurvePoint[] = [{ sparsity: 0, sqnrDb: null, top1: 1 }];
+      const curve: CurvePoint[] = [{ sparsity: 0, sqnrDb: null, top1: 1, perplexity: runner.language?.perplexity ?? null }];
       const n: number[] = [0];
       for (const s of sparsities) {
         progress('curves', done++, trials);
         writeFloat32(set.layers[i]!.tensor, pruned(i, s));
         const r = await runner.measure(model);
         writeFloat32(set.layers[i]!.tensor, originals[i]!);
-        curve.push({ sparsity: s, sqnrDb: r.output.sqnrDb, top1: r.output.top1 });
+        curve.push({ sparsity: s, sqnrDb: r.output.sqnrDb, top1: r.output.top1, perplexity: r.language?.perplexity ?? null });
         n.push(noise(r.output));
       }
       curves.push(curve);
@@ -168,12 +171,14 @@ export async function analyzePruneSensitivity(o: PruneSensitivityOptions): Promi
     // apply and measure the plan, then the uniform spread of the same budget
     progress('measure plan', 0, 2);
     set.layers.forEach((w, i) => writeFloat32(w.tensor, pruned(i, fraction[i]!)));
-    const planned = (await runner.measure(model)).output;
+    const plannedTrial = await runner.measure(model);
+    const planned = plannedTrial.output;
     const removedActual = set.layers.reduce((n, w, i) => n + Math.round(fraction[i]! * w.parameters), 0);
     restore();
     progress('measure plan', 1, 2);
     set.layers.forEach((w, i) => writeFloat32(w.tensor, pruned(i, ratio)));
-    const uniform = (await runner.measure(model)).output;
+    const uniformTrial = await runner.measure(model);
+    const uniform = uniformTrial.output;
     restore();
     progress('measure plan', 2, 2);
 
@@ -196,6 +201,7 @@ export async function analyzePruneSensitivity(o: PruneSensitivityOptions): Promi
       model: modelPath,
       for: 'prune',
       data: { path: data.path, n: data.n },
+      language: runner.language ? { floatPerplexity: runner.language.perplexity } : null,
       prunableParameters: total,
       layers,
       recommendation: {
@@ -204,8 +210,8 @@ export async function analyzePruneSensitivity(o: PruneSensitivityOptions): Promi
         budgetParameters: budget,
         removedParameters: removedActual,
         predicted: { sqnrDb: dbOf(predictedNsr) },
-        measured: { sqnrDb: planned.sqnrDb, top1: planned.top1, cosine: planned.cosine },
-        uniform: { sparsity: ratio, sqnrDb: uniform.sqnrDb, top1: uniform.top1 },
+        measured: { sqnrDb: planned.sqnrDb, top1: planned.top1, cosine: planned.cosine, perplexity: plannedTrial.language?.perplexity ?? null },
+        uniform: { sparsity: ratio, sqnrDb: uniform.sqnrDb, top1: uniform.top1, perplexity: uniformTrial.language?.perplexity ?? null },
       },
       warnings,
       seconds: (performance.now() - t0) / 1000,
