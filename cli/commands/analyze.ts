@@ -17,31 +17,39 @@ whittle analyze MODEL --data DATA --for quantize|prune [--preprocess PRESET] [--
         [--budget-parameters N | --budget-ratio R] [--ep cpu|...] [--json] [--no-record]
 
 --for quantize  each Conv/Gemm/MatMul, Add and Mul quantized alone (static int8 QDQ; MinMax
-                per-tensor, or the recipe's first quantize step), ranked by the model-output SQNR it
-                costs; then the worst are left float until --target-agreement (and --target-sqnr)
-                is met. A language model (token windows) also gets each trial's perplexity
+                per-tensor, or the recipe's first static/int4/int8-weight step: weight-only trials
+                quantize each MatMul's weight alone), ranked by the model-output SQNR it costs;
+                then the worst are left float until --target-agreement (and --target-sqnr) is met.
+                A language model (token windows) also gets each trial's perplexity
 --for prune     magnitude-pruning curves (10–90 %) per layer, and a per-layer sparsity plan that
                 removes the budget (default half the prunable parameters) with the least loss
 --limit N       samples per trial (default 32)`;
 
 const fmt = (v: number | null | undefined, d = 2) => (v === null || v === undefined ? '—' : v.toFixed(d));
 
+/** "static minmax, per-tensor", "int4 GPTQ, block 128, symmetric". */
+function settingsLine(s: QuantizeAnalysis['settings']): string {
+  if (s.weightOnly) return `${s.method} ${s.algorithm === 'gptq' ? 'GPTQ' : 'RTN'}, block ${s.weightOnly.blockSize}${s.weightOnly.symmetric ? ', symmetric' : ''}`;
+  return `static ${s.calibration}, ${s.perChannel ? 'per-channel' : 'per-tensor'}${s.algorithm === 'gptq' ? ', GPTQ weights' : ''}`;
+}
+
 function renderQuantize(r: QuantizeAnalysis): string {
   // a language model: each trial's perplexity beside the agreement (the float model's in the title)
   const lm = r.language !== null;
   const ppl = (v: number | null) => (lm ? [fmt(v, 3)] : []);
   const rows = [...r.layers].sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9)).map((l) => [l.rank ?? '—', l.name, l.op, fmt(l.outputSqnrDb), fmt(l.top1, 3), ...ppl(l.perplexity), fmt(l.layerSqnrDb), l.skipped ?? '']);
-  const steps = r.steps.map((s) => [s.tried ?? '(all int8)', fmt(s.sqnrDb), fmt(s.top1, 3), ...ppl(s.perplexity), s.kept ? 'kept' : '']);
+  const all = `all ${r.settings.method === 'static' ? 'int8' : r.settings.method}`;
+  const steps = r.steps.map((s) => [s.tried ?? `(${all})`, fmt(s.sqnrDb), fmt(s.top1, 3), ...ppl(s.perplexity), s.kept ? 'kept' : '']);
   const rec = r.recommendation;
   const pplHeader = lm ? ['perplexity'] : [];
   const summary = (x: QuantizeAnalysis['recommendation']['allInt8']) => `${fmt(x.sqnrDb)} dB (top-1 ${fmt(x.top1, 3)}${lm ? `, perplexity ${fmt(x.perplexity, 3)}` : ''})`;
   return [
-    `${r.model}: quantization sensitivity on ${r.data.n} samples (static ${r.settings.calibration}, ${r.settings.perChannel ? 'per-channel' : 'per-tensor'}${r.settings.algorithm === 'gptq' ? ', GPTQ weights' : ''})${lm ? `; float perplexity ${fmt(r.language!.floatPerplexity, 3)}` : ''}`,
+    `${r.model}: quantization sensitivity on ${r.data.n} samples (${settingsLine(r.settings)})${lm ? `; float perplexity ${fmt(r.language!.floatPerplexity, 3)}` : ''}`,
     table(['rank', 'layer', 'op', 'output SQNR dB', 'top-1 agr.', ...pplHeader, 'layer SQNR dB', 'skipped'], rows),
     'exclusion search:',
     table(['left float', 'SQNR dB', 'top-1 agr.', ...pplHeader, ''], steps),
     `recommendation: --exclude ${rec.exclude.join(',') || '(none)'}`,
-    `  all int8 ${summary(rec.allInt8)} → ${summary(rec.withExclusions)}`,
+    `  ${all} ${summary(rec.allInt8)} → ${summary(rec.withExclusions)}`,
     `  ${rec.note}`,
   ].join('\n') + '\n';
 }
@@ -120,10 +128,16 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     work: async (handle) => {
       let r: QuantizeAnalysis | PruneAnalysis;
       if (values.for === 'quantize') {
-        const step = recipe?.steps.map((s) => ('quantize' in s ? s.quantize : null)).find((s) => s?.method === 'static') ?? null;
+        const step = recipe?.steps.map((s) => ('quantize' in s ? s.quantize : null)).find((s) => s?.method === 'static' || s?.method === 'int4' || s?.method === 'int8-weight') ?? null;
         r = await analyzeQuantizeSensitivity({
           ...common,
-          ...(step ? { settings: { calibration: step.calibration, perChannel: step.perChannel, activationType: step.activationType, algorithm: step.algorithm, percentile: step.percentile, movingAverage: step.movingAverage, symmetricRanges: step.symmetricRanges, bins: step.bins, exclude: step.exclude, samples: step.samples } } : {}),
+          ...(step ? {
+            settings: {
+              method: step.method as 'static' | 'int4' | 'int8-weight', calibration: step.calibration, perChannel: step.perChannel, activationType: step.activationType, algorithm: step.algorithm,
+              percentile: step.percentile, movingAverage: step.movingAverage, symmetricRanges: step.symmetricRanges, bins: step.bins, exclude: step.exclude, samples: step.samples,
+              blockSize: step.blockSize, symmetric: step.symmetric, format: step.format, actOrder: step.actOrder, percdamp: step.percdamp,
+            },
+          } : {}),
           targetAgreement: numberOption('analyze', 'target-agreement', values['target-agreement'], { min: 0, max: 1 }),
           targetSqnrDb: numberOption('analyze', 'target-sqnr', values['target-sqnr']),
           maxExcludedShare: numberOption('analyze', 'max-excluded', values['max-excluded'], { min: 0, max: 1 }),

@@ -11,6 +11,8 @@ import { openDataset } from '../evaluate/data/index.ts';
 import { evaluate, inputSpecs } from '../evaluate/evaluate.ts';
 import { createPassContext } from '../passes/pass.ts';
 import { staticQdqPass } from '../passes/quantize/static-qdq.ts';
+import { applyQuantizeStep } from '../passes/quantize/quantize-model.ts';
+import { QuantizeStep } from '../../api/recipe.ts';
 import { fixture } from '../testing/fixtures.ts';
 import { analyzePruneSensitivity } from './prune-sensitivity.ts';
 import { analyzeQuantizeSensitivity, quantizableLayers } from './quantize-sensitivity.ts';
@@ -185,4 +187,30 @@ test('prune sensitivity on the character transformer: perplexity along every cur
   }
   const rec = r.recommendation;
   assert.ok(rec.measured.perplexity! < rec.uniform.perplexity!, `plan ${rec.measured.perplexity} vs uniform ${rec.uniform.perplexity}`);
+});
+
+test('weight-only sensitivity (a recipe step int4, block 128) on the transformer: each stored MatMul weight alone, and its exclusions measured again', async () => {
+  const bed = loadTestBed();
+  const data = join(bed.dir, HELDOUT_FILE);
+  const r = await analyzeQuantizeSensitivity({ model: bed.model, data, limit: 32, settings: { method: 'int4', blockSize: 128 }, targetAgreement: 0.995 });
+  assert.deepEqual([r.settings.method, r.settings.weightOnly], ['int4', { blockSize: 128, symmetric: false, format: 'matmulnbits' }]);
+  // the 13 MatMuls with stored weights; attention's activation × activation MatMuls are not candidates
+  assert.equal(r.layers.length, 13);
+  assert.ok(r.layers.every((l) => l.op === 'MatMul' && l.rank !== null && !/scores|context/.test(l.name)));
+  assert.deepEqual(r.warnings.filter((w) => /not analyzed/.test(w)), []);
+  const rec = r.recommendation;
+  assert.ok(rec.layers.length > 0 && rec.withExclusions.perplexity! < rec.allInt8.perplexity!, JSON.stringify(rec));
+  console.log(`transformer int4 RTN block 128 on 32 windows: float ${r.language!.floatPerplexity.toFixed(4)}, all-int4 ${rec.allInt8.perplexity!.toFixed(4)}, ${rec.layers.join(', ')} float ${rec.withExclusions.perplexity!.toFixed(4)}`);
+
+  // independently: the int4 step with those exclusions, written and evaluated
+  const dir = mkdtempSync(join(tmpdir(), 'whittle-analyze-int4-'));
+  try {
+    const m = readOnnxFile(bed.model);
+    await applyQuantizeStep(m, QuantizeStep.parse({ method: 'int4', blockSize: 128, exclude: rec.exclude }), createPassContext());
+    writeOnnxFile(m, join(dir, 'int4.onnx'));
+    const e = await evaluate({ model: join(dir, 'int4.onnx'), data, limit: 32, ep: 'cpu', runs: 1, warmup: 0 });
+    assert.ok(Math.abs(e.language!.perplexity - rec.withExclusions.perplexity!) < 1e-6 * e.language!.perplexity, `${e.language!.perplexity} vs ${rec.withExclusions.perplexity}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { WhittleError } from '../../api/errors.ts';
-import type { QuantizeStep } from '../../api/recipe.ts';
+import { QuantizeStep } from '../../api/recipe.ts';
 import { readOnnxFile } from '../../native-models/formats/onnx/index.ts';
 import type { Model, Node } from '../../native-models/ir/model.ts';
 import type { EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
@@ -12,7 +12,8 @@ import { isExcluded } from '../passes/quantize/graph-edit.ts';
 import { staticQdqPass } from '../passes/quantize/static-qdq.ts';
 import { COMPUTE_OPS, DEFAULT_STATIC_OP_TYPES, QUANTIZED_ONLY_WHEN_READ } from '../passes/quantize/static-qdq-plan.ts';
 import { gptqStaticWeights, type StaticGptqResult } from '../passes/quantize/static-gptq.ts';
-import { calibrationTuning } from '../passes/quantize/quantize-model.ts';
+import { applyQuantizeStep, calibrationTuning } from '../passes/quantize/quantize-model.ts';
+import type { PassReport } from '../passes/pass.ts';
 import { loadAnalysisData, sqnrValue, TrialRunner, type TrialResult } from './trial.ts';
 
 /**
@@ -35,6 +36,17 @@ export const ANALYZED_OPS: readonly string[] = COMPUTE_OPS.filter((op) => DEFAUL
 const WEIGHT_OPS: readonly string[] = ['Conv', 'Gemm', 'MatMul'];
 
 export type QuantizeSettings = Pick<QuantizeStep, 'calibration' | 'perChannel' | 'activationType' | 'algorithm'> & {
+  /**
+   * What the trials quantize with: static int8 QDQ (default), or weight-only int4 / int8
+   * (MatMulNBits: only MatMul weights, no activations — "which layer breaks int4").
+   */
+  method?: 'static' | 'int4' | 'int8-weight' | undefined;
+  /** Weight-only: block size, symmetric blocks, format, GPTQ's act-order and dampening (the step's defaults otherwise). */
+  blockSize?: number | undefined;
+  symmetric?: boolean | undefined;
+  format?: 'matmulnbits' | 'dq' | undefined;
+  actOrder?: boolean | undefined;
+  percdamp?: number | undefined;
   percentile?: number | undefined;
   movingAverage?: boolean | undefined;
   symmetricRanges?: boolean | undefined;
@@ -107,7 +119,9 @@ export interface QuantizeAnalysis {
    */
   language: { floatPerplexity: number } | null;
   settings: {
-    method: 'static'; calibration: string; perChannel: boolean; activationType: string; algorithm: 'rtn' | 'gptq'; exclude: string[];
+    method: 'static' | 'int4' | 'int8-weight'; calibration: string; perChannel: boolean; activationType: string; algorithm: 'rtn' | 'gptq'; exclude: string[];
+    /** Weight-only trials: the block size, symmetric blocks and format they quantize with. */
+    weightOnly?: { blockSize: number; symmetric: boolean; format: 'matmulnbits' | 'dq' };
     /** The calibrator options in effect (those that apply to its method). */
     tuning: { percentile?: number; movingAverage?: boolean; symmetric?: boolean; bins?: number };
   };
@@ -169,6 +183,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
   const target = o.targetAgreement ?? 0.99;
   if (!(target > 0 && target <= 1)) throw new WhittleError('BAD_USAGE', `--target-agreement must be in (0, 1], got ${target}`);
   const share = o.maxExcludedShare ?? 0.25;
+  const method = o.settings?.method ?? 'static';
   const settings = {
     calibration: o.settings?.calibration ?? 'minmax',
     perChannel: o.settings?.perChannel ?? false,
@@ -181,51 +196,72 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
   const modelPath = resolve(o.model);
   const fresh = () => readOnnxFile(modelPath);
   const floatModel = fresh();
-  const candidates = quantizableLayers(floatModel, settings.exclude);
-  if (candidates.length === 0) throw new WhittleError('BAD_INPUT', `${modelPath}: no node to quantize (${ANALYZED_OPS.join(', ')})`);
+  // weight-only trials quantize MatMul weights and nothing else
+  const weightStep = method === 'static' ? null : QuantizeStep.parse({
+    method, algorithm: settings.algorithm, exclude: [],
+    ...(o.settings?.blockSize !== undefined ? { blockSize: o.settings.blockSize } : {}),
+    ...(o.settings?.symmetric !== undefined ? { symmetric: o.settings.symmetric } : {}),
+    ...(o.settings?.format !== undefined ? { format: o.settings.format } : {}),
+    ...(o.settings?.actOrder !== undefined ? { actOrder: o.settings.actOrder } : {}),
+    ...(o.settings?.percdamp !== undefined ? { percdamp: o.settings.percdamp } : {}),
+    ...(o.settings?.samples !== undefined ? { samples: o.settings.samples } : {}),
+    // GPTQ's Hessians come from the analysis data
+    ...(settings.algorithm === 'gptq' ? { calib: { path: o.data, ...(o.preprocess ? { preprocess: o.preprocess } : {}) } } : {}),
+  });
+  // (weight-only: MatMuls with a stored weight; those of two activations, like attention's, have none)
+  const candidates = quantizableLayers(floatModel, settings.exclude).filter((l) => !weightStep || (l.node.opType === 'MatMul' && floatModel.graph.constant(l.node.inputs[1]!) !== null));
+  if (candidates.length === 0) throw new WhittleError('BAD_INPUT', `${modelPath}: no node to quantize (${weightStep ? 'MatMul' : ANALYZED_OPS.join(', ')})`);
   const outputs = candidates.map((l) => l.output);
   // every Relu/Clip: those outside the layer under trial stay float with the other layers
-  const activations = floatModel.graph.nodes.filter((n) => n.domain === '' && ACTIVATIONS.has(n.opType)).map((n) => n.label);
+  const activations = weightStep ? [] : floatModel.graph.nodes.filter((n) => n.domain === '' && ACTIVATIONS.has(n.opType)).map((n) => n.label);
 
-  // calibrate once on the float model; every trial reuses these ranges
-  progress('calibrate', 0, 1);
+  // static: calibrate once on the float model; every trial reuses these ranges
   const inputs = inputSpecs(floatModel);
-  const calibData = await openDataset(o.data, inputs, {
-    ...(o.preprocess ? { preprocess: o.preprocess } : {}),
-    limit: o.settings?.samples ?? o.limit ?? 32,
-  });
-  const tuning = calibrationTuning({ calibration: settings.calibration, percentile: o.settings?.percentile, movingAverage: o.settings?.movingAverage, symmetricRanges: o.settings?.symmetricRanges, bins: o.settings?.bins }, { warn: (m) => warnings.push(m) });
-  const cal = await calibrate(floatModel, calibData, {
-    method: settings.calibration,
-    ep,
-    batchSize: batchSizeFor(inputs, 32),
-    ...(o.signal ? { signal: o.signal } : {}),
-    ...tuning,
-    quantType: settings.activationType,
-    progress: (d, t) => progress('calibrate', d, t),
-  });
-  for (const name of cal.noFinite) cal.ranges.delete(name);
-  const ranges: Map<string, TensorRange> = cal.ranges;
-
-  // GPTQ weights depend only on each layer's own inputs in the float model: chosen once, every
-  // trial (a layer alone, or the all-int8 model with exclusions) stores the same integers
+  const tuning = weightStep ? {} : calibrationTuning({ calibration: settings.calibration, percentile: o.settings?.percentile, movingAverage: o.settings?.movingAverage, symmetricRanges: o.settings?.symmetricRanges, bins: o.settings?.bins }, { warn: (m) => warnings.push(m) });
+  let ranges = new Map<string, TensorRange>();
   let weightValues: StaticGptqResult['weights'] | undefined;
-  if (settings.algorithm === 'gptq') {
-    const gptq = await gptqStaticWeights(floatModel, {
-      data: calibData, samples: calibData.n, batchSize: batchSizeFor(inputs, 32), ep, perChannel: settings.perChannel,
-      exclude: settings.exclude, opTypes: WEIGHT_OPS,
-    }, createPassContext({ ...(o.signal ? { signal: o.signal } : {}), progress }));
-    warnings.push(...gptq.warnings);
-    weightValues = gptq.weights;
+  if (!weightStep) {
+    progress('calibrate', 0, 1);
+    const calibData = await openDataset(o.data, inputs, {
+      ...(o.preprocess ? { preprocess: o.preprocess } : {}),
+      limit: o.settings?.samples ?? o.limit ?? 32,
+    });
+    const cal = await calibrate(floatModel, calibData, {
+      method: settings.calibration,
+      ep,
+      batchSize: batchSizeFor(inputs, 32),
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...tuning,
+      quantType: settings.activationType,
+      progress: (d, t) => progress('calibrate', d, t),
+    });
+    for (const name of cal.noFinite) cal.ranges.delete(name);
+    ranges = cal.ranges;
+
+    // GPTQ weights depend only on each layer's own inputs in the float model: chosen once, every
+    // trial (a layer alone, or the all-int8 model with exclusions) stores the same integers
+    if (settings.algorithm === 'gptq') {
+      const gptq = await gptqStaticWeights(floatModel, {
+        data: calibData, samples: calibData.n, batchSize: batchSizeFor(inputs, 32), ep, perChannel: settings.perChannel,
+        exclude: settings.exclude, opTypes: WEIGHT_OPS,
+      }, createPassContext({ ...(o.signal ? { signal: o.signal } : {}), progress }));
+      warnings.push(...gptq.warnings);
+      weightValues = gptq.weights;
+    }
   }
 
   const data = await loadAnalysisData(floatModel, o.data, { preprocess: o.preprocess, limit: o.limit ?? 32 });
   warnings.push(...data.warnings);
   const runner = await TrialRunner.create(floatModel, data, { taps: outputs, tapSamples: o.layerSamples ?? 8, ep, signal: o.signal });
-  const quantize = async (model: Model, options: { opTypes?: string[]; exclude: string[] }) => {
+  const quantize = async (model: Model, options: { opTypes?: string[]; exclude: string[] }): Promise<PassReport> => {
     const ctx = createPassContext({ ...(o.signal ? { signal: o.signal } : {}) });
+    if (weightStep) return applyQuantizeStep(model, { ...weightStep, exclude: options.exclude }, ctx, { ep });
     return staticQdqPass.run(model, { ranges, activationType: settings.activationType, perChannel: settings.perChannel, weightValues, ...options }, ctx);
   };
+  /** Whether a trial's report says it quantized `node` (static: by op count, the others excluded; weight-only: by name). */
+  const quantizedIn = (report: PassReport, node: Node) => (weightStep
+    ? ((report.details?.quantized as string[] | undefined) ?? []).includes(node.label)
+    : ((report.details?.quantizedOps as Record<string, number> | undefined)?.[node.opType] ?? 0) > 0);
 
   try {
     const total = candidates.length;
@@ -241,9 +277,8 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
       ];
       const opTypes = [...new Set([layer.opType, ...[...ACTIVATIONS]])];
       const report = await quantize(model, { opTypes, exclude: [...others, ...settings.exclude] });
-      const quantized = ((report.details?.quantizedOps as Record<string, number> | undefined)?.[layer.opType] ?? 0) > 0;
-      if (!quantized) {
-        const why = (report.details?.skipped as { node: string; reason: string }[] | undefined)?.find((s) => s.node === layer.label)?.reason ?? 'the static pass left it float';
+      if (!quantizedIn(report, layer)) {
+        const why = (report.details?.skipped as { node: string; reason: string }[] | undefined)?.find((s) => s.node === layer.label)?.reason ?? `the ${weightStep ? weightStep.method : 'static'} pass left it float`;
         layers.push({ name: layer.label, op: layer.opType, metric: 'outputSqnrDb', value: null, rank: null, outputSqnrDb: null, top1: null, cosine: 1, layerSqnrDb: null, perplexity: null, skipped: why });
         continue;
       }
@@ -309,7 +344,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
     const metricName = (first.top1 === null ? `output cosine similarity ${target}` : `top-1 agreement ${target}`) + (targetSqnr === null ? '' : ` and output SQNR ${targetSqnr} dB`);
     const note = reached
       ? (last.excluded.length === 0
-        ? `the all-int8 model already reaches ${metricName} on ${data.n} samples; nothing needs to stay float`
+        ? `the all-${method === 'static' ? 'int8' : method} model already reaches ${metricName} on ${data.n} samples; nothing needs to stay float`
         : `leaving ${last.layers.length} layer(s) float reaches ${metricName} on ${data.n} samples`)
       : `not reached: ${last.layers.length} layer(s) left float (cap ${cap}, ${Math.round(share * 100)} % of ${ranked.length}; ${steps.length - 1} candidate(s) tried) without reaching ${metricName}; the exclusions listed are the best found`;
     return {
@@ -317,7 +352,10 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
       for: 'quantize',
       data: { path: data.path, n: data.n },
       language: runner.language ? { floatPerplexity: runner.language.perplexity } : null,
-      settings: { method: 'static', ...settings, exclude: [...settings.exclude], tuning },
+      settings: {
+        method, ...settings, exclude: [...settings.exclude], tuning,
+        ...(weightStep ? { weightOnly: { blockSize: weightStep.blockSize, symmetric: weightStep.symmetric ?? false, format: weightStep.format } } : {}),
+      },
       layers,
       steps,
       recommendation: {

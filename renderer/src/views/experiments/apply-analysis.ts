@@ -5,7 +5,8 @@ import type { CompressDraft } from '../../lib/app-state.svelte.ts';
 /**
  * What an analysis run recommends, as steps for the Compress view: for a prune analysis its
  * per-layer sparsity plan on magnitude pruning (what the analysis measured the plan with), for a
- * quantize analysis static int8 with the analysis' own settings and its layers to keep float.
+ * quantize analysis its own method (static int8, or weight-only int4 / int8) and settings with its
+ * layers to keep float.
  * Null for other runs, and for an analysis that recommends nothing to apply.
  */
 export function draftFromAnalysis(run: RunDetail): (CompressDraft & { label: string }) | null {
@@ -30,12 +31,17 @@ export function draftFromAnalysis(run: RunDetail): (CompressDraft & { label: str
     const exclude = Array.isArray(result.recommendation?.exclude) ? result.recommendation.exclude.map(String) : [];
     const s = result.settings ?? {};
     const tuning = (s['tuning'] ?? {}) as { percentile?: number; movingAverage?: boolean; symmetric?: boolean; bins?: number };
-    const step = QuantizeStep.safeParse({
-      method: 'static', calibration: s['calibration'], perChannel: s['perChannel'], activationType: s['activationType'], algorithm: s['algorithm'],
-      percentile: tuning.percentile, movingAverage: tuning.movingAverage, symmetricRanges: tuning.symmetric, bins: tuning.bins,
-    });
+    const weightOnly = s['weightOnly'] as { blockSize?: number; symmetric?: boolean; format?: string } | undefined;
+    const method = s['method'] === 'int4' || s['method'] === 'int8-weight' ? s['method'] : 'static';
+    const step = QuantizeStep.safeParse(method === 'static'
+      ? {
+        method, calibration: s['calibration'], perChannel: s['perChannel'], activationType: s['activationType'], algorithm: s['algorithm'],
+        percentile: tuning.percentile, movingAverage: tuning.movingAverage, symmetricRanges: tuning.symmetric, bins: tuning.bins,
+      }
+      : { method, algorithm: s['algorithm'], blockSize: weightOnly?.blockSize, symmetric: weightOnly?.symmetric, format: weightOnly?.format });
     if (!step.success || exclude.length === 0) return null;
-    return { label: 'Quantize, keeping these float', model, steps: [{ quantize: step.data }], calib, exclude, name: `static int8, ${exclude.length} float (analysis ${run.id})` };
+    const what = method === 'static' ? 'static int8' : method;
+    return { label: 'Quantize, keeping these float', model, steps: [{ quantize: step.data }], calib, exclude, name: `${what}, ${exclude.length} float (analysis ${run.id})` };
   }
   return null;
 }

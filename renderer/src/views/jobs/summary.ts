@@ -140,7 +140,7 @@ export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
 
 /** What an analysis recommends (cli/commands/analyze.ts): layers to keep float, or a sparsity plan. */
 function analysisItems(result: object, m: Record<string, number>): SummaryItem[] {
-  const r = result as { for?: unknown; recommendation?: { exclude?: unknown; plan?: unknown } };
+  const r = result as { for?: unknown; settings?: { method?: unknown }; recommendation?: { exclude?: unknown; plan?: unknown } };
   const rec = r.recommendation;
   if (!rec) return [];
   const db = (key: string) => formatMetric('sqnrDb', m[key]);
@@ -151,7 +151,9 @@ function analysisItems(result: object, m: Record<string, number>): SummaryItem[]
     const perplexity = (key: string) => (typeof m[key] === 'number' ? ` · perplexity ${m[key].toFixed(3)}` : '');
     const trial = (key: string) => `${db(`recommendation.${key}.sqnrDb`)} · ${formatPercent(m[`recommendation.${key}.top1`])}${perplexity(`recommendation.${key}.perplexity`)}`;
     if ('language.floatPerplexity' in m) items.push({ label: 'Float perplexity', value: m['language.floatPerplexity']!.toFixed(3) });
-    if ('recommendation.allInt8.sqnrDb' in m) items.push({ label: 'All int8', value: trial('allInt8') });
+    // the analysis' method: static int8, or weight-only int4 / int8
+    const all = typeof r.settings?.method === 'string' && r.settings.method !== 'static' ? r.settings.method : 'int8';
+    if ('recommendation.allInt8.sqnrDb' in m) items.push({ label: `All ${all}`, value: trial('allInt8') });
     if (exclude.length && 'recommendation.withExclusions.sqnrDb' in m) items.push({ label: 'With exclusions', value: trial('withExclusions'), tone: 'better' });
     return items;
   }
