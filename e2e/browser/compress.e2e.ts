@@ -7,7 +7,7 @@ import { assertNoPageErrors, currentView, goto, jobCard, newestJobId, paintedPix
 import { screenshot } from '../lib/browser.ts';
 import { E2E_MARKER, markedProcesses, waitFor } from '../lib/processes.ts';
 import { F } from '../lib/paths.ts';
-import { runJobThroughApi, startSession, type Session } from '../lib/session.ts';
+import { analyzeFromCompress, runJobThroughApi, startSession, type Session } from '../lib/session.ts';
 
 // Compress → Jobs → Experiments on MNIST, each run a recorded recipe with an evaluation (real engine,
 // real data), so the Experiments view has accuracy and size for its Pareto plot.
@@ -254,14 +254,7 @@ test('Analyze sensitivity uses the steps being built: static entropy, per-channe
   await view.getByLabel('Symmetric activation ranges').check();
   await view.getByLabel('Weight rounding').selectOption('gptq');
   await view.getByLabel('Per-channel weights').check();
-  await view.getByLabel('Analyze for').selectOption('quantize');
-  await view.getByRole('button', { name: 'Analyze sensitivity' }).click();
-  await waitForView(page, 'jobs');
-  const jobId = await newestJobId(page);
-  const status = await waitForJobEnd(page, jobId, 120_000);
-  if (status !== 'succeeded') assert.fail(`the analysis ended ${status}: ${await jobCard(page, jobId).innerText()}`);
-  const rpc = await s.rpc();
-  const run = await rpc.call('experiments.get', { runId: (await rpc.call('jobs.get', { jobId })).runId! });
+  const run = await analyzeFromCompress(s, 'quantize');
   assert.ok(run.command.includes('--recipe'), run.command.join(' '));
   const settings = (run.result as { settings: { calibration: string; perChannel: boolean; algorithm: string; tuning: { symmetric?: boolean } } }).settings;
   assert.deepEqual([settings.calibration, settings.perChannel, settings.algorithm, settings.tuning.symmetric], ['entropy', true, 'gptq', true]);

@@ -6,7 +6,7 @@ import { assertNoPageErrors, currentView, goto, jobCard, newestJobId, waitForJob
 import { screenshot } from '../lib/browser.ts';
 import { ROOT } from '../lib/paths.ts';
 import { E2E_MARKER, markedProcesses, waitFor } from '../lib/processes.ts';
-import { runJobThroughApi, startSession, type Session } from '../lib/session.ts';
+import { analyzeFromCompress, runJobThroughApi, startSession, type Session } from '../lib/session.ts';
 
 // A language model through the app: the project's own transformer test bed (native-models/zoo) is a
 // Library example whose data is held-back text and whose calibration data is a training split; GPTQ
@@ -118,15 +118,9 @@ test('Analyze sensitivity on the transformer: the attention scale and residual A
     await view.getByRole('button', { name: 'Remove step 1' }).click();
   }
   await view.getByLabel('Quantize method').selectOption('static');
-  await view.getByLabel('Analyze for').selectOption('quantize');
-  await view.getByRole('button', { name: 'Analyze sensitivity' }).click();
-  await waitForView(page, 'jobs');
-  const jobId = await newestJobId(page);
-  const status = await waitForJobEnd(page, jobId, 120_000);
-  if (status !== 'succeeded') assert.fail(`the analysis ended ${status}: ${await jobCard(page, jobId).innerText()}`);
+  const run = await analyzeFromCompress(s, 'quantize');
+  const runId = run.id;
   const rpc = await s.rpc();
-  const runId = (await rpc.call('jobs.get', { jobId })).runId!;
-  const run = await rpc.call('experiments.get', { runId });
   const result = run.result as { language: { floatPerplexity: number } | null; layers: { name: string; op: string; rank: number | null; perplexity: number | null }[] };
   assert.ok(result.language && result.language.floatPerplexity > 4 && result.language.floatPerplexity < 8, JSON.stringify(result.language));
   assert.equal(run.metrics['language.perplexity'], undefined, 'the analysis data\'s perplexity is not listed as the model\'s');
@@ -175,5 +169,35 @@ test('Analyze sensitivity on the transformer: the attention scale and residual A
   assert.equal(step.method, 'static');
   assert.deepEqual([...step.exclude].sort(), [...recommended].sort());
   assert.ok(applied.perplexity < allInt8Perplexity, `held-back perplexity with the recommendation ${applied.perplexity} vs all-int8 ${allInt8Perplexity}`);
+  assertNoPageErrors(s);
+});
+
+test('int4 sensitivity from an int4 step: each stored MatMul weight alone; applied, the int4 step comes back with the worst kept float', { timeout: 120_000 }, async () => {
+  const { page } = s;
+  await goto(page, 'compress');
+  const view = currentView(page);
+  // the test before left one static step with exclusions: start from a plain int4 step, block 128
+  const clear = view.getByRole('button', { name: 'Clear all' });
+  if (await clear.count()) await clear.click();
+  await view.getByLabel('Quantize method').selectOption('int4');
+  await view.getByLabel('Block size').selectOption('128');
+  const run = await analyzeFromCompress(s, 'quantize');
+  const result = run.result as { settings: { method: string; weightOnly: { blockSize: number } }; layers: { op: string; rank: number | null }[]; recommendation: { exclude: string[] } };
+  assert.deepEqual([result.settings.method, result.settings.weightOnly.blockSize], ['int4', 128]);
+  assert.equal(result.layers.filter((l) => l.rank !== null).length, 13, 'the 13 MatMuls with stored weights');
+  assert.ok(result.recommendation.exclude.length > 0);
+
+  await goto(page, 'experiments');
+  const experiments = currentView(page);
+  await experiments.locator(`tr[data-run-id="${run.id}"] button.link`).click();
+  const detail = experiments.locator(`section.detail[data-run-id="${run.id}"]`);
+  assert.match(await detail.innerText(), /All int4\s+[\d.]+ dB/);
+  await detail.getByRole('button', { name: 'Quantize, keeping these float' }).click();
+  await waitForView(page, 'compress');
+  assert.equal(await view.getByLabel('Quantize method').inputValue(), 'int4');
+  assert.equal(await view.getByLabel('Block size').inputValue(), '128');
+  for (const name of result.recommendation.exclude) {
+    assert.equal(await view.getByRole('button', { name: `Remove ${name} from exclusions` }).count(), 1, `${name} is excluded`);
+  }
   assertNoPageErrors(s);
 });

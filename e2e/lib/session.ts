@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Browser } from 'playwright-core';
-import type { JobInfo, JobSpec } from '../../api/schemas.ts';
+import type { JobInfo, JobSpec, RunDetail } from '../../api/schemas.ts';
+import { currentView, jobCard, newestJobId, waitForJobEnd, waitForView } from './app.ts';
 import { launchBrowser, openApp, cookieHeader, type AppPage } from './browser.ts';
 import { waitFor } from './processes.ts';
 import { connectRpc, type RpcClient } from './rpc.ts';
@@ -50,6 +51,22 @@ export async function startSession(options: ServerOptions & { colorScheme?: 'lig
  * Runs a job through the API the app itself uses (work the UI has no button for, like evaluating the
  * original model as the base of a comparison) and waits for it; fails the test unless it succeeded.
  */
+/**
+ * Clicks "Analyze sensitivity" in the Compress view (for `what`, with the steps as built there),
+ * waits in Jobs for the analysis to succeed, and returns its recorded run.
+ */
+export async function analyzeFromCompress(s: Session, what: 'quantize' | 'prune'): Promise<RunDetail> {
+  const view = currentView(s.page);
+  await view.getByLabel('Analyze for').selectOption(what);
+  await view.getByRole('button', { name: 'Analyze sensitivity' }).click();
+  await waitForView(s.page, 'jobs');
+  const jobId = await newestJobId(s.page);
+  const status = await waitForJobEnd(s.page, jobId, 120_000);
+  if (status !== 'succeeded') assert.fail(`the analysis ended ${status}: ${await jobCard(s.page, jobId).innerText()}`);
+  const rpc = await s.rpc();
+  return rpc.call('experiments.get', { runId: (await rpc.call('jobs.get', { jobId })).runId! });
+}
+
 export async function runJobThroughApi(s: Session, spec: JobSpec, what: string): Promise<JobInfo> {
   const rpc = await s.rpc();
   const { jobId } = await rpc.call('jobs.start', { spec });
