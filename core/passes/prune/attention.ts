@@ -15,6 +15,10 @@ import type { Graph, Node } from '../../../native-models/ir/model.ts';
  * Every value in between is read once (rewriting it changes nothing else), apart from Shape → Gather
  * readers of a value's leading sizes (PyTorch's run-time view shapes), which pruning does not change.
  *
+ * Between a head split and the attention MatMul there may be ops that act on each head alone —
+ * rotary position embeddings (x·cos + rotate_half(x)·sin) — with keys then split (0,2,1,3) and
+ * transposed (0,1,3,2) after them, as LLaMA-style PyTorch exports write it.
+ *
  * The three projections may also be one (GPT-2's c_attn, Hugging Face exports of it): x → MatMul
  * [D, 3·H·d] (+ bias) → Split along the last axis into q, k and v, each then Reshape → Transpose
  * as above.
@@ -48,6 +52,12 @@ export interface Projection {
    * the projection has a MatMul of its own.
    */
   fused: { split: Node; output: number; offset: number } | null;
+  /**
+   * Head-local ops between the head split and the attention MatMul (rotary embeddings; for keys
+   * also the Transpose (0,1,3,2) that a PyTorch export writes for k.transpose(2, 3)): nothing in
+   * them depends on H, so they stay as they are.
+   */
+  region: Node[];
 }
 
 export interface AttentionBlock {
@@ -175,7 +185,25 @@ function headSplit(graph: Graph, producers: Map<string, Node>, readers: Map<stri
     fused = { split, output, offset: sizes.slice(0, output).reduce((a, b) => a + b, 0) };
   } else if (w.dims[1] !== heads * headDim) return null;
   if (bias && graph.constant(bias)!.dims[0] !== w.dims[1]) return null;
-  return { matmul: source, weight: source.inputs[1]!, shape, bias, biasAdd, reshape, transpose, fused, heads, headDim };
+  return { matmul: source, weight: source.inputs[1]!, shape, bias, biasAdd, reshape, transpose, fused, region: [], heads, headDim };
+}
+
+/**
+ * The projection behind one operand of an attention MatMul (`consumer`), through head-local ops:
+ * a head split (Reshape → Transpose `perm`), then ops acting on each head alone. Keys may also
+ * come as Transpose (0,2,1,3) → head-local ops → Transpose (0,1,3,2) (`keys`).
+ */
+function projectionInto(graph: Graph, producers: Map<string, Node>, readers: Map<string, Node[]>, consumer: Node, input: number, perm: number[], keys = false): ReturnType<typeof headSplit> {
+  const value = consumer.inputs[input]!;
+  const swap = producers.get(value);
+  if (keys && swap?.opType === 'Transpose' && swap.domain === '' && swap.attrInts('perm')?.join() === '0,1,3,2' && soleReader(graph, readers, value) === consumer) {
+    const region = headLocalRegion(graph, producers, readers, swap.inputs[0]!, swap);
+    const p = region && headSplit(graph, producers, readers, region.start, [0, 2, 1, 3]);
+    return p ? { ...p, region: [...region.nodes, swap] } : null;
+  }
+  const region = headLocalRegion(graph, producers, readers, value, consumer);
+  const p = region && headSplit(graph, producers, readers, region.start, perm);
+  return p ? { ...p, region: region.nodes } : null;
 }
 
 /**
@@ -188,6 +216,69 @@ export function splitSizes(graph: Graph, split: Node, total: number): number[] |
   const parts = split.outputs.length;
   const all = sizes ?? (total % parts === 0 ? Array.from({ length: parts }, () => total / parts) : null);
   return all && all.length === parts && all.reduce((a, b) => a + b, 0) === total ? all : null;
+}
+
+/**
+ * Ops that act on each head alone (they never mix the head axis, −3 of [·, H, T, d] or [·, H, d, T]):
+ * element-wise ops with an operand every head shares, and Slice/Concat along the last axis —
+ * rotary position embeddings (x·cos + rotate_half(x)·sin, rotate_half a Slice → Neg → Concat) are
+ * written with them. Head pruning passes through them unchanged.
+ */
+const HEAD_LOCAL_UNARY = new Set(['Neg', 'Cast', 'Identity']);
+
+/** Whether `n` is head-local and every operand of it that is not `regionInput` is shared by the heads. */
+function headLocal(graph: Graph, n: Node, isRegion: (v: string) => boolean): boolean {
+  if (n.domain !== '') return false;
+  if (HEAD_LOCAL_UNARY.has(n.opType)) return true;
+  if (ELEMENTWISE.has(n.opType) && n.inputs.length === 2) return n.inputs.every((x) => isRegion(x) || sharedByHeads(graph, x));
+  const lastAxis = (axis: number) => axis === -1 || axis === 3;
+  if (n.opType === 'Concat') return lastAxis(n.attrInt('axis', 0)) && n.inputs.every(isRegion);
+  if (n.opType === 'Slice') {
+    // opset 10+: starts, ends, axes (required here: the default is every axis), steps
+    const axes = n.inputs[3] ? intsOf(graph, n.inputs[3]) : null;
+    return axes !== null && axes.every(lastAxis) && n.inputs.slice(1).every((x) => !x || graph.constant(x) !== null);
+  }
+  return false;
+}
+
+/**
+ * The head-split Transpose whose output reaches `value` through head-local ops only (rotary
+ * embeddings and the like), with those ops; `value` itself when it is that Transpose's output.
+ * Every value in between must be read only inside the region (or by `consumer`), so that what the
+ * region computes for each head depends on that head alone. Null when it is not so.
+ */
+function headLocalRegion(graph: Graph, producers: Map<string, Node>, readers: Map<string, Node[]>, value: string, consumer: Node): { start: string; nodes: Node[] } | null {
+  const nodes: Node[] = [];
+  const values = new Set<string>();
+  let start: string | null = null;
+  const pending = [value];
+  while (pending.length) {
+    const v = pending.pop()!;
+    if (values.has(v)) continue;
+    values.add(v);
+    const p = producers.get(v);
+    if (!p) return null;
+    if (p.opType === 'Transpose') {
+      if (start !== null && start !== v) return null;
+      start = v;
+      continue;
+    }
+    if (nodes.includes(p)) continue;
+    // an operand is in the region unless every head shares it (a constant, a [·, 1, ·, ·] table)
+    const inRegion = (x: string) => !sharedByHeads(graph, x) && graph.constant(x) === null;
+    if (!headLocal(graph, p, inRegion)) return null;
+    nodes.push(p);
+    for (const x of p.inputs) if (x && inRegion(x)) pending.push(x);
+  }
+  if (start === null) return null;
+  // nothing leaves the region but `value`, into `consumer`
+  for (const v of values) {
+    for (const r of readers.get(v) ?? []) {
+      if (!nodes.includes(r) && !(v === value && r === consumer)) return null;
+    }
+    if (graph.outputs.some((o) => o.name === v)) return null;
+  }
+  return { start, nodes };
 }
 
 /** Whether an element-wise operand is the same for every head (a scalar, a [T, T] mask, a [1, 1, T, T] mask). */
@@ -210,11 +301,11 @@ export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: Attenti
   const notes: string[] = [];
   for (const scores of graph.nodes) {
     if (scores.opType !== 'MatMul' || scores.domain !== '') continue;
-    const q = headSplit(graph, producers, readers, scores.inputs[0]!, [0, 2, 1, 3]);
-    const k = headSplit(graph, producers, readers, scores.inputs[1]!, [0, 2, 3, 1]);
+    const q = projectionInto(graph, producers, readers, scores, 0, [0, 2, 1, 3]);
+    const k = projectionInto(graph, producers, readers, scores, 1, [0, 2, 3, 1], true);
     if (!q || !k) continue;
     const name = scores.name || scores.outputs[0]!;
-    const values = [q, k].flatMap((p) => [p.matmul.outputs[0]!, p.reshape.inputs[0]!, p.reshape.outputs[0]!, p.transpose.outputs[0]!]);
+    const values = [q, k].flatMap((p) => [p.matmul.outputs[0]!, p.reshape.inputs[0]!, p.reshape.outputs[0]!, p.transpose.outputs[0]!, ...p.region.flatMap((n) => n.outputs)]);
     // scores → element-wise ops with operands every head shares → Softmax → … → MatMul(·, v)
     let at = scores.outputs[0]!;
     let context: Node | null = null;
@@ -231,7 +322,7 @@ export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: Attenti
         continue;
       }
       if (next.opType === 'MatMul' && next.domain === '' && next.inputs[0] === at) {
-        v = headSplit(graph, producers, readers, next.inputs[1]!, [0, 2, 1, 3]);
+        v = projectionInto(graph, producers, readers, next, 1, [0, 2, 1, 3]);
         if (v) context = next;
       }
       break;
@@ -260,7 +351,7 @@ export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: Attenti
       notes.push(`${name}: the heads' context is not merged (Transpose 0,2,1,3 → Reshape [·, ·, ${heads * headDim}]) into an output MatMul with a stored [${heads * headDim}, ·] weight`);
       continue;
     }
-    values.push(...[v.matmul.outputs[0]!, v.reshape.inputs[0]!, v.reshape.outputs[0]!, v.transpose.outputs[0]!], context.outputs[0]!, mergeTranspose!.outputs[0]!, mergeReshape!.outputs[0]!);
+    values.push(...[v.matmul.outputs[0]!, v.reshape.inputs[0]!, v.reshape.outputs[0]!, v.transpose.outputs[0]!, ...v.region.flatMap((n) => n.outputs)], context.outputs[0]!, mergeTranspose!.outputs[0]!, mergeReshape!.outputs[0]!);
     // a fused projection: the MatMul's output, its bias Add's, and the Split's input have H·d three times
     if (q.fused) values.push(q.matmul.outputs[0]!, q.fused.split.inputs[0]!, ...(q.biasAdd ? [q.biasAdd.outputs[0]!] : []));
     blocks.push({ graph, name: out!.name || out!.outputs[0]!, heads, headDim, q, k, v, context, mergeTranspose: mergeTranspose!, mergeReshape: mergeReshape!, mergeShape, out: { matmul: out!, weight: out!.inputs[1]! }, values: [...new Set(values)] });

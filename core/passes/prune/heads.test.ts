@@ -14,7 +14,7 @@ import { after, describe, it } from 'node:test';
 import { PruneStep } from '../../../api/recipe.ts';
 import { readOnnxFile, writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
-import { Node } from '../../../native-models/ir/model.ts';
+import { AttrType, Node } from '../../../native-models/ir/model.ts';
 import { addInitializer, intAttr } from '../quantize/graph-edit.ts';
 import { createSession, runSession } from '../../../native-models/runtimes/onnxruntime.ts';
 import { TappedModel } from '../../calibrate/tap.ts';
@@ -275,6 +275,75 @@ describe('attention-head pruning on the transformer test bed', () => {
       }
       assert.ok(!out.initializers.has('qkv.split'), 'the old sizes are gone once unread');
     }
+  });
+
+  it('rotary position embeddings between the head split and the scores (LLaMA-style: keys split (0,2,1,3), rotated, then transposed (0,1,3,2)): found, and a silent head removed with every logit unchanged', async () => {
+    const model = readOnnxFile(bed.model);
+    const g = model.graph;
+    const T = bed.card.spec.context;
+    const d = 32;
+    // HF's rotary tables: angle(t, i) = t·10000^(−2i/d) for i < d/2, repeated for the second half
+    const cos = new Float32Array(T * d);
+    const sin = new Float32Array(T * d);
+    for (let t = 0; t < T; t++) for (let j = 0; j < d; j++) {
+      const angle = t * 10000 ** (-2 * (j % (d / 2)) / d);
+      cos[t * d + j] = Math.cos(angle);
+      sin[t * d + j] = Math.sin(angle);
+    }
+    addInitializer(g, 'rope.cos', DataType.FLOAT, [1, 1, T, d], cos);
+    addInitializer(g, 'rope.sin', DataType.FLOAT, [1, 1, T, d], sin);
+    const int64 = (name: string, v: number) => addInitializer(g, name, DataType.INT64, [1], BigInt64Array.from([BigInt(v)]));
+    int64('rope.0', 0);
+    int64('rope.half', d / 2);
+    int64('rope.d', d);
+    int64('rope.axis', -1);
+    const rotary = (x: string, p: string): Node[] => [
+      new Node({ name: `${p}.x2`, opType: 'Slice', inputs: [x, 'rope.half', 'rope.d', 'rope.axis'], outputs: [`${p}.x2`] }),
+      new Node({ name: `${p}.x1`, opType: 'Slice', inputs: [x, 'rope.0', 'rope.half', 'rope.axis'], outputs: [`${p}.x1`] }),
+      new Node({ name: `${p}.neg`, opType: 'Neg', inputs: [`${p}.x2`], outputs: [`${p}.neg`] }),
+      new Node({ name: `${p}.rot`, opType: 'Concat', inputs: [`${p}.neg`, `${p}.x1`], outputs: [`${p}.rot`], attributes: [intAttr('axis', -1)] }),
+      new Node({ name: `${p}.xc`, opType: 'Mul', inputs: [x, 'rope.cos'], outputs: [`${p}.xc`] }),
+      new Node({ name: `${p}.rs`, opType: 'Mul', inputs: [`${p}.rot`, 'rope.sin'], outputs: [`${p}.rs`] }),
+      new Node({ name: `${p}.out`, opType: 'Add', inputs: [`${p}.xc`, `${p}.rs`], outputs: [`${p}.out`] }),
+    ];
+    for (const i of [0, 1]) {
+      const scores = g.nodes.find((x) => x.name === `h${i}.attn.scores`)!;
+      const kt = g.nodes.find((x) => x.name === `h${i}.attn.k_proj.t`)!;
+      kt.setAttr('perm', AttrType.INTS, [0n, 2n, 1n, 3n]);
+      const made = [
+        ...rotary(scores.inputs[0]!, `h${i}.rope.q`),
+        ...rotary(kt.outputs[0]!, `h${i}.rope.k`),
+        new Node({ name: `h${i}.rope.k.t`, opType: 'Transpose', inputs: [`h${i}.rope.k.out`], outputs: [`h${i}.rope.k.t`], attributes: [{ name: 'perm', type: AttrType.INTS, value: [0n, 1n, 3n, 2n], extra: {} }] }),
+      ];
+      g.nodes.splice(g.nodes.indexOf(scores), 0, ...made);
+      scores.inputs = [`h${i}.rope.q.out`, `h${i}.rope.k.t`];
+    }
+    // one head per block writes nothing (zero o_proj rows): the one head pruning takes at 25 %
+    for (const [name, head] of [['h0.attn.o_proj.weight', 3], ['h1.attn.o_proj.weight', 0]] as const) {
+      const w = g.initializers.get(name)!;
+      const data = Float32Array.from(w.typed() as Float32Array);
+      data.fill(0, head * 32 * 128, (head + 1) * 32 * 128);
+      w.setData(data);
+    }
+    const rotaryPath = join(dir, 'rotary.onnx');
+    writeOnnxFile(model, rotaryPath);
+    const { blocks, notes } = findAttentionBlocks(readOnnxFile(rotaryPath).graph, 17);
+    assert.deepEqual(notes, []);
+    assert.deepEqual(blocks.map((b) => [b.name, b.heads, b.q.region.length, b.k.region.length, b.v.region.length]), [['h0.attn.o_proj', 4, 7, 8, 0], ['h1.attn.o_proj', 4, 7, 8, 0]]);
+
+    const prunedPath = join(dir, 'rotary-pruned.onnx');
+    const r = await pruneModel({ input: rotaryPath, output: prunedPath, step: PruneStep.parse({ method: 'heads', sparsity: 0.25 }), seed: 0 });
+    assert.deepEqual((r.details as unknown as HeadPruneDetails).blocks.map((b) => b.removed), [[3], [0]]);
+    const before = await logits(rotaryPath);
+    const after = await logits(prunedPath);
+    let worst = 0;
+    for (let i = 0; i < before.length; i++) worst = Math.max(worst, Math.abs(before[i]! - after[i]!));
+    assert.ok(worst < 1e-4, `largest logit change ${worst}`);
+    // a per-head table (dims[−3] = H) is not head-local: that block is not taken
+    const perHead = readOnnxFile(rotaryPath);
+    addInitializer(perHead.graph, 'rope.per_head', DataType.FLOAT, [1, 4, T, d], new Float32Array(4 * T * d).fill(1));
+    perHead.graph.nodes.find((x) => x.name === 'h0.rope.q.xc')!.inputs[1] = 'rope.per_head';
+    assert.deepEqual(findAttentionBlocks(perHead.graph, 17).blocks.map((b) => b.name), ['h1.attn.o_proj']);
   });
 
   it('--scope global: ranking heads across blocks takes more from the block whose heads matter less, and does better', async () => {

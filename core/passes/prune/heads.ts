@@ -79,7 +79,7 @@ export interface HeadPruneDetails {
 }
 
 function blockNodes(b: AttentionBlock): Node[] {
-  return [b.q, b.k, b.v].flatMap((p) => [p.matmul, p.reshape, p.transpose, ...(p.fused ? [p.fused.split] : [])]).concat([b.context, b.mergeTranspose, b.mergeReshape, b.out.matmul]);
+  return [b.q, b.k, b.v].flatMap((p) => [p.matmul, p.reshape, p.transpose, ...(p.fused ? [p.fused.split] : []), ...p.region]).concat([b.context, b.mergeTranspose, b.mergeReshape, b.out.matmul]);
 }
 
 /** ‖Wv,h‖·‖Wo,h‖ per head. */
