@@ -14,7 +14,7 @@ import { after, describe, it } from 'node:test';
 import { PruneStep } from '../../../api/recipe.ts';
 import { readOnnxFile, writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
-import { AttrType, Node } from '../../../native-models/ir/model.ts';
+import { AttrType, Node, type Model } from '../../../native-models/ir/model.ts';
 import { addInitializer, intAttr } from '../quantize/graph-edit.ts';
 import { createSession, runSession } from '../../../native-models/runtimes/onnxruntime.ts';
 import { TappedModel } from '../../calibrate/tap.ts';
@@ -44,6 +44,19 @@ async function logits(path: string, windows = 4): Promise<Float32Array> {
   }
 }
 
+/** The largest |a − b| of two logit arrays. */
+const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
+
+/** Zeroes one head's output-projection rows per [weight, head]: that head then writes nothing (and is the least important). */
+function silenceHeads(model: Model, heads: readonly (readonly [string, number])[]): void {
+  for (const [name, head] of heads) {
+    const w = model.graph.initializers.get(name)!;
+    const data = Float32Array.from(w.typed() as Float32Array);
+    data.fill(0, head * 32 * 128, (head + 1) * 32 * 128);
+    w.setData(data);
+  }
+}
+
 const perplexity = async (path: string) => (await onnxPerplexity(path, bed.heldout.inputs, bed.heldout.targets, bed.card.spec.context)).perplexity;
 
 describe('attention-head pruning on the transformer test bed', () => {
@@ -60,12 +73,7 @@ describe('attention-head pruning on the transformer test bed', () => {
   it('removing a head that writes nothing (zero output rows) leaves every logit as it was', async () => {
     // head 1 of block 0 and head 2 of block 1 silenced: they are then the least important (‖Wo,h‖ = 0)
     const model = readOnnxFile(bed.model);
-    for (const [name, head] of [['h0.attn.o_proj.weight', 1], ['h1.attn.o_proj.weight', 2]] as const) {
-      const w = model.graph.initializers.get(name)!;
-      const data = Float32Array.from(w.typed() as Float32Array);
-      data.fill(0, head * 32 * 128, (head + 1) * 32 * 128);
-      w.setData(data);
-    }
+    silenceHeads(model, [['h0.attn.o_proj.weight', 1], ['h1.attn.o_proj.weight', 2]]);
     const silenced = join(dir, 'silenced.onnx');
     writeOnnxFile(model, silenced);
     const prunedPath = join(dir, 'silenced-pruned.onnx');
@@ -74,10 +82,7 @@ describe('attention-head pruning on the transformer test bed', () => {
     assert.deepEqual(details.blocks.map((b) => b.removed), [[1], [2]]);
     assert.equal(details.headsBefore, 8);
     assert.equal(details.headsAfter, 6);
-    const before = await logits(silenced);
-    const after = await logits(prunedPath);
-    let worst = 0;
-    for (let i = 0; i < before.length; i++) worst = Math.max(worst, Math.abs(before[i]! - after[i]!));
+    const worst = maxDiff(await logits(silenced), await logits(prunedPath));
     assert.ok(worst < 1e-4, `largest logit change ${worst}`);
     // the written graph is really smaller: 3 heads of 32 everywhere, one shape constant per block
     const out = readOnnxFile(prunedPath);
@@ -113,10 +118,7 @@ describe('attention-head pruning on the transformer test bed', () => {
     // block 0's head 1 writes nothing: pruning and refitting block 0 leaves block 1's inputs as they were,
     // so block 1's fit on the paired (current, unpruned) statistics must equal its fit on the unpruned ones
     const model = readOnnxFile(bed.model);
-    const w = model.graph.initializers.get('h0.attn.o_proj.weight')!;
-    const data = Float32Array.from(w.typed() as Float32Array);
-    data.fill(0, 32 * 128, 2 * 32 * 128);
-    w.setData(data);
+    silenceHeads(model, [['h0.attn.o_proj.weight', 1]]);
     const silenced = join(dir, 'silenced-h0.onnx');
     writeOnnxFile(model, silenced);
     const block1 = async (exclude: string[]) => {
@@ -193,7 +195,6 @@ describe('attention-head pruning on the transformer test bed', () => {
     g.initializers.delete('shape.merge');
     const dynamic = join(dir, 'dynamic-shapes.onnx');
     writeOnnxFile(model, dynamic);
-    const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
     assert.ok(maxDiff(await logits(bed.model), await logits(dynamic)) < 1e-5, 'the rewritten test bed computes the same function');
 
     const { blocks } = findAttentionBlocks(readOnnxFile(dynamic).graph, 17);
@@ -244,7 +245,6 @@ describe('attention-head pruning on the transformer test bed', () => {
     }
     const fusedPath = join(dir, 'fused-qkv.onnx');
     writeOnnxFile(model, fusedPath);
-    const maxDiff = (a: Float32Array, b: Float32Array) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i]!)), 0);
     assert.ok(maxDiff(await logits(bed.model), await logits(fusedPath)) < 1e-5, 'the rewritten test bed computes the same function');
 
     const { blocks, notes } = findAttentionBlocks(readOnnxFile(fusedPath).graph, 17);
@@ -319,12 +319,7 @@ describe('attention-head pruning on the transformer test bed', () => {
       scores.inputs = [`h${i}.rope.q.out`, `h${i}.rope.k.t`];
     }
     // one head per block writes nothing (zero o_proj rows): the one head pruning takes at 25 %
-    for (const [name, head] of [['h0.attn.o_proj.weight', 3], ['h1.attn.o_proj.weight', 0]] as const) {
-      const w = g.initializers.get(name)!;
-      const data = Float32Array.from(w.typed() as Float32Array);
-      data.fill(0, head * 32 * 128, (head + 1) * 32 * 128);
-      w.setData(data);
-    }
+    silenceHeads(model, [['h0.attn.o_proj.weight', 3], ['h1.attn.o_proj.weight', 0]]);
     const rotaryPath = join(dir, 'rotary.onnx');
     writeOnnxFile(model, rotaryPath);
     const { blocks, notes } = findAttentionBlocks(readOnnxFile(rotaryPath).graph, 17);
@@ -334,10 +329,7 @@ describe('attention-head pruning on the transformer test bed', () => {
     const prunedPath = join(dir, 'rotary-pruned.onnx');
     const r = await pruneModel({ input: rotaryPath, output: prunedPath, step: PruneStep.parse({ method: 'heads', sparsity: 0.25 }), seed: 0 });
     assert.deepEqual((r.details as unknown as HeadPruneDetails).blocks.map((b) => b.removed), [[3], [0]]);
-    const before = await logits(rotaryPath);
-    const after = await logits(prunedPath);
-    let worst = 0;
-    for (let i = 0; i < before.length; i++) worst = Math.max(worst, Math.abs(before[i]! - after[i]!));
+    const worst = maxDiff(await logits(rotaryPath), await logits(prunedPath));
     assert.ok(worst < 1e-4, `largest logit change ${worst}`);
     // a per-head table (dims[−3] = H) is not head-local: that block is not taken
     const perHead = readOnnxFile(rotaryPath);
