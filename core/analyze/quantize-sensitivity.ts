@@ -146,7 +146,7 @@ export interface QuantizeAnalysis {
 }
 
 /**
- * A quantizable layer: a Conv/Gemm/MatMul (or Add, Mul, Concat, pool) plus the Relu/Clip that alone reads its output. They go
+ * A quantizable layer: a Conv/Gemm/MatMul (or an Add or Mul) plus the Relu/Clip that alone reads its output. They go
  * together: the static pass quantizes such a pair at the activation's output (its range clipped at
  * zero), so leaving only the Conv float would put a Q/DQ on the unclipped Conv output instead,
  * with a coarser scale than the all-int8 model had there.
