@@ -13,6 +13,7 @@ import { staticQdqPass } from '../passes/quantize/static-qdq.ts';
 import { COMPUTE_OPS, DEFAULT_STATIC_OP_TYPES, QUANTIZED_ONLY_WHEN_READ } from '../passes/quantize/static-qdq-plan.ts';
 import { gptqStaticWeights, type StaticGptqResult } from '../passes/quantize/static-gptq.ts';
 import { applyQuantizeStep, calibrationTuning } from '../passes/quantize/quantize-model.ts';
+import type { GptqChoice } from '../passes/quantize/gptq-pass.ts';
 import type { PassReport } from '../passes/pass.ts';
 import { loadAnalysisData, sqnrValue, TrialRunner, type TrialResult } from './trial.ts';
 
@@ -253,9 +254,11 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
   const data = await loadAnalysisData(floatModel, o.data, { preprocess: o.preprocess, limit: o.limit ?? 32 });
   warnings.push(...data.warnings);
   const runner = await TrialRunner.create(floatModel, data, { taps: outputs, tapSamples: o.layerSamples ?? 8, ep, signal: o.signal });
+  // weight-only GPTQ chooses each weight from the float model's statistics: once, for every trial
+  const gptqCache = new Map<string, GptqChoice>();
   const quantize = async (model: Model, options: { opTypes?: string[]; exclude: string[] }): Promise<PassReport> => {
     const ctx = createPassContext({ ...(o.signal ? { signal: o.signal } : {}) });
-    if (weightStep) return applyQuantizeStep(model, { ...weightStep, exclude: options.exclude }, ctx, { ep });
+    if (weightStep) return applyQuantizeStep(model, { ...weightStep, exclude: options.exclude }, ctx, { ep, gptqCache });
     return staticQdqPass.run(model, { ranges, activationType: settings.activationType, perChannel: settings.perChannel, weightValues, ...options }, ctx);
   };
   /** Whether a trial's report says it quantized `node` (static: by op count, the others excluded; weight-only: by name). */

@@ -10,6 +10,10 @@ import { matmulModel, memoryDataset } from '../prune/layer-inputs-testing.ts';
 import { gptqQuantizePass } from './gptq-pass.ts';
 import { gaussian, runFloat, tempDir } from './test-models.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
+import { QuantizeStep } from '../../../api/recipe.ts';
+import { loadTestBed } from '../../../native-models/zoo/transformer/testbed.ts';
+import { applyQuantizeStep } from './quantize-model.ts';
+import type { GptqChoice } from './gptq-pass.ts';
 
 const [K, N] = [96, 40];
 
@@ -38,6 +42,30 @@ async function outputError(path: string, evalSet: Float32Array[], reference: Flo
 
 describe('GPTQ pass', () => {
   const dirs = useTempHome('gptq');
+
+  it('a cache of GPTQ choices: a later run on the same float model recomputes nothing and writes what an uncached run writes', async () => {
+    const bed = loadTestBed();
+    const step = (exclude: string[]) => QuantizeStep.parse({ method: 'int4', algorithm: 'gptq', blockSize: 32, calib: { path: bed.calibPath }, samples: 32, exclude });
+    const written = async (exclude: string[], cache?: Map<string, GptqChoice>) => {
+      const model = readOnnxFile(bed.model);
+      const r = await applyQuantizeStep(model, step(exclude), createPassContext(), cache ? { gptqCache: cache } : {});
+      const path = join(dirs.work(), `c-${exclude.length}-${cache ? 'cached' : 'plain'}-${Math.random().toString(36).slice(2)}.onnx`);
+      writeOnnxFile(model, path);
+      return { bytes: readFileSync(path), computed: (r.details!['layers'] as unknown[]).length };
+    };
+    const cache = new Map<string, GptqChoice>();
+    const first = await written([], cache);
+    assert.equal(first.computed, 13);
+    assert.equal(cache.size, 13);
+    const again = await written([], cache);
+    assert.equal(again.computed, 0, 'every weight from the cache');
+    assert.ok(again.bytes.equals(first.bytes));
+    const cachedExcluding = await written(['lm_head'], cache);
+    const plainExcluding = await written(['lm_head']);
+    assert.equal(cachedExcluding.computed, 0);
+    assert.equal(plainExcluding.computed, 12);
+    assert.ok(cachedExcluding.bytes.equals(plainExcluding.bytes), 'the same file with and without the cache');
+  });
 
   it('writes MatMulNBits whose outputs are closer to float than RTN on held-out inputs', async () => {
     const { dir, cleanup } = tempDir('gptq');

@@ -46,7 +46,17 @@ export interface GptqPassOptions extends Omit<WeightOnlyOptions, 'quantizer'> {
    * one is usable, else the CPU, with a warning saying why).
    */
   compute?: 'cpu' | 'gpu' | 'auto' | undefined;
+  /**
+   * GPTQ's choice per weight (by node name) kept across runs on the same float model with the same
+   * options: statistics come from the unquantized model, so a weight's choice does not depend on
+   * which other weights are quantized. A cached weight needs no statistics and no GPTQ again (the
+   * sensitivity analysis quantizes the same weights in many trials).
+   */
+  cache?: Map<string, GptqChoice> | undefined;
 }
+
+/** What GPTQ chose for one weight, in the layout the weight-only pass stores. */
+export type GptqChoice = { blocks: number; data: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array };
 
 export interface GptqLayerReport {
   node: string;
@@ -84,8 +94,10 @@ export const gptqQuantizePass: Pass<GptqPassOptions> = {
       if (typeof m !== 'string' && m.groups === 1 && !m.transA) layers.push(m);
     }
     const byNode = new Map<Node, LayerMatrix>(layers.map((l) => [l.weight.node, l]));
-    const { stats, samples } = layers.length
-      ? await collectLayerInputs(model, layers, { data: options.data, samples: options.samples, hessian: true, batchSize: options.batchSize, ep: options.ep }, ctx)
+    const cache = options.cache;
+    const toMeasure = cache ? layers.filter((l) => !cache.has(l.weight.node.label)) : layers;
+    const { stats, samples } = toMeasure.length
+      ? await collectLayerInputs(model, toMeasure, { data: options.data, samples: options.samples, hessian: true, batchSize: options.batchSize, ep: options.ep }, ctx)
       : { stats: [], samples: 0 };
     const statsOf = new Map<LayerMatrix, GroupStats>(stats.map((s) => [s.layer, s.groups[0]!]));
 
@@ -107,6 +119,8 @@ export const gptqQuantizePass: Pass<GptqPassOptions> = {
         ...options,
         quantizer: async (node, K, N, layout) => {
           ctx.checkpoint();
+          const cached = cache?.get(node.label);
+          if (cached) return cached;
           const layer = byNode.get(node);
           const st = layer && statsOf.get(layer);
           if (!layer || !st || layer.k !== K || layer.rowsPerGroup !== N) {
@@ -131,7 +145,9 @@ export const gptqQuantizePass: Pass<GptqPassOptions> = {
             errorRtn: measure ? rtnError(w, h, N, K, opts) : null,
             damp: r.damp, deadInputs: r.deadInputs, seconds: (performance.now() - t0) / 1000,
           });
-          return toBlocks(r, bits, groupSize, layout);
+          const choice = toBlocks(r, bits, groupSize, layout);
+          cache?.set(node.label, choice);
+          return choice;
         },
       }, ctx);
       ctx.progress('gptq', layers.length, layers.length);
@@ -154,7 +170,7 @@ export const gptqQuantizePass: Pass<GptqPassOptions> = {
   },
 };
 
-function toBlocks(r: Pick<GptqResult, 'rows' | 'K' | 'groups' | 'q' | 'scales' | 'zeroPoints'>, bits: 4 | 8, groupSize: number, layout: 'kn' | 'packed'): { blocks: number; data: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array } {
+function toBlocks(r: Pick<GptqResult, 'rows' | 'K' | 'groups' | 'q' | 'scales' | 'zeroPoints'>, bits: 4 | 8, groupSize: number, layout: 'kn' | 'packed'): GptqChoice {
   return { blocks: r.groups, data: layout === 'kn' ? toKn(r) : packMatMulNBits(r, bits, groupSize), scales: r.scales, zeroPoints: r.zeroPoints };
 }
 

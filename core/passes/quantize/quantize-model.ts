@@ -10,7 +10,7 @@ import { runStepOnFile, type StepFileReport, type StepRun } from '../run-on-file
 import { dynamicQuantizePass } from './dynamic.ts';
 import { isExcluded } from './graph-edit.ts';
 import { fp16Pass } from './fp16.ts';
-import { gptqQuantizePass } from './gptq-pass.ts';
+import { gptqQuantizePass, type GptqChoice } from './gptq-pass.ts';
 import { DEFAULT_STATIC_OP_TYPES, staticQdqPass } from './static-qdq.ts';
 import { gptqStaticWeights } from './static-gptq.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
@@ -40,7 +40,14 @@ function gptqSummary(details: Record<string, unknown> | undefined): GptqSummary 
 export type QuantizeRun = StepRun<QuantizeStep>;
 
 /** Runs one quantize step on an opened model (used by `whittle quantize` and recipe steps). */
-export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string } = {}): Promise<StepResult> {
+export interface QuantizeStepOptions {
+  ep?: EpChoice;
+  baseDir?: string;
+  /** Weight-only GPTQ: choices kept across steps on the same float model (gptq-pass.ts \`cache\`). */
+  gptqCache?: Map<string, GptqChoice>;
+}
+
+export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: PassContext, opts: QuantizeStepOptions = {}): Promise<StepResult> {
   const exclude = step.exclude;
   const nodes = model.graphs().flatMap((g) => g.nodes);
   for (const entry of exclude) {
@@ -142,7 +149,7 @@ export function calibrationTuning(step: Pick<QuantizeStep, 'calibration' | 'perc
 }
 
 /** int4 / int8-weight with GPTQ: calibration data through the model, then the weight-only layout. */
-async function applyGptq(model: Model, step: QuantizeStep, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string }): Promise<StepResult> {
+async function applyGptq(model: Model, step: QuantizeStep, ctx: PassContext, opts: QuantizeStepOptions): Promise<StepResult> {
   if (!step.calib) throw new WhittleError('BAD_USAGE', 'GPTQ needs calibration data (--calib DATA)');
   const t0 = performance.now();
   const inputs = inputSpecs(model);
@@ -163,6 +170,7 @@ async function applyGptq(model: Model, step: QuantizeStep, ctx: PassContext, opt
     // compute device too, auto uses it when there is one (WHITTLE_GPU=off keeps it on the CPU)
     compute: opts.ep === 'webgpu' ? 'gpu' : opts.ep === 'auto' || opts.ep === 'cuda' ? 'auto' : 'cpu',
     ...(step.percdamp !== undefined ? { percdamp: step.percdamp } : {}),
+    cache: opts.gptqCache,
   }, ctx);
   const samples = Number(report.details?.calibrationSamples ?? data.n);
   return { ...report, calibration: { method: 'gptq', samples, seconds: (performance.now() - t0) / 1000 }, gptq: gptqSummary(report.details) };
