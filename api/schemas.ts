@@ -71,7 +71,8 @@ export const InspectReport = z.object({
   opHistogram: z.record(z.string(), z.number()),
   layers: z.array(LayerRow),
   /** ONNX: multi-head attention blocks head pruning can take (their q/k/v/o layer names). */
-  attention: z.array(z.object({ block: z.string(), heads: z.number(), headDim: z.number(), layers: z.array(z.string()) })).optional(),
+  // kvHeads: grouped-query attention's key/value heads (heads are pruned by whole groups)
+  attention: z.array(z.object({ block: z.string(), heads: z.number(), headDim: z.number(), kvHeads: z.number().optional(), layers: z.array(z.string()) })).optional(),
 }).passthrough();
 export type InspectReport = z.infer<typeof InspectReport>;
 

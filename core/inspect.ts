@@ -22,7 +22,7 @@ export interface InspectReport {
   opHistogram: Record<string, number>;
   layers: LayerRow[];
   /** Multi-head attention blocks `prune --method heads` can prune: heads, head size, and their q/k/v/o layers. */
-  attention: { block: string; heads: number; headDim: number; layers: string[] }[];
+  attention: { block: string; heads: number; headDim: number; kvHeads?: number; layers: string[] }[];
   metadata: Record<string, string>;
 }
 
@@ -62,7 +62,7 @@ export function inspectModel(model: Model): InspectReport {
     opHistogram: stats.opHistogram,
     layers: stats.layers,
     attention: model.graphs().flatMap((g) => findAttentionBlocks(g, model.opsetVersion('') ?? 13).blocks).map((b) => ({
-      block: b.name, heads: b.heads, headDim: b.headDim, // a fused q/k/v projection is one layer
+      block: b.name, heads: b.heads, headDim: b.headDim, ...(b.kvHeads !== b.heads ? { kvHeads: b.kvHeads } : {}), // a fused q/k/v projection is one layer
       layers: [...new Set([b.q.matmul, b.k.matmul, b.v.matmul, b.out.matmul])].map((n) => n.name || n.outputs[0]!),
     })),
     metadata,

@@ -58,14 +58,35 @@ export interface Projection {
    * them depends on H, so they stay as they are.
    */
   region: Node[];
+  /**
+   * Grouped-query attention's repeat of key/value heads (PyTorch's repeat_kv): Unsqueeze (axis 2) →
+   * Expand [·, Hkv, n, ·, ·] → Reshape [·, Hkv·n, ·, ·], after the head-local ops; null without it.
+   */
+  repeat: Repeat | null;
+}
+
+export interface Repeat {
+  unsqueeze: Node;
+  expand: Node;
+  /** The Expand's target: entry 1 is Hkv, entry 2 the group size n. */
+  expandShape: ShapeSpec;
+  reshape: Node;
+  /** The Reshape's target: entry 1 is H = Hkv·n. */
+  reshapeShape: ShapeSpec;
+  groupSize: number;
 }
 
 export interface AttentionBlock {
   graph: Graph;
   /** The output projection's node name (the block's name in reports). */
   name: string;
+  /** Query heads (H). */
   heads: number;
   headDim: number;
+  /** Key/value heads: H, or H / groupSize for grouped-query attention. */
+  kvHeads: number;
+  /** Query heads per key/value head (1 without grouped-query attention); heads go by whole groups. */
+  groupSize: number;
   q: Projection;
   k: Projection;
   v: Projection;
@@ -185,7 +206,24 @@ function headSplit(graph: Graph, producers: Map<string, Node>, readers: Map<stri
     fused = { split, output, offset: sizes.slice(0, output).reduce((a, b) => a + b, 0) };
   } else if (w.dims[1] !== heads * headDim) return null;
   if (bias && graph.constant(bias)!.dims[0] !== w.dims[1]) return null;
-  return { matmul: source, weight: source.inputs[1]!, shape, bias, biasAdd, reshape, transpose, fused, region: [], heads, headDim };
+  return { matmul: source, weight: source.inputs[1]!, shape, bias, biasAdd, reshape, transpose, fused, region: [], repeat: null, heads, headDim };
+}
+
+/** The repeat_kv that writes \`value\` (Unsqueeze axis 2 → Expand → Reshape, each read once), and what it repeats; null when there is none. */
+function repeatInto(graph: Graph, producers: Map<string, Node>, readers: Map<string, Node[]>, value: string, opset: number): { repeat: Repeat; input: string } | null {
+  const reshape = producers.get(value);
+  if (reshape?.opType !== 'Reshape' || reshape.domain !== '') return null;
+  const expand = producers.get(reshape.inputs[0]!);
+  if (expand?.opType !== 'Expand' || expand.domain !== '' || soleReader(graph, readers, expand.outputs[0]!) !== reshape) return null;
+  const unsqueeze = producers.get(expand.inputs[0]!);
+  if (unsqueeze?.opType !== 'Unsqueeze' || unsqueeze.domain !== '' || soleReader(graph, readers, unsqueeze.outputs[0]!) !== expand) return null;
+  const axes = opset >= 13 ? (unsqueeze.inputs[1] ? intsOf(graph, unsqueeze.inputs[1]) : null) : (unsqueeze.attrInts('axes') ?? null);
+  if (!axes || axes.length !== 1 || axes[0] !== 2) return null;
+  const expandShape = shapeSpec(graph, producers, expand.inputs[1]!);
+  const reshapeShape = shapeSpec(graph, producers, reshape.inputs[1]!);
+  const [kv, n] = [expandShape?.entries[1], expandShape?.entries[2]];
+  if (!expandShape || expandShape.entries.length !== 5 || !reshapeShape || reshapeShape.entries.length !== 4 || kv == null || n == null || !(n > 1) || reshapeShape.entries[1] !== kv * n) return null;
+  return { repeat: { unsqueeze, expand, expandShape, reshape, reshapeShape, groupSize: n }, input: unsqueeze.inputs[0]! };
 }
 
 /**
@@ -193,17 +231,23 @@ function headSplit(graph: Graph, producers: Map<string, Node>, readers: Map<stri
  * a head split (Reshape → Transpose `perm`), then ops acting on each head alone. Keys may also
  * come as Transpose (0,2,1,3) → head-local ops → Transpose (0,1,3,2) (`keys`).
  */
-function projectionInto(graph: Graph, producers: Map<string, Node>, readers: Map<string, Node[]>, consumer: Node, input: number, perm: number[], keys = false): ReturnType<typeof headSplit> {
-  const value = consumer.inputs[input]!;
+function projectionInto(graph: Graph, producers: Map<string, Node>, readers: Map<string, Node[]>, consumer: Node, input: number, perm: number[], opset: number, keys = false): ReturnType<typeof headSplit> {
+  let value = consumer.inputs[input]!;
+  let reader = consumer;
+  const after: Node[] = [];
   const swap = producers.get(value);
   if (keys && swap?.opType === 'Transpose' && swap.domain === '' && swap.attrInts('perm')?.join() === '0,1,3,2' && soleReader(graph, readers, value) === consumer) {
-    const region = headLocalRegion(graph, producers, readers, swap.inputs[0]!, swap);
-    const p = region && headSplit(graph, producers, readers, region.start, [0, 2, 1, 3]);
-    return p ? { ...p, region: [...region.nodes, swap] } : null;
+    after.push(swap);
+    [value, reader, perm] = [swap.inputs[0]!, swap, [0, 2, 1, 3]];
   }
-  const region = headLocalRegion(graph, producers, readers, value, consumer);
+  // grouped-query attention: key/value heads repeated for their query heads
+  const repeated = soleReader(graph, readers, value) === reader ? repeatInto(graph, producers, readers, value, opset) : null;
+  if (repeated) [value, reader] = [repeated.input, repeated.repeat.unsqueeze];
+  const region = headLocalRegion(graph, producers, readers, value, reader);
   const p = region && headSplit(graph, producers, readers, region.start, perm);
-  return p ? { ...p, region: region.nodes } : null;
+  if (!p) return null;
+  if (repeated && repeated.repeat.expandShape.entries[1] !== p.heads) return null;
+  return { ...p, region: [...region.nodes, ...after], repeat: repeated?.repeat ?? null };
 }
 
 /**
@@ -301,11 +345,13 @@ export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: Attenti
   const notes: string[] = [];
   for (const scores of graph.nodes) {
     if (scores.opType !== 'MatMul' || scores.domain !== '') continue;
-    const q = projectionInto(graph, producers, readers, scores, 0, [0, 2, 1, 3]);
-    const k = projectionInto(graph, producers, readers, scores, 1, [0, 2, 3, 1], true);
+    const q = projectionInto(graph, producers, readers, scores, 0, [0, 2, 1, 3], opset);
+    const k = projectionInto(graph, producers, readers, scores, 1, [0, 2, 3, 1], opset, true);
     if (!q || !k) continue;
     const name = scores.name || scores.outputs[0]!;
-    const values = [q, k].flatMap((p) => [p.matmul.outputs[0]!, p.reshape.inputs[0]!, p.reshape.outputs[0]!, p.transpose.outputs[0]!, ...p.region.flatMap((n) => n.outputs)]);
+    const projectionValues = (p: Projection) => [p.matmul.outputs[0]!, p.reshape.inputs[0]!, p.reshape.outputs[0]!, p.transpose.outputs[0]!, ...p.region.flatMap((n) => n.outputs),
+      ...(p.repeat ? [p.repeat.unsqueeze, p.repeat.expand, p.repeat.reshape].map((n) => n.outputs[0]!) : [])];
+    const values = [q, k].flatMap(projectionValues);
     // scores → element-wise ops with operands every head shares → Softmax → … → MatMul(·, v)
     let at = scores.outputs[0]!;
     let context: Node | null = null;
@@ -322,7 +368,7 @@ export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: Attenti
         continue;
       }
       if (next.opType === 'MatMul' && next.domain === '' && next.inputs[0] === at) {
-        v = projectionInto(graph, producers, readers, next, 1, [0, 2, 1, 3]);
+        v = projectionInto(graph, producers, readers, next, 1, [0, 2, 1, 3], opset);
         if (v) context = next;
       }
       break;
@@ -331,8 +377,10 @@ export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: Attenti
       notes.push(`${name}: queries and keys split into heads, but no MatMul with head-split values follows through shared scale/mask ops and Softmax`);
       continue;
     }
-    if (q.heads !== k.heads || q.heads !== v.heads || q.headDim !== k.headDim || q.headDim !== v.headDim) {
-      notes.push(`${name}: queries, keys and values split into different head shapes`);
+    // keys and values: as many heads as the queries, or (grouped-query) Hkv heads repeated n times each
+    const groupSize = k.repeat?.groupSize ?? 1;
+    if (q.repeat || (v.repeat?.groupSize ?? 1) !== groupSize || k.heads !== v.heads || q.heads !== k.heads * groupSize || q.headDim !== k.headDim || q.headDim !== v.headDim) {
+      notes.push(`${name}: queries, keys and values split into head shapes that do not match (${q.heads}, ${k.heads}, ${v.heads} heads${groupSize > 1 ? `, keys repeated ${groupSize}×` : ''})`);
       continue;
     }
     const fusedSplits = new Set([q, k, v].map((p) => p.fused?.split ?? null));
@@ -351,10 +399,10 @@ export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: Attenti
       notes.push(`${name}: the heads' context is not merged (Transpose 0,2,1,3 → Reshape [·, ·, ${heads * headDim}]) into an output MatMul with a stored [${heads * headDim}, ·] weight`);
       continue;
     }
-    values.push(...[v.matmul.outputs[0]!, v.reshape.inputs[0]!, v.reshape.outputs[0]!, v.transpose.outputs[0]!, ...v.region.flatMap((n) => n.outputs)], context.outputs[0]!, mergeTranspose!.outputs[0]!, mergeReshape!.outputs[0]!);
+    values.push(...projectionValues(v), context.outputs[0]!, mergeTranspose!.outputs[0]!, mergeReshape!.outputs[0]!);
     // a fused projection: the MatMul's output, its bias Add's, and the Split's input have H·d three times
     if (q.fused) values.push(q.matmul.outputs[0]!, q.fused.split.inputs[0]!, ...(q.biasAdd ? [q.biasAdd.outputs[0]!] : []));
-    blocks.push({ graph, name: out!.name || out!.outputs[0]!, heads, headDim, q, k, v, context, mergeTranspose: mergeTranspose!, mergeReshape: mergeReshape!, mergeShape, out: { matmul: out!, weight: out!.inputs[1]! }, values: [...new Set(values)] });
+    blocks.push({ graph, name: out!.name || out!.outputs[0]!, heads, headDim, kvHeads: k.heads, groupSize, q, k, v, context, mergeTranspose: mergeTranspose!, mergeReshape: mergeReshape!, mergeShape, out: { matmul: out!, weight: out!.inputs[1]! }, values: [...new Set(values)] });
   }
   return { blocks, notes };
 }

@@ -338,6 +338,64 @@ describe('attention-head pruning on the transformer test bed', () => {
     assert.deepEqual(findAttentionBlocks(perHead.graph, 17).blocks.map((b) => b.name), ['h1.attn.o_proj']);
   });
 
+  it('grouped-query attention (2 key/value heads repeated for 4 query heads, as repeat_kv exports): heads go by whole groups, a silent group removed with every logit unchanged', async () => {
+    const model = readOnnxFile(bed.model);
+    const g = model.graph;
+    const T = bed.card.spec.context;
+    const int64 = (name: string, values: number[]) => addInitializer(g, name, DataType.INT64, [values.length], BigInt64Array.from(values.map(BigInt)));
+    int64('gqa.split', [0, 0, 2, 32]);
+    int64('gqa.axes', [2]);
+    int64('gqa.expand.k', [1, 2, 2, 32, T]);
+    int64('gqa.expand.v', [1, 2, 2, T, 32]);
+    int64('gqa.heads.k', [0, 4, 32, T]);
+    int64('gqa.heads.v', [0, 4, T, 32]);
+    // keys and values keep heads 0 and 2 of the test bed's four (columns 0–31 and 64–95)
+    const kvColumns = [...Array.from({ length: 32 }, (_, c) => c), ...Array.from({ length: 32 }, (_, c) => 64 + c)];
+    for (const i of [0, 1]) {
+      for (const x of ['k', 'v'] as const) {
+        const w = g.initializers.get(`h${i}.attn.${x}_proj.weight`)!;
+        const full = w.typed() as Float32Array;
+        w.setData(Float32Array.from({ length: 128 * 64 }, (_, j) => full[Math.floor(j / 64) * 128 + kvColumns[j % 64]!]!), { dims: [128, 64] });
+        const bias = g.initializers.get(`h${i}.attn.${x}_proj.bias`)!;
+        const b = bias.typed() as Float32Array;
+        bias.setData(Float32Array.from(kvColumns, (c) => b[c]!), { dims: [64] });
+        g.nodes.find((n) => n.name === `h${i}.attn.${x}_proj.heads`)!.inputs[1] = 'gqa.split';
+        const t = g.nodes.find((n) => n.name === `h${i}.attn.${x}_proj.t`)!;
+        const reader = g.nodes.find((n) => n.inputs.includes(t.outputs[0]!))!;
+        const p = `h${i}.attn.${x}_repeat`;
+        const made = [
+          new Node({ name: `${p}.unsqueeze`, opType: 'Unsqueeze', inputs: [t.outputs[0]!, 'gqa.axes'], outputs: [`${p}.unsqueeze`] }),
+          new Node({ name: `${p}.expand`, opType: 'Expand', inputs: [`${p}.unsqueeze`, `gqa.expand.${x}`], outputs: [`${p}.expand`] }),
+          new Node({ name: `${p}.reshape`, opType: 'Reshape', inputs: [`${p}.expand`, `gqa.heads.${x}`], outputs: [`${p}.out`] }),
+        ];
+        g.nodes.splice(g.nodes.indexOf(reader), 0, ...made);
+        reader.inputs[reader.inputs.indexOf(t.outputs[0]!)] = `${p}.out`;
+      }
+    }
+    // block 0's second group (query heads 2 and 3) and block 1's first (0 and 1) write nothing
+    silenceHeads(model, [['h0.attn.o_proj.weight', 2], ['h0.attn.o_proj.weight', 3], ['h1.attn.o_proj.weight', 0], ['h1.attn.o_proj.weight', 1]]);
+    const gqaPath = join(dir, 'gqa.onnx');
+    writeOnnxFile(model, gqaPath);
+    const { blocks, notes } = findAttentionBlocks(readOnnxFile(gqaPath).graph, 17);
+    assert.deepEqual(notes, []);
+    assert.deepEqual(blocks.map((b) => [b.name, b.heads, b.kvHeads, b.groupSize, b.k.repeat !== null, b.v.repeat !== null]), [['h0.attn.o_proj', 4, 2, 2, true, true], ['h1.attn.o_proj', 4, 2, 2, true, true]]);
+    assert.deepEqual(inspectModel(readOnnxFile(gqaPath)).attention.map((b) => b.kvHeads), [2, 2]);
+
+    const prunedPath = join(dir, 'gqa-pruned.onnx');
+    const r = await pruneModel({ input: gqaPath, output: prunedPath, step: PruneStep.parse({ method: 'heads', sparsity: 0.5 }), seed: 0 });
+    assert.deepEqual((r.details as unknown as HeadPruneDetails).blocks.map((b) => b.removed), [[2, 3], [0, 1]]);
+    const worst = maxDiff(await logits(gqaPath), await logits(prunedPath));
+    assert.ok(worst < 1e-4, `largest logit change ${worst}`);
+    // one group of 2 query heads left: q [128, 64], k and v [128, 32], o_proj [64, 128], the repeat for one group
+    const out = readOnnxFile(prunedPath).graph;
+    const weightOf = (name: string) => out.constant(out.nodes.find((n) => n.name === name)!.inputs[1]!)!.dims;
+    const shapeOf = (name: string) => Array.from(out.constant(out.nodes.find((n) => n.name === name)!.inputs[1]!)!.typed() as BigInt64Array, Number);
+    for (const i of [0, 1]) {
+      assert.deepEqual([weightOf(`h${i}.attn.q_proj`), weightOf(`h${i}.attn.k_proj`), weightOf(`h${i}.attn.v_proj`), weightOf(`h${i}.attn.o_proj`)], [[128, 64], [128, 32], [128, 32], [64, 128]]);
+      assert.deepEqual([shapeOf(`h${i}.attn.k_repeat.expand`), shapeOf(`h${i}.attn.k_repeat.reshape`)], [[1, 1, 2, 32, T], [0, 2, 32, T]]);
+    }
+  });
+
   it('--scope global: ranking heads across blocks takes more from the block whose heads matter less, and does better', async () => {
     const outputs = { block: join(dir, 'g-block.onnx'), global: join(dir, 'g-global.onnx') };
     const kept: Record<string, number[][]> = {};

@@ -79,7 +79,7 @@ export interface HeadPruneDetails {
 }
 
 function blockNodes(b: AttentionBlock): Node[] {
-  return [b.q, b.k, b.v].flatMap((p) => [p.matmul, p.reshape, p.transpose, ...(p.fused ? [p.fused.split] : []), ...p.region]).concat([b.context, b.mergeTranspose, b.mergeReshape, b.out.matmul]);
+  return [b.q, b.k, b.v].flatMap((p) => [p.matmul, p.reshape, p.transpose, ...(p.fused ? [p.fused.split] : []), ...p.region, ...(p.repeat ? [p.repeat.unsqueeze, p.repeat.expand, p.repeat.reshape] : [])]).concat([b.context, b.mergeTranspose, b.mergeReshape, b.out.matmul]);
 }
 
 /** ‖Wv,h‖·‖Wo,h‖ per head. */
@@ -94,7 +94,9 @@ function weightImportance(b: AttentionBlock): number[] {
   const first = b.v.fused?.offset ?? 0;
   return Array.from({ length: b.heads }, (_, h) => {
     let v2 = 0;
-    for (let r = 0; r < wv.length / stride; r++) for (let c = first + h * b.headDim; c < first + (h + 1) * b.headDim; c++) v2 += wv[r * stride + c]! ** 2;
+    // the value head this query head reads (its group's, for grouped-query attention)
+    const vh = Math.floor(h / b.groupSize);
+    for (let r = 0; r < wv.length / stride; r++) for (let c = first + vh * b.headDim; c < first + (vh + 1) * b.headDim; c++) v2 += wv[r * stride + c]! ** 2;
     let o2 = 0;
     for (let r = h * b.headDim; r < (h + 1) * b.headDim; r++) for (let c = 0; c < D; c++) o2 += wo[r * D + c]! ** 2;
     return Math.sqrt(v2 * o2);
@@ -197,11 +199,10 @@ function rewriteShape(g: Graph, reshape: Node, spec: ShapeSpec, entry: number, v
 }
 
 /**
- * A fused q/k/v Split's parts, each now `width` wide: a new sizes input (the old may be shared),
- * or the attribute before opset 13; equal parts without stored sizes stay equal.
+ * A fused q/k/v Split's parts, now `sizes` wide (in output order): a new sizes input (the old may
+ * be shared), or the attribute before opset 13; equal parts without stored sizes stay equal.
  */
-function resizeSplit(g: Graph, split: Node, width: number, names: NameAllocator, created: string[]): void {
-  const sizes = split.outputs.map(() => width);
+function resizeSplit(g: Graph, split: Node, sizes: number[], names: NameAllocator, created: string[]): void {
   if (split.inputs[1]) {
     const name = names.fresh(`${split.name || split.outputs[0]}.split`);
     addInitializer(g, name, DataType.INT64, [sizes.length], BigInt64Array.from(sizes.map(BigInt)));
@@ -215,7 +216,11 @@ function resizeSplit(g: Graph, split: Node, width: number, names: NameAllocator,
 /** Rewrites one block to keep `kept` heads (o_proj refitted when `refit` is given); the number of nodes whose inputs changed. */
 function pruneBlock(b: AttentionBlock, kept: number[], names: NameAllocator, created: string[]): number {
   const g = b.graph;
-  const cols = kept.flatMap((h) => Array.from({ length: b.headDim }, (_, i) => h * b.headDim + i));
+  const columns = (heads: number[]) => heads.flatMap((h) => Array.from({ length: b.headDim }, (_, i) => h * b.headDim + i));
+  const cols = columns(kept);
+  // grouped-query attention: the key/value heads of the kept groups (every head otherwise)
+  const keptGroups = [...new Set(kept.map((h) => Math.floor(h / b.groupSize)))];
+  const colsOf = (p: AttentionBlock['q']) => (p === b.q ? cols : columns(keptGroups));
   const changed = new Set<Node>();
   // rewritten in place when only this node reads it, else in a private copy (ownTensor)
   const replace = (node: Node, input: number, axis: number, keep = cols) => {
@@ -228,15 +233,15 @@ function pruneBlock(b: AttentionBlock, kept: number[], names: NameAllocator, cre
   if (fused) {
     // one weight for q, k and v: each part keeps its kept heads' columns, parts in the Split's order
     const parts = [b.q, b.k, b.v].sort((x, y) => x.fused!.offset - y.fused!.offset);
-    const keep = parts.flatMap((p) => cols.map((c) => p.fused!.offset + c));
+    const keep = parts.flatMap((p) => colsOf(p).map((c) => p.fused!.offset + c));
     replace(b.q.matmul, 1, 1, keep);
     if (b.q.bias && b.q.biasAdd) replace(b.q.biasAdd, b.q.biasAdd.inputs.indexOf(b.q.bias), 0, keep);
-    resizeSplit(g, fused.split, cols.length, names, created);
+    resizeSplit(g, fused.split, [...parts].sort((x, y) => x.fused!.output - y.fused!.output).map((p) => colsOf(p).length), names, created);
     changed.add(fused.split);
   } else {
     for (const p of [b.q, b.k, b.v]) {
-      replace(p.matmul, 1, 1);
-      if (p.bias && p.biasAdd) replace(p.biasAdd, p.biasAdd.inputs.indexOf(p.bias), 0);
+      replace(p.matmul, 1, 1, colsOf(p));
+      if (p.bias && p.biasAdd) replace(p.biasAdd, p.biasAdd.inputs.indexOf(p.bias), 0, colsOf(p));
     }
   }
   // o_proj's rows (refitted first, when there is data: refitLayer wrote them and its bias)
@@ -253,9 +258,18 @@ function pruneBlock(b: AttentionBlock, kept: number[], names: NameAllocator, cre
     }
     reshape.inputs[1] = target;
   };
-  for (const p of [b.q, b.k, b.v]) retarget(p.reshape, p.shape, 2, kept.length);
+  for (const p of [b.q, b.k, b.v]) {
+    retarget(p.reshape, p.shape, 2, p === b.q ? kept.length : keptGroups.length);
+    changed.add(p.reshape);
+    if (p.repeat) {
+      // repeat_kv: Hkv' groups expanded, H' heads after the Reshape
+      retarget(p.repeat.expand, p.repeat.expandShape, 1, keptGroups.length);
+      retarget(p.repeat.reshape, p.repeat.reshapeShape, 1, kept.length);
+      changed.add(p.repeat.expand).add(p.repeat.reshape);
+    }
+  }
   retarget(b.mergeReshape, b.mergeShape, b.mergeShape.entries.length - 1, kept.length * b.headDim);
-  for (const n of [b.q.reshape, b.k.reshape, b.v.reshape, b.mergeReshape]) changed.add(n);
+  changed.add(b.mergeReshape);
   return changed.size;
 }
 
@@ -320,11 +334,14 @@ export const headPrunePass: Pass<HeadPruneOptions> = {
       : blocks.map(weightImportance);
     // the unpruned graph, to fit each block after a pruned one on its inputs as they have become
     const snap = o ? snapshot(model) : null;
-    const keptGlobal = options.scope === 'global' ? keptHeadsGlobal(importance, options.sparsity) : null;
+    // heads go by whole groups (grouped-query attention: a key/value head with its query heads; one head each otherwise)
+    const groupImportance = blocks.map((b, i) => Array.from({ length: b.kvHeads }, (_, g) => importance[i]!.slice(g * b.groupSize, (g + 1) * b.groupSize).reduce((a, v) => a + v, 0)));
+    const headsOf = (b: AttentionBlock, groups: number[]) => groups.flatMap((g) => Array.from({ length: b.groupSize }, (_, r) => g * b.groupSize + r));
+    const keptGlobal = options.scope === 'global' ? keptHeadsGlobal(groupImportance, options.sparsity) : null;
     let changedBefore = false;
     for (const [i, b] of blocks.entries()) {
       ctx.checkpoint();
-      const kept = keptGlobal ? keptGlobal[i]! : keptHeads(importance[i]!, options.sparsity);
+      const kept = headsOf(b, keptGlobal ? keptGlobal[i]! : keptHeads(groupImportance[i]!, options.sparsity));
       const report: HeadBlockReport = { block: b.name, heads: b.heads, kept, removed: Array.from({ length: b.heads }, (_, h) => h).filter((h) => !kept.includes(h)), importance: importance[i]! };
       reports.push(report);
       if (kept.length === b.heads) continue;

@@ -107,7 +107,9 @@ export function estimateSize(report: InspectReport, steps: readonly EstimateStep
         for (const b of blocks) {
           const members = layers.filter((l) => b.layers.includes(l.row.name));
           if (members.some((l) => excludedBy(l.row, p.exclude))) continue;
-          const removed = Math.min(b.heads - 1, Math.round(b.heads * p.sparsity));
+          // by whole groups under grouped-query attention (kvHeads groups of heads / kvHeads query heads)
+          const groups = b.kvHeads ?? b.heads;
+          const removed = Math.min(groups - 1, Math.round(groups * p.sparsity)) * (b.heads / groups);
           for (const l of members) {
             l.kept *= (b.heads - removed) / b.heads;
             if (removed) changed.add(l);
