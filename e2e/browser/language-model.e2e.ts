@@ -199,5 +199,26 @@ test('int4 sensitivity from an int4 step: each stored MatMul weight alone; appli
   for (const name of result.recommendation.exclude) {
     assert.equal(await view.getByRole('button', { name: `Remove ${name} from exclusions` }).count(), 1, `${name} is excluded`);
   }
+
+  // mixed precision: int4 but those layers, then 8-bit weights for exactly them (the exclusions skip step 2)
+  await goto(page, 'experiments');
+  await experiments.locator(`tr[data-run-id="${run.id}"] button.link`).click();
+  await detail.getByRole('button', { name: 'Quantize, these at 8-bit weights' }).click();
+  await waitForView(page, 'compress');
+  assert.equal(await view.locator('fieldset.step').count(), 2);
+  const methods = await view.getByLabel('Quantize method').evaluateAll((els) => els.map((e) => (e as HTMLSelectElement).value));
+  assert.deepEqual(methods, ['int4', 'int8-weight']);
+  const toggles = view.getByRole('checkbox', { name: /excluded layers? alone in this step/ });
+  assert.deepEqual([await toggles.nth(0).isChecked(), await toggles.nth(1).isChecked()], [true, false]);
+  await screenshot(page, 'compress-mixed-precision', { top: true });
+  const evaluate = view.getByRole('checkbox', { name: 'Evaluate the result' });
+  if (!(await evaluate.isChecked())) await evaluate.check();
+  const mixed = await runFromCompress(page, 'int4 + int8 for the sensitive');
+  const rpc = await s.rpc();
+  const mixedRun = await rpc.call('experiments.get', { runId: (await rpc.call('jobs.get', { jobId: mixed.jobId })).runId! });
+  const steps = (mixedRun.recipe as { steps: { quantize: { method: string; exclude: string[] } }[] }).steps.map((x) => x.quantize);
+  assert.deepEqual(steps.map((x) => [x.method, [...x.exclude].sort()]), [['int4', [...result.recommendation.exclude].sort()], ['int8-weight', []]]);
+  // held-back perplexity near fp32's 6.655
+  assert.ok(mixed.perplexity > 6.6 && mixed.perplexity < 6.75, mixed.jobText);
   assertNoPageErrors(s);
 });

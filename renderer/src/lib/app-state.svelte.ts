@@ -41,6 +41,8 @@ export interface CompressDraft {
   calib: DataRef | null;
   /** Node names to add to the exclusions. */
   exclude: string[];
+  /** Indices of steps the exclusions do not apply to (they take what the others left float). */
+  skipExclusions?: number[];
   /** The run name to suggest. */
   name: string;
 }

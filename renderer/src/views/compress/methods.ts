@@ -141,8 +141,12 @@ export function defaultPrune(method: PruneMethod): PruneStep {
 
 export const BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
 
-/** A step being edited (an id for keyed lists, and the step's options). */
-export type UiStep = { id: number; kind: 'quantize'; quantize: QuantizeStep } | { id: number; kind: 'prune'; prune: PruneStep };
+/**
+ * A step being edited (an id for keyed lists, and the step's options). The view's exclusions apply to
+ * every step unless `skipExclusions` (a second step that quantizes exactly the layers the first left
+ * float: mixed int4/int8).
+ */
+export type UiStep = ({ id: number; kind: 'quantize'; quantize: QuantizeStep } | { id: number; kind: 'prune'; prune: PruneStep }) & { skipExclusions?: boolean };
 
 /** The fields of a DataRef (SPEC §4) being edited: a path, a preprocessing preset and a sample count. */
 export interface DataDraft {

@@ -6,11 +6,25 @@ import type { CompressDraft } from '../../lib/app-state.svelte.ts';
  * What an analysis run recommends, as steps for the Compress view: for a prune analysis its
  * per-layer sparsity plan on magnitude pruning (what the analysis measured the plan with), for a
  * quantize analysis its own method (static int8, or weight-only int4 / int8) and settings with its
- * layers to keep float.
- * Null for other runs, and for an analysis that recommends nothing to apply.
+ * layers to keep float — and for an int4 analysis also those layers at 8-bit weights (a second step
+ * the exclusions do not apply to). Empty for other runs, and for an analysis that recommends nothing.
  */
-export function draftFromAnalysis(run: RunDetail): (CompressDraft & { label: string }) | null {
-  if (run.kind !== 'analyze' || run.status !== 'succeeded') return null;
+export function draftsFromAnalysis(run: RunDetail): (CompressDraft & { label: string })[] {
+  if (run.kind !== 'analyze' || run.status !== 'succeeded') return [];
+  const draft = draftFromAnalysis(run);
+  if (!draft) return [];
+  const first = draft.steps[0]!;
+  if (!('quantize' in first) || first.quantize.method !== 'int4') return [draft];
+  // mixed precision: int4 everywhere but the sensitive layers, which a second step stores in 8 bits
+  const eight = QuantizeStep.safeParse({ ...first.quantize, method: 'int8-weight' });
+  if (!eight.success) return [draft];
+  return [draft, {
+    ...draft, label: 'Quantize, these at 8-bit weights', steps: [first, { quantize: eight.data }], skipExclusions: [1],
+    name: draft.name.replace(/^int4, (\d+) float/, 'int4, $1 at int8'),
+  }];
+}
+
+function draftFromAnalysis(run: RunDetail): (CompressDraft & { label: string }) | null {
   const model = run.inputs.find((i) => i.role === 'model')?.path;
   const result = run.result as { for?: unknown; settings?: Record<string, unknown>; recommendation?: { exclude?: unknown } } | null;
   if (!model || !result) return null;
