@@ -5,7 +5,8 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
-const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['api', 'native-models', 'core', 'cli', 'server', 'bench', 'electron'];
+// renderer/src: unit tests of the renderer's pure modules (no DOM, no Svelte runtime)
+const roots = process.argv.slice(2).length ? process.argv.slice(2) : ['api', 'native-models', 'core', 'cli', 'server', 'bench', 'electron', 'renderer/src'];
 const skip = new Set(['node_modules', 'dist', '.git']);
 const files = [];
 function walk(p) {

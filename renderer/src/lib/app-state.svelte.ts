@@ -1,7 +1,9 @@
 import { untrack } from 'svelte';
 import type { Client } from '../../../api/client.ts';
-import type { DataRef, RecipeStep } from '../../../api/recipe.ts';
 import type { AppInfo, ExampleModel, InspectReport, ModelRef, Settings } from '../../../api/schemas.ts';
+import type { CompressDraft } from './compress-draft.ts';
+
+export type { CompressDraft } from './compress-draft.ts';
 
 /**
  * The app's small shared state: which view is shown, which model is open (and its inspect
@@ -29,22 +31,6 @@ export function isViewId(v: string): v is ViewId {
 export interface ViewFocus {
   jobId?: string;
   runId?: string;
-}
-
-/**
- * Steps for the Compress view to start from, handed over by another view (an analysis run's
- * recommendation: a per-layer sparsity plan, or the layers to keep float); taken once.
- */
-export interface CompressDraft {
-  model: string;
-  steps: RecipeStep[];
-  calib: DataRef | null;
-  /** Node names to add to the exclusions. */
-  exclude: string[];
-  /** Indices of steps the exclusions do not apply to (they take what the others left float). */
-  skipExclusions?: number[];
-  /** The run name to suggest. */
-  name: string;
 }
 
 type Loadable<T> = { status: 'idle' | 'loading' | 'ready' | 'error'; value: T | null; error: unknown };

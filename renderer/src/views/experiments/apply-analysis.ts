@@ -1,6 +1,6 @@
 import { PruneStep, QuantizeStep, sparsityPlanOf, type DataRef } from '../../../../api/recipe.ts';
 import type { RunDetail } from '../../../../api/schemas.ts';
-import type { CompressDraft } from '../../lib/app-state.svelte.ts';
+import type { CompressDraft } from '../../lib/compress-draft.ts';
 
 /**
  * What an analysis run recommends, as steps for the Compress view: for a prune analysis its
