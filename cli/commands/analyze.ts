@@ -27,6 +27,13 @@ whittle analyze MODEL --data DATA --for quantize|prune [--preprocess PRESET] [--
 
 const fmt = (v: number | null | undefined, d = 2) => (v === null || v === undefined ? '—' : v.toFixed(d));
 
+/** A skipped node's reason, up to its first colon: the whole of it is among the warnings above the table. */
+function brief(reason: string | null): string {
+  if (!reason) return '';
+  const colon = reason.indexOf(': ');
+  return colon > 0 ? reason.slice(0, colon) : reason;
+}
+
 /** "static minmax, per-tensor", "int4 GPTQ, block 128, symmetric". */
 function settingsLine(s: QuantizeAnalysis['settings']): string {
   if (s.weightOnly) return `${s.method} ${s.algorithm === 'gptq' ? 'GPTQ' : 'RTN'}, block ${s.weightOnly.blockSize}${s.weightOnly.symmetric ? ', symmetric' : ''}`;
@@ -37,7 +44,7 @@ function renderQuantize(r: QuantizeAnalysis): string {
   // a language model: each trial's perplexity beside the agreement (the float model's in the title)
   const lm = r.language !== null;
   const ppl = (v: number | null) => (lm ? [fmt(v, 3)] : []);
-  const rows = [...r.layers].sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9)).map((l) => [l.rank ?? '—', l.name, l.op, fmt(l.outputSqnrDb), fmt(l.top1, 3), ...ppl(l.perplexity), fmt(l.layerSqnrDb), l.skipped ?? '']);
+  const rows = [...r.layers].sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9)).map((l) => [l.rank ?? '—', l.name, l.op, fmt(l.outputSqnrDb), fmt(l.top1, 3), ...ppl(l.perplexity), fmt(l.layerSqnrDb), brief(l.skipped)]);
   const all = `all ${r.settings.method === 'static' ? 'int8' : r.settings.method}`;
   const steps = r.steps.map((s) => [s.tried ?? `(${all})`, fmt(s.sqnrDb), fmt(s.top1, 3), ...ppl(s.perplexity), s.kept ? 'kept' : '']);
   const rec = r.recommendation;
