@@ -6,7 +6,7 @@ import type { PresetName } from '../../core/evaluate/data/index.ts';
 import { loadRecipe } from '../../core/recipes/run-recipe.ts';
 import type { LayerMetric } from '../../core/store/types.ts';
 import { EP_CHOICES, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
-import { numberOption, parseCommand, requireOne, table, type CliIo } from '../io.ts';
+import { formatBytes, numberOption, parseCommand, requireOne, table, type CliIo } from '../io.ts';
 import { ProgressBar } from '../progress.ts';
 import { recordCommand } from '../record.ts';
 
@@ -46,15 +46,15 @@ function renderQuantize(r: QuantizeAnalysis): string {
   const ppl = (v: number | null) => (lm ? [fmt(v, 3)] : []);
   const rows = [...r.layers].sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9)).map((l) => [l.rank ?? '—', l.name, l.op, fmt(l.outputSqnrDb), fmt(l.top1, 3), ...ppl(l.perplexity), fmt(l.layerSqnrDb), brief(l.skipped)]);
   const all = `all ${r.settings.method === 'static' ? 'int8' : r.settings.method}`;
-  const steps = r.steps.map((s) => [s.tried ?? `(${all})`, fmt(s.sqnrDb), fmt(s.top1, 3), ...ppl(s.perplexity), s.kept ? 'kept' : '']);
+  const steps = r.steps.map((s) => [s.tried ?? `(${all})`, fmt(s.sqnrDb), fmt(s.top1, 3), ...ppl(s.perplexity), formatBytes(s.bytes), s.kept ? 'kept' : '']);
   const rec = r.recommendation;
   const pplHeader = lm ? ['perplexity'] : [];
-  const summary = (x: QuantizeAnalysis['recommendation']['allInt8']) => `${fmt(x.sqnrDb)} dB (top-1 ${fmt(x.top1, 3)}${lm ? `, perplexity ${fmt(x.perplexity, 3)}` : ''})`;
+  const summary = (x: QuantizeAnalysis['recommendation']['allInt8']) => `${fmt(x.sqnrDb)} dB (top-1 ${fmt(x.top1, 3)}${lm ? `, perplexity ${fmt(x.perplexity, 3)}` : ''}, ${formatBytes(x.bytes)})`;
   return [
     `${r.model}: quantization sensitivity on ${r.data.n} samples (${settingsLine(r.settings)})${lm ? `; float perplexity ${fmt(r.language!.floatPerplexity, 3)}` : ''}`,
     table(['rank', 'layer', 'op', 'output SQNR dB', 'top-1 agr.', ...pplHeader, 'layer SQNR dB', 'skipped'], rows),
     'exclusion search:',
-    table(['left float', 'SQNR dB', 'top-1 agr.', ...pplHeader, ''], steps),
+    table(['left float', 'SQNR dB', 'top-1 agr.', ...pplHeader, 'size', ''], steps),
     `recommendation: --exclude ${rec.exclude.join(',') || '(none)'}`,
     `  ${all} ${summary(rec.allInt8)} → ${summary(rec.withExclusions)}`,
     `  ${rec.note}`,

@@ -150,6 +150,12 @@ test('quantize sensitivity on the character transformer: Adds and Muls are ranke
   const units = new Map(r.layers.map((l) => [l.name, l.op]));
   assert.ok(rec.layers.some((name) => units.get(name) !== 'MatMul'), `recommended: ${rec.layers.join(', ')}`);
   assert.ok(rec.withExclusions.sqnrDb! > rec.allInt8.sqnrDb! && rec.withExclusions.perplexity! < rec.allInt8.perplexity!);
+  // every trial's size: a MatMul left float costs its weights in float (4 bytes instead of 1 each)
+  const matmulStep = r.steps.find((st) => st.tried !== null && units.get(st.tried) === 'MatMul')!;
+  // (compared with the step it was added to: the last one kept before it)
+  const withoutIt = r.steps.slice(0, r.steps.indexOf(matmulStep)).filter((st) => st.kept).at(-1)!;
+  assert.ok(matmulStep.bytes > withoutIt.bytes + 3 * 128 * 128 * 0.9, `${matmulStep.tried}: ${matmulStep.bytes} vs ${withoutIt.bytes}`);
+  assert.equal(rec.allInt8.bytes, r.steps[0]!.bytes);
   console.log(`transformer static MinMax on 32 windows: float perplexity ${r.language!.floatPerplexity.toFixed(4)}, all-int8 ${rec.allInt8.perplexity!.toFixed(4)} (${rec.allInt8.sqnrDb!.toFixed(2)} dB), ${rec.layers.length} left float ${rec.withExclusions.perplexity!.toFixed(4)} (${rec.withExclusions.sqnrDb!.toFixed(2)} dB): ${rec.layers.join(', ')}`);
 
   // independently: calibrate, quantize with and without the exclusions, write, and evaluate

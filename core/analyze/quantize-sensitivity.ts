@@ -107,6 +107,8 @@ export interface ExclusionStep {
   top1: number | null;
   cosine: number;
   perplexity: number | null;
+  /** The trial model's size: what leaving these nodes float costs in bytes. */
+  bytes: number;
 }
 
 export interface QuantizeAnalysis {
@@ -138,8 +140,8 @@ export interface QuantizeAnalysis {
     reached: boolean;
     /** The cap on exclusions, when it stopped the search. */
     cappedAt: number | null;
-    allInt8: { sqnrDb: number | null; top1: number | null; perplexity: number | null };
-    withExclusions: { sqnrDb: number | null; top1: number | null; perplexity: number | null };
+    allInt8: { sqnrDb: number | null; top1: number | null; perplexity: number | null; bytes: number };
+    withExclusions: { sqnrDb: number | null; top1: number | null; perplexity: number | null; bytes: number };
     note: string;
   };
   warnings: string[];
@@ -325,7 +327,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
       const model = fresh();
       await quantize(model, { exclude: [...excluded, ...settings.exclude] });
       const r = await runner.measure(model);
-      return { tried, layers: layersFloat, excluded, sqnrDb: r.output.sqnrDb, top1: r.output.top1, cosine: r.output.cosine, perplexity: r.language?.perplexity ?? null, kept: true };
+      return { tried, layers: layersFloat, excluded, sqnrDb: r.output.sqnrDb, top1: r.output.top1, cosine: r.output.cosine, perplexity: r.language?.perplexity ?? null, bytes: r.bytes, kept: true };
     };
     progress('recommend', 0, maxTrials + 1);
     let best = await trial([], null);
@@ -368,8 +370,8 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
         targetSqnrDb: targetSqnr,
         reached,
         cappedAt: reached ? null : cap,
-        allInt8: { sqnrDb: first.sqnrDb, top1: first.top1, perplexity: first.perplexity },
-        withExclusions: { sqnrDb: last.sqnrDb, top1: last.top1, perplexity: last.perplexity },
+        allInt8: { sqnrDb: first.sqnrDb, top1: first.top1, perplexity: first.perplexity, bytes: first.bytes },
+        withExclusions: { sqnrDb: last.sqnrDb, top1: last.top1, perplexity: last.perplexity, bytes: last.bytes },
         note,
       },
       warnings,

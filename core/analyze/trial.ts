@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WhittleError } from '../../api/errors.ts';
@@ -57,6 +57,8 @@ export interface TrialResult {
    * trial model over the same windows (the float model's are `TrialRunner.language`); else null.
    */
   language: NextTokenResult | null;
+  /** The trial model's size as written (with its external data), taps aside: what leaving nodes float costs. */
+  bytes: number;
 }
 
 type Scores = { dims: number[]; data: Float32Array | Float64Array };
@@ -100,7 +102,7 @@ export class TrialRunner {
     const tokenInput = tokenInputOf(data.inputs)?.name;
     const tokens = tokenInput ? { input: tokenInput, probabilities: floatModel.graph.producers().get(outputName)?.opType === 'Softmax' } : null;
     const runner = new TrialRunner(data, outputName, [], new Map(taps.map((t) => [t, []])), tapBatches, options.ep ?? 'cpu', options.signal, tokens);
-    const session = await runner.open(floatModel, taps);
+    const { session } = await runner.open(floatModel, taps);
     const language = runner.nextTokenMetrics();
     try {
       for (let i = 0; i < data.batches.length; i++) {
@@ -124,7 +126,7 @@ export class TrialRunner {
   /** Runs `model` (already changed by the caller) on the data and compares it with the float model. */
   async measure(model: Model, taps: string[] = []): Promise<TrialResult> {
     const known = taps.filter((t) => this.referenceTaps.has(t));
-    const session = await this.open(model, known);
+    const { session, bytes } = await this.open(model, known);
     const output = new Agreement();
     const language = this.nextTokenMetrics();
     const tapAgreement = new Map(known.map((t) => [t, new Agreement()]));
@@ -152,7 +154,7 @@ export class TrialRunner {
       const r = agg.result();
       tapResults[t] = r ? (r.identical ? null : r.sqnrDb) : null;
     }
-    return { output: output.result()!, taps: tapResults, language: language?.result() ?? null };
+    return { output: output.result()!, taps: tapResults, language: language?.result() ?? null, bytes };
   }
 
   /**
@@ -183,7 +185,7 @@ export class TrialRunner {
     if (this.signal?.aborted) throw new WhittleError('CANCELLED', 'analysis cancelled');
   }
 
-  /** Writes the model with `taps` added as outputs (restoring its outputs after) and opens it. */
+  /** Writes the model with `taps` added as outputs (restoring its outputs after) and opens it; the bytes written. */
   private async open(model: Model, taps: string[]) {
     const saved = model.graph.outputs;
     const path = join(this.dir, `trial-${this.count++}.onnx`);
@@ -195,10 +197,13 @@ export class TrialRunner {
     } finally {
       model.graph.outputs = saved;
     }
+    const data = `${path}.data`;
+    const bytes = statSync(path).size + (existsSync(data) ? statSync(data).size : 0);
     try {
-      return await createSession(path, { ep: this.ep });
+      return { session: await createSession(path, { ep: this.ep }), bytes };
     } finally {
       rmSync(path, { force: true });
+      rmSync(data, { force: true });
     }
   }
 }

@@ -149,7 +149,8 @@ function analysisItems(result: object, m: Record<string, number>): SummaryItem[]
     const items: SummaryItem[] = [{ label: 'Keep float', value: exclude.length ? exclude.join(', ') : 'nothing' }];
     // a language model's trials also carry perplexity on the analysis windows (the float model's beside them)
     const perplexity = (key: string) => (typeof m[key] === 'number' ? ` · perplexity ${m[key].toFixed(3)}` : '');
-    const trial = (key: string) => `${db(`recommendation.${key}.sqnrDb`)} · ${formatPercent(m[`recommendation.${key}.top1`])}${perplexity(`recommendation.${key}.perplexity`)}`;
+    const size = (key: string) => (typeof m[key] === 'number' ? ` · ${formatBytes(m[key])}` : '');
+    const trial = (key: string) => `${db(`recommendation.${key}.sqnrDb`)} · ${formatPercent(m[`recommendation.${key}.top1`])}${perplexity(`recommendation.${key}.perplexity`)}${size(`recommendation.${key}.bytes`)}`;
     if ('language.floatPerplexity' in m) items.push({ label: 'Float perplexity', value: m['language.floatPerplexity']!.toFixed(3) });
     // the analysis' method: static int8, or weight-only int4 / int8
     const all = typeof r.settings?.method === 'string' && r.settings.method !== 'static' ? r.settings.method : 'int8';
