@@ -62,7 +62,8 @@ export function inspectModel(model: Model): InspectReport {
     opHistogram: stats.opHistogram,
     layers: stats.layers,
     attention: model.graphs().flatMap((g) => findAttentionBlocks(g, model.opsetVersion('') ?? 13).blocks).map((b) => ({
-      block: b.name, heads: b.heads, headDim: b.headDim, ...(b.kvHeads !== b.heads ? { kvHeads: b.kvHeads } : {}), // a fused q/k/v projection is one layer
+      block: b.name, heads: b.heads, headDim: b.headDim, ...(b.kvHeads !== b.heads ? { kvHeads: b.kvHeads } : {}),
+      // a fused q/k/v projection is one layer
       layers: [...new Set([b.q.matmul, b.k.matmul, b.v.matmul, b.out.matmul])].map((n) => n.name || n.outputs[0]!),
     })),
     metadata,

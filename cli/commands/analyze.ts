@@ -138,13 +138,8 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
         const step = recipe?.steps.map((s) => ('quantize' in s ? s.quantize : null)).find((s) => s?.method === 'static' || s?.method === 'int4' || s?.method === 'int8-weight') ?? null;
         r = await analyzeQuantizeSensitivity({
           ...common,
-          ...(step ? {
-            settings: {
-              method: step.method as 'static' | 'int4' | 'int8-weight', calibration: step.calibration, perChannel: step.perChannel, activationType: step.activationType, algorithm: step.algorithm,
-              percentile: step.percentile, movingAverage: step.movingAverage, symmetricRanges: step.symmetricRanges, bins: step.bins, exclude: step.exclude, samples: step.samples,
-              blockSize: step.blockSize, symmetric: step.symmetric, format: step.format, actOrder: step.actOrder, percdamp: step.percdamp,
-            },
-          } : {}),
+          // the step's settings (its own calibration data is not read: --data is)
+          ...(step ? { settings: { ...step, method: step.method as 'static' | 'int4' | 'int8-weight' } } : {}),
           targetAgreement: numberOption('analyze', 'target-agreement', values['target-agreement'], { min: 0, max: 1 }),
           targetSqnrDb: numberOption('analyze', 'target-sqnr', values['target-sqnr']),
           maxExcludedShare: numberOption('analyze', 'max-excluded', values['max-excluded'], { min: 0, max: 1 }),

@@ -1,7 +1,7 @@
-import { WhittleError } from '../../api/errors.ts';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { WhittleError } from '../../api/errors.ts';
 import { PRUNE_METHODS, PruneStep, Recipe, sparsityPlanOf } from '../../api/recipe.ts';
+import { absoluteRecipe } from '../../core/jobs/recipe-from-run.ts';
 import type { ChannelPruneDetails } from '../../core/passes/prune/channel/channel-prune.ts';
 import type { ReconstructedLayer } from '../../core/passes/prune/channel/reconstruct.ts';
 import type { HeadPruneDetails } from '../../core/passes/prune/heads.ts';
@@ -173,7 +173,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     argv: ['prune', ...argv],
     inputs,
     // the plan file may change or go: the run keeps the step it read as a one-step recipe
-    ...(values.plan ? { recipe: Recipe.parse({ name: `prune ${step.method} with a per-layer plan`, model: resolve(input), seed, steps: [{ prune: { ...step, ...(step.calib ? { calib: { ...step.calib, path: resolve(step.calib.path) } } : {}) } }] }) } : {}),
+    ...(values.plan ? { recipe: absoluteRecipe(Recipe.parse({ name: `prune ${step.method} with a per-layer plan`, model: input, seed, steps: [{ prune: step }] }), process.cwd()) } : {}),
     record: !values['no-record'],
     environment: { ep, seed },
     work: async () => {

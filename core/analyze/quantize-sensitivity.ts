@@ -36,18 +36,15 @@ export const ANALYZED_OPS: readonly string[] = COMPUTE_OPS.filter((op) => DEFAUL
 /** The ops whose stored weight GPTQ may choose. */
 const WEIGHT_OPS: readonly string[] = ['Conv', 'Gemm', 'MatMul'];
 
-export type QuantizeSettings = Pick<QuantizeStep, 'calibration' | 'perChannel' | 'activationType' | 'algorithm'> & {
+/** Weight-only: block size, symmetric blocks, format, GPTQ's act-order and dampening (the step's defaults otherwise). */
+type WeightOnlySettings = Partial<Pick<QuantizeStep, 'blockSize' | 'symmetric' | 'format' | 'actOrder' | 'percdamp'>>;
+
+export type QuantizeSettings = Pick<QuantizeStep, 'calibration' | 'perChannel' | 'activationType' | 'algorithm'> & WeightOnlySettings & {
   /**
    * What the trials quantize with: static int8 QDQ (default), or weight-only int4 / int8
    * (MatMulNBits: only MatMul weights, no activations — "which layer breaks int4").
    */
   method?: 'static' | 'int4' | 'int8-weight' | undefined;
-  /** Weight-only: block size, symmetric blocks, format, GPTQ's act-order and dampening (the step's defaults otherwise). */
-  blockSize?: number | undefined;
-  symmetric?: boolean | undefined;
-  format?: 'matmulnbits' | 'dq' | undefined;
-  actOrder?: boolean | undefined;
-  percdamp?: number | undefined;
   percentile?: number | undefined;
   movingAverage?: boolean | undefined;
   symmetricRanges?: boolean | undefined;
@@ -200,16 +197,12 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
   const fresh = () => readOnnxFile(modelPath);
   const floatModel = fresh();
   // weight-only trials quantize MatMul weights and nothing else
+  // (unset fields take the step's defaults; GPTQ's Hessians come from the analysis data)
   const weightStep = method === 'static' ? null : QuantizeStep.parse({
     method, algorithm: settings.algorithm, exclude: [],
-    ...(o.settings?.blockSize !== undefined ? { blockSize: o.settings.blockSize } : {}),
-    ...(o.settings?.symmetric !== undefined ? { symmetric: o.settings.symmetric } : {}),
-    ...(o.settings?.format !== undefined ? { format: o.settings.format } : {}),
-    ...(o.settings?.actOrder !== undefined ? { actOrder: o.settings.actOrder } : {}),
-    ...(o.settings?.percdamp !== undefined ? { percdamp: o.settings.percdamp } : {}),
-    ...(o.settings?.samples !== undefined ? { samples: o.settings.samples } : {}),
-    // GPTQ's Hessians come from the analysis data
-    ...(settings.algorithm === 'gptq' ? { calib: { path: o.data, ...(o.preprocess ? { preprocess: o.preprocess } : {}) } } : {}),
+    blockSize: o.settings?.blockSize, symmetric: o.settings?.symmetric, format: o.settings?.format,
+    actOrder: o.settings?.actOrder, percdamp: o.settings?.percdamp, samples: o.settings?.samples,
+    calib: settings.algorithm === 'gptq' ? { path: o.data, ...(o.preprocess ? { preprocess: o.preprocess } : {}) } : undefined,
   });
   // (weight-only: MatMuls with a stored weight; those of two activations, like attention's, have none)
   const candidates = quantizableLayers(floatModel, settings.exclude).filter((l) => !weightStep || (l.node.opType === 'MatMul' && floatModel.graph.constant(l.node.inputs[1]!) !== null));

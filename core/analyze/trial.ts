@@ -8,8 +8,8 @@ import { toFloatScores, type HostTensor } from '../../native-models/runtimes/hos
 import { createSession, runSession, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
 import { openDataset, type Batch, type ModelInputSpec, type PresetName } from '../evaluate/data/index.ts';
 import { tokenInputOf } from '../evaluate/data/types.ts';
-import { batchSizeFor, inputSpecs } from '../evaluate/evaluate.ts';
-import { Agreement, NextTokenMetrics, type AgreementResult, type NextTokenResult } from '../evaluate/metrics.ts';
+import { batchSizeFor, inputSpecs, outputIsProbabilities } from '../evaluate/evaluate.ts';
+import { Agreement, isSequenceScores, NextTokenMetrics, type AgreementResult, type NextTokenResult } from '../evaluate/metrics.ts';
 
 /**
  * What every sensitivity trial shares: a small data set held in memory, the float model's outputs
@@ -100,7 +100,7 @@ export class TrialRunner {
     const perBatch = data.batches[0]?.count ?? 1;
     const tapBatches = Math.min(data.batches.length, Math.max(1, Math.ceil((options.tapSamples ?? 8) / perBatch)));
     const tokenInput = tokenInputOf(data.inputs)?.name;
-    const tokens = tokenInput ? { input: tokenInput, probabilities: floatModel.graph.producers().get(outputName)?.opType === 'Softmax' } : null;
+    const tokens = tokenInput ? { input: tokenInput, probabilities: outputIsProbabilities(floatModel, outputName) } : null;
     const runner = new TrialRunner(data, outputName, [], new Map(taps.map((t) => [t, []])), tapBatches, options.ep ?? 'cpu', options.signal, tokens);
     const { session } = await runner.open(floatModel, taps);
     const language = runner.nextTokenMetrics();
@@ -169,9 +169,7 @@ export class TrialRunner {
     return {
       update: (batch, scores) => {
         const t = this.data.batches[batch]!.inputs[tokens.input] as HostTensor | undefined;
-        if (t && scores.dims.length === 3 && scores.dims[0] === t.dims[0] && scores.dims[1] === t.dims[1]) {
-          metrics.update(t.data as ArrayLike<number | bigint>, t.dims, scores);
-        }
+        if (t && isSequenceScores(t, scores)) metrics.update(t.data as ArrayLike<number | bigint>, t.dims, scores);
       },
       result: () => metrics.result(),
     };

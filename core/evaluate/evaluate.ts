@@ -10,7 +10,7 @@ import { isHostDtype, toFloatScores, type HostTensor } from '../../native-models
 import { realInputs } from '../inspect.ts';
 import { openDataset, tokenInputOf, type Dataset, type ModelInputSpec, type PresetName } from './data/index.ts';
 import { measureLatency, type LatencyResult } from './latency.ts';
-import { Agreement, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
+import { Agreement, isSequenceScores, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
 
 export interface EvalOptions {
   model: string;
@@ -163,6 +163,11 @@ export async function openEvaluationData(opts: Pick<EvalOptions, 'data' | 'prepr
   return dataset;
 }
 
+/** Whether a model's output comes out of a Softmax: next-token metrics then read probabilities, not logits. */
+export function outputIsProbabilities(model: Model, output: string): boolean {
+  return model.graph.producers().get(output)?.opType === 'Softmax';
+}
+
 export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const t0 = performance.now();
   const model = openModel(opts.model);
@@ -192,10 +197,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const agreement = reference ? new Agreement() : null;
   // token windows into a language model: every position predicts the next token of its window
   const tokenInput = tokenInputOf(inputs)?.name ?? null;
-  const probabilities = (m: Model) => m.graph.producers().get(outputName)?.opType === 'Softmax';
-  const nextToken = tokenInput ? new NextTokenMetrics(probabilities(model)) : null;
-  const referenceNextToken = tokenInput && reference ? new NextTokenMetrics(probabilities(openModel(opts.reference!, { lazyTensors: true }))) : null;
-  const isSequenceScores = (t: HostTensor | undefined, s: { dims: readonly number[] }) => t !== undefined && s.dims.length === 3 && s.dims[0] === t.dims[0] && s.dims[1] === t.dims[1];
+  const nextToken = tokenInput ? new NextTokenMetrics(outputIsProbabilities(model, outputName)) : null;
+  const referenceNextToken = tokenInput && reference ? new NextTokenMetrics(outputIsProbabilities(openModel(opts.reference!, { lazyTensors: true }), outputName)) : null;
   const expected = { maxAbsDiff: 0, ok: true, exact: true, differing: 0, values: 0, top1Match: true };
   let sawExpected = false;
   let firstFeeds: Record<string, HostTensor> | null = null;

@@ -102,6 +102,11 @@ export interface NextTokenResult {
   tokens: number;
 }
 
+/** Whether scores are a language model's [batch, positions, vocabulary] for these [batch, positions] tokens. */
+export function isSequenceScores(tokens: { dims: readonly number[] } | undefined, scores: { dims: readonly number[] }): boolean {
+  return tokens !== undefined && scores.dims.length === 3 && scores.dims[0] === tokens.dims[0] && scores.dims[1] === tokens.dims[1];
+}
+
 /**
  * Next-token metrics of a language model over windows of tokens: position t of a window predicts
  * token t + 1 of the same window (the last position has nothing to predict). Scores are logits

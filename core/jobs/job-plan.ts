@@ -125,7 +125,7 @@ export function planJob(spec: JobSpecParsed, options: PlanOptions): JobPlan {
     }
     case 'prune': {
       const step = spec.step;
-      const title = `prune ${step.method} ${step.layerSparsity ? "(per-layer plan)" : `${Math.round(step.sparsity * 100)} %`} · ${basename(spec.model)}`;
+      const title = `prune ${step.method} ${step.layerSparsity ? '(per-layer plan)' : `${Math.round(step.sparsity * 100)} %`} · ${basename(spec.model)}`;
       if (needsRecipe(step)) return recipePlan({ name: title, model: spec.model, seed: spec.seed, steps: [{ prune: step }] }, title, options.jobDir);
       const defaults = PruneStep.parse({ method: step.method }) as Record<string, unknown>;
       const argv = ['prune', spec.model, '-o', outputPath(spec.model, step.method, options), '--method', step.method, ...calibFlags(step),

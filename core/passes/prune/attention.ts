@@ -270,7 +270,7 @@ export function splitSizes(graph: Graph, split: Node, total: number): number[] |
  */
 const HEAD_LOCAL_UNARY = new Set(['Neg', 'Cast', 'Identity']);
 
-/** Whether `n` is head-local and every operand of it that is not `regionInput` is shared by the heads. */
+/** Whether `n` is head-local: every operand of it either in the region (`isRegion`) or shared by the heads. */
 function headLocal(graph: Graph, n: Node, isRegion: (v: string) => boolean): boolean {
   if (n.domain !== '') return false;
   if (HEAD_LOCAL_UNARY.has(n.opType)) return true;
@@ -349,8 +349,9 @@ export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: Attenti
     const k = projectionInto(graph, producers, readers, scores, 1, [0, 2, 3, 1], opset, true);
     if (!q || !k) continue;
     const name = scores.name || scores.outputs[0]!;
+    // every value whose shape has H (or H·d) in it; a fused projection's Split input has it three times
     const projectionValues = (p: Projection) => [p.matmul.outputs[0]!, p.reshape.inputs[0]!, p.reshape.outputs[0]!, p.transpose.outputs[0]!, ...p.region.flatMap((n) => n.outputs),
-      ...(p.repeat ? [p.repeat.unsqueeze, p.repeat.expand, p.repeat.reshape].map((n) => n.outputs[0]!) : [])];
+      ...(p.fused ? [p.fused.split.inputs[0]!] : []), ...(p.repeat ? [p.repeat.unsqueeze, p.repeat.expand, p.repeat.reshape].map((n) => n.outputs[0]!) : [])];
     const values = [q, k].flatMap(projectionValues);
     // scores → element-wise ops with operands every head shares → Softmax → … → MatMul(·, v)
     let at = scores.outputs[0]!;
@@ -400,8 +401,6 @@ export function findAttentionBlocks(graph: Graph, opset = 13): { blocks: Attenti
       continue;
     }
     values.push(...projectionValues(v), context.outputs[0]!, mergeTranspose!.outputs[0]!, mergeReshape!.outputs[0]!);
-    // a fused projection: the MatMul's output, its bias Add's, and the Split's input have H·d three times
-    if (q.fused) values.push(q.matmul.outputs[0]!, q.fused.split.inputs[0]!, ...(q.biasAdd ? [q.biasAdd.outputs[0]!] : []));
     blocks.push({ graph, name: out!.name || out!.outputs[0]!, heads, headDim, kvHeads: k.heads, groupSize, q, k, v, context, mergeTranspose: mergeTranspose!, mergeReshape: mergeReshape!, mergeShape, out: { matmul: out!, weight: out!.inputs[1]! }, values: [...new Set(values)] });
   }
   return { blocks, notes };

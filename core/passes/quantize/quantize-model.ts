@@ -39,7 +39,6 @@ function gptqSummary(details: Record<string, unknown> | undefined): GptqSummary 
 
 export type QuantizeRun = StepRun<QuantizeStep>;
 
-/** Runs one quantize step on an opened model (used by `whittle quantize` and recipe steps). */
 export interface QuantizeStepOptions {
   ep?: EpChoice;
   baseDir?: string;
@@ -47,6 +46,7 @@ export interface QuantizeStepOptions {
   gptqCache?: Map<string, GptqChoice>;
 }
 
+/** Runs one quantize step on an opened model (used by `whittle quantize` and recipe steps). */
 export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: PassContext, opts: QuantizeStepOptions = {}): Promise<StepResult> {
   const exclude = step.exclude;
   const nodes = model.graphs().flatMap((g) => g.nodes);

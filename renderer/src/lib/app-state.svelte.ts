@@ -3,8 +3,6 @@ import type { Client } from '../../../api/client.ts';
 import type { AppInfo, ExampleModel, InspectReport, ModelRef, Settings } from '../../../api/schemas.ts';
 import type { CompressDraft } from './compress-draft.ts';
 
-export type { CompressDraft } from './compress-draft.ts';
-
 /**
  * The app's small shared state: which view is shown, which model is open (and its inspect
  * report, loaded once for the Model and Compress views), the layers the user excluded from

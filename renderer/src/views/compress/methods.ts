@@ -1,4 +1,4 @@
-import { PruneStep, QuantizeStep, type PRESETS, type PRUNE_METHODS, type QUANTIZE_METHODS } from '../../../../api/recipe.ts';
+import { PLAN_METHODS, PruneStep, QuantizeStep, type PRESETS, type PRUNE_METHODS, type QUANTIZE_METHODS } from '../../../../api/recipe.ts';
 
 /**
  * What the Compress view shows for each method: a one-line description, whether it needs
@@ -140,6 +140,11 @@ export function defaultPrune(method: PruneMethod): PruneStep {
 }
 
 export const BLOCK_SIZES = [16, 32, 64, 128, 256] as const;
+
+/** Whether a prune step's per-layer plan is applied: it goes with the unstructured methods, at layer scope, without N:M. */
+export function planApplies(p: PruneStep): boolean {
+  return p.layerSparsity !== undefined && PLAN_METHODS.includes(p.method) && p.scope === 'layer' && !p.pattern;
+}
 
 /**
  * A step being edited (an id for keyed lists, and the step's options). The view's exclusions apply to
