@@ -50,6 +50,13 @@ export const QuantizeStep = z.object({
   percdamp: z.number().gte(0).lte(1).optional(),
   /** int4 / int8-weight: com.microsoft.MatMulNBits or opset-21 DequantizeLinear(block_size). */
   format: z.enum(['matmulnbits', 'dq']).default('matmulnbits'),
+  /**
+   * static: after quantizing, measure each Conv/Gemm output's channel means on the calibration data
+   * in the float and the quantized model and add the difference to its int32 bias, upstream layers
+   * first (empirical bias correction, as NNCF's; static-bias-correction.ts). One more pass over the
+   * data per dependency level.
+   */
+  biasCorrection: z.boolean().default(false),
   /** Node names or op types left in float. */
   exclude: z.array(z.string().min(1)).default([]),
   /** fp16: graph inputs and outputs stay float32. */

@@ -4,9 +4,11 @@
  * are in-sample), with top-1 agreement and output SQNR against fp32 — the table issue 3 asks for.
  *
  * With --algorithms rtn,gptq (the default) every configuration runs twice: int8 weights rounded to
- * nearest, and with GPTQ choosing them (same scales; static-gptq.ts).
+ * nearest, and with GPTQ choosing them (same scales; static-gptq.ts). --bias-correction off,on runs
+ * each without and with bias correction (static-bias-correction.ts).
  *
  *   node --import tsx bench/quantize-squeezenet.ts [--samples 100] [--activation-type uint8|int8] [--algorithms rtn,gptq]
+ *     [--calibrations minmax,percentile,entropy,mse] [--bias-correction off|on|off,on]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,8 +19,11 @@ import { evaluate } from '../core/evaluate/evaluate.ts';
 import { quantizeModel } from '../core/passes/quantize/quantize-model.ts';
 import { fixture } from '../core/testing/fixtures.ts';
 
-const { values } = parseArgs({ options: { samples: { type: 'string', default: '100' }, 'activation-type': { type: 'string', default: 'uint8' }, algorithms: { type: 'string', default: 'rtn,gptq' } } });
-const algorithms = values.algorithms.split(',').map((a) => a.trim()).filter(Boolean);
+const { values } = parseArgs({ options: { samples: { type: 'string', default: '100' }, 'activation-type': { type: 'string', default: 'uint8' }, algorithms: { type: 'string', default: 'rtn,gptq' }, 'bias-correction': { type: 'string', default: 'off' }, calibrations: { type: 'string', default: CALIBRATION_METHODS.join(',') } } });
+const list = (v: string) => v.split(',').map((a) => a.trim()).filter(Boolean);
+const algorithms = list(values.algorithms);
+const calibrations = list(values.calibrations).map((c) => QuantizeStep.shape.calibration.parse(c));
+const corrections = list(values['bias-correction']).map((b) => b === 'on');
 const fp32 = fixture('squeezenet', 'squeezenet1.0_fp32.onnx');
 const data = fixture('imagenet-100');
 const dir = mkdtempSync(join(tmpdir(), 'whittle-sq-'));
@@ -26,19 +31,19 @@ const rows: Record<string, unknown>[] = [];
 try {
   const base = await evaluate({ model: fp32, data, preprocess: 'caffe', ep: 'cpu', warmup: 10, runs: 100 });
   console.log(`fp32: top-1 ${(base.accuracy!.top1 * 100).toFixed(0)} %, p50 ${base.latency.p50Ms.toFixed(2)} ms, ${base.bytes} B`);
-  for (const algorithm of algorithms) for (const calibration of CALIBRATION_METHODS) {
-    for (const perChannel of [false, true]) {
-      const out = join(dir, `${algorithm}-${calibration}-${perChannel ? 'pc' : 'pt'}.onnx`);
-      const step = QuantizeStep.parse({ method: 'static', calib: { path: data, preprocess: 'caffe' }, samples: Number(values.samples), calibration, perChannel, activationType: values['activation-type'], algorithm });
+  for (const algorithm of algorithms) for (const calibration of calibrations) {
+    for (const perChannel of [false, true]) for (const biasCorrection of corrections) {
+      const out = join(dir, `${algorithm}-${calibration}-${perChannel ? 'pc' : 'pt'}-${biasCorrection ? 'bc' : 'plain'}.onnx`);
+      const step = QuantizeStep.parse({ method: 'static', calib: { path: data, preprocess: 'caffe' }, samples: Number(values.samples), calibration, perChannel, activationType: values['activation-type'], algorithm, biasCorrection });
       const q = await quantizeModel({ input: fp32, output: out, step, ep: 'cpu' });
       const e = await evaluate({ model: out, data, preprocess: 'caffe', ep: 'cpu', reference: fp32, warmup: 10, runs: 100 });
       const row = {
-        algorithm, calibration, granularity: perChannel ? 'per-channel' : 'per-tensor',
+        algorithm, calibration, granularity: perChannel ? 'per-channel' : 'per-tensor', biasCorrection,
         top1: e.accuracy!.top1, agreement: e.agreement!.top1, sqnrDb: e.agreement!.sqnrDb,
         bytes: q.bytesAfter, calibrateSeconds: q.calibration!.seconds, p50Ms: e.latency.p50Ms, speedup: base.latency.p50Ms / e.latency.p50Ms,
       };
       rows.push(row);
-      console.log(`${algorithm.padEnd(5)} ${calibration.padEnd(10)} ${row.granularity.padEnd(11)} top-1 ${(row.top1 * 100).toFixed(0).padStart(3)} %  agreement ${(row.agreement! * 100).toFixed(0).padStart(3)} %  SQNR ${row.sqnrDb!.toFixed(1).padStart(5)} dB  ${row.bytes} B  calib ${row.calibrateSeconds.toFixed(1)} s  p50 ${row.p50Ms.toFixed(2)} ms (${row.speedup.toFixed(2)}× fp32)`);
+      console.log(`${algorithm.padEnd(5)} ${calibration.padEnd(10)} ${row.granularity.padEnd(11)} ${biasCorrection ? '+bc' : '   '} top-1 ${(row.top1 * 100).toFixed(0).padStart(3)} %  agreement ${(row.agreement! * 100).toFixed(0).padStart(3)} %  SQNR ${row.sqnrDb!.toFixed(1).padStart(5)} dB  ${row.bytes} B  calib ${row.calibrateSeconds.toFixed(1)} s  p50 ${row.p50Ms.toFixed(2)} ms (${row.speedup.toFixed(2)}× fp32)`);
     }
   }
   console.log(JSON.stringify({ bench: 'quantize-squeezenet', samples: Number(values.samples), fp32: { top1: base.accuracy!.top1, p50Ms: base.latency.p50Ms, bytes: base.bytes }, rows }));

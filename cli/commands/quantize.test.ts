@@ -64,6 +64,27 @@ describe('whittle quantize and whittle run', () => {
     assert.match(misplaced.err, /--moving-average applies to --calibration minmax, not entropy; ignored/);
   });
 
+  it('--bias-correction: the biases change, the weights do not, and the report says which layers moved', async () => {
+    const args = (out: string) => ['quantize', fixture('mnist', 'mnist.onnx'), '-o', out, '--method', 'static', '--calib', fixture('mnist', 't10k-images-idx3-ubyte.gz'), '--preprocess', 'mnist', '--samples', '64', '--no-record'];
+    const [plain, corrected] = [join(dirs.work(), 'plain.onnx'), join(dirs.work(), 'bc.onnx')];
+    assert.equal((await whittle(...args(plain))).code, 0);
+    const r = await whittle(...args(corrected), '--bias-correction');
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /calibration minmax \+ bias correction on 64 samples/);
+    assert.match(r.out, /bias {8}corrected 3 layer\(s\) in 3 pass\(es\) over 64 samples, [\d.]+ s, largest \S+: [\d.]+ % of its channel means/);
+    const int32 = (file: string) => [...readOnnxFile(file).graph.initializers.values()].filter((t) => t.dtype === 'int32' && !t.name.endsWith('_zero_point'));
+    const int8 = (file: string) => [...readOnnxFile(file).graph.initializers.values()].filter((t) => t.dtype === 'int8').map((t) => [...t.bytes()]);
+    const [a, b] = [int32(plain), int32(corrected)];
+    assert.equal(a.length, 3);
+    assert.deepEqual(b.map((t) => t.name), a.map((t) => t.name));
+    assert.ok(a.every((t, i) => !Buffer.from(t.bytes()).equals(Buffer.from(b[i]!.bytes()))), 'every bias moved');
+    assert.deepEqual(int8(corrected), int8(plain), 'weights as they were');
+    const json = JSON.parse((await whittle(...args(join(dirs.work(), 'bc2.onnx')), '--bias-correction', '--json')).out);
+    assert.deepEqual(json.biasCorrection.layers.map((l: { level: number }) => l.level), [0, 1, 2]);
+    const dynamic = await whittle('quantize', fixture('mnist', 'mnist.onnx'), '-o', join(dirs.work(), 'd.onnx'), '--method', 'dynamic', '--bias-correction', '--no-record');
+    assert.match(dynamic.err, /--bias-correction applies to --method static, not dynamic; ignored/);
+  });
+
   it('bad usage is exit 2 with one line', async () => {
     const cases: [string[], RegExp][] = [
       [['quantize', fixture('mnist', 'mnist.onnx'), '-o', join(dirs.work(), 'x.onnx')], /--method is required/],

@@ -15,7 +15,7 @@ whittle quantize MODEL -o OUT --method ${QUANTIZE_METHODS.join('|')}
         [--percentile P] [--moving-average] [--symmetric-ranges] [--bins N]
         [--per-channel] [--activation-type uint8|int8] [--weight-type int8|uint8]
         [--block-size 16..256] [--symmetric|--asymmetric] [--format matmulnbits|dq] [--algorithm rtn|gptq]
-        [--act-order] [--percdamp F]
+        [--act-order] [--percdamp F] [--bias-correction]
         [--exclude NODE[,NODE...]] [--keep-io-types] [--include-conv] [--ep cpu|auto|...] [--seed N]
         [--json] [--no-record]
 
@@ -23,7 +23,9 @@ dynamic      MatMul/Gemm (and Conv with --include-conv) to DynamicQuantizeLinear
 static       int8 QDQ that onnxruntime fuses into QLinearConv/QLinearMatMul; needs --calib DATA
              (first --samples N samples, default 256; calibrators: minmax, percentile, entropy, mse;
              minmax --moving-average: onnxruntime's moving average of batch ranges; percentile,
-             entropy, mse: --symmetric-ranges (±t), --bins N (histogram, default 2048))
+             entropy, mse: --symmetric-ranges (±t), --bins N (histogram, default 2048));
+             --bias-correction: each Conv/Gemm's int32 bias gets back the output channel means
+             quantization moved on the calibration data (one more pass over it per layer depth)
 fp16         float16 weights and activations, fragile ops kept fp32 (--keep-io-types: fp32 in/out)
 int4         com.microsoft.MatMulNBits 4-bit blocks (--block-size, default 32), or --format dq
 int8-weight  the same with 8 bits
@@ -56,6 +58,12 @@ export function renderQuantize(r: QuantizeReport): string {
   if (g && g.meanErrorGptq !== null && g.meanErrorRtn !== null) {
     lines.splice(2, 0, `  gptq        layer output error ‖WX − ŴX‖²/‖WX‖² ${g.meanErrorGptq.toExponential(2)}, rounding to nearest ${g.meanErrorRtn.toExponential(2)} (mean of ${g.layers} layers)`);
   }
+  const bc = r.biasCorrection;
+  if (bc) {
+    const worst = [...bc.layers].sort((a, b) => b.rmsShift / Math.max(1e-30, b.rmsMean) - a.rmsShift / Math.max(1e-30, a.rmsMean))[0];
+    const share = worst ? `, largest ${worst.node}: ${((worst.rmsShift / Math.max(1e-30, worst.rmsMean)) * 100).toFixed(1)} % of its channel means` : '';
+    lines.splice(2, 0, `  bias        corrected ${bc.layers.length} layer(s) in ${bc.levels} pass(es) over ${formatCount(bc.samples)} samples, ${bc.seconds.toFixed(1)} s${share}${bc.withoutBias.length ? `; ${bc.withoutBias.length} without an int32 bias left as they are` : ''}`);
+  }
   return lines.join('\n') + '\n';
 }
 
@@ -80,6 +88,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     format: { type: 'string' },
     algorithm: { type: 'string' },
     'act-order': { type: 'boolean' },
+    'bias-correction': { type: 'boolean' },
     percdamp: { type: 'string' },
     exclude: { type: 'string' },
     'keep-io-types': { type: 'boolean' },
@@ -94,7 +103,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const tfjsMethods = Object.keys(TFJS_QUANTIZE_METHODS).join(', ');
   if (sniffFormat(input) === 'tfjs') {
     if (!isTfjsQuantizeMethod(values.method)) throw new WhittleError('BAD_USAGE', `whittle quantize: --method ${values.method} works on ONNX models; ${input} is a TF.js model, which takes ${tfjsMethods}`);
-    const onnxOnly = ['calib', 'calibration', 'samples', 'percentile', 'moving-average', 'symmetric-ranges', 'bins', 'per-channel', 'activation-type', 'weight-type', 'block-size', 'symmetric', 'asymmetric', 'format', 'algorithm', 'act-order', 'percdamp', 'keep-io-types', 'include-conv'].filter((k) => values[k as keyof typeof values] !== undefined);
+    const onnxOnly = ['calib', 'calibration', 'samples', 'percentile', 'moving-average', 'symmetric-ranges', 'bins', 'per-channel', 'activation-type', 'weight-type', 'block-size', 'symmetric', 'asymmetric', 'format', 'algorithm', 'act-order', 'percdamp', 'bias-correction', 'keep-io-types', 'include-conv'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (onnxOnly.length) throw new WhittleError('BAD_USAGE', `whittle quantize: ${onnxOnly.map((k) => `--${k}`).join(', ')} apply to ONNX models only, not to the TF.js model ${input}`);
     return runTfjs(input, values.output, values.method, argv, values, io);
   }
@@ -122,6 +131,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     ...(values.format ? { format: values.format } : {}),
     ...(values.algorithm ? { algorithm: values.algorithm } : {}),
     ...(values['act-order'] ? { actOrder: true } : {}),
+    ...(values['bias-correction'] ? { biasCorrection: true } : {}),
     ...(values.percdamp ? { percdamp: numberOption('quantize', 'percdamp', values.percdamp, { min: 0, max: 1 }) } : {}),
     exclude: splitList(values.exclude),
     keepIoTypes: Boolean(values['keep-io-types']),

@@ -46,6 +46,8 @@ export type QuantizeSettings = Pick<QuantizeStep, 'calibration' | 'perChannel' |
    */
   method?: 'static' | 'int4' | 'int8-weight' | undefined;
   percentile?: number | undefined;
+  /** A step's static bias correction: not applied in the trials (a warning says so). */
+  biasCorrection?: boolean | undefined;
   movingAverage?: boolean | undefined;
   symmetricRanges?: boolean | undefined;
   bins?: number | undefined;
@@ -193,6 +195,8 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
   } as const;
   const ep = o.ep ?? 'cpu';
   const warnings: string[] = [];
+  // one more pass over the data per layer depth in every trial: the ranking would cost dozens of them
+  if (o.settings?.biasCorrection) warnings.push('bias correction: the trials quantize without it (the analysis ranks what rounding breaks; correcting every trial would repeat the data once per layer depth)');
   const modelPath = resolve(o.model);
   const fresh = () => readOnnxFile(modelPath);
   const floatModel = fresh();

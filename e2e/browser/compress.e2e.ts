@@ -194,7 +194,7 @@ test('export a run: the downloaded artifact runs in onnxruntime; the runs table 
   for (const id of runIds) assert.ok(text.includes(id), `the CSV lists run ${id}`);
 });
 
-test('static int8 with GPTQ weight rounding: int4 then needs calibration data, and the recorded recipe says gptq', { timeout: 150_000 }, async () => {
+test('static int8 with GPTQ weight rounding and bias correction: int4 then needs calibration data, and the recorded recipe says gptq', { timeout: 150_000 }, async () => {
   const { page } = s;
   await buildRecipe(page, { quantize: 'int4' }, 'int4 rtn');
   const view = currentView(page);
@@ -208,14 +208,19 @@ test('static int8 with GPTQ weight rounding: int4 then needs calibration data, a
   await view.getByLabel('Per-channel weights').check();
   assert.equal(await view.getByLabel('Symmetric activation ranges').count(), 0, 'MinMax has no histogram to make symmetric');
   await view.getByLabel('Moving average of batch ranges').check();
+  await view.getByLabel('Bias correction').check();
   await screenshot(page, 'compress-static-gptq', { top: true });
   const { jobId, status } = await runAndWait(page);
   if (status !== 'succeeded') assert.fail(`the job ended ${status}: ${await jobCard(page, jobId).innerText()}`);
   const rpc = await s.rpc();
   const info = await rpc.call('jobs.get', { jobId });
   const run = await rpc.call('experiments.get', { runId: info.runId! });
-  const steps = (run.recipe as { steps: { quantize?: { method: string; algorithm?: string; perChannel?: boolean; movingAverage?: boolean } }[] }).steps;
-  assert.deepEqual(steps.map((x) => [x.quantize?.method, x.quantize?.algorithm, x.quantize?.perChannel, x.quantize?.movingAverage]), [['static', 'gptq', true, true]]);
+  const steps = (run.recipe as { steps: { quantize?: { method: string; algorithm?: string; perChannel?: boolean; movingAverage?: boolean; biasCorrection?: boolean } }[] }).steps;
+  assert.deepEqual(steps.map((x) => [x.quantize?.method, x.quantize?.algorithm, x.quantize?.perChannel, x.quantize?.movingAverage, x.quantize?.biasCorrection]), [['static', 'gptq', true, true, true]]);
+  // MNIST's two Convs and its Gemm (the MatMul with its bias Add) each had their bias corrected
+  const done = (run.result as { steps: { biasCorrection?: { layers: { node: string }[]; levels: number } }[] }).steps[0]?.biasCorrection;
+  assert.equal(done?.layers.length, 3, JSON.stringify(done));
+  assert.equal(done?.levels, 3);
   const top1 = run.metrics['eval.accuracy.top1'] ?? run.metrics['accuracy.top1'];
   assert.ok(top1 !== undefined && top1 >= 0.98, `top-1 ${top1}: ${JSON.stringify(run.metrics)}`);
 });

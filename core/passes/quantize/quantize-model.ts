@@ -1,6 +1,6 @@
 import { badInput, WhittleError } from '../../../api/errors.ts';
 import type { QuantizeStep } from '../../../api/recipe.ts';
-import type { Model } from '../../../native-models/ir/model.ts';
+import type { Model, Node } from '../../../native-models/ir/model.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import { calibrate, type CalibrationOptions, type CalibrationResult } from '../../calibrate/index.ts';
 import { openDataRef } from '../../evaluate/data/index.ts';
@@ -12,6 +12,7 @@ import { isExcluded } from './graph-edit.ts';
 import { fp16Pass } from './fp16.ts';
 import { gptqQuantizePass, type GptqChoice } from './gptq-pass.ts';
 import { DEFAULT_STATIC_OP_TYPES, staticQdqPass } from './static-qdq.ts';
+import { biasCorrectionCandidates, channelMeans, correctableLayers, correctStaticBiases, type BiasCorrectionReport } from './static-bias-correction.ts';
 import { gptqStaticWeights } from './static-gptq.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
 
@@ -21,6 +22,8 @@ export interface QuantizeReport extends StepFileReport {
   calibration: { method: string; samples: number; seconds: number } | null;
   /** With --algorithm gptq: each layer's output error ‖WX − ŴX‖²/‖WX‖² on the calibration data, GPTQ against round-to-nearest. */
   gptq?: GptqSummary | undefined;
+  /** static --bias-correction: what each layer's correction removed (static-bias-correction.ts). */
+  biasCorrection?: BiasCorrectionReport | undefined;
 }
 
 export interface GptqSummary {
@@ -30,7 +33,7 @@ export interface GptqSummary {
   meanErrorRtn: number | null;
 }
 
-type StepResult = PassReport & { calibration: QuantizeReport['calibration']; gptq?: GptqSummary | undefined };
+type StepResult = PassReport & { calibration: QuantizeReport['calibration']; gptq?: GptqSummary | undefined; biasCorrection?: BiasCorrectionReport | undefined };
 
 function gptqSummary(details: Record<string, unknown> | undefined): GptqSummary {
   const d = (details ?? {}) as { layers?: unknown[]; meanErrorGptq?: number | null; meanErrorRtn?: number | null };
@@ -57,6 +60,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
     throw new WhittleError('BAD_USAGE', `--algorithm gptq applies to static, int4 and int8-weight, not --method ${step.method}`);
   }
   if ((step.actOrder || step.percdamp !== undefined) && step.algorithm !== 'gptq') ctx.warn('--act-order and --percdamp apply to --algorithm gptq only; ignored');
+  if (step.biasCorrection && step.method !== 'static') ctx.warn(`--bias-correction applies to --method static, not ${step.method}; ignored`);
   switch (step.method) {
     case 'dynamic':
       return {
@@ -109,8 +113,19 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
         }, ctx)
         : null;
       calibration.seconds = (performance.now() - t0) / 1000;
-      const report = await staticQdqPass.run(model, { ranges: cal.ranges, activationType: step.activationType, perChannel: step.perChannel, exclude, weightValues: gptq?.weights }, ctx);
-      if (!gptq) return { ...report, calibration };
+      const correction = { data: dataset, batchSize: batchSizeFor(inputs, 32), ep: opts.ep ?? 'cpu' };
+      // the float model's layer outputs, measured before the pass rewrites it
+      const floatMeans = step.biasCorrection ? (await channelMeans(model, biasCorrectionCandidates(model.graph), correction, ctx, 'bias correction')).means : null;
+      const computeOutputs = new Map<Node, string>();
+      const report = await staticQdqPass.run(model, { ranges: cal.ranges, activationType: step.activationType, perChannel: step.perChannel, exclude, weightValues: gptq?.weights, computeOutputs }, ctx);
+      let biasCorrection: BiasCorrectionReport | undefined;
+      if (floatMeans) {
+        const { targets, withoutBias } = correctableLayers(model, computeOutputs);
+        biasCorrection = { ...(await correctStaticBiases(model, targets, floatMeans, correction, ctx)), withoutBias };
+        calibration.method += ' + bias correction';
+        calibration.seconds = (performance.now() - t0) / 1000;
+      }
+      if (!gptq) return { ...report, calibration, biasCorrection };
       const summary = { layers: gptq.layers.length, meanErrorGptq: gptq.meanErrorGptq, meanErrorRtn: gptq.meanErrorRtn };
       return {
         ...report,
@@ -120,7 +135,8 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
           ...report.details, algorithm: 'gptq', percdamp: step.percdamp ?? 0.01, actOrder: step.actOrder, calibrationSamples: gptq.samples,
           meanErrorGptq: summary.meanErrorGptq, meanErrorRtn: summary.meanErrorRtn, layers: gptq.layers,
         },
-        calibration: { ...calibration, method: `${step.calibration} + gptq` },
+        calibration: { ...calibration, method: calibration.method.replace(step.calibration, `${step.calibration} + gptq`) },
+        biasCorrection,
       };
     }
     case 'uint8':
@@ -197,5 +213,5 @@ function checkCalibrationFinite(cal: CalibrationResult, data: string, inputs: st
 export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
   // the passes stream weights through reused buffers: an inline model's big weights need not be read whole first
   const { common, report } = await runStepOnFile(run, applyQuantizeStep, { lazyTensors: true });
-  return { ...common, method: run.step.method, calibration: report.calibration, ...(report.gptq ? { gptq: report.gptq } : {}) };
+  return { ...common, method: run.step.method, calibration: report.calibration, ...(report.gptq ? { gptq: report.gptq } : {}), ...(report.biasCorrection ? { biasCorrection: report.biasCorrection } : {}) };
 }

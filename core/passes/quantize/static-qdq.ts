@@ -41,6 +41,11 @@ export interface StaticQdqOptions {
   opTypes?: readonly string[];
   /** int8 weight values chosen by GPTQ (static-gptq.ts), by stored weight name; the rest are rounded to nearest. */
   weightValues?: ReadonlyMap<string, PrecomputedWeight> | undefined;
+  /**
+   * Filled with each quantized compute node and the name its output had in the float graph (after
+   * bias-Add folding, before the rewrite renames it): what bias correction compares against.
+   */
+  computeOutputs?: Map<Node, string> | undefined;
 }
 
 const KNOWN_OPS = new Set<string>([...COMPUTE_OPS, ...SHARED_PARAM_OPS, ...CLIPPING_OPS]);
@@ -107,6 +112,7 @@ export function quantizeStaticQdq(model: Model, options: StaticQdqOptions, ctx: 
   }
   ctx.checkpoint();
 
+  for (const p of plan.nodes) if (p.kind === 'compute' && p.node.outputs[0]) options.computeOutputs?.set(p.node, p.node.outputs[0]);
   const emitted = emitQdq(g, plan, {
     activationType,
     names,

@@ -8,7 +8,7 @@ import { PLAN_METHODS, PruneStep, QuantizeStep, type PRESETS, type PRUNE_METHODS
 export type QuantizeMethod = (typeof QUANTIZE_METHODS)[number];
 export type PruneMethod = (typeof PRUNE_METHODS)[number];
 
-export type QuantizeOption = 'algorithm' | 'calibration' | 'percentile' | 'movingAverage' | 'symmetricRanges' | 'perChannel' | 'activationType' | 'weightType' | 'symmetric' | 'blockSize' | 'format' | 'keepIoTypes' | 'includeConv';
+export type QuantizeOption = 'algorithm' | 'biasCorrection' | 'calibration' | 'percentile' | 'movingAverage' | 'symmetricRanges' | 'perChannel' | 'activationType' | 'weightType' | 'symmetric' | 'blockSize' | 'format' | 'keepIoTypes' | 'includeConv';
 export type PruneOption = 'sparsity' | 'scope' | 'pattern' | 'optionalPattern' | 'roundTo' | 'importance' | 'comparison' | 'sequential' | 'protectFirstLast' | 'minParameters';
 
 export const QUANTIZE_INFO: Record<QuantizeMethod, { label: string; help: string; calib: boolean; options: QuantizeOption[]; formats: ReadonlyArray<'onnx' | 'tfjs'> }> = {
@@ -23,7 +23,7 @@ export const QUANTIZE_INFO: Record<QuantizeMethod, { label: string; help: string
     label: 'Static int8 (QDQ)',
     help: 'int8 weights and activations, ranges measured on calibration data. The fastest on CPU for CNNs.',
     calib: true,
-    options: ['calibration', 'percentile', 'movingAverage', 'symmetricRanges', 'perChannel', 'activationType', 'algorithm'],
+    options: ['calibration', 'percentile', 'movingAverage', 'symmetricRanges', 'perChannel', 'biasCorrection', 'activationType', 'algorithm'],
     formats: ['onnx'],
   },
   fp16: {
