@@ -221,6 +221,9 @@ test('static int8 with GPTQ weight rounding and bias correction: int4 then needs
   const done = (run.result as { steps: { biasCorrection?: { layers: { node: string }[]; levels: number } }[] }).steps[0]?.biasCorrection;
   assert.equal(done?.layers.length, 3, JSON.stringify(done));
   assert.equal(done?.levels, 3);
+  const card = await jobCard(page, jobId).innerText();
+  assert.match(card, /minmax \+ gptq \+ bias correction · 256 samples/, card);
+  assert.match(card, /Bias corrected\s*3 layers/, card);
   const top1 = run.metrics['eval.accuracy.top1'] ?? run.metrics['accuracy.top1'];
   assert.ok(top1 !== undefined && top1 >= 0.98, `top-1 ${top1}: ${JSON.stringify(run.metrics)}`);
 });

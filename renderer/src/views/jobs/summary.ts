@@ -1,4 +1,4 @@
-import { formatBytes, formatDuration, formatPercent } from '../../lib/format.ts';
+import { formatBytes, formatCount, formatDuration, formatPercent } from '../../lib/format.ts';
 import { readGameOfLife, readLottery } from '../experiments/demo.ts';
 import { flattenNumbers, formatMetric, keyMetric } from '../experiments/metrics.ts';
 
@@ -133,8 +133,40 @@ export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
     if (k) items.push({ label: LABELS[id], value: formatMetric(k.key, k.value) });
   }
 
+  items.push(...calibrationItems(result));
   items.push(...analysisItems(result, m));
   if (typeof m['seconds'] === 'number') items.push({ label: 'Took', value: formatDuration(m['seconds']) });
+  return items;
+}
+
+interface CalibrationFacts {
+  calibration?: { method?: unknown; samples?: unknown } | null;
+  biasCorrection?: { layers?: unknown[]; withoutBias?: unknown[] };
+}
+
+/**
+ * How a quantize document (or each quantize step of a recipe) was calibrated: the calibrator with
+ * what ran on top of it (GPTQ, bias correction) and the samples; how many layers' biases were corrected.
+ */
+function calibrationItems(result: object): SummaryItem[] {
+  const steps = (result as { steps?: unknown }).steps;
+  const docs = (Array.isArray(steps) ? steps : [result]).filter((d): d is CalibrationFacts => !!d && typeof d === 'object');
+  const items: SummaryItem[] = [];
+  for (const d of docs) {
+    const c = d.calibration;
+    if (!c || typeof c.method !== 'string') continue;
+    const samples = typeof c.samples === 'number' ? ` · ${formatCount(c.samples)} samples` : '';
+    items.push({ label: 'Calibration', value: `${c.method}${samples}` });
+    const corrected = d.biasCorrection?.layers?.length;
+    if (corrected !== undefined) {
+      const left = d.biasCorrection?.withoutBias?.length ?? 0;
+      items.push({
+        label: 'Bias corrected',
+        value: `${corrected} layer${corrected === 1 ? '' : 's'}${left ? ` (${left} without a bias left alone)` : ''}`,
+        note: 'Each layer\'s int32 bias took back the output channel means quantization had moved on the calibration data.',
+      });
+    }
+  }
   return items;
 }
 

@@ -1,0 +1,27 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { summarizeResult } from './summary.ts';
+
+describe('job and run summaries', () => {
+  it('a static quantize says how it was calibrated and how many biases were corrected', () => {
+    const items = summarizeResult({
+      method: 'static', bytesBefore: 26454, bytesAfter: 11248, seconds: 0.8,
+      calibration: { method: 'minmax + bias correction', samples: 256, seconds: 0.5 },
+      biasCorrection: { layers: [{ node: 'a' }, { node: 'b' }, { node: 'c' }], withoutBias: ['d'], levels: 3, samples: 256, seconds: 0.1 },
+    }, 'quantize');
+    const byLabel = Object.fromEntries(items.map((i) => [i.label, i.value]));
+    assert.equal(byLabel['Calibration'], 'minmax + bias correction · 256 samples');
+    assert.equal(byLabel['Bias corrected'], '3 layers (1 without a bias left alone)');
+  });
+
+  it('a recipe lists each calibrated step; an uncalibrated one (dynamic) adds nothing', () => {
+    const items = summarizeResult({
+      steps: [
+        { step: 'quantize dynamic', calibration: null },
+        { step: 'quantize static', calibration: { method: 'entropy + gptq', samples: 100 } },
+      ],
+    }, 'recipe');
+    assert.deepEqual(items.filter((i) => i.label === 'Calibration').map((i) => i.value), ['entropy + gptq · 100 samples']);
+    assert.equal(items.some((i) => i.label === 'Bias corrected'), false);
+  });
+});
