@@ -9,7 +9,7 @@ import { openDataset, type PresetName } from '../evaluate/data/index.ts';
 import { batchSizeFor, inputSpecs } from '../evaluate/evaluate.ts';
 import { createPassContext } from '../passes/pass.ts';
 import { isExcluded } from '../passes/quantize/graph-edit.ts';
-import { staticQdqPass } from '../passes/quantize/static-qdq.ts';
+import { foldBatchNormsFor, staticQdqPass } from '../passes/quantize/static-qdq.ts';
 import { COMPUTE_OPS, DEFAULT_STATIC_OP_TYPES, QUANTIZED_ONLY_WHEN_READ } from '../passes/quantize/static-qdq-plan.ts';
 import { gptqStaticWeights, type StaticGptqResult } from '../passes/quantize/static-gptq.ts';
 import { applyQuantizeStep, calibrationTuning } from '../passes/quantize/quantize-model.ts';
@@ -198,7 +198,13 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
   // one more pass over the data per layer depth in every trial: the ranking would cost dozens of them
   if (o.settings?.biasCorrection) warnings.push('bias correction: the trials quantize without it (the analysis ranks what rounding breaks; correcting every trial would repeat the data once per layer depth)');
   const modelPath = resolve(o.model);
-  const fresh = () => readOnnxFile(modelPath);
+  // static: BatchNormalizations folded into their Convs as the quantize step does, so that the
+  // layers, taps and GPTQ's weights of every trial are those of the float model analysed
+  const fresh = () => {
+    const m = readOnnxFile(modelPath);
+    if (method === 'static') foldBatchNormsFor(m, settings.exclude);
+    return m;
+  };
   const floatModel = fresh();
   // weight-only trials quantize MatMul weights and nothing else
   // (unset fields take the step's defaults; GPTQ's Hessians come from the analysis data)

@@ -11,7 +11,7 @@ import { dynamicQuantizePass } from './dynamic.ts';
 import { isExcluded } from './graph-edit.ts';
 import { fp16Pass } from './fp16.ts';
 import { gptqQuantizePass, type GptqChoice } from './gptq-pass.ts';
-import { DEFAULT_STATIC_OP_TYPES, staticQdqPass } from './static-qdq.ts';
+import { DEFAULT_STATIC_OP_TYPES, foldBatchNormsFor, staticQdqPass } from './static-qdq.ts';
 import { biasCorrectionCandidates, channelMeans, correctableLayers, correctStaticBiases, type BiasCorrectionReport } from './static-bias-correction.ts';
 import { gptqStaticWeights } from './static-gptq.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
@@ -91,6 +91,8 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
     case 'static': {
       if (!step.calib) throw new WhittleError('BAD_USAGE', 'static quantization needs calibration data (--calib DATA)');
       const t0 = performance.now();
+      // before calibrating: the ranges, GPTQ's statistics and bias correction then see the folded graph
+      const batchNorms = foldBatchNormsFor(model, exclude);
       const inputs = inputSpecs(model);
       const dataset = await openDataRef(step.calib, inputs, { baseDir: opts.baseDir ?? process.cwd(), limit: step.samples ?? step.calib.limit ?? 256, seed: ctx.seed });
       for (const w of dataset.warnings) ctx.warn(w);
@@ -117,7 +119,8 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
       // the float model's layer outputs, measured before the pass rewrites it
       const floatMeans = step.biasCorrection ? (await channelMeans(model, biasCorrectionCandidates(model.graph), correction, ctx, 'bias correction')).means : null;
       const computeOutputs = new Map<Node, string>();
-      const report = await staticQdqPass.run(model, { ranges: cal.ranges, activationType: step.activationType, perChannel: step.perChannel, exclude, weightValues: gptq?.weights, computeOutputs }, ctx);
+      const passReport = await staticQdqPass.run(model, { ranges: cal.ranges, activationType: step.activationType, perChannel: step.perChannel, exclude, weightValues: gptq?.weights, computeOutputs }, ctx);
+      const report = { ...passReport, details: { ...passReport.details, foldedBatchNorms: [...batchNorms, ...((passReport.details?.['foldedBatchNorms'] as string[] | undefined) ?? [])] } };
       let biasCorrection: BiasCorrectionReport | undefined;
       if (floatMeans) {
         const { targets, withoutBias } = correctableLayers(model, computeOutputs);

@@ -63,21 +63,25 @@ export function foldConvBiasAdds(g: Graph, eligible: Eligible, names: NameAlloca
   for (let next = candidates.next(); !next.done; next = candidates.next(changed)) {
     changed = false;
     const { add, producer: conv, x, c, producers } = next.value;
-    if (conv.inputs[2]) continue;
     const weight = conv.inputs[1] ? findConstantWeight(g, conv.inputs[1], producers) : null;
     const bias = findConstantWeight(g, c, producers);
     if (!weight || 'problem' in weight || !bias || 'problem' in bias || bias.source.dataType !== DataType.FLOAT) continue;
     const channels = weight.dims[0]!;
     const perChannel = channelBroadcast(bias.dims, weight.dims.length, channels);
     if (perChannel === null) continue;
+    // a Conv with a bias already (a BatchNormalization folded into it, say): the two add up
+    const own = conv.inputs[2] ? findConstantWeight(g, conv.inputs[2], producers) : null;
+    if (conv.inputs[2] && (!own || 'problem' in own || own.source.dataType !== DataType.FLOAT || own.source.elementCount !== channels)) continue;
     const values = materialise(g, bias);
+    const ownValues = own && !('problem' in own) ? materialise(g, own) : null;
     const b = new Float32Array(channels);
-    for (let i = 0; i < channels; i++) b[i] = values[perChannel ? i : 0]!;
+    for (let i = 0; i < channels; i++) b[i] = values[perChannel ? i : 0]! + (ownValues ? ownValues[i]! : 0);
     const name = names.fresh(`${conv.name || x}_bias`);
     addInitializer(g, name, DataType.FLOAT, [channels], b);
     conv.inputs = [conv.inputs[0]!, conv.inputs[1]!, name];
     replaceAdd(g, conv, add, x);
-    folded.push({ conv, add, unreadNames: [bias.sourceName], unreadNodes: bias.chain });
+    const replaced = own && !('problem' in own) ? [own] : [];
+    folded.push({ conv, add, unreadNames: [bias.sourceName, ...replaced.map((r) => r.sourceName)], unreadNodes: [...bias.chain, ...replaced.flatMap((r) => r.chain)] });
     changed = true;
   }
   return folded;

@@ -5,6 +5,7 @@ import type { TensorRange } from '../../calibrate/index.ts';
 import { tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
 import { checkFinite, findConstantWeight } from './constant-weight.ts';
 import { isExcluded, NameAllocator, removeUnread } from './graph-edit.ts';
+import { foldBatchNorms } from './fold-batch-norm.ts';
 import { emitQdq } from './static-qdq-emit.ts';
 import type { PrecomputedWeight } from './static-gptq.ts';
 import { foldConvBiasAdds, foldMatMulBiasAdds } from './static-qdq-fold.ts';
@@ -84,6 +85,7 @@ export function quantizeStaticQdq(model: Model, options: StaticQdqOptions, ctx: 
   const names = new NameAllocator(model);
   const opset = prepareOpset(model, perChannel, names);
   if (opset.keptBecause) warn(`${opset.keptBecause}; per-tensor QDQ still works, but MaxPool and friends stay float between their Q/DQ pairs`);
+  const batchNorms = foldBatchNormsFor(model, exclude, opTypes, names);
   const folded = [...foldConvBiasAdds(g, eligible, names), ...foldMatMulBiasAdds(g, eligible, names)];
   ctx.checkpoint();
 
@@ -159,12 +161,24 @@ export function quantizeStaticQdq(model: Model, options: StaticQdqOptions, ctx: 
       quantizedNodes: plan.nodes.length,
       quantizedOps,
       foldedBiasAdds: folded.map((f) => f.add.label),
+      foldedBatchNorms: batchNorms,
       removedActivations: emitted.removedActivations,
       ...(options.weightValues ? { chosenWeights: emitted.chosenWeights.size } : {}),
       skipped: plan.skipped.map((s) => ({ node: s.node.label, reason: s.reason })),
       opset: { from: opset.from, to: opset.to, rewritten: opset.rewritten },
     },
   };
+}
+
+/**
+ * Folds every BatchNormalization that follows a Conv the static pass would quantize into it
+ * (fold-batch-norm.ts) and returns the folded nodes' labels. Quantization steps call it before
+ * calibrating, so that ranges, GPTQ's statistics and bias correction all see the folded graph; the
+ * pass calls it again for callers that did not (a no-op when nothing is left to fold).
+ */
+export function foldBatchNormsFor(model: Model, exclude: readonly string[], opTypes: ReadonlySet<string> = new Set(DEFAULT_STATIC_OP_TYPES), names = new NameAllocator(model)): string[] {
+  if (!opTypes.has('Conv')) return [];
+  return foldBatchNorms(model, names, (n) => !isExcluded(n, [...exclude])).map((f) => f.batchNorm.label);
 }
 
 function checkOptions(model: Model, o: StaticQdqOptions, activationType: string): void {
