@@ -10,7 +10,7 @@ import { fixture } from '../../testing/fixtures.ts';
 import { createPassContext } from '../pass.ts';
 import { NameAllocator } from './graph-edit.ts';
 import { prepareOpset } from './static-qdq-opset.ts';
-import { optimizedModel, opHistogram, qdqProblems, unfusedIslands } from './static-qdq-testing.ts';
+import { assertMnistFullyFused, optimizedModel, opHistogram, qdqProblems, unfusedIslands } from './static-qdq-testing.ts';
 import { quantizeStaticQdq } from './static-qdq.ts';
 import { gaussian, runFloat, tempDir } from './test-models.ts';
 
@@ -48,14 +48,7 @@ describe('static QDQ on MNIST (minmax on test images 0..255, evaluated on 256..9
       assert.deepEqual(report.warnings, []);
       assert.deepEqual(report.details!.foldedBiasAdds, ['Plus30', 'Plus112', 'Plus214']);
 
-      const opt = await optimizedModel(out);
-      const h = opHistogram(opt);
-      // Conv → QLinearConv; the MatMul (+ its bias Add, folded into a Gemm here) → QGemm
-      assert.equal(h['com.microsoft.QLinearConv'], 2, JSON.stringify(h));
-      assert.equal(h['com.microsoft.QGemm'], 1, JSON.stringify(h));
-      for (const float of ['Conv', 'MatMul', 'Gemm', 'Add', 'Relu', 'MaxPool', 'DequantizeLinear']) assert.equal(h[float], undefined, `${float} left: ${JSON.stringify(h)}`);
-      assert.equal(h['QuantizeLinear'], 1, 'only the graph input is quantized at run time');
-      assert.deepEqual(unfusedIslands(opt), []);
+      await assertMnistFullyFused(out);
 
       const r = await evaluate({ model: out, data: MNIST_DATA, preprocess: 'mnist', reference: MNIST, ep: 'cpu', offset: 256, runs: 1, warmup: 0 });
       const bytes = statSync(out).size;

@@ -2,6 +2,7 @@
  * Checks the static QDQ tests share: is a written QDQ graph well formed, and what did onnxruntime
  * leave unfused in the graph it optimized from it.
  */
+import assert from 'node:assert/strict';
 import { readOnnxFile } from '../../../native-models/formats/onnx/index.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
 import { createSession } from '../../../native-models/runtimes/onnxruntime.ts';
@@ -71,4 +72,20 @@ export async function optimizedModel(path: string): Promise<Model> {
   const { session } = await createSession(path, { ep: 'cpu', graphOptimizationLevel: 'all', optimizedModelFilePath: opt });
   await session.release();
   return readOnnxFile(opt);
+}
+
+/**
+ * A static int8 MNIST as onnxruntime's CPU EP runs it is fully integer: both Convs QLinearConv, the
+ * MatMul with its bias Add (folded into a Gemm) a QGemm, no float op on dequantized values, and only
+ * the graph input quantized at run time. Returns the optimized graph's op histogram.
+ */
+export async function assertMnistFullyFused(path: string): Promise<Record<string, number>> {
+  const opt = await optimizedModel(path);
+  const h = opHistogram(opt);
+  assert.equal(h['com.microsoft.QLinearConv'], 2, JSON.stringify(h));
+  assert.equal(h['com.microsoft.QGemm'], 1, JSON.stringify(h));
+  for (const float of ['Conv', 'MatMul', 'Gemm', 'Add', 'Relu', 'MaxPool', 'DequantizeLinear', 'BatchNormalization']) assert.equal(h[float], undefined, `${float} left: ${JSON.stringify(h)}`);
+  assert.equal(h['QuantizeLinear'], 1, 'only the graph input is quantized at run time');
+  assert.deepEqual(unfusedIslands(opt), []);
+  return h;
 }
