@@ -10,7 +10,9 @@ import { minMax, quantParams, quantRange, type QuantParams } from './math.ts';
  * onnxruntime's CPU EP fuses (qdq_selector_action_transformer.cc, onnxruntime 1.30):
  * - compute ops fuse as DQ → op → Q: Conv → QLinearConv, MatMul → QLinearMatMul (or, with no Q after
  *   it, MatMulIntegerToFloat), Gemm → QGemm (float output allowed), Add/Mul → QLinearAdd/QLinearMul,
- *   Concat → QLinearConcat, AveragePool/GlobalAveragePool → QLinearAveragePool/QLinearGlobalAveragePool;
+ *   Concat → QLinearConcat, AveragePool/GlobalAveragePool → QLinearAveragePool/QLinearGlobalAveragePool,
+ *   Sigmoid/LeakyRelu → QLinearSigmoid/QLinearLeakyRelu (table lookups: SiLU = x·Sigmoid(x) runs as
+ *   QLinearSigmoid + QLinearMul);
  * - shape-only ops and MaxPool run on uint8/int8 directly when the DQ before and the Q after carry the
  *   same scale and zero point, so their output shares their input's parameters;
  * - a Relu/Clip input takes its output's range, so the Q after the producer already clips as the
@@ -19,7 +21,7 @@ import { minMax, quantParams, quantRange, type QuantParams } from './math.ts';
  * Identity and Dropout are no-ops at inference; onnxruntime removes them and a shared scale keeps
  * the DQ → Q pair they leave behind an exact no-op its pair remover deletes.
  */
-export const COMPUTE_OPS = ['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool'] as const;
+export const COMPUTE_OPS = ['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool', 'Sigmoid', 'LeakyRelu'] as const;
 export const SHARED_PARAM_OPS = ['MaxPool', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout'] as const;
 export const CLIPPING_OPS = ['Relu', 'Clip'] as const;
 
@@ -36,7 +38,7 @@ const FLOAT_OUTPUT_OK = new Set(['MatMul', 'Gemm']);
  * them. Not Add/Mul: a float Add after a MatMul is folded by onnxruntime into a float Gemm on
  * dequantized weights, losing the integer MatMul.
  */
-export const QUANTIZED_ONLY_WHEN_READ: ReadonlySet<string> = new Set<string>(['Concat', 'AveragePool', 'GlobalAveragePool', ...SHARED_PARAM_OPS]);
+export const QUANTIZED_ONLY_WHEN_READ: ReadonlySet<string> = new Set<string>(['Concat', 'AveragePool', 'GlobalAveragePool', 'Sigmoid', 'LeakyRelu', ...SHARED_PARAM_OPS]);
 
 /** Constants are found here and read when written (emit), one at a time, so memory stays near the model's size. */
 export type InputRole =
@@ -248,7 +250,7 @@ function maskAddedBeforeSoftmax(g: Graph, n: Node, roles: Map<number, InputRole>
 /** Data inputs of each compute op; the rest (weight, bias) are handled by name below. */
 function dataInputs(n: Node): number[] {
   switch (n.opType) {
-    case 'Conv': case 'ConvTranspose': case 'Gemm': case 'AveragePool': case 'GlobalAveragePool': return [0];
+    case 'Conv': case 'ConvTranspose': case 'Gemm': case 'AveragePool': case 'GlobalAveragePool': case 'Sigmoid': case 'LeakyRelu': return [0];
     case 'MatMul': return [0];
     default: return n.inputs.map((_, i) => i).filter((i) => n.inputs[i]);
   }

@@ -281,6 +281,41 @@ describe('static QDQ on a small CNN', () => {
     assert.ok(beforeGemm.includes('com.microsoft.QLinearGlobalAveragePool'), beforeGemm.join(' '));
   });
 
+  it('SiLU (x·Sigmoid(x)) and LeakyRelu fuse as table lookups: QLinearSigmoid + QLinearMul, QLinearLeakyRelu; a Sigmoid only a float op reads stays float', async () => {
+    const float = floatTensor;
+    const model = () => buildModel({
+      inputs: [valueInfo('x', F, [1, 3, 8, 8])], outputs: [valueInfo('y', F, [1, 10]), valueInfo('gate', F, [1, 8, 8, 8])],
+      initializers: [float('w1', [8, 3, 3, 3], gaussian(216, 21, 0.3)), float('b1', [8], gaussian(8, 22, 0.1)), float('w2', [8, 8, 1, 1], gaussian(64, 23, 0.3)), float('w3', [8, 10], gaussian(80, 24, 0.3))],
+      nodes: [
+        new Node({ name: 'conv1', opType: 'Conv', inputs: ['x', 'w1', 'b1'], outputs: ['c1'], attributes: [ints('pads', [1, 1, 1, 1])] }),
+        new Node({ name: 'sig', opType: 'Sigmoid', inputs: ['c1'], outputs: ['s1'] }),
+        new Node({ name: 'silu', opType: 'Mul', inputs: ['c1', 's1'], outputs: ['a1'] }),
+        new Node({ name: 'conv2', opType: 'Conv', inputs: ['a1', 'w2'], outputs: ['c2'] }),
+        new Node({ name: 'leaky', opType: 'LeakyRelu', inputs: ['c2'], outputs: ['a2'], attributes: [{ name: 'alpha', type: AttrType.FLOAT, value: 0.1, extra: {} }] }),
+        new Node({ name: 'pool', opType: 'GlobalAveragePool', inputs: ['a2'], outputs: ['p'] }),
+        new Node({ name: 'flat', opType: 'Flatten', inputs: ['p'], outputs: ['f'] }),
+        new Node({ name: 'fc', opType: 'MatMul', inputs: ['f', 'w3'], outputs: ['y'] }),
+        // a gate read by nothing quantized (a graph output): no 8-bit requantization for it
+        new Node({ name: 'gate', opType: 'Sigmoid', inputs: ['c2'], outputs: ['gate'] }),
+      ],
+    });
+    const m = model();
+    const calib = (await calibrate(m, await openDataset('synthetic:32', inputSpecs(m), {}), { method: 'minmax' })).ranges;
+    const fp32 = join(tmp.dir, 'silu-fp32.onnx');
+    writeOnnxFile(m, fp32);
+    const { report, path } = await quantized('silu', { ranges: calib }, model());
+    assert.deepEqual(report.details!['quantizedOps'], { Conv: 2, Sigmoid: 1, Mul: 1, LeakyRelu: 1, GlobalAveragePool: 1, Flatten: 1, MatMul: 1 });
+    const opt = await optimizedModel(path);
+    const h = opHistogram(opt);
+    for (const op of ['QLinearSigmoid', 'QLinearMul', 'QLinearLeakyRelu']) assert.equal(h[`com.microsoft.${op}`], 1, `${op}: ${JSON.stringify(h)}`);
+    assert.equal(h['com.microsoft.QLinearConv'], 2, JSON.stringify(h));
+    assert.equal(h['Sigmoid'], 1, 'the gate stays float');
+    assert.deepEqual(unfusedIslands(opt), []);
+    const [want, got] = [await runFloat(fp32, input), await runFloat(path, input)];
+    const db = sqnrDb(want, got);
+    assert.ok(db > 25, `output SQNR ${db.toFixed(1)} dB`);
+  });
+
   it('an Add that applies an attention mask before a Softmax stays float (constant or activation mask); other Adds are quantized', async () => {
     const T = 6;
     const causal = Float32Array.from({ length: T * T }, (_, i) => (i % T > Math.floor(i / T) ? -1e9 : 0));
