@@ -2,15 +2,26 @@ import assert from 'node:assert/strict';
 import { basename } from 'node:path';
 import { test } from 'node:test';
 import { WhittleError } from '../../api/errors.ts';
-import { Recipe } from '../../api/recipe.ts';
+import { PruneStep, QuantizeStep, Recipe } from '../../api/recipe.ts';
 import { JobSpec, type JobSpecParsed } from '../../api/schemas.ts';
 import type { RunDetail } from '../store/types.ts';
 import { parseChannelLine } from './channel.ts';
-import { planJob } from './job-plan.ts';
+import { planJob, PRUNE_FLAGS, QUANTIZE_FLAGS } from './job-plan.ts';
 import { recipeFromRun } from './recipe-from-run.ts';
 
 const DIR = '/home/u/.whittle/jobs/j1';
 const plan = (spec: unknown, modelFormat: 'onnx' | 'tfjs' = 'onnx') => planJob(JobSpec.parse(spec) as JobSpecParsed, { jobDir: DIR, modelFormat });
+
+test('every step field reaches the command line (or is said apart), so no setting is lost on the way to a job', () => {
+  // method and calib have their own flags, symmetric is --symmetric/--asymmetric, a plan runs as a recipe
+  const apart = new Set(['method', 'calib', 'symmetric', 'layerSparsity']);
+  for (const [schema, flags] of [[QuantizeStep, QUANTIZE_FLAGS], [PruneStep, PRUNE_FLAGS]] as const) {
+    const missing = Object.keys(schema.shape).filter((field) => !apart.has(field) && !(field in flags));
+    assert.deepEqual(missing, [], `fields without a flag: ${missing.join(', ')}`);
+  }
+  const argv = plan({ kind: 'quantize', model: '/m/a.onnx', step: { method: 'static', calib: { path: '/d/x.npy' }, biasCorrection: true } }).argv;
+  assert.ok(argv.includes('--bias-correction'), argv.join(' '));
+});
 
 test('quantize: only the values that differ from the defaults become flags', () => {
   assert.deepEqual(plan({ kind: 'quantize', model: '/m/mnist.onnx', step: { method: 'dynamic' } }).argv,
