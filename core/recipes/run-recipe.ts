@@ -11,7 +11,8 @@ import { modelStats } from '../../native-models/ir/stats.ts';
 import { evaluate, modelBytes, type EvalReport } from '../evaluate/evaluate.ts';
 import { createPassContext, type PassReport } from '../passes/pass.ts';
 import { applyPruneStep } from '../passes/prune/prune-model.ts';
-import { applyQuantizeStep } from '../passes/quantize/quantize-model.ts';
+import { applyQuantizeStep, quantizedRuntime } from '../passes/quantize/quantize-model.ts';
+import type { RuntimeFusion } from '../passes/quantize/runtime-check.ts';
 
 export interface RecipeReport {
   recipe: string;
@@ -26,6 +27,8 @@ export interface RecipeReport {
   parametersBefore: number;
   parametersAfter: number;
   steps: (PassReport & { step: string })[];
+  /** What onnxruntime's CPU EP runs of a quantized ONNX result (quantize-model.ts quantizedRuntime). */
+  runtime?: RuntimeFusion | null;
   eval: EvalReport | null;
   seconds: number;
   warnings: string[];
@@ -80,6 +83,8 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
   ctx.checkpoint();
   const written = writeOnnxFile(model, opts.output);
   const after = modelStats(model);
+  const quantizeMethods = recipe.steps.flatMap((s) => ('quantize' in s ? [s.quantize.method] : []));
+  const runtime = await quantizedRuntime(quantizeMethods, written.path, written.bytes + written.externalDataBytes);
   let evalReport: EvalReport | null = null;
   if (recipe.eval) {
     const e = recipe.eval;
@@ -89,7 +94,7 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
       ep: e.ep,
     });
   }
-  return recipeReport(path, recipe, modelPath, t0, ctx.warnings, {
+  return recipeReport(path, recipe, modelPath, t0, [...ctx.warnings, ...runtime.warnings], {
     output: written.path,
     externalDataPath: written.externalDataPath,
     files: [written.path, ...(written.externalDataPath ? [written.externalDataPath] : [])],
@@ -98,6 +103,7 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
     parametersBefore: before.parameters,
     parametersAfter: after.parameters,
     steps,
+    runtime: runtime.fusion,
     eval: evalReport,
   });
 }

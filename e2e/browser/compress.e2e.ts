@@ -224,6 +224,11 @@ test('static int8 with GPTQ weight rounding and bias correction: int4 then needs
   const card = await jobCard(page, jobId).innerText();
   assert.match(card, /minmax \+ gptq \+ bias correction · 256 samples/, card);
   assert.match(card, /Bias corrected\s*3 layers/, card);
+  // what onnxruntime runs of it: every layer an integer kernel, nothing float between Q/DQ pairs
+  assert.match(card, /Int8 kernels\s*2 QLinearConv, 1 QGemm/, card);
+  assert.doesNotMatch(card, /Float between Q\/DQ/, card);
+  await jobCard(page, jobId).scrollIntoViewIfNeeded();
+  await screenshot(page, 'jobs-static-runtime');
   const top1 = run.metrics['eval.accuracy.top1'] ?? run.metrics['accuracy.top1'];
   assert.ok(top1 !== undefined && top1 >= 0.98, `top-1 ${top1}: ${JSON.stringify(run.metrics)}`);
 });

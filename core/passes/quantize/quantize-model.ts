@@ -14,6 +14,7 @@ import { gptqQuantizePass, type GptqChoice } from './gptq-pass.ts';
 import { DEFAULT_STATIC_OP_TYPES, foldBatchNormsFor, staticQdqPass } from './static-qdq.ts';
 import { biasCorrectionCandidates, channelMeans, correctableLayers, correctStaticBiases, type BiasCorrectionReport } from './static-bias-correction.ts';
 import { gptqStaticWeights } from './static-gptq.ts';
+import { checkRuntimeFusion, fusionWarning, type RuntimeFusion } from './runtime-check.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
 
 /** The SPEC §3 quantize document. */
@@ -24,6 +25,8 @@ export interface QuantizeReport extends StepFileReport {
   gptq?: GptqSummary | undefined;
   /** static --bias-correction: what each layer's correction removed (static-bias-correction.ts). */
   biasCorrection?: BiasCorrectionReport | undefined;
+  /** What onnxruntime's CPU EP runs of the file (integer kernels, float ops between Q/DQ); null: not checked (fp16, over 256 MiB). */
+  runtime?: RuntimeFusion | null | undefined;
 }
 
 export interface GptqSummary {
@@ -216,5 +219,33 @@ function checkCalibrationFinite(cal: CalibrationResult, data: string, inputs: st
 export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
   // the passes stream weights through reused buffers: an inline model's big weights need not be read whole first
   const { common, report } = await runStepOnFile(run, applyQuantizeStep, { lazyTensors: true });
-  return { ...common, method: run.step.method, calibration: report.calibration, ...(report.gptq ? { gptq: report.gptq } : {}), ...(report.biasCorrection ? { biasCorrection: report.biasCorrection } : {}) };
+  const runtime = await quantizedRuntime([run.step.method], common.output, common.bytesAfter);
+  return {
+    ...common,
+    warnings: [...common.warnings, ...runtime.warnings],
+    method: run.step.method,
+    calibration: report.calibration,
+    ...(report.gptq ? { gptq: report.gptq } : {}),
+    ...(report.biasCorrection ? { biasCorrection: report.biasCorrection } : {}),
+    runtime: runtime.fusion,
+  };
+}
+
+/** Files up to this size are opened once more to see what onnxruntime runs (the check costs a session). */
+export const RUNTIME_CHECK_LIMIT_BYTES = 256 * 2 ** 20;
+
+/**
+ * What onnxruntime's CPU EP makes of a written model (runtime-check.ts), when one of the quantize
+ * methods that made it leaves integer kernels to fuse (fp16 has none). A model it cannot load, or one too large to open twice
+ * quickly, gets no check and a note, never a failed step.
+ */
+export async function quantizedRuntime(methods: readonly QuantizeStep['method'][], output: string, bytes: number): Promise<{ fusion: RuntimeFusion | null; warnings: string[] }> {
+  if (!methods.some((m) => m !== 'fp16') || bytes > RUNTIME_CHECK_LIMIT_BYTES) return { fusion: null, warnings: [] };
+  try {
+    const fusion = await checkRuntimeFusion(output);
+    const warning = fusionWarning(fusion);
+    return { fusion, warnings: warning ? [warning] : [] };
+  } catch (err) {
+    return { fusion: null, warnings: [`could not check what onnxruntime runs of ${output}: ${(err as Error).message}`] };
+  }
 }

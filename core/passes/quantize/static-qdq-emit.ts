@@ -192,16 +192,29 @@ export function emitQdq(g: Graph, plan: QdqPlan, o: EmitOptions): EmitResult {
 
   if (o.axisDq) {
     const planned = new Set(plan.nodes.map((p) => p.node));
+    const producersNow = g.producers();
     for (const n of g.nodes) {
       if (planned.has(n) || !GUARDED.has(n.opType) || n.domain !== '') continue;
-      const t = n.inputs[0]!;
+      // onnxruntime's QDQ propagation moves a per-tensor DequantizeLinear forward through the float
+      // MaxPool/Reshape/Transpose/Squeeze/Unsqueeze/Slice before a node, which would put it right in
+      // front of the float Conv again: guard the first of them instead
+      let reader = n;
+      let t = n.inputs[0]!;
+      let onlyMaxPools = true;
+      for (let p = producersNow.get(t); p && !quantizedName.has(t) && !planned.has(p) && PROPAGATED.has(p.opType) && p.domain === ''; p = producersNow.get(t)) {
+        onlyMaxPools &&= p.opType === 'MaxPool';
+        reader = p;
+        t = p.inputs[0]!;
+      }
       const q = quantizedName.get(t);
-      const channels = q && !graphInputs.has(t) ? inputChannels(g, n) : null;
-      if (!q || !channels) continue;
-      const p = paramsOf(t);
-      const dq = dequantizerOver(q, t, channels, p);
-      push(before, n, [dq.node]);
-      n.inputs[0] = dq.out;
+      if (!q || graphInputs.has(t)) continue;
+      // the per-axis copy runs along axis 1 of t: the node's input channels when only MaxPools (which
+      // keep them) lie between, else t's own stated size there
+      const channels = reader === n || onlyMaxPools ? inputChannels(g, n) : axisOneOf(g, t);
+      if (!channels) continue;
+      const dq = dequantizerOver(q, t, channels, paramsOf(t));
+      push(before, reader, [dq.node]);
+      reader.inputs[0] = dq.out;
     }
   }
 
@@ -226,6 +239,15 @@ export function emitQdq(g: Graph, plan: QdqPlan, o: EmitOptions): EmitResult {
 }
 
 const GUARDED = new Set(['Conv', 'ConvTranspose', 'Gemm']);
+/** The ops onnxruntime's QDQPropagationTransformer moves a DequantizeLinear across (qdq_propagation.cc). */
+const PROPAGATED = new Set(['MaxPool', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze', 'Slice']);
+
+/** Axis 1 of a value whose type states that dimension. */
+function axisOneOf(g: Graph, name: string): { axis: number; size: number } | null {
+  const t = g.valueType(name);
+  const d = t && t.kind === 'tensor' ? t.shape?.[1] : undefined;
+  return typeof d === 'number' && d > 0 ? { axis: 1, size: d } : null;
+}
 
 /** The axis of a Conv/ConvTranspose/Gemm data input its weight reduces over, and that axis' size. */
 function inputChannels(g: Graph, n: Node): { axis: number; size: number } | null {

@@ -87,7 +87,8 @@ describe('quantizeModel: streamed, lazy and threaded paths write what the plain 
     copyFileSync(inline, self);
     const r = await quantizeModel({ input: self, output: self, step });
     assert.equal(sha(self), sha(elsewhere.output));
-    assert.deepEqual({ ...r, input: '', output: '', seconds: 0, peakRssBytes: 0 }, { ...elsewhere, input: '', output: '', seconds: 0, peakRssBytes: 0 });
+    const figures = (x: typeof r) => ({ ...x, input: '', output: '', seconds: 0, peakRssBytes: 0, runtime: x.runtime ? { ...x.runtime, seconds: 0 } : null });
+    assert.deepEqual(figures(r), figures(elsewhere));
   });
 
   it('a NaN met by a worker thread is named like one met here', async () => {

@@ -134,6 +134,7 @@ export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
   }
 
   items.push(...calibrationItems(result));
+  items.push(...runtimeItems(result));
   items.push(...analysisItems(result, m));
   if (typeof m['seconds'] === 'number') items.push({ label: 'Took', value: formatDuration(m['seconds']) });
   return items;
@@ -166,6 +167,32 @@ function calibrationItems(result: object): SummaryItem[] {
         note: 'Each layer\'s int32 bias took back the output channel means quantization had moved on the calibration data.',
       });
     }
+  }
+  return items;
+}
+
+/**
+ * What onnxruntime's CPU EP runs of a quantized result (core/passes/quantize/runtime-check.ts): its
+ * integer kernels, and the float ops between Q/DQ pairs that cost a round trip each.
+ */
+function runtimeItems(result: object): SummaryItem[] {
+  const rt = (result as { runtime?: { integerKernels?: Record<string, unknown>; floatBetweenQdq?: { op?: unknown; node?: unknown }[] } | null }).runtime;
+  if (!rt || typeof rt.integerKernels !== 'object' || !Array.isArray(rt.floatBetweenQdq)) return [];
+  const kernels = Object.entries(rt.integerKernels).filter((e): e is [string, number] => typeof e[1] === 'number').sort((a, b) => b[1] - a[1]);
+  const items: SummaryItem[] = [{
+    label: 'Int8 kernels',
+    value: kernels.length ? kernels.map(([op, n]) => `${n} ${op}`).join(', ') : 'none',
+    note: 'What onnxruntime\'s CPU execution provider runs in integer arithmetic after its own optimizations.',
+  }];
+  const float = rt.floatBetweenQdq.map((f) => String(f.op));
+  if (float.length) {
+    const counts = [...new Set(float)].map((op) => `${float.filter((o) => o === op).length} ${op}`);
+    items.push({
+      label: 'Float between Q/DQ',
+      value: counts.join(', '),
+      tone: 'worse',
+      note: 'Ops onnxruntime runs in float with a dequantize before and a requantize after: each pays a round trip (no int8 kernel, or left float).',
+    });
   }
   return items;
 }

@@ -1,0 +1,87 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readOnnxFile } from '../../../native-models/formats/onnx/index.ts';
+import type { Model, Node } from '../../../native-models/ir/model.ts';
+import { createSession } from '../../../native-models/runtimes/onnxruntime.ts';
+
+/**
+ * What onnxruntime's CPU EP really runs from a quantized file: the graph it builds after its
+ * optimizations (the QDQ fusions included), read back from the file it writes. A QDQ graph is only a
+ * promise: where a Q/DQ pair surrounds an op with no fused kernel, or a fusion's conditions are not
+ * met, the op runs in float and pays a dequantize and a requantize, and the "int8" model can be slower
+ * than fp32. The quantize report says which ops those are, so a researcher does not find out from a
+ * latency figure.
+ */
+export interface RuntimeFusion {
+  /** Integer kernels by op type in the optimized graph (QLinearConv: 26, QGemm: 1, MatMulNBits: 12…). */
+  integerKernels: Record<string, number>;
+  /** Float ops between a DequantizeLinear and a QuantizeLinear: each pays a round trip through float. */
+  floatBetweenQdq: { op: string; node: string }[];
+  seconds: number;
+}
+
+const INTEGER_KERNELS = new Set(['QGemm', 'MatMulIntegerToFloat', 'DynamicQuantizeMatMul', 'MatMulInteger', 'ConvInteger', 'MatMulNBits', 'QAttention', 'DynamicQuantizeLSTM']);
+
+const isInteger = (op: string) => op.startsWith('QLinear') || INTEGER_KERNELS.has(op);
+
+/** Ops whose every input is data; elsewhere only input 0 is (a Reshape's shape, a Slice's starts are not). */
+const ALL_INPUTS_DATA = new Set(['Add', 'Sub', 'Mul', 'Div', 'Concat', 'Where', 'Max', 'Min', 'Sum', 'Mean']);
+
+/**
+ * The integer kernels and the float ops between Q/DQ pairs of an optimized graph. A float op is
+ * between them when data reaches it from a DequantizeLinear and goes on to a QuantizeLinear through
+ * float ops only (a float MaxPool and the Conv after it both count); shape arithmetic that only feeds
+ * a Reshape's shape or a Slice's bounds does not.
+ */
+export function runtimeFusionOf(optimized: Model): Omit<RuntimeFusion, 'seconds'> {
+  const g = optimized.graph;
+  const order = g.topologicalOrder();
+  const producers = g.producers();
+  const consumers = g.consumers();
+  const integerKernels: Record<string, number> = {};
+  const isFloatOp = (n: Node) => n.opType !== 'QuantizeLinear' && n.opType !== 'DequantizeLinear' && !isInteger(n.opType);
+  const dataSlot = (n: Node, slot: number) => slot === 0 || ALL_INPUTS_DATA.has(n.opType);
+  const afterDq = new Set<Node>();
+  for (const n of order) {
+    if (isInteger(n.opType)) integerKernels[n.opType] = (integerKernels[n.opType] ?? 0) + 1;
+    if (!isFloatOp(n)) continue;
+    const fed = n.inputs.some((i, slot) => {
+      const p = i && dataSlot(n, slot) ? producers.get(i) : undefined;
+      return p !== undefined && (p.opType === 'DequantizeLinear' || afterDq.has(p));
+    });
+    if (fed) afterDq.add(n);
+  }
+  const beforeQ = new Set<Node>();
+  for (const n of [...order].reverse()) {
+    if (!isFloatOp(n)) continue;
+    const feeds = n.outputs.some((o) => o && (consumers.get(o) ?? []).some((c) => c.opType === 'QuantizeLinear' || (beforeQ.has(c) && c.inputs.some((i, slot) => i === o && dataSlot(c, slot)))));
+    if (feeds) beforeQ.add(n);
+  }
+  const floatBetweenQdq = order.filter((n) => afterDq.has(n) && beforeQ.has(n)).map((n) => ({ op: n.opType, node: n.label }));
+  return { integerKernels, floatBetweenQdq };
+}
+
+/** Lets onnxruntime optimize `path` for its CPU EP and reports what it made of the quantized ops. */
+export async function checkRuntimeFusion(path: string): Promise<RuntimeFusion> {
+  const t0 = performance.now();
+  const dir = mkdtempSync(join(tmpdir(), 'whittle-fusion-'));
+  try {
+    const optimizedPath = join(dir, 'optimized.onnx');
+    // 'extended' holds the QDQ fusions; 'all' would add the NCHWc layout, which the written file warns about
+    const { session } = await createSession(path, { ep: 'cpu', graphOptimizationLevel: 'extended', optimizedModelFilePath: optimizedPath });
+    await session.release();
+    return { ...runtimeFusionOf(readOnnxFile(optimizedPath)), seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** One warning for the float ops between Q/DQ pairs (null when there are none). */
+export function fusionWarning(f: Pick<RuntimeFusion, 'floatBetweenQdq'>): string | null {
+  if (f.floatBetweenQdq.length === 0) return null;
+  const byOp = new Map<string, string[]>();
+  for (const { op, node } of f.floatBetweenQdq) byOp.set(op, [...(byOp.get(op) ?? []), node]);
+  const list = [...byOp].map(([op, nodes]) => `${op} ×${nodes.length} (${nodes.slice(0, 3).join(', ')}${nodes.length > 3 ? ', …' : ''})`).join('; ');
+  return `onnxruntime's CPU EP runs ${f.floatBetweenQdq.length} op(s) in float between DequantizeLinear and QuantizeLinear: ${list}; each pays a round trip through float`;
+}
