@@ -13,8 +13,9 @@ import { minMax, quantParams, quantRange, type QuantParams } from './math.ts';
  *   Concat → QLinearConcat, AveragePool/GlobalAveragePool → QLinearAveragePool/QLinearGlobalAveragePool,
  *   Sigmoid/LeakyRelu → QLinearSigmoid/QLinearLeakyRelu (table lookups: SiLU = x·Sigmoid(x) runs as
  *   QLinearSigmoid + QLinearMul);
- * - shape-only ops and MaxPool run on uint8/int8 directly when the DQ before and the Q after carry the
- *   same scale and zero point, so their output shares their input's parameters;
+ * - shape-only ops, MaxPool, Gather, Slice, DepthToSpace and nearest-neighbour Resize run on uint8/int8
+ *   directly when the DQ before and the Q after carry the same scale and zero point, so their output
+ *   shares their input's parameters (a linear Resize has no 8-bit kernel there and stays float);
  * - a Relu/Clip input takes its output's range, so the Q after the producer already clips as the
  *   activation does; the activation is then dropped (see PlannedNode.remove) and Conv/Gemm/MatMul
  *   fuse with it.
@@ -22,7 +23,7 @@ import { minMax, quantParams, quantRange, type QuantParams } from './math.ts';
  * the DQ → Q pair they leave behind an exact no-op its pair remover deletes.
  */
 export const COMPUTE_OPS = ['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool', 'Sigmoid', 'LeakyRelu'] as const;
-export const SHARED_PARAM_OPS = ['MaxPool', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout'] as const;
+export const SHARED_PARAM_OPS = ['MaxPool', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout', 'Gather', 'Slice', 'DepthToSpace', 'Resize'] as const;
 export const CLIPPING_OPS = ['Relu', 'Clip'] as const;
 
 /** The default op list: everything above that onnxruntime's CPU EP has a fused kernel for (ConvTranspose is opt-in). */
@@ -121,6 +122,8 @@ function planOnce(g: Graph, opts: PlanOptions, skipped: Map<Node, string>): Draf
       const p = producers.get(n.inputs[0] ?? '');
       if (!p || !planned.has(p) || n.outputs.filter(Boolean).length !== 1) continue;
       if (n.opType === 'Clip' && n.inputs.slice(1).some((i) => i && !g.constant(i))) continue;
+      // checked with onnxruntime 1.30: only a nearest-neighbour Resize drops its Q/DQ pair
+      if (n.opType === 'Resize' && (n.attrString('mode') ?? 'nearest') !== 'nearest') continue;
       planned.set(n, { node: n, kind: shared.has(n.opType) ? 'shared' : 'clipping', roles: new Map([[0, { kind: 'activation' }]]), quantizeOutput: true });
       continue;
     }

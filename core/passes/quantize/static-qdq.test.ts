@@ -14,6 +14,7 @@ import { createPassContext } from '../pass.ts';
 import { roundHalfEven } from './math.ts';
 import { quantizeBias, quantizeWeight } from './static-qdq-emit.ts';
 import { optimizedModel, opHistogram, qdqProblems, unfusedIslands } from './static-qdq-testing.ts';
+import { runtimeFusionOf } from './runtime-check.ts';
 import { quantizeStaticQdq, staticQdqPass, type StaticQdqOptions } from './static-qdq.ts';
 import { buildModel, fileBytes, floatTensor, gaussian, runFloat, sqnrDb, tempDir, valueInfo } from './test-models.ts';
 
@@ -313,6 +314,44 @@ describe('static QDQ on a small CNN', () => {
     assert.deepEqual(unfusedIslands(opt), []);
     const [want, got] = [await runFloat(fp32, input), await runFloat(path, input)];
     const db = sqnrDb(want, got);
+    assert.ok(db > 25, `output SQNR ${db.toFixed(1)} dB`);
+  });
+
+  it('Gather, Slice, DepthToSpace and a nearest Resize run on uint8 between quantized Convs; a linear Resize stays float (and the runtime check names it)', async () => {
+    const str = (name: string, v: string) => ({ name, type: AttrType.STRING, value: new TextEncoder().encode(v), extra: {} });
+    const i64 = (name: string, v: bigint[]) => Tensor.fromTypedArray(name, DataType.INT64, [v.length], BigInt64Array.from(v));
+    const model = () => buildModel({
+      inputs: [valueInfo('x', F, [1, 3, 8, 8])], outputs: [valueInfo('y', F, [1, 2, 64, 64])],
+      initializers: [
+        floatTensor('w1', [8, 3, 3, 3], gaussian(216, 31, 0.3)), floatTensor('w2', [8, 8, 1, 1], gaussian(64, 32, 0.3)),
+        floatTensor('w3', [4, 1, 3, 3], gaussian(36, 33, 0.3)), floatTensor('w4', [2, 4, 1, 1], gaussian(8, 34, 0.3)),
+        floatTensor('up', [4], Float32Array.of(1, 1, 2, 2)), i64('starts', [0n]), i64('ends', [4n]), i64('axes', [1n]), i64('order', [3n, 2n, 1n, 0n]),
+      ],
+      nodes: [
+        new Node({ name: 'conv1', opType: 'Conv', inputs: ['x', 'w1'], outputs: ['c1'], attributes: [ints('pads', [1, 1, 1, 1])] }),
+        new Node({ name: 'up1', opType: 'Resize', inputs: ['c1', '', 'up'], outputs: ['u1'] }),
+        new Node({ name: 'conv2', opType: 'Conv', inputs: ['u1', 'w2'], outputs: ['c2'] }),
+        new Node({ name: 'slice', opType: 'Slice', inputs: ['c2', 'starts', 'ends', 'axes'], outputs: ['s'] }),
+        new Node({ name: 'gather', opType: 'Gather', inputs: ['s', 'order'], outputs: ['g'], attributes: [int('axis', 1)] }),
+        new Node({ name: 'd2s', opType: 'DepthToSpace', inputs: ['g'], outputs: ['d'], attributes: [int('blocksize', 2)] }),
+        new Node({ name: 'conv3', opType: 'Conv', inputs: ['d', 'w3'], outputs: ['c3'], attributes: [ints('pads', [1, 1, 1, 1])] }),
+        new Node({ name: 'up2', opType: 'Resize', inputs: ['c3', '', 'up'], outputs: ['u2'], attributes: [str('mode', 'linear')] }),
+        new Node({ name: 'conv4', opType: 'Conv', inputs: ['u2', 'w4'], outputs: ['y'] }),
+      ],
+    });
+    const m = model();
+    const calib = (await calibrate(m, await openDataset('synthetic:16', inputSpecs(m), {}), { method: 'minmax' })).ranges;
+    const fp32 = join(tmp.dir, 'resize-fp32.onnx');
+    writeOnnxFile(m, fp32);
+    const { report, path } = await quantized('resize', { ranges: calib }, model());
+    assert.deepEqual(report.details!['quantizedOps'], { Conv: 4, Resize: 1, Slice: 1, Gather: 1, DepthToSpace: 1 });
+    const opt = await optimizedModel(path);
+    const h = opHistogram(opt);
+    assert.equal(h['com.microsoft.QLinearConv'], 4, JSON.stringify(h));
+    assert.deepEqual(unfusedIslands(opt), []);
+    const runtime = runtimeFusionOf(opt);
+    assert.deepEqual(runtime.floatBetweenQdq, [{ op: 'Resize', node: 'up2' }], 'only the linear Resize runs float');
+    const db = sqnrDb(await runFloat(fp32, input), await runFloat(path, input));
     assert.ok(db > 25, `output SQNR ${db.toFixed(1)} dB`);
   });
 
