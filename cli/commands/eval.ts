@@ -8,6 +8,7 @@ import { EP_CHOICES, type EpChoice } from '../../native-models/runtimes/onnxrunt
 import { formatBytes, formatCount, numberOption, parseCommand, requireOne, type CliIo } from '../io.ts';
 import { ProgressBar } from '../progress.ts';
 import { recordCommand } from '../record.ts';
+import { describeRuntimeFusion } from '../../core/passes/quantize/runtime-check.ts';
 
 export const summary = 'measure a model: accuracy, agreement with a reference, latency, size';
 export const usage = `
@@ -57,6 +58,7 @@ export function renderEval(r: EvalReport): string {
     lines.push(`expected   ${e.exact ? 'bit-identical' : e.ok ? 'within tolerance' : 'MISMATCH'}: max |Δ| ${e.maxAbsDiff.toPrecision(3)}, ${formatCount(e.differing)} of ${formatCount(e.values)} values differ, top-1 ${e.top1Match ? 'matches' : 'differs'}`);
   }
   lines.push(`latency    batch ${r.latency.batch}: p50 ${r.latency.p50Ms.toFixed(3)} ms, p95 ${r.latency.p95Ms.toFixed(3)} ms (${r.latency.runs} runs)`);
+  if (r.runtimeCheck) lines.push(`kernels    ${describeRuntimeFusion(r.runtimeCheck)}`);
   return lines.join('\n') + '\n';
 }
 

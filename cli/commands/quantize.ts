@@ -1,7 +1,7 @@
 import { WhittleError } from '../../api/errors.ts';
 import { CALIBRATION_METHODS, QUANTIZE_METHODS, QuantizeStep } from '../../api/recipe.ts';
 import { quantizeModel, type QuantizeReport } from '../../core/passes/quantize/quantize-model.ts';
-import type { RuntimeFusion } from '../../core/passes/quantize/runtime-check.ts';
+import { describeRuntimeFusion } from '../../core/passes/quantize/runtime-check.ts';
 import { isTfjsQuantizeMethod, quantizeTfjsModel, TFJS_QUANTIZE_METHODS } from '../../core/passes/tfjs/run-on-file.ts';
 import { sniffFormat } from '../../native-models/formats/index.ts';
 import { EP_CHOICES, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
@@ -46,13 +46,6 @@ function splitList(v: string | undefined): string[] {
   return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : [];
 }
 
-/** One line on what onnxruntime's CPU EP runs of a quantized file (runtime-check.ts). */
-export function describeRuntime(rt: RuntimeFusion): string {
-  const kernels = Object.entries(rt.integerKernels).sort((a, b) => b[1] - a[1]).map(([op, n]) => `${n} ${op}`).join(', ') || 'no integer kernel';
-  const float = rt.floatBetweenQdq.length;
-  return `onnxruntime CPU runs ${kernels}; ${float === 0 ? 'no float op between Q/DQ pairs' : `${float} float op(s) between Q/DQ pairs (see the warning)`}`;
-}
-
 export function renderQuantize(r: QuantizeReport): string {
   const lines = [
     `wrote ${r.output}`,
@@ -66,7 +59,7 @@ export function renderQuantize(r: QuantizeReport): string {
   if (g && g.meanErrorGptq !== null && g.meanErrorRtn !== null) {
     lines.splice(2, 0, `  gptq        layer output error ‖WX − ŴX‖²/‖WX‖² ${g.meanErrorGptq.toExponential(2)}, rounding to nearest ${g.meanErrorRtn.toExponential(2)} (mean of ${g.layers} layers)`);
   }
-  if (r.runtime) lines.push(`  runtime     ${describeRuntime(r.runtime)}`);
+  if (r.runtimeCheck) lines.push(`  runtime     ${describeRuntimeFusion(r.runtimeCheck)}`);
   const bc = r.biasCorrection;
   if (bc) {
     const worst = [...bc.layers].sort((a, b) => b.rmsShift / Math.max(1e-30, b.rmsMean) - a.rmsShift / Math.max(1e-30, a.rmsMean))[0];

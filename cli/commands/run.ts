@@ -7,8 +7,8 @@ import { sniffFormat } from '../../native-models/formats/index.ts';
 import { formatBytes, parseCommand, requireOne, type CliIo } from '../io.ts';
 import { ProgressBar } from '../progress.ts';
 import { recordCommand } from '../record.ts';
+import { describeRuntimeFusion } from '../../core/passes/quantize/runtime-check.ts';
 import type { TfjsEvalReport } from '../../core/evaluate/tfjs-evaluate.ts';
-import { describeRuntime } from './quantize.ts';
 import { renderEval, renderTfjsEval } from './eval.ts';
 
 export const summary = 'run a recipe (compression steps, then evaluation) and record it as an experiment';
@@ -25,7 +25,7 @@ export function renderRecipe(r: RecipeReport & { runId?: string }): string {
     `${r.name ?? r.recipe}${r.runId ? `  (run ${r.runId})` : ''}`,
     ...r.steps.map((s) => `  ${s.step.padEnd(22)} ${s.nodesChanged} nodes changed${s.excluded.length ? `, ${s.excluded.length} left float` : ''}`),
     `  size ${formatBytes(r.bytesBefore)} → ${formatBytes(r.bytesAfter)}   ${r.output}`,
-    ...(r.runtime ? [`  ${describeRuntime(r.runtime)}`] : []),
+    ...(r.runtimeCheck ? [`  ${describeRuntimeFusion(r.runtimeCheck)}`] : []),
   ];
   const e = r.eval as (RecipeReport['eval'] & { format?: string }) | null;
   return lines.join('\n') + '\n' + (e ? (e.format === 'tfjs' ? renderTfjsEval(e as TfjsEvalReport) : renderEval(e)) : '');

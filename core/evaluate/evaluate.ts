@@ -11,6 +11,7 @@ import { realInputs } from '../inspect.ts';
 import { openDataset, tokenInputOf, type Dataset, type ModelInputSpec, type PresetName } from './data/index.ts';
 import { measureLatency, type LatencyResult } from './latency.ts';
 import { Agreement, isSequenceScores, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
+import { checkRuntimeFusion, fusionWarning, hasQuantizedOps, RUNTIME_CHECK_LIMIT_BYTES, type RuntimeFusion } from '../passes/quantize/runtime-check.ts';
 
 export interface EvalOptions {
   model: string;
@@ -62,6 +63,8 @@ export interface EvalReport {
   language: (NextTokenResult & { referencePerplexity: number | null }) | null;
   expected: ExpectedOutputCheck | null;
   latency: LatencyResult & { batch: number };
+  /** A quantized model on the CPU EP: its integer kernels and float ops between Q/DQ pairs (runtime-check.ts). */
+  runtimeCheck?: RuntimeFusion;
   bytes: number;
   parameters: number;
   nonzeroParameters: number;
@@ -238,6 +241,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   const firstInput = inputs[0] ? feeds[inputs[0].name] : undefined;
+  const bytes = modelBytes(model);
+  const runtimeCheck = await cpuRuntimeCheck(model, main.ep, bytes, warnings);
 
   return {
     model: model.path!,
@@ -251,12 +256,31 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     language: languageResult(nextToken, referenceNextToken),
     expected: sawExpected ? expected : null,
     latency: { ...latency, batch: firstInput?.dims[0] ?? batch },
-    bytes: modelBytes(model),
+    bytes,
     parameters: stats.parameters,
     nonzeroParameters: stats.nonzeroParameters,
+    ...(runtimeCheck ? { runtimeCheck } : {}),
     seconds: (performance.now() - t0) / 1000,
     warnings,
   };
+}
+
+/**
+ * A quantized model evaluated on the CPU EP: what onnxruntime runs of it (runtime-check.ts), so a
+ * latency figure comes with its reason — the integer kernels, and the float ops between Q/DQ pairs
+ * (named in a warning). Not for float models, other EPs, or files over the check's size limit.
+ */
+async function cpuRuntimeCheck(model: Model, ep: string, bytes: number, warnings: string[]): Promise<RuntimeFusion | null> {
+  if (ep !== 'cpu' || bytes > RUNTIME_CHECK_LIMIT_BYTES || !hasQuantizedOps(model)) return null;
+  try {
+    const check = await checkRuntimeFusion(model.path!);
+    const warning = fusionWarning(check);
+    if (warning) warnings.push(warning);
+    return check;
+  } catch (err) {
+    warnings.push(`could not check what onnxruntime runs of ${model.path}: ${(err as Error).message}`);
+    return null;
+  }
 }
 
 function languageResult(model: NextTokenMetrics | null, reference: NextTokenMetrics | null): EvalReport['language'] {

@@ -28,7 +28,7 @@ export interface RecipeReport {
   parametersAfter: number;
   steps: (PassReport & { step: string })[];
   /** What onnxruntime's CPU EP runs of a quantized ONNX result (quantize-model.ts quantizedRuntime). */
-  runtime?: RuntimeFusion | null;
+  runtimeCheck?: RuntimeFusion | null;
   eval: EvalReport | null;
   seconds: number;
   warnings: string[];
@@ -103,7 +103,7 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
     parametersBefore: before.parameters,
     parametersAfter: after.parameters,
     steps,
-    runtime: runtime.fusion,
+    runtimeCheck: runtime.fusion,
     eval: evalReport,
   });
 }

@@ -14,7 +14,7 @@ import { gptqQuantizePass, type GptqChoice } from './gptq-pass.ts';
 import { DEFAULT_STATIC_OP_TYPES, foldBatchNormsFor, staticQdqPass } from './static-qdq.ts';
 import { biasCorrectionCandidates, channelMeans, correctableLayers, correctStaticBiases, type BiasCorrectionReport } from './static-bias-correction.ts';
 import { gptqStaticWeights } from './static-gptq.ts';
-import { checkRuntimeFusion, fusionWarning, type RuntimeFusion } from './runtime-check.ts';
+import { checkRuntimeFusion, fusionWarning, RUNTIME_CHECK_LIMIT_BYTES, type RuntimeFusion } from './runtime-check.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
 
 /** The SPEC §3 quantize document. */
@@ -26,7 +26,7 @@ export interface QuantizeReport extends StepFileReport {
   /** static --bias-correction: what each layer's correction removed (static-bias-correction.ts). */
   biasCorrection?: BiasCorrectionReport | undefined;
   /** What onnxruntime's CPU EP runs of the file (integer kernels, float ops between Q/DQ); null: not checked (fp16, over 256 MiB). */
-  runtime?: RuntimeFusion | null | undefined;
+  runtimeCheck?: RuntimeFusion | null | undefined;
 }
 
 export interface GptqSummary {
@@ -227,12 +227,9 @@ export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
     calibration: report.calibration,
     ...(report.gptq ? { gptq: report.gptq } : {}),
     ...(report.biasCorrection ? { biasCorrection: report.biasCorrection } : {}),
-    runtime: runtime.fusion,
+    runtimeCheck: runtime.fusion,
   };
 }
-
-/** Files up to this size are opened once more to see what onnxruntime runs (the check costs a session). */
-export const RUNTIME_CHECK_LIMIT_BYTES = 256 * 2 ** 20;
 
 /**
  * What onnxruntime's CPU EP makes of a written model (runtime-check.ts), when one of the quantize

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { QuantizeStep } from '../../../api/recipe.ts';
 import { loadTestBed } from '../../../native-models/zoo/transformer/testbed.ts';
+import { evaluate } from '../../evaluate/evaluate.ts';
 import { fixture } from '../../testing/fixtures.ts';
 import { quantizeModel } from './quantize-model.ts';
 import { tempDir } from './test-models.ts';
@@ -19,32 +20,41 @@ describe('the quantize report says what onnxruntime runs of the file', () => {
   it('static MNIST: two QLinearConv and a QGemm, nothing float between Q/DQ; a Conv left float between quantized neighbours is named', async () => {
     const calib = { path: MNIST_DATA, preprocess: 'mnist' };
     const all = await quantize(MNIST, 'mnist-int8', { method: 'static', calib, samples: 64 });
-    assert.deepEqual(all.runtime?.integerKernels, { QLinearConv: 2, QGemm: 1 });
-    assert.deepEqual(all.runtime?.floatBetweenQdq, []);
+    assert.deepEqual(all.runtimeCheck?.integerKernels, { QLinearConv: 2, QGemm: 1 });
+    assert.deepEqual(all.runtimeCheck?.floatBetweenQdq, []);
     assert.ok(!all.warnings.some((w) => w.includes('between DequantizeLinear and QuantizeLinear')), all.warnings.join('\n'));
 
     const mixed = await quantize(MNIST, 'mnist-mixed', { method: 'static', calib, samples: 64, exclude: ['Convolution110'] });
     // the excluded Conv stays float at run time (its bias Add after it is still quantized), and so does
     // the MaxPool before it, which reads the Conv before that dequantized
-    assert.deepEqual(mixed.runtime?.integerKernels, { QLinearConv: 1, QLinearAdd: 1, QGemm: 1 });
-    assert.deepEqual(mixed.runtime?.floatBetweenQdq.map((f) => f.op), ['MaxPool', 'Conv']);
+    assert.deepEqual(mixed.runtimeCheck?.integerKernels, { QLinearConv: 1, QLinearAdd: 1, QGemm: 1 });
+    assert.deepEqual(mixed.runtimeCheck?.floatBetweenQdq.map((f) => f.op), ['MaxPool', 'Conv']);
     assert.ok(mixed.warnings.some((w) => /runs 2 op\(s\) in float between DequantizeLinear and QuantizeLinear: MaxPool ×1 \(Pooling66\); Conv ×1 \(Convolution110\)/.test(w)), mixed.warnings.join('\n'));
   });
 
   it('the transformer: static leaves its LayerNormalizations, mask Adds and Softmaxes float between Q/DQ pairs (named); int4 is MatMulNBits; fp16 is not checked', async () => {
     const bed = loadTestBed();
     const int8 = await quantize(bed.model, 'tf-int8', { method: 'static', calib: { path: bed.calibPath }, samples: 16 });
-    assert.equal(int8.runtime?.integerKernels['QLinearMatMul'], 17);
+    assert.equal(int8.runtimeCheck?.integerKernels['QLinearMatMul'], 17);
     // LayerNormalization has no int8 kernel; the mask Adds are left float on purpose, and the Softmax after each
-    const float = (op: string) => int8.runtime!.floatBetweenQdq.filter((f) => f.op === op).map((f) => f.node);
+    const float = (op: string) => int8.runtimeCheck!.floatBetweenQdq.filter((f) => f.op === op).map((f) => f.node);
     assert.deepEqual(float('LayerNormalization'), ['h0.ln_1', 'h0.ln_2', 'h1.ln_1', 'h1.ln_2', 'ln_f']);
     assert.deepEqual(float('Add'), ['h0.attn.masked', 'h1.attn.masked']);
     assert.deepEqual(float('Softmax'), ['h0.attn.probs', 'h1.attn.probs']);
-    assert.equal(int8.runtime!.floatBetweenQdq.length, 9, 'no shape arithmetic among them');
+    assert.equal(int8.runtimeCheck!.floatBetweenQdq.length, 9, 'no shape arithmetic among them');
     assert.ok(int8.warnings.some((w) => w.includes('9 op(s) in float') && w.includes('LayerNormalization ×5')), int8.warnings.join('\n'));
     const int4 = await quantize(bed.model, 'tf-int4', { method: 'int4', blockSize: 32 });
-    assert.deepEqual(int4.runtime?.integerKernels, { MatMulNBits: 13 });
+    assert.deepEqual(int4.runtimeCheck?.integerKernels, { MatMulNBits: 13 });
     const fp16 = await quantize(bed.model, 'tf-fp16', { method: 'fp16' });
-    assert.equal(fp16.runtime, null);
+    assert.equal(fp16.runtimeCheck, null);
+  });
+
+  it('eval of a quantized model on the CPU says what runs it: the zoo\'s int8 ShuffleNet keeps one ReduceMean float between Q/DQ; a float model gets no check', async () => {
+    const int8 = await evaluate({ model: fixture('shufflenet-int8', 'shufflenet-v2-12-int8.onnx'), data: fixture('imagenet-100'), preprocess: 'imagenet', ep: 'cpu', limit: 4, runs: 1, warmup: 0 });
+    assert.equal(int8.runtimeCheck?.integerKernels['QLinearConv'], 56);
+    assert.deepEqual(int8.runtimeCheck?.floatBetweenQdq.map((f) => f.op), ['ReduceMean']);
+    assert.ok(int8.warnings.some((w) => w.includes('ReduceMean ×1')), int8.warnings.join('\n'));
+    const fp32 = await evaluate({ model: MNIST, data: MNIST_DATA, preprocess: 'mnist', ep: 'cpu', limit: 4, runs: 1, warmup: 0 });
+    assert.equal(fp32.runtimeCheck, undefined);
   });
 });

@@ -25,6 +25,14 @@ const INTEGER_KERNELS = new Set(['QGemm', 'MatMulIntegerToFloat', 'DynamicQuanti
 
 const isInteger = (op: string) => op.startsWith('QLinear') || INTEGER_KERNELS.has(op);
 
+/** Files up to this size are opened once more to see what onnxruntime runs (the check costs a session). */
+export const RUNTIME_CHECK_LIMIT_BYTES = 256 * 2 ** 20;
+
+/** Whether a model holds quantized ops (Q/DQ pairs, integer kernels): the ones the check is for. */
+export function hasQuantizedOps(model: Model): boolean {
+  return model.graphs().some((g) => g.nodes.some((n) => n.opType === 'QuantizeLinear' || n.opType === 'DequantizeLinear' || n.opType === 'DynamicQuantizeLinear' || isInteger(n.opType)));
+}
+
 /** Ops whose every input is data; elsewhere only input 0 is (a Reshape's shape, a Slice's starts are not). */
 const ALL_INPUTS_DATA = new Set(['Add', 'Sub', 'Mul', 'Div', 'Concat', 'Where', 'Max', 'Min', 'Sum', 'Mean']);
 
@@ -84,4 +92,11 @@ export function fusionWarning(f: Pick<RuntimeFusion, 'floatBetweenQdq'>): string
   for (const { op, node } of f.floatBetweenQdq) byOp.set(op, [...(byOp.get(op) ?? []), node]);
   const list = [...byOp].map(([op, nodes]) => `${op} ×${nodes.length} (${nodes.slice(0, 3).join(', ')}${nodes.length > 3 ? ', …' : ''})`).join('; ');
   return `onnxruntime's CPU EP runs ${f.floatBetweenQdq.length} op(s) in float between DequantizeLinear and QuantizeLinear: ${list}; each pays a round trip through float`;
+}
+
+/** One line on what onnxruntime's CPU EP runs of a quantized file, for reports. */
+export function describeRuntimeFusion(rt: Pick<RuntimeFusion, 'integerKernels' | 'floatBetweenQdq'>): string {
+  const kernels = Object.entries(rt.integerKernels).sort((a, b) => b[1] - a[1]).map(([op, n]) => `${n} ${op}`).join(', ') || 'no integer kernel';
+  const float = rt.floatBetweenQdq.length;
+  return `onnxruntime CPU runs ${kernels}; ${float === 0 ? 'no float op between Q/DQ pairs' : `${float} float op(s) between Q/DQ pairs (see the warning)`}`;
 }

@@ -17,13 +17,13 @@ describe('job and run summaries', () => {
   it('what onnxruntime runs: the integer kernels, and the float ops between Q/DQ pairs flagged', () => {
     const items = summarizeResult({
       method: 'static',
-      runtime: { integerKernels: { QLinearMatMul: 17, QLinearAdd: 18 }, floatBetweenQdq: [{ op: 'LayerNormalization', node: 'a' }, { op: 'LayerNormalization', node: 'b' }, { op: 'Softmax', node: 'c' }], seconds: 0.1 },
+      runtimeCheck: { integerKernels: { QLinearMatMul: 17, QLinearAdd: 18 }, floatBetweenQdq: [{ op: 'LayerNormalization', node: 'a' }, { op: 'LayerNormalization', node: 'b' }, { op: 'Softmax', node: 'c' }], seconds: 0.1 },
     }, 'quantize');
     const byLabel = Object.fromEntries(items.map((i) => [i.label, i]));
     assert.equal(byLabel['Int8 kernels']?.value, '18 QLinearAdd, 17 QLinearMatMul');
     assert.equal(byLabel['Float between Q/DQ']?.value, '2 LayerNormalization, 1 Softmax');
     assert.equal(byLabel['Float between Q/DQ']?.tone, 'worse');
-    assert.equal(summarizeResult({ method: 'fp16', runtime: null }, 'quantize').some((i) => i.label === 'Int8 kernels'), false);
+    assert.equal(summarizeResult({ method: 'fp16', runtimeCheck: null }, 'quantize').some((i) => i.label === 'Int8 kernels'), false);
   });
 
   it('a recipe lists each calibrated step; an uncalibrated one (dynamic) adds nothing', () => {

@@ -176,7 +176,7 @@ function calibrationItems(result: object): SummaryItem[] {
  * integer kernels, and the float ops between Q/DQ pairs that cost a round trip each.
  */
 function runtimeItems(result: object): SummaryItem[] {
-  const rt = (result as { runtime?: { integerKernels?: Record<string, unknown>; floatBetweenQdq?: { op?: unknown; node?: unknown }[] } | null }).runtime;
+  const rt = (result as { runtimeCheck?: { integerKernels?: Record<string, unknown>; floatBetweenQdq?: { op?: unknown; node?: unknown }[] } | null }).runtimeCheck;
   if (!rt || typeof rt.integerKernels !== 'object' || !Array.isArray(rt.floatBetweenQdq)) return [];
   const kernels = Object.entries(rt.integerKernels).filter((e): e is [string, number] => typeof e[1] === 'number').sort((a, b) => b[1] - a[1]);
   const items: SummaryItem[] = [{
