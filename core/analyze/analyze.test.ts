@@ -109,7 +109,10 @@ test('whittle analyze --for prune --json prints the SPEC shape and records per-l
 
 test('quantize sensitivity with GPTQ weights (a recipe step with algorithm gptq): every layer at least as close as with rounding to nearest', async () => {
   const base = { model: fixture('mnist', 'mnist.onnx'), data: fixture('mnist', 't10k-images-idx3-ubyte.gz'), preprocess: 'mnist' as const, limit: 128 };
-  const rtn = await analyzeQuantizeSensitivity(base);
+  // (a step with bias correction: the trials run without it, said once; the result keeps the setting)
+  const rtn = await analyzeQuantizeSensitivity({ ...base, settings: { biasCorrection: true } });
+  assert.equal(rtn.settings.biasCorrection, true);
+  assert.deepEqual(rtn.warnings.map((w) => w.split(':')[0]), ['bias correction']);
   const gptq = await analyzeQuantizeSensitivity({ ...base, settings: { algorithm: 'gptq' } });
   assert.equal(gptq.settings.algorithm, 'gptq');
   assert.deepEqual(gptq.warnings, []);

@@ -126,6 +126,8 @@ export interface QuantizeAnalysis {
     weightOnly?: { blockSize: number; symmetric: boolean; format: 'matmulnbits' | 'dq' };
     /** The calibrator options in effect (those that apply to its method). */
     tuning: { percentile?: number; movingAverage?: boolean; symmetric?: boolean; bins?: number };
+    /** The step analysed asked for bias correction: not in the trials, kept for the step applying the result. */
+    biasCorrection?: boolean;
   };
   layers: QuantizeLayerSensitivity[];
   /** All-int8 first, then with 1, 2, … of the worst layers left float. */
@@ -362,6 +364,8 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
       language: runner.language ? { floatPerplexity: runner.language.perplexity } : null,
       settings: {
         method, ...settings, exclude: [...settings.exclude], tuning,
+        // not applied in the trials (see the warning), but the step applying the recommendation keeps it
+        ...(o.settings?.biasCorrection && method === 'static' ? { biasCorrection: true } : {}),
         ...(weightStep ? { weightOnly: { blockSize: weightStep.blockSize, symmetric: weightStep.symmetric ?? false, format: weightStep.format } } : {}),
       },
       layers,

@@ -49,6 +49,10 @@ test('a static quantize analysis: its calibrator, granularity and tuning, and it
   assert.deepEqual([q.method, q.calibration, q.perChannel, q.activationType, q.algorithm, q.symmetricRanges, q.bins], ['static', 'entropy', true, 'int8', 'gptq', true, 4096]);
   assert.deepEqual(drafts[0]!.exclude, ['Conv(a)', 'Relu(a)']);
   assert.equal(drafts[0]!.skipExclusions, undefined);
+  assert.equal(q.biasCorrection, false);
+  // an analysis made from a step with bias correction gives it back
+  const corrected = draftsFromAnalysis(analysisRun({ ...result, settings: { ...result.settings, biasCorrection: true } }))[0]!.steps[0]!;
+  assert.ok('quantize' in corrected && corrected.quantize.biasCorrection === true);
 });
 
 test('an int4 analysis: the layers kept float, or at 8-bit weights by a second step the exclusions skip', () => {

@@ -51,6 +51,7 @@ function draftFromAnalysis(run: RunDetail): (CompressDraft & { label: string }) 
       ? {
         method, calibration: s['calibration'], perChannel: s['perChannel'], activationType: s['activationType'], algorithm: s['algorithm'],
         percentile: tuning.percentile, movingAverage: tuning.movingAverage, symmetricRanges: tuning.symmetric, bins: tuning.bins,
+        biasCorrection: s['biasCorrection'] === true,
       }
       : { method, algorithm: s['algorithm'], blockSize: weightOnly?.blockSize, symmetric: weightOnly?.symmetric, format: weightOnly?.format });
     if (!step.success || exclude.length === 0) return null;
