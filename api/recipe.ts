@@ -63,6 +63,8 @@ export const QuantizeStep = z.object({
   keepIoTypes: z.boolean().default(false),
   /** dynamic: also Conv (ConvInteger; usually slower than fp32 on CPU). */
   includeConv: z.boolean().default(false),
+  /** int4 / int8-weight (matmulnbits format): also embedding tables, as com.microsoft.GatherBlockQuantized. */
+  includeGather: z.boolean().default(false),
 }).strict();
 export type QuantizeStep = z.infer<typeof QuantizeStep>;
 

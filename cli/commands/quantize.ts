@@ -17,7 +17,7 @@ whittle quantize MODEL -o OUT --method ${QUANTIZE_METHODS.join('|')}
         [--per-channel] [--activation-type uint8|int8] [--weight-type int8|uint8]
         [--block-size 16..256] [--symmetric|--asymmetric] [--format matmulnbits|dq] [--algorithm rtn|gptq]
         [--act-order] [--percdamp F] [--bias-correction]
-        [--exclude NODE[,NODE...]] [--keep-io-types] [--include-conv] [--ep cpu|auto|...] [--seed N]
+        [--exclude NODE[,NODE...]] [--keep-io-types] [--include-conv] [--include-gather] [--ep cpu|auto|...] [--seed N]
         [--json] [--no-record]
 
 dynamic      MatMul/Gemm (and Conv with --include-conv) to DynamicQuantizeLinear + MatMulInteger
@@ -29,7 +29,7 @@ static       int8 QDQ that onnxruntime fuses into QLinearConv/QLinearMatMul; nee
              quantization moved on the calibration data (one more pass over it per layer depth)
 fp16         float16 weights and activations, fragile ops kept fp32 (--keep-io-types: fp32 in/out)
 int4         com.microsoft.MatMulNBits 4-bit blocks (--block-size, default 32), or --format dq
-int8-weight  the same with 8 bits
+int8-weight  the same with 8 bits; --include-gather: embedding tables (Gather) too, as GatherBlockQuantized
              --algorithm gptq: GPTQ (needs --calib DATA; first --samples N, default 128) chooses the
              values from each layer's input Hessian; same layout; --act-order, --percdamp (0.01);
              --ep webgpu also runs its math on the WebGPU compute device (auto: when there is one).
@@ -91,6 +91,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     algorithm: { type: 'string' },
     'act-order': { type: 'boolean' },
     'bias-correction': { type: 'boolean' },
+    'include-gather': { type: 'boolean' },
     percdamp: { type: 'string' },
     exclude: { type: 'string' },
     'keep-io-types': { type: 'boolean' },
@@ -105,7 +106,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const tfjsMethods = Object.keys(TFJS_QUANTIZE_METHODS).join(', ');
   if (sniffFormat(input) === 'tfjs') {
     if (!isTfjsQuantizeMethod(values.method)) throw new WhittleError('BAD_USAGE', `whittle quantize: --method ${values.method} works on ONNX models; ${input} is a TF.js model, which takes ${tfjsMethods}`);
-    const onnxOnly = ['calib', 'calibration', 'samples', 'percentile', 'moving-average', 'symmetric-ranges', 'bins', 'per-channel', 'activation-type', 'weight-type', 'block-size', 'symmetric', 'asymmetric', 'format', 'algorithm', 'act-order', 'percdamp', 'bias-correction', 'keep-io-types', 'include-conv'].filter((k) => values[k as keyof typeof values] !== undefined);
+    const onnxOnly = ['calib', 'calibration', 'samples', 'percentile', 'moving-average', 'symmetric-ranges', 'bins', 'per-channel', 'activation-type', 'weight-type', 'block-size', 'symmetric', 'asymmetric', 'format', 'algorithm', 'act-order', 'percdamp', 'bias-correction', 'keep-io-types', 'include-conv', 'include-gather'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (onnxOnly.length) throw new WhittleError('BAD_USAGE', `whittle quantize: ${onnxOnly.map((k) => `--${k}`).join(', ')} apply to ONNX models only, not to the TF.js model ${input}`);
     return runTfjs(input, values.output, values.method, argv, values, io);
   }
@@ -138,6 +139,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     exclude: splitList(values.exclude),
     keepIoTypes: Boolean(values['keep-io-types']),
     includeConv: Boolean(values['include-conv']),
+    includeGather: Boolean(values['include-gather']),
   };
   const parsed = QuantizeStep.safeParse(raw);
   if (!parsed.success) {

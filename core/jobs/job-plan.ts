@@ -64,7 +64,7 @@ export const QUANTIZE_FLAGS: Record<string, string> = {
   calibration: '--calibration', samples: '--samples', percentile: '--percentile', movingAverage: '--moving-average',
   symmetricRanges: '--symmetric-ranges', bins: '--bins', perChannel: '--per-channel',
   activationType: '--activation-type', weightType: '--weight-type', blockSize: '--block-size', algorithm: '--algorithm', actOrder: '--act-order', percdamp: '--percdamp',
-  biasCorrection: '--bias-correction', format: '--format', exclude: '--exclude', keepIoTypes: '--keep-io-types', includeConv: '--include-conv',
+  biasCorrection: '--bias-correction', format: '--format', exclude: '--exclude', keepIoTypes: '--keep-io-types', includeConv: '--include-conv', includeGather: '--include-gather',
 };
 export const PRUNE_FLAGS: Record<string, string> = {
   sparsity: '--sparsity', scope: '--scope', pattern: '--pattern', samples: '--samples', roundTo: '--round-to',

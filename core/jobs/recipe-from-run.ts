@@ -4,7 +4,7 @@ import { PruneStep, QuantizeStep, Recipe, type DataRef } from '../../api/recipe.
 import type { RunDetail } from '../store/types.ts';
 import { PRUNE_FLAGS, QUANTIZE_FLAGS } from './job-plan.ts';
 
-const BOOLEAN_FIELDS = new Set(['perChannel', 'movingAverage', 'symmetricRanges', 'actOrder', 'keepIoTypes', 'includeConv', 'sequential', 'biasCorrection', 'protectFirstLast']);
+const BOOLEAN_FIELDS = new Set(['perChannel', 'movingAverage', 'symmetricRanges', 'actOrder', 'keepIoTypes', 'includeConv', 'includeGather', 'sequential', 'biasCorrection', 'protectFirstLast']);
 const NUMBER_FIELDS = new Set(['samples', 'percentile', 'bins', 'percdamp', 'blockSize', 'sparsity', 'roundTo', 'minParameters']);
 
 /** A data reference with an absolute path (paths in a recipe are relative to the recipe file). */

@@ -202,6 +202,11 @@ test('static int8 with GPTQ weight rounding and bias correction: int4 then needs
   assert.doesNotMatch(await help.innerText(), /Uses the calibration data below/);
   await view.getByLabel('Weight rounding').selectOption('gptq');
   assert.match(await help.innerText(), /Uses the calibration data below/, 'GPTQ reads the calibration data');
+  // embedding tables: offered for the MatMulNBits format, whose GatherBlockQuantized holds them
+  assert.equal(await view.getByLabel('Also embedding tables').count(), 1);
+  await view.getByLabel('Format').selectOption('dq');
+  assert.equal(await view.getByLabel('Also embedding tables').count(), 0, 'the DQ form has no quantized Gather');
+  await view.getByLabel('Format').selectOption('matmulnbits');
 
   await buildRecipe(page, { quantize: 'static' }, 'static int8 gptq');
   await view.getByLabel('Weight rounding').selectOption('gptq');

@@ -57,6 +57,8 @@ const RULES: Record<string, Rule> = {
   DynamicQuantizeMatMul: () => ({ weights: [{ input: 1, outAxis: -1, inAxis: -2 }], biases: [4], nonParameters: [2, 3] }),
   // B packed uint8 [N, k_blocks, blob]; outputs along 0
   MatMulNBits: () => ({ weights: [{ input: 1, outAxis: 0, inAxis: 1 }], biases: [5], nonParameters: [2, 3, 4] }),
+  // a [V, D] table packed along D (uint8 [V, D·bits/8]); rows are gathered, not multiplied
+  GatherBlockQuantized: () => ({ weights: [{ input: 0, outAxis: 1, inAxis: 0 }], biases: [], nonParameters: [1, 2, 3] }),
   QLinearAdd: none(1, 2, 4, 5, 6, 7),
   QLinearMul: none(1, 2, 4, 5, 6, 7),
   QLinearGlobalAveragePool: none(1, 2, 3, 4),

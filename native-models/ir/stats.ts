@@ -72,10 +72,15 @@ function isDynamicScaleProduct(node: Node, name: string, producers: Map<string, 
   return p?.opType === 'DynamicQuantizeLinear' && p.outputs[1] === other;
 }
 
-/** Logical weights of a tensor: MatMulNBits packs K×N sub-byte weights into uint8 blocks. */
+/**
+ * Logical weights of a tensor: MatMulNBits packs K×N sub-byte weights into uint8 blocks, and
+ * GatherBlockQuantized a [V, D] table into [V, D·bits/8] bytes.
+ */
 function logicalElements(name: string, t: Tensor, consumers: Node[]): number {
   const packed = consumers.find((n) => n.opType === 'MatMulNBits' && n.inputs[1] === name);
-  return packed ? packed.attrInt('K', 0) * packed.attrInt('N', 0) : t.elementCount;
+  if (packed) return packed.attrInt('K', 0) * packed.attrInt('N', 0);
+  const table = consumers.find((n) => n.opType === 'GatherBlockQuantized' && n.inputs[0] === name);
+  return table && t.dataType === DataType.UINT8 ? t.elementCount * (8 / table.attrInt('bits', 4)) : t.elementCount;
 }
 
 /**
@@ -138,7 +143,8 @@ export function modelStats(model: Model, options: { countZeros?: boolean } = {})
         if (n.opType === 'Gather' && !w.tensor.isFloat) continue;
         const biasName = info.biases.map((i) => n.inputs[i]).find((b) => b && storedWeight(g, b, producers)) ?? null;
         const bias = biasName ? storedWeight(g, biasName, producers) : null;
-        const elements = n.opType === 'MatMulNBits' ? n.attrInt('K', 0) * n.attrInt('N', 0) : w.tensor.elementCount;
+        const elements = n.opType === 'MatMulNBits' ? n.attrInt('K', 0) * n.attrInt('N', 0)
+          : n.opType === 'GatherBlockQuantized' && w.tensor.dataType === DataType.UINT8 ? w.tensor.elementCount * (8 / n.attrInt('bits', 4)) : w.tensor.elementCount;
         const zeros = elements === w.tensor.elementCount ? zerosOf(w.tensor) : 0;
         const row: LayerRow = {
           name: n.label,

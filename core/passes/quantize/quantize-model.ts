@@ -64,6 +64,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
   }
   if ((step.actOrder || step.percdamp !== undefined) && step.algorithm !== 'gptq') ctx.warn('--act-order and --percdamp apply to --algorithm gptq only; ignored');
   if (step.biasCorrection && step.method !== 'static') ctx.warn(`--bias-correction applies to --method static, not ${step.method}; ignored`);
+  if (step.includeGather && step.method !== 'int4' && step.method !== 'int8-weight') ctx.warn(`--include-gather applies to --method int4 and int8-weight, not ${step.method}; ignored`);
   switch (step.method) {
     case 'dynamic':
       return {
@@ -88,6 +89,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
           ...(step.symmetric !== undefined ? { symmetric: step.symmetric } : {}),
           format: step.format,
           exclude,
+          includeGather: step.includeGather,
         }, ctx)),
         calibration: null,
       };
@@ -183,6 +185,7 @@ async function applyGptq(model: Model, step: QuantizeStep, ctx: PassContext, opt
     ...(step.symmetric !== undefined ? { symmetric: step.symmetric } : {}),
     format: step.format,
     exclude: step.exclude,
+    includeGather: step.includeGather,
     data,
     samples: data.n,
     batchSize: batchSizeFor(inputs, 32),

@@ -21,7 +21,7 @@ export interface RuntimeFusion {
   seconds: number;
 }
 
-const INTEGER_KERNELS = new Set(['QGemm', 'MatMulIntegerToFloat', 'DynamicQuantizeMatMul', 'MatMulInteger', 'ConvInteger', 'MatMulNBits', 'QAttention', 'DynamicQuantizeLSTM']);
+const INTEGER_KERNELS = new Set(['QGemm', 'MatMulIntegerToFloat', 'DynamicQuantizeMatMul', 'MatMulInteger', 'ConvInteger', 'MatMulNBits', 'GatherBlockQuantized', 'QAttention', 'DynamicQuantizeLSTM']);
 
 const isInteger = (op: string) => op.startsWith('QLinear') || INTEGER_KERNELS.has(op);
 

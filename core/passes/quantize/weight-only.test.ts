@@ -6,6 +6,7 @@ import { WhittleError } from '../../../api/errors.ts';
 import { readOnnxFile, writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import { Node, type Graph, type Model } from '../../../native-models/ir/model.ts';
+import { createSession, runSession } from '../../../native-models/runtimes/onnxruntime.ts';
 import { evaluate } from '../../evaluate/evaluate.ts';
 import { fixture } from '../../testing/fixtures.ts';
 import { createPassContext } from '../pass.ts';
@@ -192,4 +193,64 @@ describe('weight-only int4 on MNIST (MatMul 256 × 10 behind a Reshape)', () => 
       assert.ok(r.accuracy!.top1 >= 0.98, `top1 ${r.accuracy!.top1}`);
     });
   }
+});
+
+describe('embedding tables (includeGather): GatherBlockQuantized', () => {
+  const V = 10;
+  const D = 64;
+  const E = gaussian(V * D, 41, 0.5);
+  /** ids [n] → Gather(E) → y [n, D]; with `tied`, E also feeds a MatMul (an output projection sharing it). */
+  const embedding = (tied = false, width = D) => buildModel({
+    inputs: [valueInfo('ids', DataType.INT64, ['n']), ...(tied ? [valueInfo('h', DataType.FLOAT, ['n', V])] : [])],
+    outputs: [valueInfo('y', DataType.FLOAT, ['n', width]), ...(tied ? [valueInfo('logits', DataType.FLOAT, ['n', width])] : [])],
+    initializers: [floatTensor('E', [V, width], width === D ? E : gaussian(V * width, 42, 0.5))],
+    nodes: [
+      new Node({ name: 'embed', opType: 'Gather', inputs: ['E', 'ids'], outputs: ['y'] }),
+      ...(tied ? [new Node({ name: 'head', opType: 'MatMul', inputs: ['h', 'E'], outputs: ['logits'] })] : []),
+    ],
+  });
+  const allRows = async (path: string) => {
+    const { session } = await createSession(path, { ep: 'cpu' });
+    try {
+      const out = await runSession(session, { ids: { dtype: 'int64', dims: [V], data: BigInt64Array.from({ length: V }, (_, i) => BigInt(i)) } });
+      return out['y']!.data as Float32Array;
+    } finally {
+      await session.release();
+    }
+  };
+
+  for (const [bits, symmetric] of [[4, false], [4, true], [8, false]] as const) {
+    it(`${bits}-bit ${symmetric ? 'symmetric' : 'asymmetric'}, block 32: onnxruntime gathers every row within half a step of the float table`, async () => {
+      const model = embedding();
+      const report = await weightOnlyQuantizePass.run(model, { bits, blockSize: 32, symmetric, includeGather: true }, createPassContext());
+      assert.deepEqual(report.details!['embeddings'], ['embed']);
+      const node = model.graph.nodes[0]!;
+      assert.equal(`${node.domain}.${node.opType}`, 'com.microsoft.GatherBlockQuantized');
+      assert.deepEqual(model.graph.initializers.get(node.inputs[0]!)!.dims, [V, (D * bits) / 8]);
+      const scales = model.graph.initializers.get(node.inputs[2]!)!;
+      assert.deepEqual(scales.dims, [V, D / 32]);
+      const path = join(tmp.dir, `embedding-${bits}-${symmetric}.onnx`);
+      writeOnnxFile(model, path);
+      const got = await allRows(path);
+      const s = scales.toFloat32();
+      let worst = 0;
+      for (let v = 0; v < V; v++) {
+        for (let d = 0; d < D; d++) worst = Math.max(worst, Math.abs(got[v * D + d]! - E[v * D + d]!) / s[v * (D / 32) + Math.floor(d / 32)]!);
+      }
+      assert.ok(worst <= 0.5 + 1e-4, `worst element ${worst.toFixed(4)} steps from the float table`);
+      assert.ok(statSync(path).size < V * D * 4 * (bits / 32) + 2000, 'stored in about bits/32 of the float bytes');
+    });
+  }
+
+  it('left float, with the reason: a table tied to a MatMul, rows not a whole number of blocks, the DQ format', async () => {
+    for (const [model, options, reason] of [
+      [embedding(true), {}, /also read by head \(MatMul\) \(a tied embedding\)/],
+      [embedding(false, 48), {}, /rows of 48 are not a whole number of 32-value blocks/],
+      [embedding(), { format: 'dq' as const }, /matmulnbits format \(GatherBlockQuantized\) only/],
+    ] as const) {
+      const report = await weightOnlyQuantizePass.run(model, { bits: 4, blockSize: 32, includeGather: true, ...options }, createPassContext());
+      assert.ok(report.warnings.some((w) => reason.test(w)), report.warnings.join('\n'));
+      assert.ok(model.graph.nodes.some((n) => n.opType === 'Gather'));
+    }
+  });
 });

@@ -35,6 +35,11 @@ export interface WeightOnlyOptions {
   format?: 'matmulnbits' | 'dq';
   /** Node names or op types to leave in float. */
   exclude?: string[];
+  /**
+   * Also embedding tables: a Gather (axis 0) of a constant 2-D float table [V, D] becomes
+   * com.microsoft.GatherBlockQuantized (blocks along D, MatMulNBits' packing; `matmulnbits` format only).
+   */
+  includeGather?: boolean;
   /** MatMulNBits accuracy_level (onnxruntime: 4 = int8 activations on CPU); unset by default. */
   accuracyLevel?: number;
   /**
@@ -250,11 +255,14 @@ export const weightOnlyQuantizePass: Pass<WeightOnlyOptions> = {
         warn(`${n.label} (Gemm) left in float: weight-only quantization rewrites MatMul only (into ${format === 'dq' ? 'DequantizeLinear → MatMul' : 'MatMulNBits'}); use --method dynamic or static for Gemm`);
       }
     }
-    if (plans.length === 0) warn(nothingQuantized(model, bits, candidates.length));
+    const gathers = options.includeGather ? planGathers(model, { blockSize, format, exclude: options.exclude, warn, excluded }) : [];
+    if (plans.length === 0 && gathers.length === 0) warn(nothingQuantized(model, bits, candidates.length));
     const layout = format === 'dq' ? 'kn' : 'packed';
     // round to nearest: every weight quantized (and checked) before the model changes
     const rtn = options.quantizer ? new Map<Plan, Rtn>() : await quantizeAll(plans, { bits, blockSize, symmetric, layout, file: model.path, ctx, scratchFor });
-    if (plans.length > 0) {
+    // the tables too, before anything changes (a NaN in one fails here, naming it)
+    const gatherQuantized = new Map(gathers.map((gp) => [gp, quantizeTable(gp, { bits, blockSize, symmetric, file: model.path, scratchFor })]));
+    if (plans.length > 0 || gathers.length > 0) {
       if (format === 'dq') requireOpset(model, 21, `${bits}-bit blocked DequantizeLinear`);
       else ensureDomain(model, 'com.microsoft', 1);
       ensureIrVersion(model, IR_INITIALIZERS_NOT_INPUTS);
@@ -296,15 +304,78 @@ export const weightOnlyQuantizePass: Pass<WeightOnlyOptions> = {
       removable.names.add(weight.sourceName);
       removable.names.add(key);
     }
+    for (const gp of gathers) {
+      ctx.checkpoint();
+      const { graph, node, table } = gp;
+      const [V, D] = table.dims as [number, number];
+      const r = gatherQuantized.get(gp)!;
+      const key = node.inputs[0]!;
+      const data = names.fresh(`${key}_Q${bits}`);
+      const scales = names.fresh(`${key}_scales`);
+      adoptInitializer(graph, data, DataType.UINT8, [V, (D * bits) / 8], r.data);
+      adoptInitializer(graph, scales, DataType.FLOAT, [V, r.blocks], r.scales);
+      const inputs = [data, node.inputs[1]!, scales];
+      if (!symmetric) {
+        const zp = names.fresh(`${key}_zero_points`);
+        const zps = packZeroPoints({ N: V, blocks: r.blocks, zeroPoints: r.zeroPoints }, bits);
+        addInitializer(graph, zp, DataType.UINT8, [V, zps.length / V], zps);
+        inputs.push(zp);
+      }
+      const attrs = [intAttr('gather_axis', 0), intAttr('quantize_axis', 1), intAttr('block_size', blockSize), intAttr('bits', bits)];
+      replaceNode(graph, node, [makeNode('GatherBlockQuantized', inputs, [...node.outputs], names.fresh(`${node.name || node.outputs[0]!}_GatherBlockQuantized`), 'com.microsoft', attrs)]);
+      for (const n of table.chain) removable.nodes.add(n);
+      removable.names.add(table.sourceName);
+      removable.names.add(key);
+    }
     ctx.progress('quantize', plans.length, plans.length);
     if (padded && format === 'matmulnbits') warn(`${padded} weight(s) have K not a multiple of ${blockSize}: their last block is padded with zero-point values (dequantized 0)`);
     removeUnread(model, removable);
     return {
-      pass: this.name, nodesChanged: plans.length, bytesBefore, bytesAfter: tensorBytes(model), excluded, warnings,
-      details: { bits, blockSize, symmetric, format, quantized: plans.map((p) => p.node.label) },
+      pass: this.name, nodesChanged: plans.length + gathers.length, bytesBefore, bytesAfter: tensorBytes(model), excluded, warnings,
+      details: { bits, blockSize, symmetric, format, quantized: plans.map((p) => p.node.label), ...(options.includeGather ? { embeddings: gathers.map((p) => p.node.label) } : {}) },
     };
   },
 };
+
+interface GatherPlan { graph: Graph; node: Node; table: ConstantWeight }
+
+/** A table [V, D] is the weight [K = D, N = V] of a MatMul: the same blocks, packing and zero points. */
+function quantizeTable(gp: GatherPlan, o: { bits: 4 | 8; blockSize: number; symmetric: boolean; file: string | null; scratchFor: (elements: number) => Float32Array }): Rtn {
+  const [V, D] = gp.table.dims as [number, number];
+  const e = materialise(gp.graph, gp.table);
+  const transposed = new Float32Array(V * D);
+  for (let v = 0; v < V; v++) for (let d = 0; d < D; d++) transposed[d * V + v] = e[v * D + d]!;
+  const r = quantizeBlocks(() => [{ values: transposed, offset: 0 }], D, V, o.bits, o.blockSize, o.symmetric, 'packed');
+  if (!r.finite) checkFiniteTensor(gp.table.source, o.scratchFor(PIECE_BYTES / 4), gp.node, gp.table.sourceName, o.file); // throws
+  return r;
+}
+
+/**
+ * The Gathers whose table can be stored as GatherBlockQuantized: axis 0 of a constant 2-D float
+ * table whose row length is a whole number of blocks, read by nothing else (a table tied to an
+ * output projection would otherwise be stored twice). The others are named in a warning.
+ */
+function planGathers(model: Model, o: { blockSize: number; format: string; exclude: string[] | undefined; warn: (m: string) => void; excluded: string[] }): GatherPlan[] {
+  const plans: GatherPlan[] = [];
+  for (const g of model.graphs()) {
+    const producers = g.producers();
+    const consumers = g.consumers();
+    for (const n of g.nodes) {
+      if (n.opType !== 'Gather' || n.domain !== '' || !n.inputs[0] || !n.inputs[1]) continue;
+      const table = findConstantWeight(g, n.inputs[0], producers);
+      if (!table || 'problem' in table || table.source.dataType !== DataType.FLOAT) continue;
+      const skip = (why: string) => { o.excluded.push(n.label); o.warn(`${n.label} (Gather) left in float: ${why}`); };
+      if (isExcluded(n, o.exclude)) { o.excluded.push(n.label); continue; }
+      if (o.format === 'dq') { skip('embedding tables are quantized in the matmulnbits format (GatherBlockQuantized) only'); continue; }
+      if (table.dims.length !== 2 || n.attrInt('axis', 0) !== 0) { skip(`its table has shape [${table.dims}] gathered along axis ${n.attrInt('axis', 0)} (only 2-D tables along axis 0 are)`); continue; }
+      if (table.dims[1]! % o.blockSize !== 0) { skip(`its rows of ${table.dims[1]} are not a whole number of ${o.blockSize}-value blocks (GatherBlockQuantized cannot pad them)`); continue; }
+      const others = new Set([...new Set([table.sourceName, n.inputs[0]])].flatMap((name) => (consumers.get(name) ?? []).filter((c) => c !== n && !table.chain.includes(c))));
+      if (others.size > 0) { skip(`its table is also read by ${[...others].map((c) => `${c.label} (${c.opType})`).join(', ')} (a tied embedding): quantizing it for the Gather alone would store it twice`); continue; }
+      plans.push({ graph: g, node: n, table });
+    }
+  }
+  return plans;
+}
 
 /** MatMulNBits' tensors from quantizeBlocks' 'packed' output (`data` is B and `scales` the scales, both taken over without a copy). */
 function addNBitsTensors(graph: Graph, key: string, bq: { N: number; blocks: number; data: Uint8Array; scales: Float32Array; zeroPoints: Uint8Array }, bits: 4 | 8, blockSize: number, symmetric: boolean, names: NameAllocator): string[] {

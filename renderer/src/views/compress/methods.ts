@@ -8,7 +8,7 @@ import { PLAN_METHODS, PruneStep, QuantizeStep, type PRESETS, type PRUNE_METHODS
 export type QuantizeMethod = (typeof QUANTIZE_METHODS)[number];
 export type PruneMethod = (typeof PRUNE_METHODS)[number];
 
-export type QuantizeOption = 'algorithm' | 'biasCorrection' | 'calibration' | 'percentile' | 'movingAverage' | 'symmetricRanges' | 'perChannel' | 'activationType' | 'weightType' | 'symmetric' | 'blockSize' | 'format' | 'keepIoTypes' | 'includeConv';
+export type QuantizeOption = 'algorithm' | 'biasCorrection' | 'calibration' | 'percentile' | 'movingAverage' | 'symmetricRanges' | 'perChannel' | 'activationType' | 'weightType' | 'symmetric' | 'blockSize' | 'format' | 'keepIoTypes' | 'includeConv' | 'includeGather';
 export type PruneOption = 'sparsity' | 'scope' | 'pattern' | 'optionalPattern' | 'roundTo' | 'importance' | 'comparison' | 'sequential' | 'protectFirstLast' | 'minParameters';
 
 export const QUANTIZE_INFO: Record<QuantizeMethod, { label: string; help: string; calib: boolean; options: QuantizeOption[]; formats: ReadonlyArray<'onnx' | 'tfjs'> }> = {
@@ -37,14 +37,14 @@ export const QUANTIZE_INFO: Record<QuantizeMethod, { label: string; help: string
     label: 'int4 weight-only',
     help: '4-bit weights in blocks (MatMulNBits) for MatMul and Gemm; activations stay float.',
     calib: false,
-    options: ['blockSize', 'symmetric', 'format', 'algorithm'],
+    options: ['blockSize', 'symmetric', 'format', 'algorithm', 'includeGather'],
     formats: ['onnx'],
   },
   'int8-weight': {
     label: 'int8 weight-only',
     help: '8-bit weights in blocks (MatMulNBits) for MatMul and Gemm; activations stay float.',
     calib: false,
-    options: ['blockSize', 'symmetric', 'format', 'algorithm'],
+    options: ['blockSize', 'symmetric', 'format', 'algorithm', 'includeGather'],
     formats: ['onnx'],
   },
   uint8: {
