@@ -5,7 +5,9 @@ import { QuantizeStep } from '../../../api/recipe.ts';
 import { loadTestBed } from '../../../native-models/zoo/transformer/testbed.ts';
 import { evaluate } from '../../evaluate/evaluate.ts';
 import { fixture } from '../../testing/fixtures.ts';
+import { DataType } from '../../../native-models/ir/dtypes.ts';
 import { quantizeModel } from './quantize-model.ts';
+import { optimizedModel } from './static-qdq-testing.ts';
 import { tempDir } from './test-models.ts';
 
 const tmp = tempDir('runtime-check');
@@ -42,6 +44,16 @@ describe('the quantize report says what onnxruntime runs of the file', () => {
     assert.deepEqual(float('Add'), ['h0.attn.masked', 'h1.attn.masked']);
     assert.deepEqual(float('Softmax'), ['h0.attn.probs', 'h1.attn.probs']);
     assert.equal(int8.runtimeCheck!.floatBetweenQdq.length, 9, 'no shape arithmetic among them');
+    // the token embedding is stored in 8 bits with its output's parameters, and gathered as stored
+    const gather = (await optimizedModel(int8.output)).graph;
+    const embed = gather.nodes.find((n) => n.opType === 'Gather')!;
+    assert.equal(gather.initializers.get(embed.inputs[0]!)?.dataType, DataType.UINT8, 'onnxruntime gathers the uint8 table directly');
+    const floatTable = await quantize(bed.model, 'tf-int8-float-table', { method: 'static', calib: { path: bed.calibPath }, samples: 16, exclude: ['Gather'] });
+    assert.ok(floatTable.bytesAfter - int8.bytesAfter > 30_000, `${floatTable.bytesAfter} → ${int8.bytesAfter} B`);
+    const heldOut = async (path: string) => (await evaluate({ model: path, data: join(bed.dir, 'heldout.npy'), ep: 'cpu', runs: 1, warmup: 0 })).language!.perplexity;
+    const [withFloat, with8] = [await heldOut(floatTable.output), await heldOut(int8.output)];
+    console.log(`transformer static int8: embedding float ${floatTable.bytesAfter} B, perplexity ${withFloat.toFixed(4)}; embedding 8-bit ${int8.bytesAfter} B, perplexity ${with8.toFixed(4)}`);
+    assert.ok(Math.abs(with8 - withFloat) / withFloat < 0.002, `${withFloat} → ${with8}`);
     assert.ok(int8.warnings.some((w) => w.includes('9 op(s) in float') && w.includes('LayerNormalization ×5')), int8.warnings.join('\n'));
     const int4 = await quantize(bed.model, 'tf-int4', { method: 'int4', blockSize: 32 });
     assert.deepEqual(int4.runtimeCheck?.integerKernels, { MatMulNBits: 13 });
@@ -50,8 +62,7 @@ describe('the quantize report says what onnxruntime runs of the file', () => {
     assert.deepEqual(withTable.runtimeCheck?.integerKernels, { MatMulNBits: 13, GatherBlockQuantized: 1 });
     assert.ok(withTable.bytesAfter < int4.bytesAfter, `${withTable.bytesAfter} B vs ${int4.bytesAfter} B`);
     assert.equal(withTable.parametersAfter, int4.parametersAfter, 'a packed table still counts its logical weights');
-    const ppl = async (path: string) => (await evaluate({ model: path, data: join(bed.dir, 'heldout.npy'), ep: 'cpu', runs: 1, warmup: 0 })).language!.perplexity;
-    const [plain, tables] = [await ppl(int4.output), await ppl(withTable.output)];
+    const [plain, tables] = [await heldOut(int4.output), await heldOut(withTable.output)];
     console.log(`transformer int4 block 32, held-back perplexity: ${plain.toFixed(3)}; with the embedding table int4 too ${tables.toFixed(3)} (${int4.bytesAfter} → ${withTable.bytesAfter} B)`);
     assert.ok(tables < plain * 1.02, `${plain} → ${tables}`);
     const fp16 = await quantize(bed.model, 'tf-fp16', { method: 'fp16' });

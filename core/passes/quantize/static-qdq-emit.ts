@@ -132,6 +132,15 @@ export function emitQdq(g: Graph, plan: QdqPlan, o: EmitOptions): EmitResult {
           forget(result, role.value);
         }
         n.inputs[i] = c.out;
+      } else if (role.kind === 'table') {
+        // the output's parameters (its range covers every row), so the DQ before and the Q after match
+        const params = paramsOf(n.outputs[0]!);
+        const q = quantizeArray(materialise(g, role.value), params, activationType);
+        const data = activationType === 'uint8' ? Uint8Array.from(q) : Int8Array.from(q);
+        const dq = dequantizer(name, { dataType: actDataType, dims: role.value.dims, data }, Float32Array.of(params.scale), zpArray([params.zeroPoint]), null);
+        push(before, n, [dq.node]);
+        forget(result, role.value);
+        n.inputs[i] = dq.out;
       } else if (role.kind === 'bias') {
         if (!weightScales) throw new Error(`unreachable: bias of ${n.label} before its weight`);
         const b = quantizeBias(materialise(g, role.bias), inputScale(role.activationInput), weightScales);

@@ -49,7 +49,12 @@ export type InputRole =
   /** int32 with scale input_scale × weight_scale, zero point 0. */
   | { kind: 'bias'; bias: ConstantWeight; activationInput: number; weightInput: number }
   /** A constant operand of Add/Mul/Concat...: stored in the activation type with its own parameters. */
-  | { kind: 'constant'; value: ConstantWeight };
+  | { kind: 'constant'; value: ConstantWeight }
+  /**
+   * The table of a Gather (an embedding): stored in the activation type with the parameters it shares
+   * with the Gather's output, so onnxruntime drops the DQ → Gather → Q and gathers 8-bit rows.
+   */
+  | { kind: 'table'; value: ConstantWeight };
 
 export interface PlannedNode {
   node: Node;
@@ -117,6 +122,13 @@ function planOnce(g: Graph, opts: PlanOptions, skipped: Map<Node, string>): Draf
   const planned = new Map<Node, PlannedNode>();
   for (const n of g.topologicalOrder()) {
     if (n.domain !== '' || !opts.opTypes.has(n.opType) || opts.isExcluded(n) || skipped.has(n)) continue;
+    if (n.opType === 'Gather' && n.outputs.filter(Boolean).length === 1) {
+      const table = embeddingTable(g, n, producers);
+      if (table) {
+        planned.set(n, { node: n, kind: 'shared', roles: new Map([[0, { kind: 'table', value: table }]]), quantizeOutput: true });
+        continue;
+      }
+    }
     if (shared.has(n.opType) || clipping.has(n.opType)) {
       // float in, float out otherwise: only worth quantizing next to a quantized producer
       const p = producers.get(n.inputs[0] ?? '');
@@ -203,6 +215,13 @@ function clipsExactly(g: Graph, n: Node, q: QuantParams, type: 'uint8' | 'int8')
   const min = bound(1, 'min', -Infinity);
   const max = bound(2, 'max', Infinity);
   return min <= lo + q.scale / 2 && max >= hi - q.scale / 2;
+}
+
+/** The constant float 2-D table a Gather reads along axis 0 (an embedding), or null. */
+function embeddingTable(g: Graph, n: Node, producers: Map<string, Node>): ConstantWeight | null {
+  if (!n.inputs[0] || !n.inputs[1] || n.attrInt('axis', 0) !== 0) return null;
+  const c = findConstantWeight(g, n.inputs[0], producers);
+  return c && !('problem' in c) && c.source.dataType === DataType.FLOAT && c.dims.length === 2 ? c : null;
 }
 
 /** Values this far from zero in an operand of an Add before a Softmax are a mask (−1e4, −1e9, float32's lowest, −∞), not data. */
@@ -365,10 +384,14 @@ function shareParameters(g: Graph, planned: PlannedNode[], tensors: string[], op
   };
   const silent = new Set<string>();
   const contributing = new Set<string>();
+  // a Gather's table widens its output's range to every row it might gather
+  const tableRanges = new Map<string, [number, number]>();
   for (const p of planned) {
     const n = p.node;
     const out = n.outputs[0]!;
-    if (p.kind === 'shared') union(n.inputs[0]!, out);
+    const table = p.roles.get(0);
+    if (table?.kind === 'table') tableRanges.set(out, minMax(table.value.source.toFloat32()));
+    else if (p.kind === 'shared') union(n.inputs[0]!, out);
     else if (p.kind === 'clipping') {
       const x = n.inputs[0]!;
       union(x, out);
@@ -383,7 +406,8 @@ function shareParameters(g: Graph, planned: PlannedNode[], tensors: string[], op
   const hi = new Map<string, number>();
   for (const t of tensors) {
     if (silent.has(t) && !contributing.has(t)) continue;
-    const r = opts.ranges.get(t);
+    const table = tableRanges.get(t);
+    const r = table ? { min: table[0], max: table[1] } : opts.ranges.get(t);
     if (!validRange(r)) continue;
     const root = find(t);
     lo.set(root, Math.min(lo.get(root) ?? Infinity, r.min));
