@@ -13,7 +13,7 @@ import { minMax, quantParams, quantRange, type QuantParams } from './math.ts';
  *   Concat → QLinearConcat, AveragePool/GlobalAveragePool → QLinearAveragePool/QLinearGlobalAveragePool,
  *   Sigmoid/LeakyRelu → QLinearSigmoid/QLinearLeakyRelu (table lookups: SiLU = x·Sigmoid(x) runs as
  *   QLinearSigmoid + QLinearMul);
- * - shape-only ops, MaxPool, Gather, Slice, DepthToSpace and nearest-neighbour Resize run on uint8/int8
+ * - shape-only ops, MaxPool, Gather, Slice, Split, DepthToSpace and nearest-neighbour Resize run on uint8/int8
  *   directly when the DQ before and the Q after carry the same scale and zero point, so their output
  *   shares their input's parameters (a linear Resize has no 8-bit kernel there and stays float);
  * - a Relu/Clip input takes its output's range, so the Q after the producer already clips as the
@@ -23,7 +23,7 @@ import { minMax, quantParams, quantRange, type QuantParams } from './math.ts';
  * the DQ → Q pair they leave behind an exact no-op its pair remover deletes.
  */
 export const COMPUTE_OPS = ['Conv', 'ConvTranspose', 'Gemm', 'MatMul', 'Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool', 'Sigmoid', 'LeakyRelu'] as const;
-export const SHARED_PARAM_OPS = ['MaxPool', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout', 'Gather', 'Slice', 'DepthToSpace', 'Resize'] as const;
+export const SHARED_PARAM_OPS = ['MaxPool', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout', 'Gather', 'Slice', 'DepthToSpace', 'Resize', 'Split'] as const;
 export const CLIPPING_OPS = ['Relu', 'Clip'] as const;
 
 /** The default op list: everything above that onnxruntime's CPU EP has a fused kernel for (ConvTranspose is opt-in). */
@@ -106,7 +106,7 @@ export function planStaticQdq(g: Graph, opts: PlanOptions): QdqPlan {
     }
     for (const p of draft.nodes) {
       const touched = [...p.roles].filter(([, r]) => r.kind === 'activation').map(([i]) => p.node.inputs[i]!);
-      if (p.quantizeOutput) touched.push(p.node.outputs[0]!);
+      if (p.quantizeOutput) touched.push(...quantizedOutputs(p.node));
       const lacking = touched.find((t) => missing.has(t));
       if (lacking !== undefined) skipped.set(p.node, `no calibration range for tensor ${lacking}`);
     }
@@ -132,7 +132,8 @@ function planOnce(g: Graph, opts: PlanOptions, skipped: Map<Node, string>): Draf
     if (shared.has(n.opType) || clipping.has(n.opType)) {
       // float in, float out otherwise: only worth quantizing next to a quantized producer
       const p = producers.get(n.inputs[0] ?? '');
-      if (!p || !planned.has(p) || n.outputs.filter(Boolean).length !== 1) continue;
+      // Split: every part shares the input's parameters, as onnxruntime's Split fusion requires
+      if (!p || !planned.has(p) || (n.outputs.filter(Boolean).length !== 1 && n.opType !== 'Split')) continue;
       if (n.opType === 'Clip' && n.inputs.slice(1).some((i) => i && !g.constant(i))) continue;
       // checked with onnxruntime 1.30: only a nearest-neighbour Resize drops its Q/DQ pair
       if (n.opType === 'Resize' && (n.attrString('mode') ?? 'nearest') !== 'nearest') continue;
@@ -156,8 +157,7 @@ function planOnce(g: Graph, opts: PlanOptions, skipped: Map<Node, string>): Draf
     changed = false;
     for (const p of [...planned.values()]) {
       if (!QUANTIZED_ONLY_WHEN_READ.has(p.node.opType)) continue;
-      const out = p.node.outputs[0]!;
-      const read = (consumers.get(out) ?? []).some((c) => planned.get(c)?.roles.get(c.inputs.indexOf(out))?.kind === 'activation');
+      const read = quantizedOutputs(p.node).some((out) => (consumers.get(out) ?? []).some((c) => planned.get(c)?.roles.get(c.inputs.indexOf(out))?.kind === 'activation'));
       if (!read) { planned.delete(p.node); changed = true; }
     }
   }
@@ -178,7 +178,7 @@ function planOnce(g: Graph, opts: PlanOptions, skipped: Map<Node, string>): Draf
   }
   for (const p of planned.values()) {
     for (const [i, r] of p.roles) if (r.kind === 'activation') add(p.node.inputs[i]!);
-    if (p.quantizeOutput) add(p.node.outputs[0]!);
+    if (p.quantizeOutput) for (const out of quantizedOutputs(p.node)) add(out);
   }
   // produced order: graph inputs first, then by producer position (deterministic output)
   const position = new Map(g.topologicalOrder().map((n, i) => [n, i]));
@@ -215,6 +215,11 @@ function clipsExactly(g: Graph, n: Node, q: QuantParams, type: 'uint8' | 'int8')
   const min = bound(1, 'min', -Infinity);
   const max = bound(2, 'max', Infinity);
   return min <= lo + q.scale / 2 && max >= hi - q.scale / 2;
+}
+
+/** The outputs a planned node's quantization covers: all of a Split's parts, else the one output. */
+function quantizedOutputs(n: Node): string[] {
+  return n.opType === 'Split' ? n.outputs.filter(Boolean) : [n.outputs[0]!];
 }
 
 /** The constant float 2-D table a Gather reads along axis 0 (an embedding), or null. */
@@ -391,7 +396,7 @@ function shareParameters(g: Graph, planned: PlannedNode[], tensors: string[], op
     const out = n.outputs[0]!;
     const table = p.roles.get(0);
     if (table?.kind === 'table') tableRanges.set(out, minMax(table.value.source.toFloat32()));
-    else if (p.kind === 'shared') union(n.inputs[0]!, out);
+    else if (p.kind === 'shared') for (const o of quantizedOutputs(n)) union(n.inputs[0]!, o);
     else if (p.kind === 'clipping') {
       const x = n.inputs[0]!;
       union(x, out);

@@ -31,10 +31,10 @@ export function qdqProblems(model: Model): string[] {
 }
 
 /** Ops onnxruntime's CPU EP runs on quantized data once fused (or with the Q/DQ dropped around them). */
-const FUSED_OPS = new Set(['Conv', 'MatMul', 'Gemm', 'Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool', 'Sigmoid', 'LeakyRelu', 'MaxPool', 'Relu', 'Clip', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'Gather', 'Slice', 'DepthToSpace']);
+const FUSED_OPS = new Set(['Conv', 'MatMul', 'Gemm', 'Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool', 'Sigmoid', 'LeakyRelu', 'MaxPool', 'Relu', 'Clip', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'Gather', 'Slice', 'Split', 'DepthToSpace']);
 
 /** Ops the planner leaves float at the tail on purpose when nothing quantized reads their output (static-qdq-plan.ts). */
-const FLOAT_TAIL_OK = new Set(['Concat', 'AveragePool', 'GlobalAveragePool', 'Sigmoid', 'LeakyRelu', 'MaxPool', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'Gather', 'Slice', 'DepthToSpace', 'Resize']);
+const FLOAT_TAIL_OK = new Set(['Concat', 'AveragePool', 'GlobalAveragePool', 'Sigmoid', 'LeakyRelu', 'MaxPool', 'Reshape', 'Transpose', 'Flatten', 'Squeeze', 'Unsqueeze', 'Gather', 'Slice', 'Split', 'DepthToSpace', 'Resize']);
 
 /**
  * In onnxruntime's optimized graph: DequantizeLinear → QuantizeLinear pairs (a requantization

@@ -355,6 +355,37 @@ describe('static QDQ on a small CNN', () => {
     assert.ok(db > 25, `output SQNR ${db.toFixed(1)} dB`);
   });
 
+  it('a Split (ShuffleNet\'s channel split, a fused q/k/v) runs on uint8: every part shares the input\'s parameters', async () => {
+    const model = () => buildModel({
+      inputs: [valueInfo('x', F, [1, 3, 8, 8])], outputs: [valueInfo('y', F, [1, 8, 8, 8])],
+      initializers: [
+        floatTensor('w1', [8, 3, 3, 3], gaussian(216, 51, 0.3)), floatTensor('wa', [4, 4, 1, 1], gaussian(16, 52, 0.3)), floatTensor('wb', [4, 4, 3, 3], gaussian(144, 53, 0.3)),
+        Tensor.fromTypedArray('parts', DataType.INT64, [2], BigInt64Array.of(4n, 4n)),
+      ],
+      nodes: [
+        new Node({ name: 'conv1', opType: 'Conv', inputs: ['x', 'w1'], outputs: ['c1'], attributes: [ints('pads', [1, 1, 1, 1])] }),
+        new Node({ name: 'split', opType: 'Split', inputs: ['c1', 'parts'], outputs: ['a', 'b'], attributes: [int('axis', 1)] }),
+        new Node({ name: 'conva', opType: 'Conv', inputs: ['a', 'wa'], outputs: ['ca'] }),
+        new Node({ name: 'convb', opType: 'Conv', inputs: ['b', 'wb'], outputs: ['cb'], attributes: [ints('pads', [1, 1, 1, 1])] }),
+        new Node({ name: 'cat', opType: 'Concat', inputs: ['ca', 'cb'], outputs: ['y'], attributes: [int('axis', 1)] }),
+      ],
+    });
+    const m = model();
+    const calib = (await calibrate(m, await openDataset('synthetic:16', inputSpecs(m), {}), { method: 'minmax' })).ranges;
+    const fp32 = join(tmp.dir, 'split-fp32.onnx');
+    writeOnnxFile(m, fp32);
+    const { report, path } = await quantized('split', { ranges: calib }, model());
+    assert.deepEqual(report.details!['quantizedOps'], { Conv: 3, Split: 1 });
+    const opt = await optimizedModel(path);
+    assert.equal(opHistogram(opt)['com.microsoft.QLinearConv'], 3);
+    const split = opt.graph.nodes.find((n) => n.opType === 'Split')!;
+    assert.notEqual(opt.graph.producers().get(split.inputs[0]!)?.opType, 'DequantizeLinear', 'the Split reads the quantized tensor');
+    assert.deepEqual(unfusedIslands(opt), []);
+    assert.deepEqual(runtimeFusionOf(opt).floatBetweenQdq, []);
+    const db = sqnrDb(await runFloat(fp32, input), await runFloat(path, input));
+    assert.ok(db > 25, `output SQNR ${db.toFixed(1)} dB`);
+  });
+
   it('an Add that applies an attention mask before a Softmax stays float (constant or activation mask); other Adds are quantized', async () => {
     const T = 6;
     const causal = Float32Array.from({ length: T * T }, (_, i) => (i % T > Math.floor(i / T) ? -1e9 : 0));
