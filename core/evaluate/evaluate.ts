@@ -11,7 +11,7 @@ import { realInputs } from '../inspect.ts';
 import { openDataset, tokenInputOf, type Dataset, type ModelInputSpec, type PresetName } from './data/index.ts';
 import { measureLatency, type LatencyResult } from './latency.ts';
 import { Agreement, isSequenceScores, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
-import { checkRuntimeFusion, fusionWarning, hasQuantizedOps, RUNTIME_CHECK_LIMIT_BYTES, type RuntimeFusion } from '../passes/quantize/runtime-check.ts';
+import { hasQuantizedOps, RUNTIME_CHECK_LIMIT_BYTES, runtimeCheckWithWarnings, type RuntimeFusion } from '../passes/quantize/runtime-check.ts';
 
 export interface EvalOptions {
   model: string;
@@ -272,15 +272,9 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
  */
 async function cpuRuntimeCheck(model: Model, ep: string, bytes: number, warnings: string[]): Promise<RuntimeFusion | null> {
   if (ep !== 'cpu' || bytes > RUNTIME_CHECK_LIMIT_BYTES || !hasQuantizedOps(model)) return null;
-  try {
-    const check = await checkRuntimeFusion(model.path!);
-    const warning = fusionWarning(check);
-    if (warning) warnings.push(warning);
-    return check;
-  } catch (err) {
-    warnings.push(`could not check what onnxruntime runs of ${model.path}: ${(err as Error).message}`);
-    return null;
-  }
+  const check = await runtimeCheckWithWarnings(model.path!);
+  warnings.push(...check.warnings);
+  return check.fusion;
 }
 
 function languageResult(model: NextTokenMetrics | null, reference: NextTokenMetrics | null): EvalReport['language'] {

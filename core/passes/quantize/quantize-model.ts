@@ -14,7 +14,7 @@ import { gptqQuantizePass, type GptqChoice } from './gptq-pass.ts';
 import { DEFAULT_STATIC_OP_TYPES, foldBatchNormsFor, staticQdqPass } from './static-qdq.ts';
 import { biasCorrectionCandidates, channelMeans, correctableLayers, correctStaticBiases, type BiasCorrectionReport } from './static-bias-correction.ts';
 import { gptqStaticWeights } from './static-gptq.ts';
-import { checkRuntimeFusion, fusionWarning, RUNTIME_CHECK_LIMIT_BYTES, type RuntimeFusion } from './runtime-check.ts';
+import { RUNTIME_CHECK_LIMIT_BYTES, runtimeCheckWithWarnings, type RuntimeFusion } from './runtime-check.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
 
 /** The SPEC §3 quantize document. */
@@ -122,7 +122,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
       calibration.seconds = (performance.now() - t0) / 1000;
       const correction = { data: dataset, batchSize: batchSizeFor(inputs, 32), ep: opts.ep ?? 'cpu' };
       // the float model's layer outputs, measured before the pass rewrites it
-      const floatMeans = step.biasCorrection ? (await channelMeans(model, biasCorrectionCandidates(model.graph), correction, ctx, 'bias correction')).means : null;
+      const floatMeans = step.biasCorrection ? (await channelMeans(model, biasCorrectionCandidates(model.graph), correction, ctx, 'bias correction, float model')).means : null;
       const computeOutputs = new Map<Node, string>();
       const passReport = await staticQdqPass.run(model, { ranges: cal.ranges, activationType: step.activationType, perChannel: step.perChannel, exclude, weightValues: gptq?.weights, computeOutputs }, ctx);
       const report = { ...passReport, details: { ...passReport.details, foldedBatchNorms: [...batchNorms, ...((passReport.details?.['foldedBatchNorms'] as string[] | undefined) ?? [])] } };
@@ -236,16 +236,10 @@ export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
 
 /**
  * What onnxruntime's CPU EP makes of a written model (runtime-check.ts), when one of the quantize
- * methods that made it leaves integer kernels to fuse (fp16 has none). A model it cannot load, or one too large to open twice
- * quickly, gets no check and a note, never a failed step.
+ * methods that made it leaves integer kernels to fuse (fp16 has none) and the file is small enough to
+ * open once more quickly (RUNTIME_CHECK_LIMIT_BYTES).
  */
 export async function quantizedRuntime(methods: readonly QuantizeStep['method'][], output: string, bytes: number): Promise<{ fusion: RuntimeFusion | null; warnings: string[] }> {
   if (!methods.some((m) => m !== 'fp16') || bytes > RUNTIME_CHECK_LIMIT_BYTES) return { fusion: null, warnings: [] };
-  try {
-    const fusion = await checkRuntimeFusion(output);
-    const warning = fusionWarning(fusion);
-    return { fusion, warnings: warning ? [warning] : [] };
-  } catch (err) {
-    return { fusion: null, warnings: [`could not check what onnxruntime runs of ${output}: ${(err as Error).message}`] };
-  }
+  return runtimeCheckWithWarnings(output);
 }

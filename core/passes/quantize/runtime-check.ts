@@ -85,6 +85,21 @@ export async function checkRuntimeFusion(path: string): Promise<RuntimeFusion> {
   }
 }
 
+/**
+ * The check as reports use it: the result and the warnings to pass on (the float ops between Q/DQ
+ * pairs, or why the check could not be made). A file onnxruntime cannot load is a note, never a
+ * failed step: the step's own work is done by then.
+ */
+export async function runtimeCheckWithWarnings(path: string): Promise<{ fusion: RuntimeFusion | null; warnings: string[] }> {
+  try {
+    const fusion = await checkRuntimeFusion(path);
+    const warning = fusionWarning(fusion);
+    return { fusion, warnings: warning ? [warning] : [] };
+  } catch (err) {
+    return { fusion: null, warnings: [`could not check what onnxruntime runs of ${path}: ${(err as Error).message}`] };
+  }
+}
+
 /** One warning for the float ops between Q/DQ pairs (null when there are none). */
 export function fusionWarning(f: Pick<RuntimeFusion, 'floatBetweenQdq'>): string | null {
   if (f.floatBetweenQdq.length === 0) return null;

@@ -103,7 +103,7 @@ class ChannelMean {
   }
 }
 
-/** Runs the data through `model` once and returns each named value's channel means. */
+/** Runs the data through `model` once and returns each named value's channel means (progress under `phase`). */
 export async function channelMeans(model: Model, names: string[], o: BiasCorrectionOptions, ctx: PassContext, phase: string): Promise<{ means: Map<string, Float64Array>; samples: number }> {
   const acc = new Map(names.map((n) => [n, new ChannelMean()]));
   const tapped = await TappedModel.create(model, names, o.ep ?? 'cpu');
@@ -117,6 +117,7 @@ export async function channelMeans(model: Model, names: string[], o: BiasCorrect
         a.add(v, name);
       }
       samples += batch.count;
+      ctx.progress(phase, samples, o.data.n);
     }
   } finally {
     await tapped.close();
@@ -182,11 +183,10 @@ export async function correctStaticBiases(model: Model, targets: BiasCorrectionT
   const layers: BiasCorrectionLayer[] = [];
   let samples = 0;
   for (let level = 0; level < levels; level++) {
-    ctx.progress('bias correction', level, levels);
     const here = targets.filter((t) => levelOf.get(t.node) === level);
     if (here.length === 0) continue;
     // the layer's own output before its requantization: what its bias shifts
-    const measured = await channelMeans(model, here.map((t) => t.node.outputs[0]!), o, ctx, 'bias correction');
+    const measured = await channelMeans(model, here.map((t) => t.node.outputs[0]!), o, ctx, `bias correction, level ${level + 1} of ${levels}`);
     samples = measured.samples;
     const producers = g.producers();
     for (const t of here) {
@@ -210,6 +210,5 @@ export async function correctStaticBiases(model: Model, targets: BiasCorrectionT
       layers.push({ node: t.node.label, channels: stored.length, rmsShift: Math.sqrt(shift2 / stored.length), rmsMean: Math.sqrt(mean2 / stored.length), level });
     }
   }
-  ctx.progress('bias correction', levels, levels);
   return { layers, levels, samples, seconds: (performance.now() - t0) / 1000 };
 }
