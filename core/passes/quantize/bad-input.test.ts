@@ -218,6 +218,15 @@ describe('whittle quantize: what a method cannot use is a named warning, and the
     const sqnr = e.agreement!.sqnrDb ?? NaN;
     assert.ok(Number.isFinite(sqnr) && sqnr > 20, `SQNR ${sqnr}`);
     assert.ok(e.accuracy!.top1 >= 0.96, `accuracy ${e.accuracy!.top1}`);
+
+    // bias correction measures means from the finite values too: every bias finite, the model as good
+    const corrected = join(dir, 'corrected.onnx');
+    const rc = await whittle('quantize', IRIS, '-o', corrected, '--method', 'static', '--calib', data, '--bias-correction', '--json');
+    assert.equal(rc.code, 0, rc.err);
+    const layers = JSON.parse(rc.out).biasCorrection.layers as { node: string; rmsShift: number }[];
+    assert.ok(layers.length > 0 && layers.every((l) => Number.isFinite(l.rmsShift)), JSON.stringify(layers));
+    const ec = await evaluate({ model: corrected, data: IRIS_X, reference: IRIS, ep: 'cpu', warmup: 0, runs: 1 });
+    assert.ok((ec.agreement!.top1 ?? 0) >= 0.97 && (ec.agreement!.sqnrDb ?? 0) > 20, JSON.stringify(ec.agreement));
   });
 
   it('a tensor that is NaN in every calibration sample gets no range: its node stays float, named', async () => {

@@ -73,10 +73,14 @@ export function biasCorrectionCandidates(g: Graph): string[] {
   return [...names];
 }
 
-/** Per-channel sums along axis 1 of a batch's value. */
+/**
+ * Per-channel sums along axis 1 of a batch's value. NaN and ±Infinity (calibration data with some,
+ * SPEC: left out of the ranges too) are left out of the means; a channel with no finite value has
+ * mean NaN, and its bias is left as it was.
+ */
 class ChannelMean {
   sum: Float64Array | null = null;
-  count = 0;
+  count: Float64Array | null = null;
 
   add(t: HostTensor, name: string): void {
     const { dims, data } = toFloatScores(t);
@@ -85,21 +89,26 @@ class ChannelMean {
     const inner = dims.slice(CHANNEL_AXIS + 1).reduce((a, b) => a * b, 1);
     const outer = dims[0]!;
     this.sum ??= new Float64Array(channels);
+    this.count ??= new Float64Array(channels);
     if (this.sum.length !== channels) throw new WhittleError('INTERNAL', `bias correction: ${name} changed from ${this.sum.length} to ${channels} channels`);
     for (let o = 0; o < outer; o++) {
       for (let c = 0; c < channels; c++) {
         const at = (o * channels + c) * inner;
-        let s = 0;
-        for (let i = 0; i < inner; i++) s += data[at + i]!;
+        let s = 0, n = 0;
+        for (let i = 0; i < inner; i++) {
+          const v = data[at + i]!;
+          if (Number.isFinite(v)) { s += v; n++; }
+        }
         this.sum[c] = this.sum[c]! + s;
+        this.count[c] = this.count[c]! + n;
       }
     }
-    this.count += outer * inner;
   }
 
   means(): Float64Array {
     const sum = this.sum ?? new Float64Array(0);
-    return sum.map((s) => s / Math.max(1, this.count));
+    const count = this.count ?? new Float64Array(0);
+    return sum.map((s, c) => (count[c]! > 0 ? s / count[c]! : NaN));
   }
 }
 
@@ -202,7 +211,10 @@ export async function correctStaticBiases(model: Model, targets: BiasCorrectionT
       for (let c = 0; c < stored.length; c++) {
         const delta = want[c]! - got[c]!;
         const scale = bias.scales[bias.scales.length === 1 ? 0 : c]!;
-        corrected[c] = Math.max(-2147483648, Math.min(2147483647, Math.round(stored[c]! + delta / scale)));
+        const step = delta / scale;
+        // a channel that held no finite value, or a zero scale: nothing to correct it by
+        corrected[c] = Number.isFinite(step) ? Math.max(-2147483648, Math.min(2147483647, Math.round(stored[c]! + step))) : stored[c]!;
+        if (!Number.isFinite(step)) continue;
         shift2 += delta * delta;
         mean2 += want[c]! * want[c]!;
       }
