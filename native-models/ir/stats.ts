@@ -77,10 +77,15 @@ function isDynamicScaleProduct(node: Node, name: string, producers: Map<string, 
  * GatherBlockQuantized a [V, D] table into [V, D·bits/8] bytes.
  */
 function logicalElements(name: string, t: Tensor, consumers: Node[]): number {
-  const packed = consumers.find((n) => n.opType === 'MatMulNBits' && n.inputs[1] === name);
-  if (packed) return packed.attrInt('K', 0) * packed.attrInt('N', 0);
-  const table = consumers.find((n) => n.opType === 'GatherBlockQuantized' && n.inputs[0] === name);
-  return table && t.dataType === DataType.UINT8 ? t.elementCount * (8 / table.attrInt('bits', 4)) : t.elementCount;
+  const packer = consumers.find((n) => (n.opType === 'MatMulNBits' && n.inputs[1] === name) || (n.opType === 'GatherBlockQuantized' && n.inputs[0] === name));
+  return packer ? elementsAsRead(packer, t) : t.elementCount;
+}
+
+/** The weights `node` reads from its stored weight `t` (more than `t` holds where they are packed). */
+function elementsAsRead(node: Node, t: Tensor): number {
+  if (node.opType === 'MatMulNBits') return node.attrInt('K', 0) * node.attrInt('N', 0);
+  if (node.opType === 'GatherBlockQuantized' && t.dataType === DataType.UINT8) return t.elementCount * (8 / node.attrInt('bits', 4));
+  return t.elementCount;
 }
 
 /**
@@ -143,8 +148,7 @@ export function modelStats(model: Model, options: { countZeros?: boolean } = {})
         if (n.opType === 'Gather' && !w.tensor.isFloat) continue;
         const biasName = info.biases.map((i) => n.inputs[i]).find((b) => b && storedWeight(g, b, producers)) ?? null;
         const bias = biasName ? storedWeight(g, biasName, producers) : null;
-        const elements = n.opType === 'MatMulNBits' ? n.attrInt('K', 0) * n.attrInt('N', 0)
-          : n.opType === 'GatherBlockQuantized' && w.tensor.dataType === DataType.UINT8 ? w.tensor.elementCount * (8 / n.attrInt('bits', 4)) : w.tensor.elementCount;
+        const elements = elementsAsRead(n, w.tensor);
         const zeros = elements === w.tensor.elementCount ? zerosOf(w.tensor) : 0;
         const row: LayerRow = {
           name: n.label,

@@ -44,6 +44,13 @@ export function findConstantWeight(graph: Graph, name: string, producers: Map<st
   return null;
 }
 
+/** The constant float table a Gather reads (an embedding), whatever its shape; null when its data is not one. */
+export function gatherTable(graph: Graph, gather: Node, producers: Map<string, Node>): ConstantWeight | null {
+  if (gather.opType !== 'Gather' || gather.domain !== '' || !gather.inputs[0] || !gather.inputs[1]) return null;
+  const c = findConstantWeight(graph, gather.inputs[0], producers);
+  return c && !('problem' in c) && c.source.dataType === DataType.FLOAT ? c : null;
+}
+
 function isNumeric(dt: number): boolean {
   return dt !== DataType.STRING && dt !== DataType.BOOL && dt !== DataType.UNDEFINED && dt !== DataType.COMPLEX64 && dt !== DataType.COMPLEX128;
 }

@@ -1,7 +1,7 @@
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Node } from '../../../native-models/ir/model.ts';
 import type { TensorRange } from '../../calibrate/index.ts';
-import { findConstantWeight, type ConstantWeight } from './constant-weight.ts';
+import { findConstantWeight, gatherTable, type ConstantWeight } from './constant-weight.ts';
 import { minMax, quantParams, quantRange, type QuantParams } from './math.ts';
 
 /**
@@ -224,9 +224,8 @@ function quantizedOutputs(n: Node): string[] {
 
 /** The constant float 2-D table a Gather reads along axis 0 (an embedding), or null. */
 function embeddingTable(g: Graph, n: Node, producers: Map<string, Node>): ConstantWeight | null {
-  if (!n.inputs[0] || !n.inputs[1] || n.attrInt('axis', 0) !== 0) return null;
-  const c = findConstantWeight(g, n.inputs[0], producers);
-  return c && !('problem' in c) && c.source.dataType === DataType.FLOAT && c.dims.length === 2 ? c : null;
+  const c = n.attrInt('axis', 0) === 0 ? gatherTable(g, n, producers) : null;
+  return c && c.dims.length === 2 ? c : null;
 }
 
 /** Values this far from zero in an operand of an Add before a Softmax are a mask (−1e4, −1e9, float32's lowest, −∞), not data. */

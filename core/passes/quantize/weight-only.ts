@@ -5,7 +5,7 @@ import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
 import type { TensorSource } from '../../../native-models/ir/tensor.ts';
 import { WorkerPool } from '../../jobs/worker-pool.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
-import { checkFiniteTensor, type ConstantWeight, findConstantWeight, float32Pieces, floatWeightOf, keepsOrder, materialise } from './constant-weight.ts';
+import { checkFiniteTensor, type ConstantWeight, float32Pieces, floatWeightOf, gatherTable, keepsOrder, materialise } from './constant-weight.ts';
 import { addInitializer, adoptInitializer, intAttr, isExcluded, makeNode, NameAllocator, nodeCandidates, removeUnread, replaceNode } from './graph-edit.ts';
 import { blockQuantizer, blockRowsPerPiece as kernelRowsPerPiece, quantizeBlockRows } from '../../jobs/quantize-kernels.mjs';
 import { packNibbles } from './math.ts';
@@ -361,15 +361,14 @@ function planGathers(model: Model, o: { blockSize: number; format: string; exclu
     const producers = g.producers();
     const consumers = g.consumers();
     for (const n of g.nodes) {
-      if (n.opType !== 'Gather' || n.domain !== '' || !n.inputs[0] || !n.inputs[1]) continue;
-      const table = findConstantWeight(g, n.inputs[0], producers);
-      if (!table || 'problem' in table || table.source.dataType !== DataType.FLOAT) continue;
+      const table = gatherTable(g, n, producers);
+      if (!table) continue;
       const skip = (why: string) => { o.excluded.push(n.label); o.warn(`${n.label} (Gather) left in float: ${why}`); };
       if (isExcluded(n, o.exclude)) { o.excluded.push(n.label); continue; }
       if (o.format === 'dq') { skip('embedding tables are quantized in the matmulnbits format (GatherBlockQuantized) only'); continue; }
       if (table.dims.length !== 2 || n.attrInt('axis', 0) !== 0) { skip(`its table has shape [${table.dims}] gathered along axis ${n.attrInt('axis', 0)} (only 2-D tables along axis 0 are)`); continue; }
       if (table.dims[1]! % o.blockSize !== 0) { skip(`its rows of ${table.dims[1]} are not a whole number of ${o.blockSize}-value blocks (GatherBlockQuantized cannot pad them)`); continue; }
-      const others = new Set([...new Set([table.sourceName, n.inputs[0]])].flatMap((name) => (consumers.get(name) ?? []).filter((c) => c !== n && !table.chain.includes(c))));
+      const others = new Set([...new Set([table.sourceName, n.inputs[0]!])].flatMap((name) => (consumers.get(name) ?? []).filter((c) => c !== n && !table.chain.includes(c))));
       if (others.size > 0) { skip(`its table is also read by ${[...others].map((c) => `${c.label} (${c.opType})`).join(', ')} (a tied embedding): quantizing it for the Gather alone would store it twice`); continue; }
       plans.push({ graph: g, node: n, table });
     }
