@@ -4,8 +4,11 @@ import { openDataset } from '../evaluate/data/index.ts';
 import { inputSpecs } from '../evaluate/evaluate.ts';
 import { fixture } from '../testing/fixtures.ts';
 import { readOnnxFile } from '../../native-models/formats/onnx/index.ts';
+import { loadTestBed } from '../../native-models/zoo/transformer/testbed.ts';
+import type { HostTensor } from '../../native-models/runtimes/host-tensor.ts';
 import { activationNames, calibrate } from './index.ts';
 import { MinMaxCollector } from './collectors.ts';
+import { TappedModel } from './tap.ts';
 
 describe('calibration', () => {
   it('observes every float activation of MNIST in one pass per batch', async () => {
@@ -35,6 +38,50 @@ describe('calibration', () => {
     assert.equal(r.min, Math.max(mm.min, -r.max), 'symmetric: ±t, clipped to what was seen');
     for (const bad of [{ bins: 3 }, { percentile: 0 }, { percentile: 101 }, { quantizedBins: 4096 }]) {
       await assert.rejects(calibrate(model, data, { method: 'entropy', ...bad }), (e: Error & { code?: string }) => e.code === 'BAD_USAGE');
+    }
+  });
+
+  it('runs a batch in parts that keep its tapped tensors under the budget, with the same statistics', async () => {
+    // the transformer test bed: a free batch axis, [batch, 64] tokens
+    const bed = loadTestBed();
+    const model = readOnnxFile(bed.model);
+    const data = await openDataset(bed.calibPath, inputSpecs(model), { limit: 24 });
+    const whole = await calibrate(model, data, { method: 'minmax', batchSize: 8 });
+    assert.equal(whole.samplesPerRun, 8, 'its taps fit the default budget 8 at a time');
+    for (const method of ['minmax', 'percentile'] as const) {
+      const [a, b] = [await calibrate(model, data, { method, batchSize: 8 }), await calibrate(model, data, { method, batchSize: 8, maxBytesPerRun: 1 })];
+      assert.equal(b.samplesPerRun, 1);
+      assert.equal(b.samples, 24);
+      assert.deepEqual([...b.ranges], [...a.ranges], `${method}: the same ranges however the samples are grouped`);
+    }
+
+    const names = activationNames(model);
+    const tapped = await TappedModel.create(model, names);
+    try {
+      const sizes: number[] = [];
+      let perSample = 0;
+      for await (const { batch, values } of tapped.batches(data, { batchSize: 8, maxBytesPerRun: Infinity })) {
+        if (!perSample) perSample = Object.values(values).reduce((n, t) => n + t.data.byteLength, 0);
+        sizes.push(batch.count);
+      }
+      assert.deepEqual(sizes, [1, 7, 8, 8], 'one sample is measured first, then runs of the batch size');
+      const parts: { count: number; index: number; tokens: HostTensor }[] = [];
+      for await (const { batch } of tapped.batches(data, { batchSize: 8, maxBytesPerRun: 2.5 * perSample })) parts.push({ count: batch.count, index: batch.index, tokens: Object.values(batch.inputs)[0] as HostTensor });
+      assert.equal(tapped.samplesPerRun, 2);
+      assert.deepEqual(parts.map((p) => p.count), [1, 2, 2, 2, 1, 2, 2, 2, 2, 2, 2, 2, 2], 'runs of 2 within each batch of 8');
+      let next = 0;
+      const all = [];
+      for await (const b of data.batches(24)) all.push(Object.values(b.inputs)[0] as HostTensor);
+      const per = all[0]!.data.length / 24;
+      for (const p of parts) {
+        assert.equal(p.index, next, 'parts cover every sample once, in order');
+        assert.deepEqual(p.tokens.dims, [p.count, ...all[0]!.dims.slice(1)]);
+        assert.deepEqual([...p.tokens.data], [...all[0]!.data.subarray(next * per, (next + p.count) * per)]);
+        next += p.count;
+      }
+      assert.equal(next, 24);
+    } finally {
+      await tapped.close();
     }
   });
 

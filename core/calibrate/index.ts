@@ -16,7 +16,7 @@ export { EntropyCollector } from './entropy.ts';
 export { StreamingHistogram } from './histogram.ts';
 export { MseCollector } from './mse.ts';
 export { PercentileCollector } from './percentile.ts';
-export { TappedModel } from './tap.ts';
+export { TAP_BYTES_PER_RUN, TappedModel } from './tap.ts';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy' | 'mse';
 
@@ -25,7 +25,10 @@ export interface CalibrationOptions {
   /** Values to observe; default: every float activation (graph inputs and node outputs). */
   names?: string[];
   ep?: EpChoice;
+  /** Samples read at a time; a run takes fewer where its tapped tensors would pass maxBytesPerRun. */
   batchSize?: number;
+  /** Tapped bytes one run may return (default TAP_BYTES_PER_RUN, tap.ts). */
+  maxBytesPerRun?: number;
   signal?: AbortSignal;
   progress?: (done: number, total: number) => void;
   /** minmax: exponential moving average of batch ranges (onnxruntime's option). */
@@ -54,6 +57,8 @@ export interface CalibrationResult {
   nonFinite: string[];
   /** Of those, the tensors that never held a finite value: their range means nothing. */
   noFinite: string[];
+  /** Samples per model run: the batch size, or fewer where a run's tapped tensors would not fit (tap.ts). */
+  samplesPerRun: number;
 }
 
 /** The collector factory per method; the histogram-based ones share histogram.ts. */
@@ -108,9 +113,10 @@ export async function calibrate(model: Model, dataset: Dataset, options: Calibra
   const collectors = new Map(names.map((n) => [n, factory(n, options)]));
   const tapped = await TappedModel.create(model, names, options.ep ?? 'cpu');
   let samples = 0;
+  let samplesPerRun = 1;
   const nonFinite = new Set<string>();
   try {
-    for await (const { batch, values } of tapped.batches(dataset, { batchSize: options.batchSize ?? 1, ...(options.signal ? { signal: options.signal } : {}) })) {
+    for await (const { batch, values } of tapped.batches(dataset, { batchSize: options.batchSize ?? 1, ...(options.maxBytesPerRun ? { maxBytesPerRun: options.maxBytesPerRun } : {}), ...(options.signal ? { signal: options.signal } : {}) })) {
       for (const [name, collector] of collectors) {
         const v = values[name];
         if (!v) continue;
@@ -122,11 +128,12 @@ export async function calibrate(model: Model, dataset: Dataset, options: Calibra
       options.progress?.(samples, dataset.n);
     }
     if (options.signal?.aborted) throw new WhittleError('CANCELLED', 'calibration cancelled');
+    samplesPerRun = tapped.samplesPerRun ?? Math.min(options.batchSize ?? 1, samples);
   } finally {
     await tapped.close();
   }
   const ranges = new Map<string, TensorRange>();
   for (const [name, c] of collectors) ranges.set(name, c.range());
   const noFinite = [...nonFinite].filter((name) => (collectors.get(name) as { finite?: number }).finite === 0);
-  return { method: options.method, ranges, samples, nonFinite: [...nonFinite], noFinite };
+  return { method: options.method, ranges, samples, nonFinite: [...nonFinite], noFinite, samplesPerRun };
 }
