@@ -1,5 +1,6 @@
 import { WhittleError } from '../../api/errors.ts';
 import { evaluate, type EvalReport } from '../../core/evaluate/evaluate.ts';
+import { DEFAULT_LATENCY_SECONDS } from '../../core/evaluate/latency.ts';
 import { PRESET_NAMES, type PresetName } from '../../core/evaluate/data/index.ts';
 import { evaluateTfjs, type TfjsEvalReport } from '../../core/evaluate/tfjs-evaluate.ts';
 import { sniffFormat } from '../../native-models/formats/index.ts';
@@ -21,7 +22,7 @@ DATA is an .npy/.npz file, MNIST idx files, an image folder, a single image, an 
 folder (input_N.pb/output_N.pb), a raw tensor with a sidecar JSON, or synthetic:N (SPEC §4).
 PRESET: ${PRESET_NAMES.join(', ')}. Top-1/top-5 are reported when the data has labels; --reference
 adds top-1 agreement, output SQNR, cosine and max abs diff. Latency: --warmup runs, then p50/p95
-over --runs runs of one batch.
+over --runs runs of one batch (default: 50, or as many as fit in ${DEFAULT_LATENCY_SECONDS} s, at least 5).
 
 A language model (one int64/int32 input [batch, positions], scores [batch, positions, vocabulary])
 fed token windows (an .npy of [windows, positions]) gets next-token metrics: perplexity, nats per
@@ -57,7 +58,7 @@ export function renderEval(r: EvalReport): string {
     const e = r.expected;
     lines.push(`expected   ${e.exact ? 'bit-identical' : e.ok ? 'within tolerance' : 'MISMATCH'}: max |Δ| ${e.maxAbsDiff.toPrecision(3)}, ${formatCount(e.differing)} of ${formatCount(e.values)} values differ, top-1 ${e.top1Match ? 'matches' : 'differs'}`);
   }
-  lines.push(`latency    batch ${r.latency.batch}: p50 ${r.latency.p50Ms.toFixed(3)} ms, p95 ${r.latency.p95Ms.toFixed(3)} ms (${r.latency.runs} runs)`);
+  lines.push(`latency    batch ${r.latency.batch}: p50 ${r.latency.p50Ms.toFixed(3)} ms, p95 ${r.latency.p95Ms.toFixed(3)} ms (${r.latency.runs} runs${r.latency.requestedRuns ? ` of ${r.latency.requestedRuns}: stopped after ${DEFAULT_LATENCY_SECONDS} s; --runs N to insist` : ''})`);
   if (r.runtimeCheck) lines.push(`kernels    ${describeRuntimeFusion(r.runtimeCheck)}`);
   return lines.join('\n') + '\n';
 }

@@ -9,7 +9,7 @@ import { createSession, modelIo, runSession, type EpChoice, type OpenSession } f
 import { isHostDtype, toFloatScores, type HostTensor } from '../../native-models/runtimes/host-tensor.ts';
 import { realInputs } from '../inspect.ts';
 import { openDataset, tokenInputOf, type Dataset, type ModelInputSpec, type PresetName } from './data/index.ts';
-import { measureLatency, type LatencyResult } from './latency.ts';
+import { evaluationLatencyOptions, measureLatency, type LatencyResult } from './latency.ts';
 import { Agreement, isSequenceScores, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
 import { hasQuantizedOps, RUNTIME_CHECK_LIMIT_BYTES, runtimeCheckWithWarnings, type RuntimeFusion } from '../passes/quantize/runtime-check.ts';
 
@@ -235,11 +235,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
 
   checkAborted(opts.signal);
   const feeds = firstFeeds!;
-  const latency = await measureLatency(async () => { await runSession(main.session, feeds); }, {
-    warmup: opts.warmup ?? 5,
-    runs: opts.runs ?? 50,
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  });
+  const latency = await measureLatency(async () => { await runSession(main.session, feeds); }, evaluationLatencyOptions(opts));
   const firstInput = inputs[0] ? feeds[inputs[0].name] : undefined;
   const bytes = modelBytes(model);
   const runtimeCheck = await cpuRuntimeCheck(model, main.ep, bytes, warnings);

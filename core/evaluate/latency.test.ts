@@ -57,3 +57,18 @@ test('bad counts are BAD_USAGE; an aborted signal is CANCELLED', async () => {
   ac.abort();
   await assert.rejects(measureLatency(async () => {}, { runs: 2, signal: ac.signal }), (e: unknown) => e instanceof WhittleError && e.code === 'CANCELLED');
 });
+
+test('a time limit stops the runs after the minimum, and says how many were asked for', async () => {
+  // warm-up: 100 ms runs pass a fifth of 1 s after the third; timed: 300 ms each
+  const r = fakeRunner([100, 100, 100, ...Array(50).fill(300)]);
+  const result = await measureLatency(r.runOnce, { warmup: 5, runs: 50, maxSeconds: 1, clock: r.clock });
+  assert.equal(r.calls(), 3 + 5, 'warm-up stops past 200 ms; timed runs stop past 1 s, but not before five');
+  assert.equal(result.runs, 5);
+  assert.equal(result.requestedRuns, 50);
+  assert.equal(result.p50Ms, 300);
+  const fast = fakeRunner(Array(60).fill(1));
+  const all = await measureLatency(fast.runOnce, { warmup: 5, runs: 50, maxSeconds: 1, clock: fast.clock });
+  assert.equal(all.runs, 50, 'runs that fit the limit all happen');
+  assert.equal(all.requestedRuns, undefined);
+  await assert.rejects(measureLatency(async () => {}, { runs: 2, maxSeconds: 0 }), (e: unknown) => e instanceof WhittleError && e.code === 'BAD_USAGE');
+});

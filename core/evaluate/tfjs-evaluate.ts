@@ -7,7 +7,7 @@ import { isHostDtype, toFloatScores, type HostTensor } from '../../native-models
 import { loadTf, type TfBackendChoice, type TfRuntime } from '../../native-models/runtimes/tfjs.ts';
 import type { ModelInputSpec } from './data/index.ts';
 import { batchSizeFor, openEvaluationData, type EvalOptions, type EvalReport } from './evaluate.ts';
-import { measureLatency } from './latency.ts';
+import { evaluationLatencyOptions, measureLatency } from './latency.ts';
 import { Agreement, classifierShape, TopKAccuracy } from './metrics.ts';
 
 /**
@@ -131,11 +131,7 @@ export async function evaluateTfjs(opts: TfjsEvalOptions): Promise<TfjsEvalRepor
 
     checkAborted(opts.signal);
     const feeds = firstFeeds!;
-    const latency = await measureLatency(async () => { await main.run(feeds); }, {
-      warmup: opts.warmup ?? 5,
-      runs: opts.runs ?? 50,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
+    const latency = await measureLatency(async () => { await main.run(feeds); }, evaluationLatencyOptions(opts));
     const firstInput = inputs[0] ? feeds[inputs[0].name] : undefined;
     return {
       format: 'tfjs',
