@@ -3,7 +3,7 @@ import type { Model } from '../../../native-models/ir/model.ts';
 import type { Pass, PassContext, PassReport } from '../pass.ts';
 import type { GroupStats } from './layer-inputs.ts';
 import { nmGroup, runCalibratedPrune, type CalibratedPruneOptions, type Target } from './layer-inputs-pass.ts';
-import { choleskyUpper, inverseSpd } from './linalg.ts';
+import { inverseCholeskyUpper } from '../../../native-models/gpu/kernels-cpu.mjs';
 
 /**
  * SparseGPT (Frantar & Alistarh 2023, "Massive Language Models Can Be Accurately Pruned in
@@ -44,8 +44,9 @@ function inverseHessianFactor(h: Float64Array, k: number, percdamp: number, warn
   for (let attempt = 0; attempt < 8; attempt++, damp *= 10) {
     const a = h.slice();
     for (let j = 0; j < k; j++) a[j * k + j] = a[j * k + j]! + damp;
-    const inv = inverseSpd(a, k);
-    const u = inv && choleskyUpper(inv, k);
+    // GPTQ's factorization: U from one Cholesky and one triangular inverse, without forming H⁻¹
+    // (2k³/3 flops instead of 4k³/3: the cost of a 3×3 conv of 512 channels, k = 4,608)
+    const u = inverseCholeskyUpper(a, k);
     if (u) {
       if (attempt > 0) warn(`Hessian not positive definite with the requested dampening; used λ = ${damp.toExponential(2)} (${(damp / mean).toExponential(1)}·mean diag)`);
       return u;
