@@ -49,7 +49,7 @@ function splitList(v: string | undefined): string[] {
 export function renderQuantize(r: QuantizeReport): string {
   const lines = [
     `wrote ${r.output}`,
-    `  method      ${r.method}${r.calibration ? ` (calibration ${r.calibration.method} on ${formatCount(r.calibration.samples)} samples${r.calibration.samplesPerRun !== undefined && r.calibration.samplesPerRun < r.calibration.samples ? `, ${formatCount(r.calibration.samplesPerRun)} per run` : ''}, ${r.calibration.seconds.toFixed(1)} s)` : ''}`,
+    `  method      ${r.method}${r.calibration ? ` (calibration ${r.calibration.method} on ${formatCount(r.calibration.samples)} samples${r.calibration.samplesPerRun !== undefined ? `, ${formatCount(r.calibration.samplesPerRun)} per run to bound memory` : ''}, ${r.calibration.seconds.toFixed(1)} s)` : ''}`,
     `  size        ${formatBytes(r.bytesBefore)} → ${formatBytes(r.bytesAfter)} (${(r.bytesBefore / Math.max(1, r.bytesAfter)).toFixed(2)}× smaller)`,
     `  parameters  ${formatCount(r.parametersBefore)} → ${formatCount(r.parametersAfter)}`,
     `  nodes       ${formatCount(r.nodesChanged)} changed${r.excluded.length ? `, ${r.excluded.length} left float: ${r.excluded.slice(0, 8).join(', ')}${r.excluded.length > 8 ? ', …' : ''}` : ''}`,

@@ -20,7 +20,11 @@ import { weightOnlyQuantizePass } from './weight-only.ts';
 /** The SPEC §3 quantize document. */
 export interface QuantizeReport extends StepFileReport {
   method: QuantizeStep['method'];
-  calibration: { method: string; samples: number; seconds: number; samplesPerRun?: number } | null;
+  calibration: {
+    method: string; samples: number; seconds: number;
+    /** Present when runs took fewer samples than a batch, to keep their tapped tensors in memory. */
+    samplesPerRun?: number;
+  } | null;
   /** With --algorithm gptq: each layer's output error ‖WX − ŴX‖²/‖WX‖² on the calibration data, GPTQ against round-to-nearest. */
   gptq?: GptqSummary | undefined;
   /** static --bias-correction: what each layer's correction removed (static-bias-correction.ts). */
@@ -111,7 +115,9 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
         quantType: step.activationType,
       });
       checkCalibrationFinite(cal, dataset.path, inputs.map((i) => i.name), ctx);
-      const calibration = { method: step.calibration, samples: cal.samples, seconds: (performance.now() - t0) / 1000, samplesPerRun: cal.samplesPerRun };
+      // runs smaller than the batch: its tapped tensors would not fit TAP_BYTES_PER_RUN (said, as it costs time)
+      const limited = cal.samplesPerRun < Math.min(batchSizeFor(inputs, 32), cal.samples);
+      const calibration = { method: step.calibration, samples: cal.samples, seconds: (performance.now() - t0) / 1000, ...(limited ? { samplesPerRun: cal.samplesPerRun } : {}) };
       ctx.checkpoint();
       const gptq = step.algorithm === 'gptq'
         ? await gptqStaticWeights(model, {
