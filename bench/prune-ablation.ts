@@ -68,7 +68,7 @@ function pick(spec: string | undefined, n: number): Set<number> {
 }
 
 /** Prunes one layer's matrices (all groups) in place with a method of this bench. */
-function pruneLayer(method: string, layer: LayerMatrix, w: Float64Array, stats: GroupStats[], sparsity: number): void {
+async function pruneLayer(method: string, layer: LayerMatrix, w: Float64Array, stats: GroupStats[], sparsity: number): Promise<void> {
   const rows = layer.rowsPerGroup;
   for (let g = 0; g < layer.groups; g++) {
     const view = w.subarray(g * rows * layer.k, (g + 1) * rows * layer.k);
@@ -79,7 +79,7 @@ function pruneLayer(method: string, layer: LayerMatrix, w: Float64Array, stats: 
     } else if (method === 'wanda-layer' || method === 'wanda-row') {
       wandaPruneGroup(view, rows, layer.k, layer.segment, stats[g]!, target, method === 'wanda-row' ? 'row' : 'layer');
     } else if (method === 'sparsegpt') {
-      sparseGptPruneGroup(view, rows, layer.k, layer.segment, stats[g]!, target, { percdamp: 0.01, blockSize: 128 }, () => {});
+      await sparseGptPruneGroup(view, rows, layer.k, layer.segment, stats[g]!, target, { percdamp: 0.01, blockSize: 128 }, () => {});
     } else throw new Error(`unknown method ${method}`);
   }
 }
@@ -98,11 +98,12 @@ if (values.local) {
     for (const [i, { layer, groups }] of stats.entries()) {
       if (!chosen.has(i)) continue;
       const before = readMatrix(layer);
-      const cells = methods.map((method) => {
+      const cells: string[] = [];
+      for (const method of methods) {
         const after = before.slice();
-        pruneLayer(method, layer, after, groups, sparsity);
-        return reconstructionError(layer, groups, before, after).toFixed(4).padStart(13);
-      });
+        await pruneLayer(method, layer, after, groups, sparsity);
+        cells.push(reconstructionError(layer, groups, before, after).toFixed(4).padStart(13));
+      }
       // how unequal the input features are: Wanda only reorders magnitude where they differ
       const norms = groups.flatMap((g) => [...g.sqNorm].filter((v) => v > 0).map(Math.sqrt)).sort((a, b) => a - b);
       const spread = norms.length ? norms[norms.length - 1]! / norms[Math.floor(norms.length / 2)]! : NaN;
@@ -124,7 +125,7 @@ if (values.local) {
           : stats[i]!.groups;
         const before = readMatrix(layer);
         const after = before.slice();
-        pruneLayer(method, layer, after, groups, sparsity);
+        await pruneLayer(method, layer, after, groups, sparsity);
         writeMatrix(layer, after);
         if (bc) addToOutputBias(m, layer, outputMeanShift(layer, groups, before, after), names);
       }

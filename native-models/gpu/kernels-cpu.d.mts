@@ -9,8 +9,15 @@ export function gramChunk(b: Float64Array, C: number, t: number, k: number, acc:
 export function mirrorUpper(a: Float64Array | Float32Array, k: number): void;
 export function triangleRanges(k: number, parts: number): [number, number][];
 
-export function choleskyLower(a: Float64Array, n: number): Float64Array | null;
+export const CHOLESKY_BLOCK: number;
+export function choleskyPanel(l: Float64Array, n: number, kb: number, ke: number, panel: Float64Array): boolean;
+export function choleskyTrailing(l: Float64Array, n: number, ke: number, w: number, panel: Float64Array, i0: number, i1: number): void;
+export function lowerTriangleRanges(m: number, parts: number): [number, number][];
+export function choleskyLower(a: Float64Array, n: number, l?: Float64Array, panel?: Float64Array): Float64Array | null;
+export function invertLowerColumns(l: Float64Array, n: number, x: Float64Array, j0: number, j1: number): void;
+export function inverseColumnRanges(n: number, parts: number): [number, number][];
 export function invertLowerRows(l: Float64Array, n: number): Float64Array;
+export function reverseBoth(a: Float64Array, n: number, out?: Float64Array): Float64Array;
 export function inverseCholeskyUpper(h: Float64Array, n: number): Float64Array | null;
 
 export const GPTQ_ROW_TILE: number;
@@ -40,6 +47,8 @@ export interface CpuTasks {
   xtx: (input: { x: Floats; rows: number; k: number; acc: Float64Array; i0: number; i1: number }) => null;
   gram: (input: { b: Float64Array; C: number; t: number; k: number; acc: Float64Array; i0: number; i1: number }) => null;
   gptqRows: (input: { w: Floats; u: Floats; p: GptqRowParams; r0: number; r1: number; q: Uint8Array; scales: Float32Array; zeros: Uint8Array }) => number;
+  choleskyTrailing: (input: { l: Float64Array; n: number; ke: number; w: number; panel: Float64Array; i0: number; i1: number }) => null;
+  invertLowerColumns: (input: { l: Float64Array; n: number; x: Float64Array; j0: number; j1: number }) => null;
   minMax: (input: { values: Floats; start: number; end: number }) => { min: number; max: number; nonFinite: number };
   histogram: (input: { values: Floats; lo: number; hi: number; bins: number; start: number; end: number }) => Uint32Array;
 }

@@ -100,66 +100,146 @@ export function triangleRanges(k, parts) {
 // Dense factorizations for GPTQ's inverse Hessian (float64)
 // ---------------------------------------------------------------------------------------------
 
+/** Columns per step of the blocked Cholesky: one panel row is 512 bytes, a step's panel ≤ n·512 bytes. */
+export const CHOLESKY_BLOCK = 64;
+
 /**
- * Lower Cholesky factor of the n×n SPD matrix `a` (row-major) in place of a new array, or null when
- * a pivot is not positive. Row-oriented (each entry is a dot product of two contiguous row prefixes).
+ * One step of the blocked right-looking Cholesky of the lower triangle of `l` (row-major n×n, in
+ * place, the columns before kb already factored and subtracted): factors columns [kb, ke) in every
+ * row from kb down, then packs rows [ke, n) of those columns into `panel` (contiguous, ke − kb wide)
+ * for choleskyTrailing. Returns false when a pivot is not positive (H is not positive definite).
  */
-export function choleskyLower(a, n) {
-  const l = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
+export function choleskyPanel(l, n, kb, ke, panel) {
+  const w = ke - kb;
+  for (let i = kb; i < n; i++) {
     const li = i * n;
-    for (let j = 0; j <= i; j++) {
+    const jEnd = Math.min(i + 1, ke);
+    for (let j = kb; j < jEnd; j++) {
       const lj = j * n;
-      let s0 = a[li + j], s1 = 0;
-      let p = 0;
-      for (; p + 1 < j; p += 2) { s0 -= l[li + p] * l[lj + p]; s1 -= l[li + p + 1] * l[lj + p + 1]; }
-      if (p < j) s0 -= l[li + p] * l[lj + p];
-      const s = s0 + s1;
+      let s = l[li + j];
+      for (let p = kb; p < j; p++) s -= l[li + p] * l[lj + p];
       if (i === j) {
-        if (!(s > 0) || !Number.isFinite(s)) return null;
+        if (!(s > 0) || !Number.isFinite(s)) return false;
         l[li + i] = Math.sqrt(s);
       } else {
         l[li + j] = s / l[lj + j];
       }
     }
   }
+  for (let i = ke; i < n; i++) {
+    const src = i * n + kb, dst = (i - ke) * w;
+    for (let p = 0; p < w; p++) panel[dst + p] = l[src + p];
+  }
+  return true;
+}
+
+/**
+ * The trailing update after a panel: l[ke + i][ke + j] −= panel_i · panel_j for i in [i0, i1),
+ * j ≤ i. The j loop runs in chunks of 32 panel rows, which stay in L1 while the rows i pass; every
+ * entry is updated by one caller in one order, so the result does not depend on how rows are split.
+ */
+export function choleskyTrailing(l, n, ke, w, panel, i0, i1) {
+  const T = 32;
+  for (let jb = 0; jb < i1; jb += T) {
+    const je = Math.min(jb + T, i1);
+    for (let i = Math.max(i0, jb); i < i1; i++) {
+      const pi = i * w, li = (ke + i) * n + ke;
+      const jEnd = Math.min(je, i + 1);
+      for (let j = jb; j < jEnd; j++) {
+        const pj = j * w;
+        let s0 = 0, s1 = 0, p = 0;
+        for (; p + 1 < w; p += 2) { s0 += panel[pi + p] * panel[pj + p]; s1 += panel[pi + p + 1] * panel[pj + p + 1]; }
+        if (p < w) s0 += panel[pi + p] * panel[pj + p];
+        l[li + j] -= s0 + s1;
+      }
+    }
+  }
+}
+
+/** Rows [0, m) of a lower triangle (row i: i + 1 entries) in `parts` ranges of about equal work. */
+export function lowerTriangleRanges(m, parts) {
+  return triangleRanges(m, parts).map(([a, b]) => [m - b, m - a]).reverse();
+}
+
+/**
+ * Lower Cholesky factor of the n×n SPD matrix `a` (row-major) as a new array, or null when a pivot is
+ * not positive. Blocked (choleskyPanel, then choleskyTrailing) so the trailing updates read a packed
+ * panel from cache instead of whole rows from memory; threads.ts splits the same steps over threads.
+ */
+export function choleskyLower(a, n, l = new Float64Array(n * n), panel = new Float64Array(n * CHOLESKY_BLOCK)) {
+  for (let i = 0; i < n; i++) { const r = i * n; for (let j = 0; j <= i; j++) l[r + j] = a[r + j]; }
+  for (let kb = 0; kb < n; kb += CHOLESKY_BLOCK) {
+    const ke = Math.min(kb + CHOLESKY_BLOCK, n);
+    if (!choleskyPanel(l, n, kb, ke, panel)) return null;
+    if (ke < n) choleskyTrailing(l, n, ke, ke - kb, panel, 0, n - ke);
+  }
   return l;
 }
 
-/** Inverse of a lower-triangular matrix, row by row (each row is a sum of earlier rows: contiguous axpys). */
-export function invertLowerRows(l, n) {
-  const x = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) {
-    const xi = i * n;
-    const li = i * n;
-    for (let k = 0; k < i; k++) {
+/**
+ * Columns [j0, j1) of L⁻¹ for lower-triangular L, written into x (row-major, zero above the
+ * diagonal): forward substitution row by row, each row an axpy of earlier rows restricted to the
+ * columns. Columns are independent, so threads split them; each entry's operations are those of the
+ * whole-matrix loop in the same order, so the result does not depend on the split.
+ */
+export function invertLowerColumns(l, n, x, j0, j1) {
+  for (let i = j0; i < n; i++) {
+    const xi = i * n, li = i * n;
+    for (let k = j0; k < i; k++) {
       const c = l[li + k];
       if (c === 0) continue;
       const xk = k * n;
-      for (let j = 0; j <= k; j++) x[xi + j] -= c * x[xk + j];
+      const end = Math.min(j1, k + 1);
+      for (let j = j0; j < end; j++) x[xi + j] -= c * x[xk + j];
     }
     const d = 1 / l[li + i];
-    for (let j = 0; j < i; j++) x[xi + j] *= d;
-    x[xi + i] = d;
+    const end = Math.min(j1, i);
+    for (let j = j0; j < end; j++) x[xi + j] *= d;
+    if (i < j1) x[xi + i] = d;
   }
+}
+
+/** Columns [0, n) of a lower-triangular inverse (column j: about (n − j)² / 2 work) in `parts` ranges of equal work. */
+export function inverseColumnRanges(n, parts) {
+  let total = 0;
+  for (let j = 0; j < n; j++) total += (n - j) * (n - j);
+  const out = [];
+  let start = 0, done = 0;
+  for (let p = 1; p <= parts && start < n; p++) {
+    const target = (total * p) / parts;
+    let end = start;
+    while (end < n && (done < target || end === start)) { done += (n - end) * (n - end); end++; }
+    if (p === parts) end = n;
+    out.push([start, end]);
+    start = end;
+  }
+  return out;
+}
+
+/** Inverse of a lower-triangular matrix (all columns of invertLowerColumns). */
+export function invertLowerRows(l, n) {
+  const x = new Float64Array(n * n);
+  invertLowerColumns(l, n, x, 0, n);
   return x;
+}
+
+/** P·A·P for the order reversal P, into `out`. */
+export function reverseBoth(a, n, out = new Float64Array(n * n)) {
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[i * n + j] = a[(n - 1 - i) * n + (n - 1 - j)];
+  return out;
 }
 
 /**
  * U upper triangular with H⁻¹ = Uᵀ·U (GPTQ's `cholesky(inverse(H), upper=True)`), without forming
  * H⁻¹: with P the order reversal, P·H·P = L̃·L̃ᵀ gives H = R·Rᵀ for the upper R = P·L̃·P, so
  * H⁻¹ = R⁻ᵀ·R⁻¹ and U = R⁻¹ = P·L̃⁻¹·P. One Cholesky and one triangular inverse (2n³/3 flops
- * instead of 4n³/3), both row-oriented. Returns null when H is not positive definite.
+ * instead of 4n³/3). Returns null when H is not positive definite. threads.ts has the same on threads.
  */
 export function inverseCholeskyUpper(h, n) {
-  const rev = new Float64Array(n * n);
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) rev[i * n + j] = h[(n - 1 - i) * n + (n - 1 - j)];
+  const rev = reverseBoth(h, n);
   const l = choleskyLower(rev, n);
   if (!l) return null;
-  const x = invertLowerRows(l, n);
-  const u = rev; // reuse: U[i][j] = X[n−1−i][n−1−j]
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) u[i * n + j] = x[(n - 1 - i) * n + (n - 1 - j)];
-  return u;
+  return reverseBoth(invertLowerRows(l, n), n, rev);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -328,6 +408,8 @@ export const TASKS = {
   xtx: ({ x, rows, k, acc, i0, i1 }) => { xtxAccumulate(x, rows, k, acc, i0, i1); return null; },
   gram: ({ b, C, t, k, acc, i0, i1 }) => { gramChunk(b, C, t, k, acc, i0, i1); return null; },
   gptqRows: ({ w, u, p, r0, r1, q, scales, zeros }) => gptqRows(w, u, p, r0, r1, q, scales, zeros),
+  choleskyTrailing: ({ l, n, ke, w, panel, i0, i1 }) => { choleskyTrailing(l, n, ke, w, panel, i0, i1); return null; },
+  invertLowerColumns: ({ l, n, x, j0, j1 }) => { invertLowerColumns(l, n, x, j0, j1); return null; },
   minMax: ({ values, start, end }) => minMax(values, start, end),
   histogram: ({ values, lo, hi, bins, start, end }) => { const c = new Uint32Array(bins); histogram(values, lo, hi, bins, c, start, end); return c; },
 };

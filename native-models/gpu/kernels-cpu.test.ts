@@ -3,8 +3,8 @@ import test from 'node:test';
 import { histogramOf, rangeOf } from '../../core/jobs/pool-kernels.mjs';
 import { cholesky, invertLower } from '../../core/passes/prune/linalg.ts';
 import { seededGaussian, seededRandom } from '../ir/random.ts';
-import { choleskyLower, gptqRows, histogram, invertLowerRows, minMax, mirrorUpper, thresholdFromHistogram, triangleRanges, xtxAccumulate, groupParams, type GptqRowParams } from './kernels-cpu.mjs';
-import { CpuThreads, evenRanges, sharedArray, toShared, xtxParallel } from './threads.ts';
+import { choleskyLower, gptqRows, histogram, inverseCholeskyUpper, inverseColumnRanges, invertLowerRows, lowerTriangleRanges, minMax, mirrorUpper, thresholdFromHistogram, triangleRanges, xtxAccumulate, groupParams, type GptqRowParams } from './kernels-cpu.mjs';
+import { CpuThreads, evenRanges, inverseCholeskyUpperParallel, sharedArray, toShared, xtxParallel } from './threads.ts';
 
 /** The CPU kernels against the plainest possible implementations of the same definitions. */
 
@@ -44,13 +44,42 @@ test('xtxAccumulate: the upper triangle of Σ xᵀx over rows, in chunks; mirror
   assert.deepEqual(evenRanges(100, 3, 16), [[0, 32], [32, 64], [64, 100]]);
 });
 
-test('Cholesky and triangular inverse: the row-oriented kernels equal the textbook ones', () => {
-  const n = 45;
-  const a = spd(n, 2);
-  const l = choleskyLower(a, n)!;
-  close(l, cholesky(a, n)!, 1e-12, 'L');
-  close(invertLowerRows(l, n), invertLower(l, n), 1e-10, 'L⁻¹');
+test('Cholesky and triangular inverse: the blocked kernels equal the textbook ones', () => {
+  for (const n of [45, 150]) { // one block; three blocks, the last one short
+    const a = spd(n, 2);
+    const l = choleskyLower(a, n)!;
+    close(l, cholesky(a, n)!, 1e-12, `L, n = ${n}`);
+    close(invertLowerRows(l, n), invertLower(l, n), 1e-10, `L⁻¹, n = ${n}`);
+  }
   assert.equal(choleskyLower(Float64Array.of(1, 2, 2, 1), 2), null);
+});
+
+test('the inverse-Hessian factor on threads: the same bits as on one, for any split; null when not positive definite', async () => {
+  const n = 600; // trailing updates past the split threshold for the first steps, not the last
+  const h = spd(n, 7);
+  const one = inverseCholeskyUpper(h, n)!;
+  // Uᵀ·U = H⁻¹: (Uᵀ·U)·H = I, checked on a few columns
+  for (const c of [0, 299, 599]) {
+    for (let i = 0; i < n; i += 37) {
+      let v = 0;
+      for (let k = 0; k < n; k++) {
+        let uu = 0;
+        for (let p = 0; p <= Math.min(i, k); p++) uu += one[p * n + i]! * one[p * n + k]!;
+        v += uu * h[k * n + c]!;
+      }
+      assert.ok(Math.abs(v - (i === c ? 1 : 0)) < 1e-8, `(UᵀU·H)[${i}][${c}] = ${v}`);
+    }
+  }
+  for (const parts of [2, 3]) assert.deepEqual(await inverseCholeskyUpperParallel(h, n, parts), one, `${parts} threads`);
+  const notPd = spd(n, 8);
+  notPd[300 * n + 300] = -1;
+  assert.equal(await inverseCholeskyUpperParallel(notPd, n, 2), null);
+  // the splits cover every row / column once, in order
+  for (const [ranges, total] of [[lowerTriangleRanges(537, 3), 537], [inverseColumnRanges(600, 3), 600]] as const) {
+    assert.equal(ranges[0]![0], 0);
+    assert.equal(ranges[ranges.length - 1]![1], total);
+    for (let i = 1; i < ranges.length; i++) assert.equal(ranges[i]![0], ranges[i - 1]![1]);
+  }
 });
 
 /**

@@ -1,7 +1,10 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { WhittleError } from '../../api/errors.ts';
-import { TASKS, triangleRanges, type CpuTasks, type GptqRowParams } from './kernels-cpu.mjs';
+import {
+  CHOLESKY_BLOCK, choleskyPanel, inverseCholeskyUpper, inverseColumnRanges, lowerTriangleRanges, reverseBoth, TASKS, triangleRanges,
+  type CpuTasks, type GptqRowParams,
+} from './kernels-cpu.mjs';
 
 /**
  * The worker-thread CPU path of the compute kernels (SPEC §2, §7): kernels-cpu.mjs run in worker
@@ -136,4 +139,54 @@ export async function gramWithWorker(threads: CpuThreads | null, b: Float64Array
   const worker = threads.run('gram', { b, C, t, k, acc, i0: w0, i1: w1 }, 0);
   TASKS.gram({ b, C, t, k, acc, i0: a0, i1: a1 });
   await worker;
+}
+
+/** Threads for the dense factorizations: this one and cores − 1 workers (WHITTLE_CPU_THREADS: the total). */
+function factorParts(): number {
+  const env = Number(process.env.WHITTLE_CPU_THREADS);
+  return Number.isInteger(env) && env >= 1 ? env : availableParallelism();
+}
+
+let factorPool: CpuThreads | null = null;
+
+/** Work (multiply-adds) under which a split costs more in messages than it saves. */
+const SPLIT_MIN_WORK = 1 << 21;
+
+/**
+ * Runs `task` over `ranges`: the first on this thread, the others on the factorization pool's
+ * workers (idle workers do not keep the process alive).
+ */
+async function splitRun<T extends 'choleskyTrailing' | 'invertLowerColumns'>(
+  task: T, ranges: [number, number][], input: (range: [number, number]) => Parameters<CpuTasks[T]>[0],
+): Promise<void> {
+  if (ranges.length > 1) factorPool ??= new CpuThreads(Math.max(2, ranges.length - 1));
+  const others = ranges.slice(1).map((r, lane) => factorPool!.run(task, input(r), lane));
+  (TASKS[task] as (i: Parameters<CpuTasks[T]>[0]) => null)(input(ranges[0]!));
+  await Promise.all(others);
+}
+
+/**
+ * inverseCholeskyUpper (kernels-cpu.mjs) with the blocked Cholesky's trailing updates and the
+ * triangular inverse's columns split over this thread and cores − 1 workers: the same operations on
+ * every entry in the same order, so the same bits whatever the thread count. The k = 4,608 factor
+ * of a 3×3 conv of 512 channels is 2·10¹⁰ multiply-adds. Returns null when H is not positive definite.
+ */
+export async function inverseCholeskyUpperParallel(h: Float64Array, n: number, parts = factorParts()): Promise<Float64Array | null> {
+  if (parts <= 1 || n < 256) return inverseCholeskyUpper(h, n);
+  const rev = reverseBoth(h, n, sharedArray(Float64Array, n * n));
+  const l = sharedArray(Float64Array, n * n);
+  for (let i = 0; i < n; i++) { const r = i * n; for (let j = 0; j <= i; j++) l[r + j] = rev[r + j]!; }
+  const panel = sharedArray(Float64Array, n * CHOLESKY_BLOCK);
+  for (let kb = 0; kb < n; kb += CHOLESKY_BLOCK) {
+    const ke = Math.min(kb + CHOLESKY_BLOCK, n);
+    if (!choleskyPanel(l, n, kb, ke, panel)) return null;
+    const m = n - ke;
+    if (m === 0) break;
+    const w = ke - kb;
+    const ranges = (m * m * w) / 2 < SPLIT_MIN_WORK ? [[0, m] as [number, number]] : lowerTriangleRanges(m, parts);
+    await splitRun('choleskyTrailing', ranges, ([i0, i1]) => ({ l, n, ke, w, panel, i0, i1 }));
+  }
+  const x = sharedArray(Float64Array, n * n);
+  await splitRun('invertLowerColumns', inverseColumnRanges(n, parts), ([j0, j1]) => ({ l, n, x, j0, j1 }));
+  return reverseBoth(x, n, new Float64Array(n * n));
 }

@@ -59,7 +59,7 @@ export interface LayerResult extends PrunedLayer {
  * Prunes W [rows × K] (row-major, one group) in place.
  * `segment`: N:M groups of M consecutive columns never cross a multiple of it.
  */
-export type GroupPruner = (w: Float64Array, rows: number, k: number, segment: number, stats: GroupStats, target: Target, warn: (m: string) => void) => void;
+export type GroupPruner = (w: Float64Array, rows: number, k: number, segment: number, stats: GroupStats, target: Target, warn: (m: string) => void) => void | Promise<void>;
 
 export function parseTarget(passName: string, options: CalibratedPruneOptions): Target {
   if (options.pattern !== undefined) {
@@ -130,7 +130,7 @@ export async function runCalibratedPrune(
       for (let j = 0; j < layer.k; j++) if (st.sqNorm[j] === 0) dead++;
       const rows = layer.rowsPerGroup;
       const view = after.subarray(g * rows * layer.k, (g + 1) * rows * layer.k);
-      prune(view, rows, layer.k, layer.segment, st, targetOf.get(layer.weight) ?? target, (m) => warn(`${label}: ${m}`));
+      await prune(view, rows, layer.k, layer.segment, st, targetOf.get(layer.weight) ?? target, (m) => warn(`${label}: ${m}`));
     }
     writeMatrix(layer, after);
     const zeros = layer.weight.tensor.countZeros();

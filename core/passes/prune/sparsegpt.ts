@@ -3,7 +3,7 @@ import type { Model } from '../../../native-models/ir/model.ts';
 import type { Pass, PassContext, PassReport } from '../pass.ts';
 import type { GroupStats } from './layer-inputs.ts';
 import { nmGroup, runCalibratedPrune, type CalibratedPruneOptions, type Target } from './layer-inputs-pass.ts';
-import { inverseCholeskyUpper } from '../../../native-models/gpu/kernels-cpu.mjs';
+import { dampedInverseFactor } from '../quantize/gptq.ts';
 
 /**
  * SparseGPT (Frantar & Alistarh 2023, "Massive Language Models Can Be Accurately Pruned in
@@ -35,31 +35,11 @@ export const sparseGptPrunePass: Pass<SparseGptOptions> = {
   },
 };
 
-/** The upper Cholesky factor of (H + λI)⁻¹, raising λ tenfold (with a warning) until it exists. */
-function inverseHessianFactor(h: Float64Array, k: number, percdamp: number, warn: (m: string) => void): Float64Array {
-  let mean = 0;
-  for (let j = 0; j < k; j++) mean += h[j * k + j]!;
-  mean /= k;
-  let damp = Math.max(percdamp, 1e-8) * mean;
-  for (let attempt = 0; attempt < 8; attempt++, damp *= 10) {
-    const a = h.slice();
-    for (let j = 0; j < k; j++) a[j * k + j] = a[j * k + j]! + damp;
-    // GPTQ's factorization: U from one Cholesky and one triangular inverse, without forming H⁻¹
-    // (2k³/3 flops instead of 4k³/3: the cost of a 3×3 conv of 512 channels, k = 4,608)
-    const u = inverseCholeskyUpper(a, k);
-    if (u) {
-      if (attempt > 0) warn(`Hessian not positive definite with the requested dampening; used λ = ${damp.toExponential(2)} (${(damp / mean).toExponential(1)}·mean diag)`);
-      return u;
-    }
-  }
-  throw new WhittleError('RUNTIME', 'the calibration Hessian could not be inverted even with heavy dampening (are the activations finite?)');
-}
-
 /** Prunes one group's W [rows × K] in place with SparseGPT, updating the kept weights. */
-export function sparseGptPruneGroup(
+export async function sparseGptPruneGroup(
   w: Float64Array, rows: number, k: number, segment: number, stats: GroupStats, target: Target,
   opts: { percdamp: number; blockSize: number }, warn: (m: string) => void,
-): void {
+): Promise<void> {
   if (!stats.xtx) throw new WhittleError('INTERNAL', 'SparseGPT needs XᵀX');
   const scale = stats.rows > 0 ? 2 / stats.rows : 0;
   const h = Float64Array.from(stats.xtx, (v) => v * scale);
@@ -68,7 +48,9 @@ export function sparseGptPruneGroup(
     h[j * k + j] = 1;
     for (let r = 0; r < rows; r++) w[r * k + j] = 0;
   }
-  const u = inverseHessianFactor(h, k, opts.percdamp, warn);
+  // GPTQ's factorization on every core: one Cholesky and one triangular inverse, 2k³/3 flops (k = 4,608
+  // for a 3×3 conv of 512 channels), where forming H⁻¹ and factoring it again took 4k³/3
+  const { u } = await dampedInverseFactor(h, k, opts.percdamp, warn, 'SparseGPT');
   const mask = new Uint8Array(rows * k);
   const errBlock = new Float64Array(rows * (opts.blockSize + (target.kind === 'nm' ? target.m : 0)));
   const score = (r: number, j: number) => {

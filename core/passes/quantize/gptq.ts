@@ -1,7 +1,7 @@
 import { WhittleError } from '../../../api/errors.ts';
-import { groupParams as groupParamsInto, inverseCholeskyUpper } from '../../../native-models/gpu/kernels-cpu.mjs';
+import { groupParams as groupParamsInto } from '../../../native-models/gpu/kernels-cpu.mjs';
 import type { GpuGptqOptions, GptqResult } from '../../../native-models/gpu/kernels-gpu.ts';
-import { CpuThreads, gptqParallel, sharedArray, toShared } from '../../../native-models/gpu/threads.ts';
+import { CpuThreads, gptqParallel, inverseCholeskyUpperParallel, sharedArray, toShared } from '../../../native-models/gpu/threads.ts';
 
 /**
  * GPTQ (Frantar, Ashkboos, Hoefler & Alistarh 2022, "GPTQ: Accurate Post-Training Quantization for
@@ -47,23 +47,26 @@ export interface GptqOptions extends GpuGptqOptions {
 
 export type { GptqResult } from '../../../native-models/gpu/kernels-gpu.ts';
 
-/** Adds λ·I and factors: U upper with (H + λI)⁻¹ = UᵀU, raising λ tenfold until it exists. */
-export function dampedInverseFactor(h: Float64Array, k: number, percdamp: number, warn: (m: string) => void): { u: Float64Array; damp: number } {
+/**
+ * Adds λ·I and factors: U upper with (H + λI)⁻¹ = UᵀU, raising λ tenfold (with a warning) until it
+ * exists. GPTQ and SparseGPT both: the factor runs on every core (inverseCholeskyUpperParallel).
+ */
+export async function dampedInverseFactor(h: Float64Array, k: number, percdamp: number, warn: (m: string) => void, method = 'GPTQ'): Promise<{ u: Float64Array; damp: number }> {
   let mean = 0;
   for (let j = 0; j < k; j++) mean += h[j * k + j]!;
   mean /= k;
-  if (!(mean > 0) || !Number.isFinite(mean)) throw new WhittleError('RUNTIME', 'GPTQ: the calibration Hessian has no positive diagonal (are the activations finite and not all zero?)');
+  if (!(mean > 0) || !Number.isFinite(mean)) throw new WhittleError('RUNTIME', `${method}: the calibration Hessian has no positive diagonal (are the activations finite and not all zero?)`);
   let damp = Math.max(percdamp, 1e-8) * mean;
   for (let attempt = 0; attempt < 8; attempt++, damp *= 10) {
     const a = h.slice();
     for (let j = 0; j < k; j++) a[j * k + j] = a[j * k + j]! + damp;
-    const u = inverseCholeskyUpper(a, k);
+    const u = await inverseCholeskyUpperParallel(a, k);
     if (u) {
       if (attempt > 0) warn(`Hessian not positive definite with the requested dampening; used λ = ${damp.toExponential(2)} (${(damp / mean).toExponential(1)}·mean diag)`);
       return { u, damp };
     }
   }
-  throw new WhittleError('RUNTIME', 'GPTQ: the calibration Hessian could not be factored even with heavy dampening (are the activations finite?)');
+  throw new WhittleError('RUNTIME', `${method}: the calibration Hessian could not be factored even with heavy dampening (are the activations finite?)`);
 }
 
 /** Static group parameters from the unquantized weights (SPEC §8 per group, as RTN computes them). */
@@ -125,7 +128,7 @@ export async function gptqQuantize(w: Float64Array, rows: number, k: number, h: 
     hp = new Float64Array(k * k);
     for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) hp[i * k + j] = hh[perm[i]! * k + perm[j]!]!;
   }
-  const { u, damp } = dampedInverseFactor(hp, k, percdamp, warn);
+  const { u, damp } = await dampedInverseFactor(hp, k, percdamp, warn);
   const t1 = performance.now();
   const threads = o.threads ?? new CpuThreads(1);
   const parallel = threads.size > 1;
