@@ -17,7 +17,6 @@ export function choleskyLower(a: Float64Array, n: number, l?: Float64Array, pane
 export function invertLowerColumns(l: Float64Array, n: number, x: Float64Array, j0: number, j1: number): void;
 export function inverseColumnRanges(n: number, parts: number): [number, number][];
 export function invertLowerRows(l: Float64Array, n: number): Float64Array;
-export function reverseBoth(a: Float64Array, n: number, out?: Float64Array): Float64Array;
 export function inverseCholeskyUpper(h: Float64Array, n: number): Float64Array | null;
 
 export const GPTQ_ROW_TILE: number;

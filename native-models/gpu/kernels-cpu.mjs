@@ -223,12 +223,6 @@ export function invertLowerRows(l, n) {
   return x;
 }
 
-/** P·A·P for the order reversal P, into `out`. */
-export function reverseBoth(a, n, out = new Float64Array(n * n)) {
-  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) out[i * n + j] = a[(n - 1 - i) * n + (n - 1 - j)];
-  return out;
-}
-
 /**
  * U upper triangular with H⁻¹ = Uᵀ·U (GPTQ's `cholesky(inverse(H), upper=True)`), without forming
  * H⁻¹: with P the order reversal, P·H·P = L̃·L̃ᵀ gives H = R·Rᵀ for the upper R = P·L̃·P, so
@@ -236,10 +230,10 @@ export function reverseBoth(a, n, out = new Float64Array(n * n)) {
  * instead of 4n³/3). Returns null when H is not positive definite. threads.ts has the same on threads.
  */
 export function inverseCholeskyUpper(h, n) {
-  const rev = reverseBoth(h, n);
-  const l = choleskyLower(rev, n);
+  // reversing both axes of a row-major n×n matrix is reversing its n² entries
+  const l = choleskyLower(h.slice().reverse(), n);
   if (!l) return null;
-  return reverseBoth(invertLowerRows(l, n), n, rev);
+  return invertLowerRows(l, n).reverse();
 }
 
 // ---------------------------------------------------------------------------------------------

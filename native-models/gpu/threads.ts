@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { WhittleError } from '../../api/errors.ts';
 import {
-  CHOLESKY_BLOCK, choleskyPanel, inverseCholeskyUpper, inverseColumnRanges, lowerTriangleRanges, reverseBoth, TASKS, triangleRanges,
+  CHOLESKY_BLOCK, choleskyPanel, inverseCholeskyUpper, inverseColumnRanges, lowerTriangleRanges, TASKS, triangleRanges,
   type CpuTasks, type GptqRowParams,
 } from './kernels-cpu.mjs';
 
@@ -173,9 +173,10 @@ async function splitRun<T extends 'choleskyTrailing' | 'invertLowerColumns'>(
  */
 export async function inverseCholeskyUpperParallel(h: Float64Array, n: number, parts = factorParts()): Promise<Float64Array | null> {
   if (parts <= 1 || n < 256) return inverseCholeskyUpper(h, n);
-  const rev = reverseBoth(h, n, sharedArray(Float64Array, n * n));
+  // the lower triangle of P·H·P (P the order reversal: entry p of the flat array is entry n² − 1 − p)
   const l = sharedArray(Float64Array, n * n);
-  for (let i = 0; i < n; i++) { const r = i * n; for (let j = 0; j <= i; j++) l[r + j] = rev[r + j]!; }
+  const last = n * n - 1;
+  for (let i = 0; i < n; i++) { const r = i * n; for (let j = 0; j <= i; j++) l[r + j] = h[last - r - j]!; }
   const panel = sharedArray(Float64Array, n * CHOLESKY_BLOCK);
   for (let kb = 0; kb < n; kb += CHOLESKY_BLOCK) {
     const ke = Math.min(kb + CHOLESKY_BLOCK, n);
@@ -188,5 +189,5 @@ export async function inverseCholeskyUpperParallel(h: Float64Array, n: number, p
   }
   const x = sharedArray(Float64Array, n * n);
   await splitRun('invertLowerColumns', inverseColumnRanges(n, parts), ([j0, j1]) => ({ l, n, x, j0, j1 }));
-  return reverseBoth(x, n, new Float64Array(n * n));
+  return x.reverse();
 }
