@@ -19,6 +19,9 @@ export function inverseColumnRanges(n: number, parts: number): [number, number][
 export function invertLowerRows(l: Float64Array, n: number): Float64Array;
 export function inverseCholeskyUpper(h: Float64Array, n: number): Float64Array | null;
 
+export interface NmPattern { n: number; m: number; segment: number }
+export function sparseGptRows(w: Float64Array, u: Float64Array, mask: Uint8Array, k: number, i1: number, i2: number, r0: number, r1: number, nm: NmPattern | null): void;
+
 export const GPTQ_ROW_TILE: number;
 export function groupParams(lo: number, hi: number, qmin: number, qmax: number, symmetric: boolean, out: Float64Array): void;
 
@@ -48,6 +51,7 @@ export interface CpuTasks {
   gptqRows: (input: { w: Floats; u: Floats; p: GptqRowParams; r0: number; r1: number; q: Uint8Array; scales: Float32Array; zeros: Uint8Array }) => number;
   choleskyTrailing: (input: { l: Float64Array; n: number; ke: number; w: number; panel: Float64Array; i0: number; i1: number }) => null;
   invertLowerColumns: (input: { l: Float64Array; n: number; x: Float64Array; j0: number; j1: number }) => null;
+  sparseGptRows: (input: { w: Float64Array; u: Float64Array; mask: Uint8Array; k: number; i1: number; i2: number; r0: number; r1: number; nm: NmPattern | null }) => null;
   minMax: (input: { values: Floats; start: number; end: number }) => { min: number; max: number; nonFinite: number };
   histogram: (input: { values: Floats; lo: number; hi: number; bins: number; start: number; end: number }) => Uint32Array;
 }

@@ -237,6 +237,58 @@ export function inverseCholeskyUpper(h, n) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// SparseGPT column-block updates (Frantar & Alistarh 2023), for a range of output rows
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * SparseGPT's updates of rows [r0, r1) of W [rows × k] (float64, in place) over the column block
+ * [i1, i2), U the upper factor of H⁻¹: column by column, an N:M mask (`nm`: { n, m, segment }) is
+ * chosen per row at each group's first column by w²/U_jj², every masked weight is zeroed and its error
+ * spread over the block's later columns; then the block's errors reach the columns after it (the lazy
+ * batch update). `mask` (rows × k, 1 = prune) holds the block's unstructured choice, made beforehand
+ * over all rows; N:M choices are written into it. Rows are independent, so threads split them, and
+ * each row's operations are those of the whole loop in the same order.
+ */
+export function sparseGptRows(w, u, mask, k, i1, i2, r0, r1, nm) {
+  const count = i2 - i1;
+  const err = new Float64Array(count);
+  for (let r = r0; r < r1; r++) {
+    const off = r * k;
+    for (let i = 0; i < count; i++) {
+      const col = i1 + i;
+      if (nm) {
+        const seg0 = Math.floor(col / nm.segment) * nm.segment;
+        const gs = seg0 + Math.floor((col - seg0) / nm.m) * nm.m;
+        const ge = Math.min(gs + nm.m, seg0 + nm.segment, k);
+        const prune = ge - gs - Math.min(nm.n, ge - gs);
+        if (gs === col && prune > 0) {
+          const score = (j) => { const d = u[j * k + j], v = w[off + j]; return (v * v) / (d * d); };
+          const idx = Array.from({ length: ge - gs }, (_, t) => gs + t);
+          idx.sort((a, b) => score(a) - score(b) || a - b);
+          for (let t = 0; t < prune; t++) mask[off + idx[t]] = 1;
+        }
+      }
+      let e = 0;
+      if (mask[off + col]) {
+        const urow = col * k;
+        e = w[off + col] / u[urow + col];
+        w[off + col] = 0;
+        if (e !== 0) for (let j = col + 1; j < i2; j++) w[off + j] -= e * u[urow + j];
+      }
+      err[i] = e;
+    }
+    if (i2 < k) {
+      for (let i = 0; i < count; i++) {
+        const e = err[i];
+        if (e === 0) continue;
+        const urow = (i1 + i) * k;
+        for (let j = i2; j < k; j++) w[off + j] -= e * u[urow + j];
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // GPTQ column-block updates (Frantar et al. 2022, Algorithm 1), for a range of output rows
 // ---------------------------------------------------------------------------------------------
 
@@ -404,6 +456,7 @@ export const TASKS = {
   gptqRows: ({ w, u, p, r0, r1, q, scales, zeros }) => gptqRows(w, u, p, r0, r1, q, scales, zeros),
   choleskyTrailing: ({ l, n, ke, w, panel, i0, i1 }) => { choleskyTrailing(l, n, ke, w, panel, i0, i1); return null; },
   invertLowerColumns: ({ l, n, x, j0, j1 }) => { invertLowerColumns(l, n, x, j0, j1); return null; },
+  sparseGptRows: ({ w, u, mask, k, i1, i2, r0, r1, nm }) => { sparseGptRows(w, u, mask, k, i1, i2, r0, r1, nm); return null; },
   minMax: ({ values, start, end }) => minMax(values, start, end),
   histogram: ({ values, lo, hi, bins, start, end }) => { const c = new Uint32Array(bins); histogram(values, lo, hi, bins, c, start, end); return c; },
 };

@@ -142,7 +142,7 @@ export async function gramWithWorker(threads: CpuThreads | null, b: Float64Array
 }
 
 /** Threads for the dense factorizations: this one and cores − 1 workers (WHITTLE_CPU_THREADS: the total). */
-function factorParts(): number {
+export function factorParts(): number {
   const env = Number(process.env.WHITTLE_CPU_THREADS);
   return Number.isInteger(env) && env >= 1 ? env : availableParallelism();
 }
@@ -150,13 +150,13 @@ function factorParts(): number {
 let factorPool: CpuThreads | null = null;
 
 /** Work (multiply-adds) under which a split costs more in messages than it saves. */
-const SPLIT_MIN_WORK = 1 << 21;
+export const SPLIT_MIN_WORK = 1 << 21;
 
 /**
- * Runs `task` over `ranges`: the first on this thread, the others on the factorization pool's
- * workers (idle workers do not keep the process alive).
+ * Runs `task` over `ranges`: the first on this thread, the others on the pool's workers (idle
+ * workers do not keep the process alive). Inputs the workers write must be shared arrays.
  */
-async function splitRun<T extends 'choleskyTrailing' | 'invertLowerColumns'>(
+export async function splitRun<T extends 'choleskyTrailing' | 'invertLowerColumns' | 'sparseGptRows'>(
   task: T, ranges: [number, number][], input: (range: [number, number]) => Parameters<CpuTasks[T]>[0],
 ): Promise<void> {
   if (ranges.length > 1) factorPool ??= new CpuThreads(Math.max(2, ranges.length - 1));

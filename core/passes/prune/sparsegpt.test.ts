@@ -3,7 +3,8 @@ import { describe, it } from 'node:test';
 import { createPassContext } from '../pass.ts';
 import { matmulModel, memoryDataset } from './layer-inputs-testing.ts';
 import type { LayerResult } from './layer-inputs-pass.ts';
-import { sparseGptPrunePass } from './sparsegpt.ts';
+import { seededGaussian } from '../../../native-models/ir/random.ts';
+import { sparseGptPruneGroup, sparseGptPrunePass } from './sparsegpt.ts';
 import { wandaPrunePass } from './wanda.ts';
 
 /** x = [a, a, 0, b]: features 0 and 1 are the same signal, feature 2 is dead. */
@@ -67,5 +68,30 @@ describe('sparsegpt', () => {
     const report = await sparseGptPrunePass.run(model, { sparsity: 0.7, blockSize: 8, data: memoryDataset('x', [k], samples) }, createPassContext());
     const layer = (report.details!['layers'] as LayerResult[])[0]!;
     assert.equal(layer.zeros, Math.round(0.7 * k * n));
+  });
+
+  it('splits rows over threads with the same bits as one thread, unstructured and 2:4', async () => {
+    const [rows, k, n] = [300, 400, 500]; // large enough for the factor and the row updates to split
+    const x = seededGaussian(n * k, 3);
+    const xtx = new Float64Array(k * k);
+    for (let r = 0; r < n; r++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) xtx[i * k + j] = xtx[i * k + j]! + x[r * k + i]! * x[r * k + j]!;
+    const stats = { k, xtx, rows: n, sqNorm: new Float64Array(k), sum: new Float64Array(k) };
+    const saved = process.env.WHITTLE_CPU_THREADS;
+    try {
+      for (const target of [{ kind: 'unstructured' as const, sparsity: 0.5 }, { kind: 'nm' as const, n: 2, m: 4 }]) {
+        const pruned: Float64Array[] = [];
+        for (const threads of ['1', '3']) {
+          process.env.WHITTLE_CPU_THREADS = threads;
+          const w = Float64Array.from(seededGaussian(rows * k, 4));
+          await sparseGptPruneGroup(w, rows, k, k, stats, target, { percdamp: 0.01, blockSize: 128 }, () => {});
+          pruned.push(w);
+        }
+        assert.equal(pruned[0]!.filter((v) => v === 0).length, rows * k / 2, target.kind);
+        assert.deepEqual(pruned[1], pruned[0], `${target.kind}: 3 threads = 1 thread`);
+      }
+    } finally {
+      if (saved === undefined) delete process.env.WHITTLE_CPU_THREADS;
+      else process.env.WHITTLE_CPU_THREADS = saved;
+    }
   });
 });

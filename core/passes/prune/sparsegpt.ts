@@ -3,6 +3,7 @@ import type { Model } from '../../../native-models/ir/model.ts';
 import type { Pass, PassContext, PassReport } from '../pass.ts';
 import type { GroupStats } from './layer-inputs.ts';
 import { nmGroup, runCalibratedPrune, type CalibratedPruneOptions, type Target } from './layer-inputs-pass.ts';
+import { evenRanges, factorParts, sharedArray, SPLIT_MIN_WORK, splitRun, toShared } from '../../../native-models/gpu/threads.ts';
 import { dampedInverseFactor } from '../quantize/gptq.ts';
 
 /**
@@ -51,11 +52,15 @@ export async function sparseGptPruneGroup(
   // GPTQ's factorization on every core: one Cholesky and one triangular inverse, 2k³/3 flops (k = 4,608
   // for a 3×3 conv of 512 channels), where forming H⁻¹ and factoring it again took 4k³/3
   const { u } = await dampedInverseFactor(h, k, opts.percdamp, warn, 'SparseGPT');
-  const mask = new Uint8Array(rows * k);
-  const errBlock = new Float64Array(rows * (opts.blockSize + (target.kind === 'nm' ? target.m : 0)));
+  const parts = factorParts();
+  // worker threads write the weights and N:M masks in place
+  const ws = parts > 1 ? toShared(w) : w;
+  const us = parts > 1 ? toShared(u) : u;
+  const mask = parts > 1 ? sharedArray(Uint8Array, rows * k) : new Uint8Array(rows * k);
+  const nm = target.kind === 'nm' ? { n: target.n, m: target.m, segment } : null;
   const score = (r: number, j: number) => {
-    const d = u[j * k + j]!;
-    const v = w[r * k + j]!;
+    const d = us[j * k + j]!;
+    const v = ws[r * k + j]!;
     return (v * v) / (d * d);
   };
   let prunedSoFar = 0;
@@ -81,44 +86,10 @@ export async function sparseGptPruneGroup(
         prunedSoFar += want;
       }
     }
-    for (let i = 0; i < count; i++) {
-      const col = i1 + i;
-      if (target.kind === 'nm') {
-        const [gs, ge] = nmGroup(col, target.m, segment, k);
-        const prune = ge - gs - Math.min(target.n, ge - gs);
-        if (gs === col && prune > 0) {
-          const idx = Array.from({ length: ge - gs }, (_, t) => gs + t);
-          for (let r = 0; r < rows; r++) {
-            idx.sort((a, b) => score(r, a) - score(r, b) || a - b);
-            for (let t = 0; t < prune; t++) mask[r * k + idx[t]!] = 1;
-          }
-        }
-      }
-      const d = u[col * k + col]!;
-      const urow = col * k;
-      for (let r = 0; r < rows; r++) {
-        const off = r * k;
-        let e = 0;
-        if (mask[off + col]) {
-          e = w[off + col]! / d;
-          w[off + col] = 0;
-          if (e !== 0) for (let j = col + 1; j < i2; j++) w[off + j] = w[off + j]! - e * u[urow + j]!;
-        }
-        errBlock[r * count + i] = e;
-      }
-    }
-    // the block's errors reach the columns after it in one pass (the lazy batch update)
-    if (i2 < k) {
-      for (let r = 0; r < rows; r++) {
-        const off = r * k;
-        for (let i = 0; i < count; i++) {
-          const e = errBlock[r * count + i]!;
-          if (e === 0) continue;
-          const urow = (i1 + i) * k;
-          for (let j = i2; j < k; j++) w[off + j] = w[off + j]! - e * u[urow + j]!;
-        }
-      }
-    }
+    // rows are independent once the block's mask is chosen: split over every core (sparseGptRows)
+    const ranges = parts > 1 && rows * count * (k - i1) >= SPLIT_MIN_WORK ? evenRanges(rows, parts) : [[0, rows] as [number, number]];
+    await splitRun('sparseGptRows', ranges, ([r0, r1]) => ({ w: ws, u: us, mask, k, i1, i2, r0, r1, nm }));
     i1 = i2;
   }
+  if (ws !== w) w.set(ws);
 }
