@@ -7,6 +7,7 @@ export function xtxAccumulate(x: Floats, rows: number, k: number, acc: Float64Ar
 export function roundUp4(k: number): number;
 export function gramChunk(b: Float64Array, C: number, t: number, k: number, acc: Float64Array, i0?: number, i1?: number): void;
 export function mirrorUpper(a: Float64Array | Float32Array, k: number): void;
+export function workRanges(n: number, parts: number, work: (i: number) => number): [number, number][];
 export function triangleRanges(k: number, parts: number): [number, number][];
 
 export const CHOLESKY_BLOCK: number;
@@ -19,6 +20,7 @@ export function inverseColumnRanges(n: number, parts: number): [number, number][
 export function invertLowerRows(l: Float64Array, n: number): Float64Array;
 export function inverseCholeskyUpper(h: Float64Array, n: number): Float64Array | null;
 
+export function nmGroup(c: number, m: number, segment: number, k: number): [number, number];
 export interface NmPattern { n: number; m: number; segment: number }
 export function sparseGptRows(w: Float64Array, u: Float64Array, mask: Uint8Array, k: number, i1: number, i2: number, r0: number, r1: number, nm: NmPattern | null): void;
 

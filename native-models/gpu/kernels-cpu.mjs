@@ -80,20 +80,26 @@ export function mirrorUpper(a, k) {
   for (let i = 0; i < k; i++) for (let j = 0; j < i; j++) a[i * k + j] = a[j * k + i];
 }
 
-/** Splits rows [0, k) of an upper triangle into `parts` ranges of about equal work (k − i per row). */
-export function triangleRanges(k, parts) {
-  const total = (k * (k + 1)) / 2;
+/** Splits [0, n) into at most `parts` contiguous ranges of about equal total `work(i)`. */
+export function workRanges(n, parts, work) {
+  let total = 0;
+  for (let i = 0; i < n; i++) total += work(i);
   const out = [];
   let start = 0, done = 0;
-  for (let p = 1; p <= parts && start < k; p++) {
+  for (let p = 1; p <= parts && start < n; p++) {
     const target = (total * p) / parts;
     let end = start;
-    while (end < k && (done < target || end === start)) { done += k - end; end++; }
-    if (p === parts) end = k;
+    while (end < n && (done < target || end === start)) { done += work(end); end++; }
+    if (p === parts) end = n;
     out.push([start, end]);
     start = end;
   }
   return out;
+}
+
+/** Splits rows [0, k) of an upper triangle into `parts` ranges of about equal work (k − i per row). */
+export function triangleRanges(k, parts) {
+  return workRanges(k, parts, (i) => k - i);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -158,7 +164,7 @@ export function choleskyTrailing(l, n, ke, w, panel, i0, i1) {
 
 /** Rows [0, m) of a lower triangle (row i: i + 1 entries) in `parts` ranges of about equal work. */
 export function lowerTriangleRanges(m, parts) {
-  return triangleRanges(m, parts).map(([a, b]) => [m - b, m - a]).reverse();
+  return workRanges(m, parts, (i) => i + 1);
 }
 
 /**
@@ -201,19 +207,7 @@ export function invertLowerColumns(l, n, x, j0, j1) {
 
 /** Columns [0, n) of a lower-triangular inverse (column j: about (n − j)² / 2 work) in `parts` ranges of equal work. */
 export function inverseColumnRanges(n, parts) {
-  let total = 0;
-  for (let j = 0; j < n; j++) total += (n - j) * (n - j);
-  const out = [];
-  let start = 0, done = 0;
-  for (let p = 1; p <= parts && start < n; p++) {
-    const target = (total * p) / parts;
-    let end = start;
-    while (end < n && (done < target || end === start)) { done += (n - end) * (n - end); end++; }
-    if (p === parts) end = n;
-    out.push([start, end]);
-    start = end;
-  }
-  return out;
+  return workRanges(n, parts, (j) => (n - j) * (n - j));
 }
 
 /** Inverse of a lower-triangular matrix (all columns of invertLowerColumns). */
@@ -240,6 +234,13 @@ export function inverseCholeskyUpper(h, n) {
 // SparseGPT column-block updates (Frantar & Alistarh 2023), for a range of output rows
 // ---------------------------------------------------------------------------------------------
 
+/** [start, end) of the N:M group holding column c (groups restart at every segment). */
+export function nmGroup(c, m, segment, k) {
+  const seg0 = Math.floor(c / segment) * segment;
+  const start = seg0 + Math.floor((c - seg0) / m) * m;
+  return [start, Math.min(start + m, seg0 + segment, k)];
+}
+
 /**
  * SparseGPT's updates of rows [r0, r1) of W [rows × k] (float64, in place) over the column block
  * [i1, i2), U the upper factor of H⁻¹: column by column, an N:M mask (`nm`: { n, m, segment }) is
@@ -252,21 +253,24 @@ export function inverseCholeskyUpper(h, n) {
 export function sparseGptRows(w, u, mask, k, i1, i2, r0, r1, nm) {
   const count = i2 - i1;
   const err = new Float64Array(count);
+  // N:M: the end of the group that starts at each column of the block (−1 where none starts)
+  const groupEnd = new Int32Array(count).fill(-1);
+  if (nm) {
+    for (let i = 0; i < count; i++) {
+      const [gs, ge] = nmGroup(i1 + i, nm.m, nm.segment, k);
+      if (gs === i1 + i && ge - gs > nm.n) groupEnd[i] = ge;
+    }
+  }
   for (let r = r0; r < r1; r++) {
     const off = r * k;
     for (let i = 0; i < count; i++) {
       const col = i1 + i;
-      if (nm) {
-        const seg0 = Math.floor(col / nm.segment) * nm.segment;
-        const gs = seg0 + Math.floor((col - seg0) / nm.m) * nm.m;
-        const ge = Math.min(gs + nm.m, seg0 + nm.segment, k);
-        const prune = ge - gs - Math.min(nm.n, ge - gs);
-        if (gs === col && prune > 0) {
-          const score = (j) => { const d = u[j * k + j], v = w[off + j]; return (v * v) / (d * d); };
-          const idx = Array.from({ length: ge - gs }, (_, t) => gs + t);
-          idx.sort((a, b) => score(a) - score(b) || a - b);
-          for (let t = 0; t < prune; t++) mask[off + idx[t]] = 1;
-        }
+      const ge = groupEnd[i];
+      if (ge >= 0) {
+        const score = (j) => { const d = u[j * k + j], v = w[off + j]; return (v * v) / (d * d); };
+        const idx = Array.from({ length: ge - col }, (_, t) => col + t);
+        idx.sort((a, b) => score(a) - score(b) || a - b);
+        for (let t = 0; t < ge - col - nm.n; t++) mask[off + idx[t]] = 1;
       }
       let e = 0;
       if (mask[off + col]) {

@@ -157,9 +157,5 @@ export async function runCalibratedPrune(
   });
 }
 
-/** [start, end) of the N:M group holding column c (groups restart at every segment). */
-export function nmGroup(c: number, m: number, segment: number, k: number): [number, number] {
-  const seg0 = Math.floor(c / segment) * segment;
-  const start = seg0 + Math.floor((c - seg0) / m) * m;
-  return [start, Math.min(start + m, seg0 + segment, k)];
-}
+/** [start, end) of the N:M group holding column c (one definition, with the SparseGPT row kernel's). */
+export { nmGroup } from '../../../native-models/gpu/kernels-cpu.mjs';
