@@ -11,7 +11,7 @@ import { realInputs } from '../inspect.ts';
 import { openDataset, tokenInputOf, type Dataset, type ModelInputSpec, type PresetName } from './data/index.ts';
 import { evaluationLatencyOptions, measureLatency, type LatencyResult } from './latency.ts';
 import { Agreement, isSequenceScores, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
-import { hasQuantizedOps, RUNTIME_CHECK_LIMIT_BYTES, runtimeCheckWithWarnings, type RuntimeFusion } from '../passes/quantize/runtime-check.ts';
+import { hasQuantizedOps, runtimeCheckWithWarnings, type RuntimeFusion } from '../passes/quantize/runtime-check.ts';
 
 export interface EvalOptions {
   model: string;
@@ -264,11 +264,11 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
 /**
  * A quantized model evaluated on the CPU EP: what onnxruntime runs of it (runtime-check.ts), so a
  * latency figure comes with its reason — the integer kernels, and the float ops between Q/DQ pairs
- * (named in a warning). Not for float models, other EPs, or files over the check's size limit.
+ * (named in a warning). Not for float models or other EPs.
  */
 async function cpuRuntimeCheck(model: Model, ep: string, bytes: number, warnings: string[]): Promise<RuntimeFusion | null> {
-  if (ep !== 'cpu' || bytes > RUNTIME_CHECK_LIMIT_BYTES || !hasQuantizedOps(model)) return null;
-  const check = await runtimeCheckWithWarnings(model.path!);
+  if (ep !== 'cpu' || !hasQuantizedOps(model)) return null;
+  const check = await runtimeCheckWithWarnings(model.path!, bytes);
   warnings.push(...check.warnings);
   return check.fusion;
 }

@@ -32,6 +32,12 @@ export interface CreateSessionOptions {
   intraOpThreads?: number;
   optimizedModelFilePath?: string;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /**
+   * Skip the kernels' weight prepacking (onnxruntime's session.disable_prepacking): for a session
+   * that is only created to see its optimized graph, where packing copies of every weight costs time
+   * and memory for nothing.
+   */
+  disablePrepacking?: boolean;
   /** How error messages name an in-memory model (a path names itself). */
   label?: string;
 }
@@ -67,6 +73,7 @@ function sessionOptions(ep: Ep, o: CreateSessionOptions): InferenceSession.Sessi
   if (o.intraOpThreads !== undefined) opts.intraOpNumThreads = o.intraOpThreads;
   if (o.optimizedModelFilePath !== undefined) opts.optimizedModelFilePath = o.optimizedModelFilePath;
   if (o.graphOptimizationLevel !== undefined) opts.graphOptimizationLevel = o.graphOptimizationLevel;
+  if (o.disablePrepacking) opts.extra = { session: { disable_prepacking: '1' } };
   return opts;
 }
 

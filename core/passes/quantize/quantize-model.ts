@@ -14,7 +14,7 @@ import { gptqQuantizePass, type GptqChoice } from './gptq-pass.ts';
 import { DEFAULT_STATIC_OP_TYPES, foldBatchNormsFor, staticQdqPass } from './static-qdq.ts';
 import { biasCorrectionCandidates, channelMeans, correctableLayers, correctStaticBiases, type BiasCorrectionReport } from './static-bias-correction.ts';
 import { gptqStaticWeights } from './static-gptq.ts';
-import { RUNTIME_CHECK_LIMIT_BYTES, runtimeCheckWithWarnings, type RuntimeFusion } from './runtime-check.ts';
+import { runtimeCheckWithWarnings, type RuntimeFusion } from './runtime-check.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
 
 /** The SPEC §3 quantize document. */
@@ -242,10 +242,10 @@ export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
 
 /**
  * What onnxruntime's CPU EP makes of a written model (runtime-check.ts), when one of the quantize
- * methods that made it leaves integer kernels to fuse (fp16 has none) and the file is small enough to
- * open once more quickly (RUNTIME_CHECK_LIMIT_BYTES).
+ * methods that made it leaves integer kernels to fuse (fp16 has none). `bytes`: the file's size with
+ * its external data (RUNTIME_CHECK_LIMIT_BYTES).
  */
 export async function quantizedRuntime(methods: readonly QuantizeStep['method'][], output: string, bytes: number): Promise<{ fusion: RuntimeFusion | null; warnings: string[] }> {
-  if (!methods.some((m) => m !== 'fp16') || bytes > RUNTIME_CHECK_LIMIT_BYTES) return { fusion: null, warnings: [] };
-  return runtimeCheckWithWarnings(output);
+  if (!methods.some((m) => m !== 'fp16')) return { fusion: null, warnings: [] };
+  return runtimeCheckWithWarnings(output, bytes);
 }

@@ -6,9 +6,14 @@ import { loadTestBed } from '../../../native-models/zoo/transformer/testbed.ts';
 import { evaluate } from '../../evaluate/evaluate.ts';
 import { fixture } from '../../testing/fixtures.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
+import { readdirSync } from 'node:fs';
+import { Node } from '../../../native-models/ir/model.ts';
+import { readOnnxFile, writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
+import { createSession } from '../../../native-models/runtimes/onnxruntime.ts';
 import { quantizeModel } from './quantize-model.ts';
+import { runtimeCheckWithWarnings, runtimeFusionOf } from './runtime-check.ts';
 import { optimizedModel } from './static-qdq-testing.ts';
-import { tempDir } from './test-models.ts';
+import { buildModel, floatTensor, gaussian, tempDir, valueInfo } from './test-models.ts';
 
 const tmp = tempDir('runtime-check');
 after(tmp.cleanup);
@@ -67,6 +72,42 @@ describe('the quantize report says what onnxruntime runs of the file', () => {
     assert.ok(tables < plain * 1.02, `${plain} → ${tables}`);
     const fp16 = await quantize(bed.model, 'tf-fp16', { method: 'fp16' });
     assert.equal(fp16.runtimeCheck, null);
+  });
+
+  it('the check loads a copy that references the weights where they are: the graph onnxruntime makes of the file itself, nothing left beside it, errors name the file', async () => {
+    // three 768×768 MatMuls: their int8 weights (576 KiB each) stay in the file when it is read lazily
+    const hidden = 768;
+    const mlp = (opType = 'MatMul', domain = '') => buildModel({
+      inputs: [valueInfo('x', DataType.FLOAT, [1, hidden])],
+      outputs: [valueInfo('y', DataType.FLOAT, [1, hidden])],
+      nodes: [0, 1, 2].map((i) => new Node({ name: `fc${i}`, opType: i === 1 ? opType : 'MatMul', domain: i === 1 ? domain : '', inputs: [i === 0 ? 'x' : `h${i - 1}`, `w${i}`], outputs: [i === 2 ? 'y' : `h${i}`] })),
+      initializers: [0, 1, 2].map((i) => floatTensor(`w${i}`, [hidden, hidden], gaussian(hidden * hidden, i + 1, 0.05))),
+    });
+    const inline = join(tmp.dir, 'mlp.onnx');
+    const external = join(tmp.dir, 'mlp-external.onnx');
+    writeOnnxFile(mlp(), inline);
+    writeOnnxFile(mlp(), external, { externalData: true });
+    for (const input of [inline, external]) {
+      const r = await quantizeModel({ input, output: input.replace('.onnx', '-int8.onnx'), step: QuantizeStep.parse({ method: 'dynamic' }), seed: 0 });
+      // what onnxruntime makes of the whole written file, weights parsed and packed
+      const optimizedPath = r.output.replace('.onnx', '-optimized.onnx');
+      const { session } = await createSession(r.output, { ep: 'cpu', graphOptimizationLevel: 'extended', optimizedModelFilePath: optimizedPath });
+      await session.release();
+      const whole = runtimeFusionOf(readOnnxFile(optimizedPath));
+      assert.deepEqual(r.runtimeCheck?.integerKernels, whole.integerKernels, input);
+      assert.deepEqual(whole.integerKernels, { DynamicQuantizeMatMul: 3 });
+      assert.deepEqual(r.runtimeCheck?.floatBetweenQdq, whole.floatBetweenQdq);
+    }
+    assert.deepEqual(readdirSync(tmp.dir).filter((f) => f.includes('whittle-check')), [], 'the copies are removed');
+    // a file onnxruntime cannot load: the note names it, not the copy
+    const unknown = join(tmp.dir, 'unknown-op.onnx');
+    writeOnnxFile(mlp('NoSuchOp', 'com.example'), unknown);
+    const check = await runtimeCheckWithWarnings(unknown, 3 * hidden * hidden * 4);
+    assert.equal(check.fusion, null);
+    assert.equal(check.warnings.length, 1);
+    assert.match(check.warnings[0]!, /could not check what onnxruntime runs of .*unknown-op\.onnx: .*unknown-op\.onnx.*NoSuchOp/);
+    assert.doesNotMatch(check.warnings[0]!, /whittle-check/);
+    assert.deepEqual(readdirSync(tmp.dir).filter((f) => f.includes('whittle-check')), []);
   });
 
   it('eval of a quantized model on the CPU says what runs it: the zoo\'s int8 ShuffleNet keeps one ReduceMean float between Q/DQ; a float model gets no check', async () => {

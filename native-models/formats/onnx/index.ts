@@ -1,2 +1,2 @@
 export { decodeOnnx, readOnnxFile, type ReadOptions, readTensorProtoFile, decodeTensorProto, checkExternalLocation, MAX_PROTO_BYTES } from './read.ts';
-export { writeOnnxFile, type WriteOptions, type WriteReport } from './write.ts';
+export { writeOnnxFile, writeOnnxReferencingWeights, type WriteOptions, type WriteReport } from './write.ts';

@@ -1,9 +1,9 @@
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { badInput, WhittleError } from '../../../api/errors.ts';
 import { AttrType, Graph, Model, Node, SparseTensor, type Attribute, type ValueInfo, type ValueType } from '../../ir/model.ts';
 import { Tensor } from '../../ir/tensor.ts';
-import { encodeInto, SizeCache, type ProtoMessage } from './codec.ts';
+import { encodeInto, encodeMessage, SizeCache, type ProtoMessage } from './codec.ts';
 import { checkExternalLocation, MAX_PROTO_BYTES } from './read.ts';
 import { MODEL_PROTO } from './schema.ts';
 import { FileSink } from './wire.ts';
@@ -147,6 +147,32 @@ export function writeOnnxFile(model: Model, outPath: string, options: WriteOptio
     }
     throw err;
   }
+}
+
+/**
+ * Writes `model` to `outPath` with every tensor that is still in a file (external data, or a payload a
+ * lazy read left in the model file) referenced where it is — external data entries naming that file,
+ * offset and length — instead of copied: a file of a few KiB that onnxruntime loads with the same
+ * weights, for when only what onnxruntime makes of the graph matters. Every such file must be in
+ * `outPath`'s folder or below it (onnxruntime refuses external data outside the model's folder).
+ */
+export function writeOnnxReferencingWeights(model: Model, outPath: string): number {
+  const dir = dirname(resolve(outPath));
+  const proto = modelToProto(model, (t) => {
+    const source = t.source;
+    switch (source.kind) {
+      case 'external': {
+        const location = relative(dir, source.path);
+        checkExternalLocation(location, outPath);
+        return { data_location: 1, external_data: [{ key: 'location', value: location }, { key: 'offset', value: String(source.offset) }, { key: 'length', value: String(source.length) }] };
+      }
+      case 'strings': return { string_data: source.values };
+      default: return { raw_data: t.bytes() };
+    }
+  });
+  const bytes = encodeMessage(proto, MODEL_PROTO);
+  writeFileSync(outPath, bytes);
+  return bytes.length;
 }
 
 type PlaceTensor = (t: Tensor) => P;
