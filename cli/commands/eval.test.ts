@@ -14,7 +14,8 @@ describe('eval and convert record runs in the store', () => {
     assert.equal(r.code, 0, r.err);
     const doc = JSON.parse(r.out);
     for (const key of ['model', 'ep', 'device', 'data', 'accuracy', 'agreement', 'latency', 'bytes', 'parameters', 'nonzeroParameters']) assert.ok(key in doc, key);
-    assert.deepEqual(Object.keys(doc.data).sort(), ['kind', 'n', 'path', 'synthetic']);
+    assert.deepEqual(Object.keys(doc.data).sort(), ['kind', 'n', 'path', 'preprocess', 'preprocessFrom', 'synthetic']);
+    assert.deepEqual([doc.data.preprocess, doc.data.preprocessFrom], ['none', 'default']);
     assert.equal(doc.accuracy.top1, 0.98);
     assert.equal(doc.latency.runs, 3);
     const list = JSON.parse((await whittle('experiments', 'list', '--json')).out);

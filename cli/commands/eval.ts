@@ -43,7 +43,8 @@ export function renderEval(r: EvalReport): string {
   lines.push(`model      ${r.model}`);
   lines.push(`           ${formatBytes(r.bytes)}, ${formatCount(r.parameters)} parameters${r.nonzeroParameters < r.parameters ? ` (${formatCount(r.nonzeroParameters)} non-zero)` : ''}`);
   lines.push(`ep         ${r.ep} — ${r.device}`);
-  lines.push(`data       ${r.data.kind} ${r.data.path}, ${formatCount(r.data.n)} samples${r.data.synthetic ? ' (synthetic)' : ''}`);
+  const preprocess = r.data.synthetic || (r.data.preprocessFrom === 'default') ? '' : `, preprocess ${r.data.preprocess}${r.data.preprocessFrom === 'calibration' ? ' (as its calibration data was read, recorded in the model)' : ''}`;
+  lines.push(`data       ${r.data.kind} ${r.data.path}, ${formatCount(r.data.n)} samples${r.data.synthetic ? ' (synthetic)' : ''}${preprocess}`);
   if (r.accuracy) lines.push(`accuracy   top-1 ${pct(r.accuracy.top1)}  top-5 ${pct(r.accuracy.top5)}  (${formatCount(r.accuracy.correct1)} / ${formatCount(r.accuracy.n)})`);
   if (r.agreement) {
     const a = r.agreement;

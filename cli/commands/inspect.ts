@@ -27,6 +27,7 @@ export function renderInspect(r: InspectReport, showLayers: boolean): string {
   out.push(`  nodes     ${formatCount(r.nodes)}: ${Object.entries(r.opHistogram).sort((a, b) => b[1] - a[1]).map(([op, n]) => `${op} ×${n}`).join(', ')}`);
   for (const i of r.inputs) out.push(`  input     ${i.name}  ${i.dtype} ${shape(i.shape)}`);
   for (const o of r.outputs) out.push(`  output    ${o.name}  ${o.dtype} ${shape(o.shape)}`);
+  for (const [key, value] of Object.entries(r.metadata)) out.push(`  metadata  ${key} = ${value.length > 120 ? `${value.slice(0, 117)}…` : value}`);
   if (r.attention.length) out.push(`  attention ${r.attention.length} block(s): ${r.attention.map((a) => `${a.block} ${a.heads} heads of ${a.headDim}${a.kvHeads ? ` (${a.kvHeads} key/value heads)` : ''}`).join(', ')} (prune --method heads)`);
   if (showLayers && r.layers.length) {
     out.push('');

@@ -11,6 +11,7 @@ import { realInputs } from '../inspect.ts';
 import { openDataset, tokenInputOf, type Dataset, type ModelInputSpec, type PresetName } from './data/index.ts';
 import { evaluationLatencyOptions, measureLatency, type LatencyResult } from './latency.ts';
 import { Agreement, isSequenceScores, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
+import { recordedPreprocess } from '../calibrate/provenance.ts';
 import { hasQuantizedOps, runtimeCheckWithWarnings, type RuntimeFusion } from '../passes/quantize/runtime-check.ts';
 
 export interface EvalOptions {
@@ -55,7 +56,11 @@ export interface EvalReport {
   ep: string;
   device: string;
   fallback: string | null;
-  data: { kind: string; path: string; n: number; synthetic: boolean };
+  /**
+   * `preprocess`: the preset the data was read with; `preprocessFrom`: 'calibration' when the model
+   * recorded how its calibration data was read and no --preprocess was given (core/calibrate/provenance.ts).
+   */
+  data: { kind: string; path: string; n: number; synthetic: boolean; preprocess: string; preprocessFrom: 'option' | 'calibration' | 'default' };
   output: string;
   accuracy: TopKResult | null;
   agreement: (AgreementResult & { reference: string }) | null;
@@ -171,6 +176,20 @@ export function outputIsProbabilities(model: Model, output: string): boolean {
   return model.graph.producers().get(output)?.opType === 'Softmax';
 }
 
+/**
+ * The preprocessing to read evaluation data with: the one asked for, else the one the model's
+ * calibration data was read with (a quantized model's ranges fit only that), else none. Asking for
+ * another than the recorded one is allowed (other data, another convention) but warned about.
+ */
+function preprocessFor(model: Model, asked: PresetName | undefined, warnings: string[]): { preset: PresetName; from: EvalReport['data']['preprocessFrom'] } {
+  const recorded = recordedPreprocess(model);
+  if (asked === undefined) return recorded ? { preset: recorded, from: 'calibration' } : { preset: 'none', from: 'default' };
+  if (recorded && asked !== recorded) {
+    warnings.push(`${model.path}: its calibration data was read with --preprocess ${recorded}, this evaluation reads with --preprocess ${asked}: ranges and weights calibrated on the one may not fit the other`);
+  }
+  return { preset: asked, from: 'option' };
+}
+
 export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const t0 = performance.now();
   const model = openModel(opts.model);
@@ -193,7 +212,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     throw new WhittleError('BAD_USAGE', `--output ${opts.output}: the model's outputs are ${outputs.join(', ')}`);
   }
 
-  const dataset = await openEvaluationData(opts, inputs, warnings);
+  const preprocess = preprocessFor(model, opts.preprocess, warnings);
+  const dataset = await openEvaluationData({ ...opts, preprocess: preprocess.preset }, inputs, warnings);
 
   const batch = batchSizeFor(inputs, opts.batch);
   const topk = dataset.hasLabels ? new TopKAccuracy() : null;
@@ -245,7 +265,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     ep: main.ep,
     device: main.device,
     fallback: main.fallback,
-    data: { kind: dataset.kind, path: dataset.path, n: done, synthetic: dataset.synthetic },
+    data: { kind: dataset.kind, path: dataset.path, n: done, synthetic: dataset.synthetic, preprocess: preprocess.preset, preprocessFrom: preprocess.from },
     output: outputName,
     accuracy: topk ? topk.result() : null,
     agreement: agreement ? { ...agreement.result()!, reference: resolve(opts.reference!) } : null,

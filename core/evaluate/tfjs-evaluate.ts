@@ -140,7 +140,7 @@ export async function evaluateTfjs(opts: TfjsEvalOptions): Promise<TfjsEvalRepor
       device: runtime.device,
       fallback: null,
       runtime: { package: runtime.package, backend: runtime.backend, notes: runtime.notes },
-      data: { kind: dataset.kind, path: dataset.path, n: done, synthetic: dataset.synthetic },
+      data: { kind: dataset.kind, path: dataset.path, n: done, synthetic: dataset.synthetic, preprocess: opts.preprocess ?? 'none', preprocessFrom: opts.preprocess ? 'option' : 'default' },
       output: outputName,
       accuracy: topk ? topk.result() : null,
       agreement: agreement ? { ...agreement.result()!, reference: resolve(opts.reference!) } : null,

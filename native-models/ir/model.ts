@@ -244,6 +244,18 @@ export class Model {
   /** The file the model was read from (external data locations are relative to its folder). */
   path: string | null = null;
 
+  /** A metadata_props entry (ONNX's free-form key → value strings), or undefined. */
+  metadata(key: string): string | undefined {
+    const entries = this.extra['metadata_props'] as { key?: string; value?: string }[] | undefined;
+    return entries?.find((e) => e.key === key)?.value;
+  }
+
+  /** Sets a metadata_props entry, replacing one with the same key. */
+  setMetadata(key: string, value: string): void {
+    const entries = (this.extra['metadata_props'] as { key?: string; value?: string }[] | undefined) ?? [];
+    this.extra['metadata_props'] = [...entries.filter((e) => e.key !== key), { key, value }];
+  }
+
   opsetVersion(domain = ''): number | undefined {
     const d = domain === 'ai.onnx' ? '' : domain;
     return this.opsets.find((o) => (o.domain === 'ai.onnx' ? '' : o.domain) === d)?.version;

@@ -1,5 +1,6 @@
 import { WhittleError } from '../../../api/errors.ts';
-import { openDataRef, type Dataset } from '../../evaluate/data/index.ts';
+import { type Dataset } from '../../evaluate/data/index.ts';
+import { openCalibrationData } from '../../calibrate/provenance.ts';
 import { batchSizeFor, inputSpecs } from '../../evaluate/evaluate.ts';
 import { NameAllocator } from '../quantize/graph-edit.ts';
 import { addToOutputBias, outputMeanShift } from './bias-correction.ts';
@@ -43,7 +44,7 @@ extraPruneMethods.heads = async (model, step, ctx, opts) => {
 /** Opens the calibration data a data-aware method (Wanda, SparseGPT) needs. */
 export async function openCalibration(model: Model, step: PruneStep, baseDir: string, seed: number): Promise<Dataset> {
   if (!step.calib) throw new WhittleError('BAD_USAGE', `${step.method} pruning needs calibration data (--calib DATA)`);
-  return openDataRef(step.calib, inputSpecs(model), { baseDir, limit: step.samples ?? step.calib.limit ?? 128, seed });
+  return openCalibrationData(model, step.calib, inputSpecs(model), { baseDir, limit: step.samples ?? step.calib.limit ?? 128, seed });
 }
 
 extraPruneMethods.wanda = async (model, step, ctx, opts) => {

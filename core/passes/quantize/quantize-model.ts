@@ -3,7 +3,7 @@ import type { QuantizeStep } from '../../../api/recipe.ts';
 import type { Model, Node } from '../../../native-models/ir/model.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import { calibrate, type CalibrationOptions, type CalibrationResult } from '../../calibrate/index.ts';
-import { openDataRef } from '../../evaluate/data/index.ts';
+import { openCalibrationData } from '../../calibrate/provenance.ts';
 import { batchSizeFor, inputSpecs } from '../../evaluate/evaluate.ts';
 import type { PassContext, PassReport } from '../pass.ts';
 import { runStepOnFile, type StepFileReport, type StepRun } from '../run-on-file.ts';
@@ -103,7 +103,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
       // before calibrating: the ranges, GPTQ's statistics and bias correction then see the folded graph
       const batchNorms = foldBatchNormsFor(model, exclude);
       const inputs = inputSpecs(model);
-      const dataset = await openDataRef(step.calib, inputs, { baseDir: opts.baseDir ?? process.cwd(), limit: step.samples ?? step.calib.limit ?? 256, seed: ctx.seed });
+      const dataset = await openCalibrationData(model, step.calib, inputs, { baseDir: opts.baseDir ?? process.cwd(), limit: step.samples ?? step.calib.limit ?? 256, seed: ctx.seed });
       for (const w of dataset.warnings) ctx.warn(w);
       const cal = await calibrate(model, dataset, {
         method: step.calibration,
@@ -183,7 +183,7 @@ async function applyGptq(model: Model, step: QuantizeStep, ctx: PassContext, opt
   if (!step.calib) throw new WhittleError('BAD_USAGE', 'GPTQ needs calibration data (--calib DATA)');
   const t0 = performance.now();
   const inputs = inputSpecs(model);
-  const data = await openDataRef(step.calib, inputs, { baseDir: opts.baseDir ?? process.cwd(), limit: step.samples ?? step.calib.limit ?? 128, seed: ctx.seed });
+  const data = await openCalibrationData(model, step.calib, inputs, { baseDir: opts.baseDir ?? process.cwd(), limit: step.samples ?? step.calib.limit ?? 128, seed: ctx.seed });
   for (const w of data.warnings) ctx.warn(w);
   const report = await gptqQuantizePass.run(model, {
     bits: step.method === 'int4' ? 4 : 8,
