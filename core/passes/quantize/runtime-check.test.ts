@@ -6,12 +6,12 @@ import { loadTestBed } from '../../../native-models/zoo/transformer/testbed.ts';
 import { evaluate } from '../../evaluate/evaluate.ts';
 import { fixture } from '../../testing/fixtures.ts';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { Node } from '../../../native-models/ir/model.ts';
 import { readOnnxFile, writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
 import { createSession } from '../../../native-models/runtimes/onnxruntime.ts';
 import { quantizeModel } from './quantize-model.ts';
-import { runtimeCheckWithWarnings, runtimeFusionOf } from './runtime-check.ts';
+import { checkRuntimeFusion, runtimeCheckWithWarnings, runtimeFusionOf } from './runtime-check.ts';
 import { optimizedModel } from './static-qdq-testing.ts';
 import { buildModel, floatTensor, gaussian, tempDir, valueInfo } from './test-models.ts';
 
@@ -99,6 +99,22 @@ describe('the quantize report says what onnxruntime runs of the file', () => {
       assert.deepEqual(r.runtimeCheck?.floatBetweenQdq, whole.floatBetweenQdq);
     }
     assert.deepEqual(readdirSync(tmp.dir).filter((f) => f.includes('whittle-check')), [], 'the copies are removed');
+    // a temporary folder on another file system takes no hard link: the copy goes beside the file
+    const otherFs = ['/dev/shm', '/run'].find((d) => existsSync(d) && statSync(d).dev !== statSync(tmp.dir).dev);
+    if (otherFs) {
+      const saved = process.env['TMPDIR'];
+      process.env['TMPDIR'] = otherFs;
+      try {
+        const beside = await checkRuntimeFusion(join(tmp.dir, 'mlp-int8.onnx'), 0);
+        assert.deepEqual(beside?.integerKernels, { DynamicQuantizeMatMul: 3 });
+      } finally {
+        if (saved === undefined) delete process.env['TMPDIR'];
+        else process.env['TMPDIR'] = saved;
+      }
+      assert.deepEqual(readdirSync(tmp.dir).filter((f) => f.includes('whittle-check')), [], 'the copies beside the file are removed');
+    } else {
+      console.log('no second file system for a temporary folder here: the copy-beside-the-file way is not exercised');
+    }
     // a file onnxruntime cannot load: the note names it, not the copy
     const unknown = join(tmp.dir, 'unknown-op.onnx');
     writeOnnxFile(mlp('NoSuchOp', 'com.example'), unknown);

@@ -153,11 +153,13 @@ export function writeOnnxFile(model: Model, outPath: string, options: WriteOptio
  * Writes `model` to `outPath` with every tensor that is still in a file (external data, or a payload a
  * lazy read left in the model file) referenced where it is — external data entries naming that file,
  * offset and length — instead of copied: a file of a few KiB that onnxruntime loads with the same
- * weights, for when only what onnxruntime makes of the graph matters. Every such file must be in
- * `outPath`'s folder or below it (onnxruntime refuses external data outside the model's folder).
+ * weights, for when only what onnxruntime makes of the graph matters. Locations are relative to
+ * `weightsDir` (default: `outPath`'s folder), and every such file must be in it or below it
+ * (onnxruntime refuses external data outside the model's folder); a caller that writes elsewhere
+ * links the files into `outPath`'s folder under the same relative names.
  */
-export function writeOnnxReferencingWeights(model: Model, outPath: string): number {
-  const dir = dirname(resolve(outPath));
+export function writeOnnxReferencingWeights(model: Model, outPath: string, weightsDir = dirname(resolve(outPath))): number {
+  const dir = resolve(weightsDir);
   const proto = modelToProto(model, (t) => {
     const source = t.source;
     switch (source.kind) {
