@@ -61,6 +61,12 @@ describe('whittle inspect --json on the fixtures', () => {
     const layerSum = r.layers.reduce((n: number, l: { parameters: number; biasParameters: number }) => n + l.parameters + l.biasParameters, 0);
     assert.equal(r.parameters, layerSum + 1000);
     assert.ok(r.parameters > 2_000_000 && r.parameters < 2_400_000, `ShuffleNet v2 has about 2.3 M parameters, got ${r.parameters}`);
+    // what onnxruntime's CPU EP runs of it: the same as `whittle eval` reports (runtime-check.test.ts)
+    assert.equal(r.runtimeCheck.integerKernels.QLinearConv, 56);
+    assert.deepEqual(r.runtimeCheck.floatBetweenQdq.map((f: { op: string }) => f.op), ['ReduceMean']);
+    const human = await whittle('inspect', fixture('shufflenet-int8', 'shufflenet-v2-12-int8.onnx'), '--layers', 'none');
+    assert.match(human.out, /\n {2}runtime {3}onnxruntime CPU runs 56 QLinearConv, 16 QLinearConcat, 1 QLinearMatMul, 1 QLinearAdd; 1 float op\(s\) between Q\/DQ pairs/);
+    assert.match(human.out, /\n {2}warning {3}onnxruntime's CPU EP runs 1 op\(s\) in float between DequantizeLinear and QuantizeLinear: ReduceMean ×1/);
   });
 
   it('iris: 3 Gemm layers', async () => {
@@ -74,5 +80,7 @@ describe('whittle inspect --json on the fixtures', () => {
     assert.equal(r.code, 0);
     assert.match(r.out, /params\s+5,994/);
     for (const name of ['Convolution28', 'Convolution110', 'Times212']) assert.ok(r.out.includes(name));
+    assert.doesNotMatch(r.out, /runtime/, 'a float model gets no runtime check');
+    assert.equal('runtimeCheck' in (await inspectJson('mnist', 'mnist.onnx')), false);
   });
 });

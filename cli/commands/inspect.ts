@@ -1,4 +1,5 @@
 import { inspectModel, type InspectReport } from '../../core/inspect.ts';
+import { describeRuntimeFusion, hasQuantizedOps, runtimeCheckWithWarnings } from '../../core/passes/quantize/runtime-check.ts';
 import { openModel, sniffFormat } from '../../native-models/formats/index.ts';
 import { completeShapesWithRuntime, inspectTfjsModel, readTfjsModel, type TfjsInspectReport } from '../../native-models/formats/tfjs/index.ts';
 import { formatBytes, formatCount, parseCommand, requireOne, table, type CliIo } from '../io.ts';
@@ -9,6 +10,8 @@ whittle inspect MODEL [--json] [--layers all|none]
 
 Reads an ONNX model (with external data) and prints its inputs and outputs, parameter count,
 op histogram and a table of the layers that hold weights (shape, parameters, sparsity, dtype).
+A quantized ONNX model also gets what onnxruntime's CPU EP runs of it: its integer kernels and any
+op left in float between DequantizeLinear and QuantizeLinear (runtimeCheck in the JSON).
 A TF.js model.json (layers or graph model) gets one row per float weight, with its stored type
 (e.g. "uint8 (quantized)"); output shapes the file leaves open are found by loading it in TF.js.
 --json prints the SPEC §3 inspect document.`;
@@ -17,7 +20,8 @@ function shape(s: (number | string | null)[] | null): string {
   return s ? `[${s.map((d) => d ?? '?').join(', ')}]` : '?';
 }
 
-export function renderInspect(r: InspectReport, showLayers: boolean): string {
+/** `notes`: lines after the header, before the layer table (the runtime check's). */
+export function renderInspect(r: InspectReport, showLayers: boolean, notes: string[] = []): string {
   const out: string[] = [];
   out.push(`${r.path}`);
   out.push(`  format    ONNX, IR ${r.irVersion}, opsets ${Object.entries(r.opsets).map(([d, v]) => `${d} ${v}`).join(', ')}`);
@@ -29,6 +33,7 @@ export function renderInspect(r: InspectReport, showLayers: boolean): string {
   for (const o of r.outputs) out.push(`  output    ${o.name}  ${o.dtype} ${shape(o.shape)}`);
   for (const [key, value] of Object.entries(r.metadata)) out.push(`  metadata  ${key} = ${value.length > 120 ? `${value.slice(0, 117)}…` : value}`);
   if (r.attention.length) out.push(`  attention ${r.attention.length} block(s): ${r.attention.map((a) => `${a.block} ${a.heads} heads of ${a.headDim}${a.kvHeads ? ` (${a.kvHeads} key/value heads)` : ''}`).join(', ')} (prune --method heads)`);
+  out.push(...notes);
   if (showLayers && r.layers.length) {
     out.push('');
     out.push(table(
@@ -75,8 +80,16 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     io.stdout(values.json ? JSON.stringify(report) + '\n' : renderTfjsInspect(report, values.layers !== 'none'));
     return 0;
   }
-  const report = inspectModel(openModel(path));
-  if (values.json) io.stdout(JSON.stringify(report) + '\n');
-  else io.stdout(renderInspect(report, values.layers !== 'none'));
+  const model = openModel(path);
+  const report = inspectModel(model);
+  // a quantized file: what onnxruntime's CPU EP makes of it (integer kernels, float ops between Q/DQ)
+  const check = hasQuantizedOps(model) ? await runtimeCheckWithWarnings(model.path!, report.bytes) : null;
+  if (values.json) {
+    io.stdout(JSON.stringify({ ...report, ...(check?.fusion ? { runtimeCheck: check.fusion } : {}) }) + '\n');
+    return 0;
+  }
+  const notes = check ? [...(check.fusion ? [`  runtime   ${describeRuntimeFusion(check.fusion)}`] : []), ...check.warnings.map((w) => `  warning   ${w}`)] : [];
+  const text = renderInspect(report, values.layers !== 'none', notes);
+  io.stdout(text);
   return 0;
 }
