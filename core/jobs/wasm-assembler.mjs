@@ -31,13 +31,15 @@ const SIMPLE = {
 const SIMD = {
   'v128.load': 0, 'v128.store': 11, 'v128.load64_zero': 93, 'v128.store8_lane': 88, 'v128.store16_lane': 89,
   'i32x4.splat': 17, 'f32x4.splat': 19, 'f64x2.splat': 20,
+  'i32x4.eq': 55, 'i32x4.lt_u': 58, 'i32x4.gt_u': 60, 'i32x4.ge_u': 64,
   'f32x4.eq': 65, 'f32x4.ne': 66, 'f64x2.eq': 71,
-  'v128.and': 78, 'v128.or': 80, 'v128.any_true': 83, 'i32x4.all_true': 163,
-  'f64x2.promote_low_f32x4': 95, 'i8x16.narrow_i16x8_u': 102, 'i16x8.narrow_i32x4_s': 133,
-  'f64x2.nearest': 148, 'i32x4.shl': 171, 'i32x4.add': 174,
-  'f32x4.add': 228, 'f32x4.sub': 229, 'f32x4.pmin': 234, 'f32x4.pmax': 235,
+  'v128.and': 78, 'v128.andnot': 79, 'v128.or': 80, 'v128.bitselect': 82, 'v128.any_true': 83, 'i32x4.all_true': 163,
+  'f64x2.promote_low_f32x4': 95, 'i8x16.narrow_i16x8_u': 102, 'f32x4.nearest': 106,
+  'i16x8.narrow_i32x4_s': 133, 'i16x8.narrow_i32x4_u': 134,
+  'f64x2.nearest': 148, 'i32x4.shl': 171, 'i32x4.shr_u': 173, 'i32x4.add': 174, 'i32x4.sub': 177,
+  'f32x4.add': 228, 'f32x4.sub': 229, 'f32x4.mul': 230, 'f32x4.pmin': 234, 'f32x4.pmax': 235,
   'f64x2.add': 240, 'f64x2.sub': 241, 'f64x2.mul': 242, 'f64x2.div': 243, 'f64x2.pmin': 246, 'f64x2.pmax': 247,
-  'i32x4.trunc_sat_f64x2_s_zero': 252,
+  'i32x4.trunc_sat_f32x4_s': 248, 'i32x4.trunc_sat_f64x2_s_zero': 252,
 };
 
 /** Natural alignment (log2 bytes) of memory instructions: the alignment written when none is given. */

@@ -7,6 +7,7 @@ import { createPassContext, tensorBytes, type Pass, type PassContext, type PassR
 import { ElemTypes } from './elem-types.ts';
 import { float32Pieces, float32Range } from './constant-weight.ts';
 import { castNode, intAttr, isExcluded, NameAllocator } from './graph-edit.ts';
+import { toHalfClampedSimd, type HalfClamp } from './fp16-simd.ts';
 
 /**
  * float32 → float16 for every float32 tensor and value: initializers, Constant values, graph
@@ -93,7 +94,7 @@ const HALF_NORMAL_BITS = 0x38800000;
  * Normal halves: rebias the exponent and round at bit 13 by adding 0xfff plus the kept lsb (a carry
  * runs into the exponent as it should). Subnormal halves are multiples of 2^-24: |v|·2^24 rounded.
  */
-function toHalfClampedInto(values: Float32Array, out: Uint16Array, at: number): { low: number; high: number; nan: number } {
+export function toHalfClampedScalar(values: Float32Array, out: Uint16Array, at: number): { low: number; high: number; nan: number } {
   const u = new Uint32Array(values.buffer, values.byteOffset, values.length);
   let low = 0;
   let high = 0;
@@ -114,6 +115,17 @@ function toHalfClampedInto(values: Float32Array, out: Uint16Array, at: number): 
     }
   }
   return { low, high, nan };
+}
+
+const CLAMP: HalfClamp = { lowBits: LOW_BITS, lowHalf: LOW_HALF, highBits: HIGH_BITS, highHalf: HIGH_HALF };
+
+/** toHalfClampedScalar's bits and counts, on WebAssembly SIMD where the engine has it (fp16-simd.ts). */
+export function toHalfClampedInto(values: Float32Array, out: Uint16Array, at: number): { low: number; high: number; nan: number } {
+  const simd = values.length >= 64 ? toHalfClampedSimd(values, out, at, CLAMP) : null;
+  if (!simd) return toHalfClampedScalar(values, out, at);
+  if (simd.n === values.length) return { low: simd.low, high: simd.high, nan: simd.nan };
+  const rest = toHalfClampedScalar(values.subarray(simd.n), out, at + simd.n);
+  return { low: simd.low + rest.low, high: simd.high + rest.high, nan: simd.nan + rest.nan };
 }
 
 /** Elements per piece when a tensor is converted in pieces (1 MiB of float32: still in the cache when converted). */
@@ -137,10 +149,13 @@ function convertTensor(t: Tensor, stats: ClampStats, scratch: Float32Array, halv
   if (t.dataType === F32 && (source.kind === 'inline' || source.kind === 'external') && t.elementCount >= COMPUTED_MIN_ELEMENTS) {
     const counts = { low: 0, high: 0, nan: 0 };
     for (const { values } of float32Pieces(t, scratch)) {
-      const c = toHalfClampedInto(values, halves, 0);
-      counts.low += c.low;
-      counts.high += c.high;
-      counts.nan += c.nan;
+      // an inline tensor comes as one piece, longer than the buffer: counted a buffer at a time
+      for (let from = 0; from < values.length; from += halves.length) {
+        const c = toHalfClampedInto(values.subarray(from, from + halves.length), halves, 0);
+        counts.low += c.low;
+        counts.high += c.high;
+        counts.nan += c.nan;
+      }
     }
     addCounts(stats, counts, t.name);
     const elements = t.elementCount;
