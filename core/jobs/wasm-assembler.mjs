@@ -33,7 +33,7 @@ const SIMD = {
   'i32x4.splat': 17, 'f32x4.splat': 19, 'f64x2.splat': 20,
   'i32x4.eq': 55, 'i32x4.lt_u': 58, 'i32x4.gt_u': 60, 'i32x4.ge_u': 64,
   'f32x4.eq': 65, 'f32x4.ne': 66, 'f64x2.eq': 71,
-  'v128.and': 78, 'v128.andnot': 79, 'v128.or': 80, 'v128.bitselect': 82, 'v128.any_true': 83, 'i32x4.all_true': 163,
+  'v128.and': 78, 'v128.andnot': 79, 'v128.or': 80, 'v128.xor': 81, 'v128.bitselect': 82, 'v128.any_true': 83, 'i32x4.all_true': 163,
   'f64x2.promote_low_f32x4': 95, 'i8x16.narrow_i16x8_u': 102, 'f32x4.nearest': 106,
   'i16x8.narrow_i32x4_s': 133, 'i16x8.narrow_i32x4_u': 134,
   'f64x2.nearest': 148, 'i32x4.shl': 171, 'i32x4.shr_u': 173, 'i32x4.add': 174, 'i32x4.sub': 177,

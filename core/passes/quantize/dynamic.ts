@@ -7,6 +7,7 @@ import { checkFiniteTensor, type ConstantWeight, findConstantWeight, float32Piec
 import { addComputedInitializer, addFloatInitializer, addInitializer, adoptInitializer, castNode, isExcluded, makeNode, NameAllocator, nodeCandidates, removeUnread, replaceNode } from './graph-edit.ts';
 import { quantParams, quantRange, type QuantType } from './math.ts';
 import { ensureIrVersion, IR_INITIALIZERS_NOT_INPUTS, requireOpset } from './opset.ts';
+import { columnParams, quantizeAllSimd, quantizeColumnsSimd, rangeAllSimd, rangeColumnsSimd, type ColumnParams } from './dynamic-simd.ts';
 
 /**
  * Dynamic int8 quantization: weights are stored as 8-bit integers, activations are quantized at run
@@ -82,6 +83,23 @@ export interface WeightRanges {
   finite: boolean;
 }
 
+/** Folds values (the weight's elements from index `offset` on) into the per-column lo/hi of a [K, N] weight (N = lo.length); false when one is NaN. */
+function rangeColumnsScalar(values: Float32Array, offset: number, lo: Float64Array, hi: Float64Array): boolean {
+  const channels = lo.length;
+  let finite = true;
+  for (let i = 0, c = offset % channels; i < values.length; c = 0) {
+    const run = Math.min(values.length - i, channels - c);
+    for (let j = 0; j < run; j++) {
+      const v = values[i + j]!;
+      if (v < lo[c + j]!) lo[c + j] = v;
+      if (v > hi[c + j]!) hi[c + j] = v;
+      if (v !== v) finite = false;
+    }
+    i += run;
+  }
+  return finite;
+}
+
 /** Per-tensor (axis null) or per-channel [min, max] of a weight read in pieces, and whether every value is finite. */
 export function weightRanges(pieces: Pieces, dims: number[], axis: number | null): WeightRanges {
   const n = dims.reduce((a, b) => a * b, 1);
@@ -92,6 +110,11 @@ export function weightRanges(pieces: Pieces, dims: number[], axis: number | null
   let finite = true;
   for (const { values, offset } of pieces()) {
     if (channels === 1) {
+      const simd = values.length >= 64 ? rangeAllSimd(values, lo, hi) : null;
+      if (simd !== null) {
+        if (!simd) finite = false;
+        continue;
+      }
       let a = lo[0]!;
       let b = hi[0]!;
       let nan = false;
@@ -107,17 +130,18 @@ export function weightRanges(pieces: Pieces, dims: number[], axis: number | null
       continue;
     }
     if (inner === 1) {
-      // per column of a [K, N] weight: runs of consecutive channels, a row at a time
-      for (let i = 0, c = offset % channels; i < values.length; c = 0) {
-        const run = Math.min(values.length - i, channels - c);
-        for (let j = 0; j < run; j++) {
-          const v = values[i + j]!;
-          if (v < lo[c + j]!) lo[c + j] = v;
-          if (v > hi[c + j]!) hi[c + j] = v;
-          if (v !== v) finite = false;
-        }
-        i += run;
+      // per column of a [K, N] weight: a partial row, whole rows (SIMD), a partial row
+      const head = Math.min(values.length, (channels - (offset % channels)) % channels);
+      const rows = Math.floor((values.length - head) / channels);
+      const simd = rows > 0 ? rangeColumnsSimd(values.subarray(head), rows, lo, hi) : null;
+      if (simd === null) {
+        if (!rangeColumnsScalar(values, offset, lo, hi)) finite = false;
+        continue;
       }
+      if (!simd) finite = false;
+      if (!rangeColumnsScalar(values.subarray(0, head), offset, lo, hi)) finite = false;
+      const tail = head + rows * channels;
+      if (!rangeColumnsScalar(values.subarray(tail), offset + tail, lo, hi)) finite = false;
       continue;
     }
     // runs of `inner` elements share a channel (Conv's output channels)
@@ -156,6 +180,8 @@ export interface WeightQuantizer {
   zeroPoints64: Float64Array;
   qmin: number;
   qmax: number;
+  /** The per-column parameters as the SIMD kernel reads them, made on first use. */
+  columnParams?: ColumnParams;
 }
 
 /** Scales and zero points from ranges (SPEC §8), for `quantizeInto`. */
@@ -182,9 +208,18 @@ export function weightQuantizer(dims: number[], axis: number | null, type: 'int8
 export function quantizeInto(k: WeightQuantizer, values: Float32Array, at: number, out: Uint8Array, outAt: number): void {
   const { channels, inner, scales, zeroPoints, scales64: scale, zeroPoints64: zp, qmin, qmax } = k;
   if (channels === 1) {
-    quantizeRun(values, 0, values.length, out, outAt, scales[0]!, zeroPoints[0]!, qmin, qmax);
+    const done = values.length >= 64 ? quantizeAllSimd(values, out, outAt, scales[0]!, zeroPoints[0]!, qmin, qmax) : -1;
+    quantizeRun(values, Math.max(done, 0), values.length, out, outAt, scales[0]!, zeroPoints[0]!, qmin, qmax);
   } else if (inner === 1) {
-    // per column of a [K, N] MatMul weight: the channel changes every element
+    // per column of a [K, N] MatMul weight: a partial row, whole rows (SIMD), a partial row
+    const head = Math.min(values.length, (channels - (at % channels)) % channels);
+    const rows = Math.floor((values.length - head) / channels);
+    if (rows > 0 && quantizeColumnsSimd(values.subarray(head), rows, (k.columnParams ??= columnParams(scale, zp, qmin, qmax)), out, outAt + head)) {
+      const tail = head + rows * channels;
+      quantizeInto(k, values.subarray(0, head), at, out, outAt);
+      quantizeInto(k, values.subarray(tail), at + tail, out, outAt + tail);
+      return;
+    }
     for (let i = 0, c = at % channels; i < values.length; c = 0) {
       const run = Math.min(values.length - i, channels - c);
       const o = outAt + i;
