@@ -1,6 +1,9 @@
 // Types of quantize-simd.mjs (plain JavaScript so worker threads need no TypeScript loader).
 import type { BlockQuantizerState } from './quantize-kernels.mjs';
 
+/** The per-column min/max function's WAT text ("minmax"), shared with dynamic int8's kernels. */
+export const COLUMN_MINMAX: string;
+
 /** The kernels' WAT text (assembled by wasm-assembler.mjs on first use). */
 export const KERNELS: string;
 

@@ -6,7 +6,7 @@
 // It exists because the scalar JavaScript spends about 13 ns a weight and this about 3 (issue 3's
 // speed bar: weight-only quantization within 3× a plain read+write of the model's bytes).
 // Plain JavaScript so worker threads load it without a TypeScript loader. Types: quantize-simd.d.mts.
-import { instantiateWat } from './wasm-assembler.mjs';
+import { lazyModule } from './wasm-assembler.mjs';
 
 // A column pair's parameters, interleaved so one pointer and constant offsets reach them all:
 // scale[2] at +0, clip low[2] at +16, clip high[2] at +32, zero point + storage offset[2] at +48.
@@ -34,10 +34,11 @@ const columnPairs = (row, body) => `
     (local.set $pp (i32.add (local.get $pp) (i32.const ${PAIR_BYTES})))
     (br $columns)))`;
 
-export const KERNELS = `
-(module
-  (memory (export "memory") 1)
-
+/**
+ * Per-column minimum and maximum of $rows rows ($stride bytes apart) over $cols columns (a multiple of
+ * 4) into f32 $lo and $hi; 0 when a value read is NaN or ±Infinity. Also in dynamic int8's kernels.
+ */
+export const COLUMN_MINMAX = `
   ;; Per-column minimum and maximum of $rows rows ($stride bytes apart) over $cols columns (a multiple
   ;; of 4) into f32 $lo and $hi; 0 when a value read is NaN or ±Infinity (x − x is then not 0).
   (func (export "minmax") (param $v i32) (param $rows i32) (param $cols i32) (param $stride i32) (param $lo i32) (param $hi i32) (result i32)
@@ -66,8 +67,13 @@ export const KERNELS = `
       (local.set $row (i32.add (local.get $row) (local.get $stride)))
       (local.set $j (i32.add (local.get $j) (i32.const 1)))
       (br $rows)))
-    (i32x4.all_true (f32x4.eq (local.get $bad) (f32x4.splat (f32.const 0)))))
+    (i32x4.all_true (f32x4.eq (local.get $bad) (f32x4.splat (f32.const 0)))))`;
 
+export const KERNELS = `
+(module
+  (memory (export "memory") 1)
+
+${COLUMN_MINMAX}
   ;; quantParamsInto for every column (2·$pairs of them) from $lo/$hi, written as column pairs at
   ;; $params (PAIR_BYTES each). The block quantizer's types: symmetric ones have zero point 0.
   (func (export "params") (param $lo i32) (param $hi i32) (param $pairs i32) (param $qmin f64) (param $qmax f64) (param $symmetric i32) (param $offset f64) (param $params i32)
@@ -153,19 +159,11 @@ export const KERNELS = `
       (br $rows))))
 )`;
 
-let kernels; // per thread, on first use: { memory, exports } or null where WebAssembly SIMD is missing
+const kernels = lazyModule(KERNELS); // per thread, on first use; null where WebAssembly SIMD is missing
 
 function instance() {
-  if (kernels === undefined) {
-    try {
-      const exports = instantiateWat(KERNELS);
-      kernels = { exports, memory: exports.memory };
-    } catch (e) {
-      if (!(e instanceof WebAssembly.CompileError)) throw e;
-      kernels = null; // an engine without SIMD: the scalar kernel runs
-    }
-  }
-  return kernels;
+  const exports = kernels();
+  return exports && { exports, memory: exports.memory };
 }
 
 /** Whether this thread runs the SIMD kernels. */

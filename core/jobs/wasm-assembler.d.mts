@@ -5,3 +5,6 @@ export function assembleWat(text: string): Uint8Array;
 
 /** The module's exports, compiled and instantiated with no imports (throws WebAssembly.CompileError where the engine lacks a feature it uses). */
 export function instantiateWat(text: string): Record<string, unknown>;
+
+/** A getter for the exports of `text`, instantiated on first use per thread; null where the engine cannot compile it (no SIMD). */
+export function lazyModule<T = Record<string, unknown>>(text: string): () => T | null;

@@ -257,3 +257,22 @@ export function assembleWat(text) {
 export function instantiateWat(text) {
   return new WebAssembly.Instance(new WebAssembly.Module(assembleWat(text))).exports;
 }
+
+/**
+ * A getter for the exports of `text`, instantiated on first use (once per thread), or null where the
+ * engine cannot compile it (WebAssembly.CompileError: no SIMD) and the caller's scalar code runs.
+ */
+export function lazyModule(text) {
+  let exports;
+  return () => {
+    if (exports === undefined) {
+      try {
+        exports = instantiateWat(text);
+      } catch (e) {
+        if (!(e instanceof WebAssembly.CompileError)) throw e;
+        exports = null;
+      }
+    }
+    return exports;
+  };
+}

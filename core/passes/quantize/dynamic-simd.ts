@@ -1,4 +1,5 @@
-import { instantiateWat } from '../../jobs/wasm-assembler.mjs';
+import { COLUMN_MINMAX } from '../../jobs/quantize-simd.mjs';
+import { lazyModule } from '../../jobs/wasm-assembler.mjs';
 
 /**
  * Dynamic int8's two loops over a weight — its range (min, max, finite) and x / scale → round half to
@@ -54,26 +55,7 @@ export const DYNAMIC_KERNELS = `
     (v128.store offset=16 (local.get $out) (f32x4.pmax (local.get $hi) (local.get $hi2)))
     (i32x4.all_true (f32x4.eq (local.get $bad) (f32x4.splat (f32.const 0)))))
 
-  ;; Per-column minimum and maximum of $rows rows of $cols floats ($cols a multiple of 4) at $src,
-  ;; folded into the f32 columns at $lo and $hi; 0 when a value is NaN or ±Infinity.
-  (func (export "rangeColumns") (param $src i32) (param $rows i32) (param $cols i32) (param $lo i32) (param $hi i32) (result i32)
-    (local $o i32) (local $bytes i32) (local $row i32) (local $x v128) (local $bad v128)
-    (local.set $bytes (i32.shl (local.get $cols) (i32.const 2)))
-    (block $rows_done (loop $rows
-      (br_if $rows_done (i32.eqz (local.get $rows)))
-      (local.set $o (i32.const 0))
-      (block $columns_done (loop $columns
-        (br_if $columns_done (i32.ge_u (local.get $o) (local.get $bytes)))
-        (local.set $x (v128.load (i32.add (local.get $src) (local.get $o))))
-        (v128.store (i32.add (local.get $lo) (local.get $o)) (f32x4.pmin (v128.load (i32.add (local.get $lo) (local.get $o))) (local.get $x)))
-        (v128.store (i32.add (local.get $hi) (local.get $o)) (f32x4.pmax (v128.load (i32.add (local.get $hi) (local.get $o))) (local.get $x)))
-        (local.set $bad (f32x4.add (local.get $bad) (f32x4.sub (local.get $x) (local.get $x))))
-        (local.set $o (i32.add (local.get $o) (i32.const 16)))
-        (br $columns)))
-      (local.set $src (i32.add (local.get $src) (local.get $bytes)))
-      (local.set $rows (i32.sub (local.get $rows) (i32.const 1)))
-      (br $rows)))
-    (i32x4.all_true (f32x4.eq (local.get $bad) (f32x4.splat (f32.const 0)))))
+${COLUMN_MINMAX}
 
   ;; $n floats at $src ($n even) → storage bytes at $dst with one scale and zero point: clip x / scale
   ;; to [$lo, $hi] (qmin − zp, qmax − zp), round half to even, add $zp (+ 128 for int8, whose bytes
@@ -116,25 +98,12 @@ export const DYNAMIC_KERNELS = `
 interface Kernels {
   memory: { buffer: ArrayBuffer; grow(pages: number): number };
   rangeAll(src: number, n: number, out: number): number;
-  rangeColumns(src: number, rows: number, cols: number, lo: number, hi: number): number;
+  minmax(src: number, rows: number, cols: number, stride: number, lo: number, hi: number): number;
   quantizeAll(src: number, n: number, dst: number, scale: number, lo: number, hi: number, zp: number, flipBits: number): void;
   quantizeColumns(src: number, rows: number, cols: number, params: number, dst: number, flipBits: number): void;
 }
 
-let kernels: Kernels | null | undefined; // on first use; null where the engine has no WebAssembly SIMD
-
-function instance(): Kernels | null {
-  if (kernels === undefined) {
-    try {
-      kernels = instantiateWat(DYNAMIC_KERNELS) as unknown as Kernels;
-    } catch (e) {
-      // an engine without SIMD refuses to compile the module (WebAssembly.CompileError)
-      if ((e as Error).name !== 'CompileError') throw e;
-      kernels = null;
-    }
-  }
-  return kernels;
-}
+const instance = lazyModule<Kernels>(DYNAMIC_KERNELS); // per thread, on first use; null where SIMD is missing
 
 /** Whether the kernels run on this engine. */
 export function dynamicSimdAvailable(): boolean {
@@ -194,30 +163,17 @@ export function rangeColumnsSimd(values: Float32Array, rows: number, lo: Float64
   if (!k) return null;
   const N = lo.length;
   const cols4 = Math.ceil(N / 4) * 4;
-  const at = layout(k, 0, cols4 * 4, 0);
+  // a width not a multiple of 4 reads up to 3 floats past each row: the next row's (their lanes are
+  // columns ≥ N, never read back), and past the last row 16 bytes of zeros
+  const at = layout(k, 0, cols4 * 4, rows * N + 4);
+  const input = new Float32Array(at.buffer, at.input, rows * N + 4);
+  input.set(values.subarray(0, rows * N));
+  input.fill(0, rows * N);
+  const finite = k.minmax(at.input, rows, cols4, N * 4, at.lo, at.hi) === 1;
   const f32 = new Float32Array(at.buffer);
-  f32.fill(Infinity, at.lo / 4, at.lo / 4 + cols4);
-  f32.fill(-Infinity, at.hi / 4, at.hi / 4 + cols4);
-  let finite = true;
-  if (N === cols4) {
-    // whole rows at once
-    const need = layout(k, 0, cols4 * 4, rows * N);
-    new Float32Array(need.buffer, need.input, rows * N).set(values.subarray(0, rows * N));
-    finite = k.rangeColumns(need.input, rows, N, need.lo, need.hi) === 1;
-  } else {
-    // a width not a multiple of 4: one row at a time, padded with a copy of its own first value
-    const need = layout(k, 0, cols4 * 4, cols4);
-    const row = new Float32Array(need.buffer, need.input, cols4);
-    for (let r = 0; r < rows; r++) {
-      row.set(values.subarray(r * N, r * N + N));
-      row.fill(values[r * N]!, N);
-      if (k.rangeColumns(need.input, 1, cols4, need.lo, need.hi) !== 1) finite = false;
-    }
-  }
-  const view = new Float32Array(k.memory.buffer);
   for (let c = 0; c < N; c++) {
-    const a = view[at.lo / 4 + c]!;
-    const b = view[at.hi / 4 + c]!;
+    const a = f32[at.lo / 4 + c]!;
+    const b = f32[at.hi / 4 + c]!;
     if (a < lo[c]!) lo[c] = a;
     if (b > hi[c]!) hi[c] = b;
   }

@@ -1,4 +1,4 @@
-import { instantiateWat } from '../../jobs/wasm-assembler.mjs';
+import { lazyModule } from '../../jobs/wasm-assembler.mjs';
 
 /**
  * float32 → float16 with the fp16 pass's clamping (fp16.ts toHalfClampedInto), eight values at a
@@ -64,21 +64,7 @@ export const HALF_KERNEL = `
 
 interface HalfKernel { memory: { buffer: ArrayBuffer; grow(pages: number): number }; toHalf: (src: number, n: number, dst: number, counts: number, lowBits: number, lowHalf: number, highBits: number, highHalf: number) => void }
 
-let kernel: HalfKernel | null | undefined; // on first use; null where the engine has no WebAssembly SIMD
-
-function instance(): HalfKernel | null {
-  if (kernel === undefined) {
-    try {
-      const exports = instantiateWat(HALF_KERNEL) as unknown as HalfKernel;
-      kernel = exports;
-    } catch (e) {
-      // an engine without SIMD refuses to compile the module (WebAssembly.CompileError)
-      if ((e as Error).name !== 'CompileError') throw e;
-      kernel = null;
-    }
-  }
-  return kernel;
-}
+const instance = lazyModule<HalfKernel>(HALF_KERNEL); // per thread, on first use; null where SIMD is missing
 
 /** The clamping bounds of toHalfClampedInto, as float32 and float16 bits. */
 export interface HalfClamp { lowBits: number; lowHalf: number; highBits: number; highHalf: number }
