@@ -26,6 +26,13 @@ describe('job and run summaries', () => {
     assert.equal(summarizeResult({ method: 'fp16', runtimeCheck: null }, 'quantize').some((i) => i.label === 'Int8 kernels'), false);
   });
 
+  it('an evaluation that took its preprocessing from the model\'s calibration says so; one that was asked does not', () => {
+    const data = (preprocessFrom: string) => ({ accuracy: { top1: 0.9892 }, data: { kind: 'mnist-idx', path: '/d', n: 9744, synthetic: false, preprocess: 'mnist', preprocessFrom } });
+    const item = summarizeResult(data('calibration'), 'eval').find((i) => i.label === 'Preprocessing');
+    assert.equal(item?.value, 'mnist (as calibrated)');
+    assert.equal(summarizeResult(data('option'), 'eval').some((i) => i.label === 'Preprocessing'), false);
+  });
+
   it('a recipe lists each calibrated step; an uncalibrated one (dynamic) adds nothing', () => {
     const items = summarizeResult({
       steps: [

@@ -134,6 +134,7 @@ export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
   }
 
   items.push(...calibrationItems(result));
+  items.push(...preprocessItems(result));
   items.push(...runtimeItems(result));
   items.push(...analysisItems(result, m));
   if (typeof m['seconds'] === 'number') items.push({ label: 'Took', value: formatDuration(m['seconds']) });
@@ -169,6 +170,20 @@ function calibrationItems(result: object): SummaryItem[] {
     }
   }
   return items;
+}
+
+/**
+ * An evaluation that read its data as the model's calibration data was read, because none was chosen
+ * (core/calibrate/provenance.ts): said, so a figure is never read against the wrong preprocessing.
+ */
+function preprocessItems(result: object): SummaryItem[] {
+  const data = (result as { data?: { preprocess?: unknown; preprocessFrom?: unknown } | null }).data;
+  if (!data || data.preprocessFrom !== 'calibration' || typeof data.preprocess !== 'string') return [];
+  return [{
+    label: 'Preprocessing',
+    value: `${data.preprocess} (as calibrated)`,
+    note: 'None was chosen: the model records how its calibration data was read, and this data was read the same way.',
+  }];
 }
 
 /**
