@@ -5,6 +5,7 @@ import type { GroupStats } from './layer-inputs.ts';
 import { nmGroup, runCalibratedPrune, type CalibratedPruneOptions, type Target } from './layer-inputs-pass.ts';
 import { evenRanges, factorParts, sharedArray, SPLIT_MIN_WORK, splitRun, toShared } from '../../../native-models/gpu/threads.ts';
 import { dampedInverseFactor } from '../quantize/gptq.ts';
+import { smallestMask } from './magnitude.ts';
 
 /**
  * SparseGPT (Frantar & Alistarh 2023, "Massive Language Models Can Be Accurately Pruned in
@@ -78,11 +79,9 @@ export async function sparseGptPruneGroup(
       if (want > 0) {
         const s = new Float64Array(rows * count);
         for (let r = 0; r < rows; r++) for (let j = 0; j < count; j++) s[r * count + j] = score(r, i1 + j);
-        const order = Int32Array.from({ length: rows * count }, (_, t) => t).sort((a, b) => s[a]! - s[b]! || a - b);
-        for (let t = 0; t < want; t++) {
-          const at = order[t]!;
-          mask[Math.floor(at / count) * k + i1 + (at % count)] = 1;
-        }
+        // the `want` smallest scores, ties in row-major order
+        const chosen = smallestMask(s, want);
+        for (let t = 0; t < chosen.length; t++) if (chosen[t]) mask[Math.floor(t / count) * k + i1 + (t % count)] = 1;
         prunedSoFar += want;
       }
     }

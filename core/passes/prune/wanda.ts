@@ -1,6 +1,7 @@
 import { WhittleError } from '../../../api/errors.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
 import type { Pass, PassContext, PassReport } from '../pass.ts';
+import { smallestMask } from './magnitude.ts';
 import type { GroupStats } from './layer-inputs.ts';
 import { nmGroup, runCalibratedPrune, type CalibratedPruneOptions, type Target } from './layer-inputs-pass.ts';
 
@@ -35,13 +36,11 @@ export function wandaPruneGroup(w: Float64Array, rows: number, k: number, segmen
   const norm = Float64Array.from(stats.sqNorm, Math.sqrt);
   if (target.kind === 'unstructured' && comparison === 'layer') {
     const all = Float64Array.from({ length: rows * k }, (_, i) => Math.abs(w[i]!) * norm[i % k]!);
-    const idx = Int32Array.from({ length: rows * k }, (_, i) => i).sort((a, b) => all[a]! - all[b]! || a - b);
-    const count = Math.round(target.sparsity * rows * k);
-    for (let t = 0; t < count; t++) w[idx[t]!] = 0;
+    const chosen = smallestMask(all, Math.round(target.sparsity * rows * k));
+    for (let i = 0; i < chosen.length; i++) if (chosen[i]) w[i] = 0;
     return;
   }
   const score = new Float64Array(k);
-  const order = new Int32Array(k);
   const byScore = (a: number, b: number) => score[a]! - score[b]! || a - b;
   for (let r = 0; r < rows; r++) {
     const off = r * k;
@@ -50,9 +49,8 @@ export function wandaPruneGroup(w: Float64Array, rows: number, k: number, segmen
       // cumulative rounding: the layer as a whole lands on the target
       const count = Math.round(target.sparsity * k * (r + 1)) - Math.round(target.sparsity * k * r);
       if (count === 0) continue;
-      for (let j = 0; j < k; j++) order[j] = j;
-      order.sort(byScore);
-      for (let t = 0; t < count; t++) w[off + order[t]!] = 0;
+      const chosen = smallestMask(score, count);
+      for (let j = 0; j < k; j++) if (chosen[j]) w[off + j] = 0;
     } else {
       for (let c = 0; c < k;) {
         const [start, end] = nmGroup(c, target.m, segment, k);
