@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { WhittleError } from '../../../api/errors.ts';
 import { PLAN_METHODS, type PruneStep } from '../../../api/recipe.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
@@ -44,14 +45,21 @@ export type PruneRun = StepRun<PruneStep>;
 
 /** Reads a model, prunes it with one step, writes it and measures what the sparsity is worth on disk. */
 export async function pruneModel(run: PruneRun): Promise<PruneReport> {
-  let deflatedBytesBefore = 0;
+  // the input's deflated size is measured on the thread pool while the pass runs (it took as long as
+  // magnitude pruning itself on a 67 M-parameter model), unless the output replaces an input file
+  let deflatedBefore: Promise<number> = Promise.resolve(0);
   const { common, report, written } = await runStepOnFile(run, applyPruneStep, {
     countZerosBefore: true,
     beforeApply: async (model) => {
       const files = [model.path!, ...new Set([...model.weights()].flatMap(({ tensor }) => (tensor.source.kind === 'external' ? [tensor.source.path] : [])))];
-      deflatedBytesBefore = (await Promise.all(files.map(deflatedSize))).reduce((a, b) => a + b, 0);
+      deflatedBefore = Promise.all(files.map(deflatedSize)).then((sizes) => sizes.reduce((a, b) => a + b, 0));
+      // a failed pass never awaits it: its own failure must not become an unhandled rejection
+      deflatedBefore.catch(() => {});
+      const output = resolve(run.output);
+      if (files.some((f) => resolve(f) === output || resolve(f) === `${output}.data`)) await deflatedBefore;
     },
   });
+  const deflatedBytesBefore = await deflatedBefore;
   const size = await artifactSize(written.path, written.externalDataPath ? [written.externalDataPath] : []);
   const structured = run.step.method === 'channel' || run.step.method === 'heads';
   const warnings = structured ? common.warnings : [...common.warnings, SPARSITY_STORAGE_NOTE];

@@ -1,8 +1,11 @@
-import { createReadStream, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Writable } from 'node:stream';
-import { createDeflateRaw, constants as zlibConstants } from 'node:zlib';
+import { promisify } from 'node:util';
+import { deflateRaw, constants as zlibConstants, type ZlibOptions } from 'node:zlib';
+
+const deflateRawAsync = promisify<Buffer, ZlibOptions, Buffer>(deflateRaw);
 
 /**
  * What unstructured sparsity buys in an artifact. The pruned tensors are still stored dense, so the
@@ -41,15 +44,41 @@ export async function artifactSize(path: string, extraFiles: readonly string[] =
   return { path, bytes, deflatedBytes, ratio: bytes ? deflatedBytes / bytes : 1 };
 }
 
-/** Bytes of a file after raw deflate (zlib level 6), counted as they stream out. */
+/** Pieces deflated on their own: deflate looks back 32 KiB, so cutting every 4 MiB costs bytes, not ratio. */
+const DEFLATE_PIECE = 4 << 20;
+
+/**
+ * Bytes of a file after raw deflate (zlib level 6). A file bigger than one piece is deflated as
+ * independent 4 MiB pieces on libuv's thread pool, several at once (a 256 MiB model took 8 s as one
+ * stream on one core), and their sizes summed: within a few bytes a piece of the single stream, whose
+ * 32 KiB window the cuts barely touch. A file of one piece gives exactly the single stream's size.
+ */
 export async function deflatedSize(file: string): Promise<number> {
-  let n = 0;
-  const counter = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      n += chunk.length;
-      done();
-    },
-  });
-  await pipeline(createReadStream(file, { highWaterMark: 1 << 20 }), createDeflateRaw({ level: 6, strategy: zlibConstants.Z_DEFAULT_STRATEGY }), counter);
-  return n;
+  const size = statSync(file).size;
+  const pieces = Math.max(1, Math.ceil(size / DEFLATE_PIECE));
+  let next = 0;
+  let total = 0;
+  const handle = await open(file, 'r');
+  try {
+    const worker = async () => {
+      const buffer = Buffer.allocUnsafe(Math.min(size, DEFLATE_PIECE));
+      for (let piece = next++; piece < pieces; piece = next++) {
+        const start = piece * DEFLATE_PIECE;
+        const length = Math.min(DEFLATE_PIECE, size - start);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await handle.read(buffer, got, length - got, start + got);
+          if (bytesRead === 0) throw new Error(`${file}: ended early while measuring its deflated size`);
+          got += bytesRead;
+        }
+        // awaited first: `total += await …` would read total before the wait and lose the other workers' pieces
+        const deflated = await deflateRawAsync(buffer.subarray(0, length), { level: 6, strategy: zlibConstants.Z_DEFAULT_STRATEGY });
+        total += deflated.length;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(pieces, Math.max(1, availableParallelism())) }, worker));
+  } finally {
+    await handle.close();
+  }
+  return total;
 }
