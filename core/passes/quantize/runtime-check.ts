@@ -27,8 +27,9 @@ const INTEGER_KERNELS = new Set(['QGemm', 'MatMulIntegerToFloat', 'DynamicQuanti
 const isInteger = (op: string) => op.startsWith('QLinear') || INTEGER_KERNELS.has(op);
 
 /**
- * Where the check cannot leave its small copy beside the file (a read-only folder), files up to this
- * size are loaded whole instead (that costs a parse and a copy of every weight); bigger ones go unchecked.
+ * Where the check's small copy fits neither a temporary folder with hard links to the file nor the
+ * file's own folder (another file system and a read-only folder), files up to this size are loaded
+ * whole instead (a parse and a copy of every weight); bigger ones go unchecked.
  */
 export const RUNTIME_CHECK_LIMIT_BYTES = 256 * 2 ** 20;
 
