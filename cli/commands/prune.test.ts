@@ -15,6 +15,7 @@ describe('whittle prune', () => {
     for (const key of ['input', 'output', 'method', 'bytesBefore', 'bytesAfter', 'parametersBefore', 'parametersAfter', 'sparsity', 'seconds', 'peakRssBytes', 'nodesChanged', 'excluded', 'warnings']) assert.ok(key in doc, key);
     assert.ok(Math.abs(doc.sparsity - 0.5) < 0.01, String(doc.sparsity));
     assert.ok(doc.deflatedBytesAfter < doc.deflatedBytesBefore * 0.7);
+    assert.equal(typeof doc.deflateSeconds, 'number', 'the time spent measuring them, apart from the step\'s');
     assert.ok(doc.warnings.some((w: string) => /densif/.test(w)));
     const shown = JSON.parse((await whittle('experiments', 'show', doc.runId, '--json')).out);
     assert.equal(shown.kind, 'prune');

@@ -76,7 +76,7 @@ export function renderPrune(r: PruneReport): string {
     `  nodes       ${formatCount(r.nodesChanged)} changed${r.excluded.length ? `, ${r.excluded.length} left alone: ${r.excluded.slice(0, 8).join(', ')}${r.excluded.length > 8 ? ', …' : ''}` : ''}`,
     ...refitLine(r),
     ...headLines(r),
-    `  time        ${r.seconds.toFixed(2)} s, peak RSS ${formatBytes(r.peakRssBytes)}`,
+    `  time        ${r.seconds.toFixed(2)} s${(r.deflateSeconds ?? 0) >= 0.1 ? ` (+ ${r.deflateSeconds!.toFixed(2)} s measuring the deflated sizes)` : ''}, peak RSS ${formatBytes(r.peakRssBytes)}`,
   ].join('\n') + '\n';
 }
 

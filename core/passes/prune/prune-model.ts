@@ -15,6 +15,8 @@ export interface PruneReport extends StepFileReport {
   method: PruneStep['method'];
   deflatedBytesBefore: number;
   deflatedBytesAfter: number;
+  /** Seconds spent after the write waiting for the deflated sizes (not in `seconds`). */
+  deflateSeconds?: number;
   details: Record<string, unknown> | undefined;
 }
 
@@ -59,9 +61,11 @@ export async function pruneModel(run: PruneRun): Promise<PruneReport> {
       if (files.some((f) => resolve(f) === output || resolve(f) === `${output}.data`)) await deflatedBefore;
     },
   });
+  const t0 = performance.now();
   const deflatedBytesBefore = await deflatedBefore;
   const size = await artifactSize(written.path, written.externalDataPath ? [written.externalDataPath] : []);
+  const deflateSeconds = (performance.now() - t0) / 1000;
   const structured = run.step.method === 'channel' || run.step.method === 'heads';
   const warnings = structured ? common.warnings : [...common.warnings, SPARSITY_STORAGE_NOTE];
-  return { ...common, method: run.step.method, bytesAfter: size.bytes, deflatedBytesBefore, deflatedBytesAfter: size.deflatedBytes, warnings, details: report.details };
+  return { ...common, method: run.step.method, bytesAfter: size.bytes, deflatedBytesBefore, deflatedBytesAfter: size.deflatedBytes, deflateSeconds, warnings, details: report.details };
 }
