@@ -118,10 +118,8 @@ export function smallestMask(values: Float32Array | Float64Array, k: number): Ui
   const mask = new Uint8Array(values.length);
   if (k <= 0) return mask;
   if (k >= values.length) return mask.fill(1);
-  const threshold = kthSmallest(values, k - 1);
+  const { value: threshold, below } = kthSmallest(values, k - 1);
   if (threshold !== threshold) return mask;
-  let below = 0;
-  for (let i = 0; i < values.length; i++) if (values[i]! < threshold) below++;
   let ties = k - below;
   for (let i = 0; i < values.length; i++) {
     const a = values[i]!;
@@ -132,23 +130,32 @@ export function smallestMask(values: Float32Array | Float64Array, k: number): Ui
 }
 
 /**
- * The k-th smallest (0-based) of the non-NaN values, NaN when there are not that many: a quickselect
- * with three-way partitions (many equal scores, zeros above all, stay linear) on a copy, falling back
- * to a sort of what is left if the partitions keep coming out lopsided.
+ * The k-th smallest (0-based) of the non-NaN values and how many values are below it (NaN, 0 when
+ * there are not that many): a quickselect with three-way partitions (many equal scores, zeros above
+ * all, stay linear) on a copy, falling back to a sort of what is left if the partitions keep coming
+ * out lopsided. Everything left of the range still searched is below everything in it, so `below` is
+ * where the value's run of equals starts.
  */
-export function kthSmallest(values: Float32Array | Float64Array, k: number): number {
+export function kthSmallest(values: Float32Array | Float64Array, k: number, partitions?: number): { value: number; below: number } {
   const a = values instanceof Float32Array ? new Float32Array(values.length) : new Float64Array(values.length);
   let n = 0;
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
     if (v === v) a[n++] = v;
   }
-  if (k >= n) return NaN;
+  if (k >= n) return { value: NaN, below: 0 };
   let lo = 0;
   let hi = n - 1;
-  let budget = 2 * Math.ceil(Math.log2(n + 1)) + 16;
+  // `partitions`: how many before the sort takes over (tests force it)
+  let budget = partitions ?? 2 * Math.ceil(Math.log2(n + 1)) + 16;
   while (lo < hi) {
-    if (budget-- === 0) return a.subarray(lo, hi + 1).sort()[k - lo]!;
+    if (budget-- === 0) {
+      const rest = a.subarray(lo, hi + 1).sort();
+      const value = rest[k - lo]!;
+      let first = k - lo;
+      while (first > 0 && rest[first - 1] === value) first--;
+      return { value, below: lo + first };
+    }
     const x = a[lo]!;
     const y = a[(lo + hi) >>> 1]!;
     const z = a[hi]!;
@@ -165,9 +172,9 @@ export function kthSmallest(values: Float32Array | Float64Array, k: number): num
     }
     if (k < lt) hi = lt - 1;
     else if (k > gt) lo = gt + 1;
-    else return pivot;
+    else return { value: pivot, below: lt };
   }
-  return a[k]!;
+  return { value: a[k]!, below: k };
 }
 
 /** One threshold over every layer: the k smallest |w| of them all (ties in layer order, then index order). */

@@ -52,10 +52,18 @@ it('smallestMask equals a stable sort\'s first k on ties, zeros, NaN, sorted and
   }
 });
 
-it('kthSmallest: the k-th of the sorted non-NaN values, NaN past them', () => {
+it('kthSmallest: the k-th of the sorted non-NaN values and how many are below it, NaN past them', () => {
   const r = seeded(7);
-  const values = Float64Array.from({ length: 10_000 }, () => (r() < 0.1 ? NaN : Math.floor(r() * 50)));
-  const sorted = values.filter((v) => v === v).sort();
-  for (const k of [0, 1, 17, 4999, sorted.length - 1]) assert.equal(kthSmallest(values, k), sorted[k]);
-  assert.ok(Number.isNaN(kthSmallest(values, sorted.length)));
+  for (const [kind, make] of [['ties', () => (r() < 0.1 ? NaN : Math.floor(r() * 50))], ['sorted', (i: number) => i % 300], ['smooth', () => r()]] as const) {
+    const values = Float64Array.from({ length: 10_000 }, (_, i) => make(i));
+    const sorted = values.filter((v) => v === v).sort();
+    for (const k of [0, 1, 17, 4999, sorted.length - 1]) {
+      const got = kthSmallest(values, k);
+      assert.equal(got.value, sorted[k], `${kind} k=${k}`);
+      assert.equal(got.below, sorted.findIndex((v) => v === sorted[k]), `${kind} k=${k}: below`);
+      // the sort that takes over after a few lopsided partitions gives the same
+      for (const partitions of [0, 1, 3]) assert.deepEqual(kthSmallest(values, k, partitions), got, `${kind} k=${k}, sort after ${partitions} partitions`);
+    }
+    assert.ok(Number.isNaN(kthSmallest(values, sorted.length).value));
+  }
 });
