@@ -102,7 +102,7 @@ if (values.local) {
       for (const method of methods) {
         const after = before.slice();
         await pruneLayer(method, layer, after, groups, sparsity);
-        cells.push(reconstructionError(layer, groups, before, after).toFixed(4).padStart(13));
+        cells.push((await reconstructionError(layer, groups, before, after)).toFixed(4).padStart(13));
       }
       // how unequal the input features are: Wanda only reorders magnitude where they differ
       const norms = groups.flatMap((g) => [...g.sqNorm].filter((v) => v > 0).map(Math.sqrt)).sort((a, b) => a - b);

@@ -22,6 +22,7 @@ export function inverseCholeskyUpper(h: Float64Array, n: number): Float64Array |
 
 export function nmGroup(c: number, m: number, segment: number, k: number): [number, number];
 export interface NmPattern { n: number; m: number; segment: number }
+export function quadraticFormRows(a: Float64Array, b: Float64Array, h: Float64Array, k: number, r0: number, r1: number, sums: Float64Array, slot: number): void;
 export function sparseGptRows(w: Float64Array, u: Float64Array, mask: Uint8Array, k: number, i1: number, i2: number, r0: number, r1: number, nm: NmPattern | null): void;
 
 export const GPTQ_ROW_TILE: number;
@@ -54,6 +55,7 @@ export interface CpuTasks {
   choleskyTrailing: (input: { l: Float64Array; n: number; ke: number; w: number; panel: Float64Array; i0: number; i1: number }) => null;
   invertLowerColumns: (input: { l: Float64Array; n: number; x: Float64Array; j0: number; j1: number }) => null;
   sparseGptRows: (input: { w: Float64Array; u: Float64Array; mask: Uint8Array; k: number; i1: number; i2: number; r0: number; r1: number; nm: NmPattern | null }) => null;
+  quadraticFormRows: (input: { a: Float64Array; b: Float64Array; h: Float64Array; k: number; r0: number; r1: number; sums: Float64Array; slot: number }) => null;
   minMax: (input: { values: Floats; start: number; end: number }) => { min: number; max: number; nonFinite: number };
   histogram: (input: { values: Floats; lo: number; hi: number; bins: number; start: number; end: number }) => Uint32Array;
 }

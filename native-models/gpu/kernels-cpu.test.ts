@@ -3,7 +3,8 @@ import test from 'node:test';
 import { histogramOf, rangeOf } from '../../core/jobs/pool-kernels.mjs';
 import { cholesky, invertLower } from '../../core/passes/prune/linalg.ts';
 import { seededGaussian, seededRandom } from '../ir/random.ts';
-import { choleskyLower, gptqRows, histogram, inverseCholeskyUpper, inverseColumnRanges, invertLowerRows, lowerTriangleRanges, minMax, mirrorUpper, thresholdFromHistogram, triangleRanges, xtxAccumulate, groupParams, type GptqRowParams } from './kernels-cpu.mjs';
+import { choleskyLower, gptqRows, histogram, quadraticFormRows, inverseCholeskyUpper, inverseColumnRanges, invertLowerRows, lowerTriangleRanges, minMax, mirrorUpper, thresholdFromHistogram, triangleRanges, xtxAccumulate, groupParams, type GptqRowParams } from './kernels-cpu.mjs';
+import { reconstructionError } from '../../core/passes/prune/layer-inputs.ts';
 import { CpuThreads, evenRanges, inverseCholeskyUpperParallel, sharedArray, toShared, xtxParallel } from './threads.ts';
 
 /** The CPU kernels against the plainest possible implementations of the same definitions. */
@@ -178,4 +179,49 @@ test('worker threads: xtx split over threads equals one thread, bit for bit', as
     await threads.close();
   }
   assert.ok(seededRandom(1)() < 1);
+});
+
+test('quadraticFormRows: a·H·aᵀ and b·H·bᵀ summed over rows, as the full product gives; any row count; the threaded reconstruction error equals the single-threaded one', async () => {
+  const pool = seededGaussian(1 << 16, 31);
+  let at = 0;
+  const gauss = () => pool[at++ % pool.length]!;
+  for (const [k, rows] of [[1, 1], [5, 3], [37, 9], [64, 4], [130, 11]] as const) {
+    // H = XᵀX of a random X: symmetric positive semi-definite
+    const m = k + 7;
+    const x = Float64Array.from({ length: m * k }, () => gauss());
+    const h = new Float64Array(k * k);
+    for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) { let s = 0; for (let t = 0; t < m; t++) s += x[t * k + i]! * x[t * k + j]!; h[i * k + j] = s; }
+    const a = Float64Array.from({ length: rows * k }, () => gauss());
+    const b = a.map((v, i) => (i % 3 === 0 ? v : 0)); // some rows of b are sparse, one may be all zero
+    const full = (v: Float64Array, r: number) => { let s = 0; for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) s += v[r * k + i]! * h[i * k + j]! * v[r * k + j]!; return s; };
+    for (const [r0, r1] of [[0, rows], [1, rows], [0, Math.max(1, rows - 2)]] as const) {
+      let wantA = 0, wantB = 0;
+      for (let r = r0; r < r1; r++) { wantA += full(a, r); wantB += full(b, r); }
+      const sums = new Float64Array(4);
+      quadraticFormRows(a, b, h, k, r0, r1, sums, 1);
+      assert.ok(Math.abs(sums[2]! - wantA) <= 1e-9 * Math.abs(wantA), `k ${k} rows [${r0}, ${r1}): ${sums[2]} vs ${wantA}`);
+      assert.ok(Math.abs(sums[3]! - wantB) <= 1e-9 * Math.abs(wantB) + 1e-12, `k ${k} rows [${r0}, ${r1}), b: ${sums[3]} vs ${wantB}`);
+    }
+  }
+  // a layer big enough to split: 3 threads against 1
+  const k = 200, rows = 96;
+  const x = Float64Array.from({ length: 300 * k }, () => gauss());
+  const h = new Float64Array(k * k);
+  xtxAccumulate(Float32Array.from(x), 300, k, h, 0, k);
+  mirrorUpper(h, k);
+  const before = Float64Array.from({ length: rows * k }, () => gauss());
+  const after = before.map((v) => (Math.abs(v) < 0.7 ? 0 : v));
+  const layer = { k, rowsPerGroup: rows, groups: 1 } as Parameters<typeof reconstructionError>[0];
+  const saved = process.env['WHITTLE_CPU_THREADS'];
+  try {
+    process.env['WHITTLE_CPU_THREADS'] = '1';
+    const one = await reconstructionError(layer, [{ xtx: h } as Parameters<typeof reconstructionError>[1][0]], before, after);
+    process.env['WHITTLE_CPU_THREADS'] = '3';
+    const three = await reconstructionError(layer, [{ xtx: h } as Parameters<typeof reconstructionError>[1][0]], before, after);
+    assert.ok(one > 0.05 && one < 1, String(one));
+    assert.ok(Math.abs(one - three) <= 1e-12 * one, `${one} vs ${three}`);
+  } finally {
+    if (saved === undefined) delete process.env['WHITTLE_CPU_THREADS'];
+    else process.env['WHITTLE_CPU_THREADS'] = saved;
+  }
 });

@@ -156,7 +156,7 @@ export const SPLIT_MIN_WORK = 1 << 21;
  * Runs `task` over `ranges`: the first on this thread, the others on the pool's workers (idle
  * workers do not keep the process alive). Inputs the workers write must be shared arrays.
  */
-export async function splitRun<T extends 'choleskyTrailing' | 'invertLowerColumns' | 'sparseGptRows'>(
+export async function splitRun<T extends 'choleskyTrailing' | 'invertLowerColumns' | 'sparseGptRows' | 'quadraticFormRows'>(
   task: T, ranges: [number, number][], input: (range: [number, number]) => Parameters<CpuTasks[T]>[0],
 ): Promise<void> {
   if (ranges.length > 1) factorPool ??= new CpuThreads(Math.max(2, ranges.length - 1));

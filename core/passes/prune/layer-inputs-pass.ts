@@ -142,7 +142,7 @@ export async function runCalibratedPrune(
       corrected = { target: addToOutputBias(model, layer, shift, names), maxShift: shift.reduce((m, v) => Math.max(m, Math.abs(v)), 0) };
     }
     results.push({
-      ...prunedLayer(layer.weight, zerosBefore, zeros), reconstructionError: hessian ? reconstructionError(layer, groups, before, after) : null, deadInputs: dead,
+      ...prunedLayer(layer.weight, zerosBefore, zeros), reconstructionError: hessian ? await reconstructionError(layer, groups, before, after) : null, deadInputs: dead,
       ...(corrected ? { biasCorrection: corrected } : {}),
     });
   }

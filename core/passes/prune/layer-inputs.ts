@@ -16,7 +16,7 @@ import type { HostTensor } from '../../../native-models/runtimes/host-tensor.ts'
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import { halfToFloat } from '../../../native-models/ir/dtypes.ts';
 import { mirrorUpper, roundUp4 } from '../../../native-models/gpu/kernels-cpu.mjs';
-import { CpuThreads, gramWithWorker, sharedArray } from '../../../native-models/gpu/threads.ts';
+import { CpuThreads, evenRanges, factorParts, gramWithWorker, sharedArray, SPLIT_MIN_WORK, splitRun, toShared } from '../../../native-models/gpu/threads.ts';
 import { TappedModel } from '../../calibrate/tap.ts';
 import type { Dataset } from '../../evaluate/data/index.ts';
 import { batchSizeFor, inputSpecs } from '../../evaluate/evaluate.ts';
@@ -349,29 +349,27 @@ export async function collectLayerInputs(model: Model, layers: LayerMatrix[], op
   }
 }
 
-/** ‖ΔW·X‖² / ‖W·X‖² over the calibration rows for one layer (all groups), from XᵀX. */
-export function reconstructionError(layer: LayerMatrix, stats: GroupStats[], before: Float64Array, after: Float64Array): number {
-  let num = 0, den = 0;
+/**
+ * ‖ΔW·X‖² / ‖W·X‖² over the calibration rows for one layer (all groups), from XᵀX: two quadratic
+ * forms per row (quadraticFormRows, kernels-cpu.mjs), rows split over every core. 2·rows·k² multiply-
+ * adds: 1.1·10¹¹ for a ResNet-50-sized model, as much as SparseGPT's own row updates.
+ */
+export async function reconstructionError(layer: LayerMatrix, stats: GroupStats[], before: Float64Array, after: Float64Array): Promise<number> {
   const { k, rowsPerGroup } = layer;
-  const d = new Float64Array(k);
-  const gw = new Float64Array(k);
-  const gd = new Float64Array(k);
+  const parts = rowsPerGroup * k * k >= SPLIT_MIN_WORK ? Math.min(factorParts(), rowsPerGroup) : 1;
+  const shared = parts > 1;
+  const w = shared ? toShared(before) : before;
+  const d = shared ? sharedArray(Float64Array, before.length) : new Float64Array(before.length);
+  for (let i = 0; i < d.length; i++) d[i] = before[i]! - after[i]!;
+  const sums = shared ? sharedArray(Float64Array, 2 * parts) : new Float64Array(2);
+  let num = 0, den = 0;
   for (let g = 0; g < layer.groups; g++) {
     const xtx = stats[g]!.xtx;
     if (!xtx) throw new WhittleError('INTERNAL', 'reconstruction error needs XᵀX');
-    for (let r = 0; r < rowsPerGroup; r++) {
-      const off = (g * rowsPerGroup + r) * k;
-      for (let j = 0; j < k; j++) d[j] = before[off + j]! - after[off + j]!;
-      gw.fill(0);
-      gd.fill(0);
-      for (let i = 0; i < k; i++) {
-        const wi = before[off + i]!, di = d[i]!;
-        if (wi === 0 && di === 0) continue;
-        const row = i * k;
-        for (let j = 0; j < k; j++) { const h = xtx[row + j]!; gw[j] = gw[j]! + wi * h; gd[j] = gd[j]! + di * h; }
-      }
-      for (let j = 0; j < k; j++) { den += before[off + j]! * gw[j]!; num += d[j]! * gd[j]!; }
-    }
+    const h = shared ? toShared(xtx) : xtx;
+    const ranges = evenRanges(rowsPerGroup, parts).map(([r0, r1]) => [g * rowsPerGroup + r0, g * rowsPerGroup + r1] as [number, number]);
+    await splitRun('quadraticFormRows', ranges, (range) => ({ a: w, b: d, h, k, r0: range[0], r1: range[1], sums, slot: ranges.indexOf(range) }));
+    for (let p = 0; p < ranges.length; p++) { den += sums[2 * p]!; num += sums[2 * p + 1]!; }
   }
   return den > 0 ? num / den : 0;
 }
