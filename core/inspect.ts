@@ -43,8 +43,7 @@ export function inspectModel(model: Model): InspectReport {
   for (const { tensor } of model.weights()) if (tensor.source.kind === 'external' && !tensor.source.inModelFile) external.set(tensor.source.path, 0);
   let externalDataBytes = 0;
   for (const p of external.keys()) externalDataBytes += statSync(p).size;
-  const metadata: Record<string, string> = {};
-  for (const e of (model.extra.metadata_props as { key?: string; value?: string }[] | undefined) ?? []) metadata[e.key ?? ''] = e.value ?? '';
+  const metadata = Object.fromEntries(model.metadataEntries());
   return {
     format: 'onnx',
     path: model.path ?? '',

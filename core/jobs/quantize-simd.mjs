@@ -6,7 +6,7 @@
 // It exists because the scalar JavaScript spends about 13 ns a weight and this about 3 (issue 3's
 // speed bar: weight-only quantization within 3× a plain read+write of the model's bytes).
 // Plain JavaScript so worker threads load it without a TypeScript loader. Types: quantize-simd.d.mts.
-import { lazyModule } from './wasm-assembler.mjs';
+import { growMemory, lazyModule } from './wasm-assembler.mjs';
 
 // A column pair's parameters, interleaved so one pointer and constant offsets reach them all:
 // scale[2] at +0, clip low[2] at +16, clip high[2] at +32, zero point + storage offset[2] at +48.
@@ -194,8 +194,7 @@ function layoutFor(s, rows) {
 function memoryFor(s, rows) {
   const k = instance();
   const at = layoutFor(s, rows);
-  const missing = at.end - k.memory.buffer.byteLength;
-  if (missing > 0) k.memory.grow(Math.ceil(missing / 65536));
+  growMemory(k.memory, at.end);
   return at;
 }
 

@@ -258,6 +258,13 @@ export function instantiateWat(text) {
   return new WebAssembly.Instance(new WebAssembly.Module(assembleWat(text))).exports;
 }
 
+/** Grows a WebAssembly memory to at least `bytes` (views of it made before are then detached). */
+export function growMemory(memory, bytes) {
+  const missing = bytes - memory.buffer.byteLength;
+  if (missing > 0) memory.grow(Math.ceil(missing / 65536));
+  return memory.buffer;
+}
+
 /**
  * A getter for the exports of `text`, instantiated on first use (once per thread), or null where the
  * engine cannot compile it (WebAssembly.CompileError: no SIMD) and the caller's scalar code runs.

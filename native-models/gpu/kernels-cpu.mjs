@@ -458,7 +458,7 @@ export function thresholdFromHistogram(counts, max, keep) {
  * symmetric), into sums[2·slot] and sums[2·slot + 1]: the two quadratic forms of a layer's
  * reconstruction error ‖ΔW·X‖²/‖W·X‖² from XᵀX (a = W, b = ΔW). H's symmetry halves the work
  * (x·H·xᵀ = Σ_i x_i·(H_ii·x_i + 2·Σ_{j>i} H_ij·x_j)), and four rows share each load of H, their eight
- * sums independent chains the CPU overlaps: 5× faster than a full product row by row.
+ * sums independent chains the CPU overlaps: 4× faster than a full product row by row on one thread.
  */
 export function quadraticFormRows(a, b, h, k, r0, r1, sums, slot) {
   let sa = 0;

@@ -244,10 +244,15 @@ export class Model {
   /** The file the model was read from (external data locations are relative to its folder). */
   path: string | null = null;
 
-  /** A metadata_props entry (ONNX's free-form key → value strings), or undefined. */
+  /** Every metadata_props entry (ONNX's free-form key → value strings), in file order. */
+  metadataEntries(): [string, string][] {
+    const entries = (this.extra['metadata_props'] as { key?: string; value?: string }[] | undefined) ?? [];
+    return entries.map((e) => [e.key ?? '', e.value ?? '']);
+  }
+
+  /** A metadata_props entry, or undefined. */
   metadata(key: string): string | undefined {
-    const entries = this.extra['metadata_props'] as { key?: string; value?: string }[] | undefined;
-    return entries?.find((e) => e.key === key)?.value;
+    return this.metadataEntries().find(([k]) => k === key)?.[1];
   }
 
   /** Sets a metadata_props entry, replacing one with the same key. */

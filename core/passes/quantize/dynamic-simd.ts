@@ -1,5 +1,5 @@
 import { COLUMN_MINMAX } from '../../jobs/quantize-simd.mjs';
-import { lazyModule } from '../../jobs/wasm-assembler.mjs';
+import { growMemory, lazyModule } from '../../jobs/wasm-assembler.mjs';
 
 /**
  * Dynamic int8's two loops over a weight — its range (min, max, finite) and x / scale → round half to
@@ -119,39 +119,28 @@ function layout(k: Kernels, paramsBytes: number, columnBytes: number, floats: nu
   const hi = lo + columnBytes;
   const input = align16(hi + columnBytes);
   const output = align16(input + floats * 4 + 16);
-  const missing = output + floats + 16 - k.memory.buffer.byteLength;
-  if (missing > 0) k.memory.grow(Math.ceil(missing / 65536));
-  return { params, lo, hi, input, output, buffer: k.memory.buffer };
+  return { params, lo, hi, input, output, buffer: growMemory(k.memory, output + floats + 16) };
 }
 
 /**
- * Folds the minimum and maximum of `values` into lo[0]/hi[0] (as the scalar loop's `v < lo`, `v > hi`
- * would, up to which of −0 and 0 is kept, which no scale or zero point tells apart). Returns whether
- * every value is finite, or null where SIMD is missing.
+ * Folds the minimum and maximum of values[0 … n) into lo[0]/hi[0] (as the scalar loop's `v < lo`,
+ * `v > hi` would, up to which of −0 and 0 is kept, which no scale or zero point tells apart), n =
+ * values.length rounded down to a multiple of 8 (the caller folds the rest). Returns n and whether
+ * those values are finite, or null where SIMD is missing.
  */
-export function rangeAllSimd(values: Float32Array, lo: Float64Array, hi: Float64Array): boolean | null {
+export function rangeAllSimd(values: Float32Array, lo: Float64Array, hi: Float64Array): { n: number; finite: boolean } | null {
   const k = instance();
   if (!k) return null;
   const n = values.length & ~7;
   const at = layout(k, 0, 0, n);
   new Float32Array(at.buffer, at.input, n).set(values.subarray(0, n));
-  let finite = k.rangeAll(at.input, n, 0) === 1;
+  const finite = k.rangeAll(at.input, n, 0) === 1;
   const lanes = new Float32Array(at.buffer, 0, 8);
-  let a = lo[0]!;
-  let b = hi[0]!;
   for (let i = 0; i < 4; i++) {
-    if (lanes[i]! < a) a = lanes[i]!;
-    if (lanes[4 + i]! > b) b = lanes[4 + i]!;
+    if (lanes[i]! < lo[0]!) lo[0] = lanes[i]!;
+    if (lanes[4 + i]! > hi[0]!) hi[0] = lanes[4 + i]!;
   }
-  for (let i = n; i < values.length; i++) {
-    const v = values[i]!;
-    if (v < a) a = v;
-    if (v > b) b = v;
-    if (v - v !== 0) finite = false;
-  }
-  lo[0] = a;
-  hi[0] = b;
-  return finite;
+  return { n, finite };
 }
 
 /**

@@ -111,14 +111,11 @@ export function weightRanges(pieces: Pieces, dims: number[], axis: number | null
   for (const { values, offset } of pieces()) {
     if (channels === 1) {
       const simd = values.length >= 64 ? rangeAllSimd(values, lo, hi) : null;
-      if (simd !== null) {
-        if (!simd) finite = false;
-        continue;
-      }
+      if (simd && !simd.finite) finite = false;
       let a = lo[0]!;
       let b = hi[0]!;
       let nan = false;
-      for (let i = 0; i < values.length; i++) {
+      for (let i = simd?.n ?? 0; i < values.length; i++) {
         const v = values[i]!;
         if (v < a) a = v;
         if (v > b) b = v;

@@ -1,4 +1,4 @@
-import { lazyModule } from '../../jobs/wasm-assembler.mjs';
+import { growMemory, lazyModule } from '../../jobs/wasm-assembler.mjs';
 
 /**
  * float32 → float16 with the fp16 pass's clamping (fp16.ts toHalfClampedInto), eight values at a
@@ -81,10 +81,7 @@ export function toHalfClampedSimd(values: Float32Array, out: Uint16Array, at: nu
   const counts = 0;
   const src = 64;
   const dst = src + n * 4;
-  const needed = dst + n * 2;
-  const missing = needed - k.memory.buffer.byteLength;
-  if (missing > 0) k.memory.grow(Math.ceil(missing / 65536));
-  const buffer = k.memory.buffer;
+  const buffer = growMemory(k.memory, dst + n * 2);
   new Float32Array(buffer, src, n).set(values.subarray(0, n));
   k.toHalf(src, n, dst, counts, clamp.lowBits, clamp.lowHalf, clamp.highBits, clamp.highHalf);
   out.set(new Uint16Array(buffer, dst, n), at);

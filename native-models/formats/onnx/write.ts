@@ -36,6 +36,11 @@ const INLINE_BUDGET = MAX_PROTO_BYTES - (64 << 20);
 
 type P = ProtoMessage;
 
+/** A TensorProto's external_data entries: where its bytes are. */
+function externalDataEntries(location: string, offset: number, length: number): P[] {
+  return [{ key: 'location', value: location }, { key: 'offset', value: String(offset) }, { key: 'length', value: String(length) }];
+}
+
 class ExternalDataFile {
   private fd: number;
   offset = 0;
@@ -60,11 +65,7 @@ class ExternalDataFile {
       throw err;
     }
     this.count++;
-    return [
-      { key: 'location', value: this.location },
-      { key: 'offset', value: String(start) },
-      { key: 'length', value: String(t.byteLength) },
-    ];
+    return externalDataEntries(this.location, start, t.byteLength);
   }
   private write(bytes: Uint8Array): void {
     let off = 0;
@@ -166,7 +167,7 @@ export function writeOnnxReferencingWeights(model: Model, outPath: string, weigh
       case 'external': {
         const location = relative(dir, source.path);
         checkExternalLocation(location, outPath);
-        return { data_location: 1, external_data: [{ key: 'location', value: location }, { key: 'offset', value: String(source.offset) }, { key: 'length', value: String(source.length) }] };
+        return { data_location: 1, external_data: externalDataEntries(location, source.offset, source.length) };
       }
       case 'strings': return { string_data: source.values };
       default: return { raw_data: t.bytes() };
