@@ -21,7 +21,8 @@ whittle eval MODEL [--data DATA] [--preprocess PRESET] [--reference MODEL] [--ep
 DATA is an .npy/.npz file, MNIST idx files, an image folder, a single image, an ONNX test-data
 folder (input_N.pb/output_N.pb), a raw tensor with a sidecar JSON, or synthetic:N (SPEC §4).
 PRESET: ${PRESET_NAMES.join(', ')}. Top-1/top-5 are reported when the data has labels; --reference
-adds top-1 agreement, output SQNR, cosine and max abs diff. Latency: --warmup runs, then p50/p95
+adds top-1 agreement, output SQNR, cosine and max abs diff. Top-1 and agreement come with their 95 %
+Wilson interval (JSON: top1Low, top1High): on 100 images one image is a point. Latency: --warmup runs, then p50/p95
 over --runs runs of one batch (default: 50, or as many as fit in ${DEFAULT_LATENCY_SECONDS} s, at least 5).
 
 A language model (one int64/int32 input [batch, positions], scores [batch, positions, vocabulary])
@@ -38,6 +39,12 @@ function pct(x: number): string {
   return `${(x * 100).toFixed(2)} %`;
 }
 
+/** ", 95 % interval a–b %" (Wilson): one image of 100 is a point, and the figure should say so. Runs recorded before the interval existed have none. */
+function interval(bounds: { top1Low?: number | null; top1High?: number | null }): string {
+  const { top1Low: low, top1High: high } = bounds;
+  return low != null && high != null ? `, 95 % interval ${(low * 100).toFixed(1)}–${(high * 100).toFixed(1)} %` : '';
+}
+
 export function renderEval(r: EvalReport): string {
   const lines: string[] = [];
   lines.push(`model      ${r.model}`);
@@ -45,11 +52,12 @@ export function renderEval(r: EvalReport): string {
   lines.push(`ep         ${r.ep} — ${r.device}`);
   const preprocess = r.data.synthetic || (r.data.preprocessFrom === 'default') ? '' : `, preprocess ${r.data.preprocess}${r.data.preprocessFrom === 'calibration' ? ' (as its calibration data was read, recorded in the model)' : ''}`;
   lines.push(`data       ${r.data.kind} ${r.data.path}, ${formatCount(r.data.n)} samples${r.data.synthetic ? ' (synthetic)' : ''}${preprocess}`);
-  if (r.accuracy) lines.push(`accuracy   top-1 ${pct(r.accuracy.top1)}  top-5 ${pct(r.accuracy.top5)}  (${formatCount(r.accuracy.correct1)} / ${formatCount(r.accuracy.n)})`);
+  if (r.accuracy) lines.push(`accuracy   top-1 ${pct(r.accuracy.top1)}  top-5 ${pct(r.accuracy.top5)}  (${formatCount(r.accuracy.correct1)} / ${formatCount(r.accuracy.n)}${interval(r.accuracy)})`);
   if (r.agreement) {
     const a = r.agreement;
     const sqnr = a.identical ? 'identical outputs' : a.sqnrDb === null ? 'n/a' : `${a.sqnrDb.toFixed(1)} dB`;
-    lines.push(`agreement  top-1 ${a.top1 === null ? 'n/a' : pct(a.top1)}  SQNR ${sqnr}  cosine ${a.cosine.toFixed(6)}  max |Δ| ${a.maxAbsDiff.toPrecision(3)}  vs ${a.reference}`);
+    const counted = a.agreed != null && a.top1Low != null ? ` (${formatCount(a.agreed)} / ${formatCount(a.n)}${interval(a)})` : '';
+    lines.push(`agreement  top-1 ${a.top1 === null ? 'n/a' : pct(a.top1)}${counted}  SQNR ${sqnr}  cosine ${a.cosine.toFixed(6)}  max |Δ| ${a.maxAbsDiff.toPrecision(3)}  vs ${a.reference}`);
   }
   if (r.language) {
     const l = r.language;

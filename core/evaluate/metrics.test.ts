@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { WhittleError } from '../../api/errors.ts';
-import { Agreement, NextTokenMetrics, TopKAccuracy, classifierShape } from './metrics.ts';
+import { Agreement, NextTokenMetrics, TopKAccuracy, classifierShape, wilsonInterval } from './metrics.ts';
 
 const f32 = (rows: number[][], trailing: number[] = []) => ({ dims: [rows.length, rows[0]!.length, ...trailing], data: Float32Array.from(rows.flat()) });
 
@@ -13,13 +13,17 @@ describe('TopKAccuracy', () => {
     acc.update(f32([[0.1, 0.5, 0.5, 0.2, 0.5, 0.0], [0.1, 0.5, 0.5, 0.2, 0.5, 0.0]]), Int32Array.from([4, 1]));
     // Six equal scores: label 4 has rank 4 (inside the top 5), label 5 rank 5 (outside).
     acc.update(f32([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]]), Int32Array.from([4, 5]));
-    assert.deepEqual(acc.result(), { top1: 1 / 4, top5: 3 / 4, n: 4, correct1: 1, correct5: 3 });
+    const { top1Low, top1High, ...counts } = acc.result()!;
+    assert.deepEqual(counts, { top1: 1 / 4, top5: 3 / 4, n: 4, correct1: 1, correct5: 3 });
+    assert.deepEqual([top1Low, top1High].map((x) => +x.toFixed(4)), [0.0456, 0.6994]);
   });
 
   test('reads [batch, classes, 1, 1] outputs and logits as well as probabilities', () => {
     const acc = new TopKAccuracy();
     acc.update(f32([[-3, 2.5, -0.5], [4, -1, 3.9]], [1, 1]), Int32Array.from([1, 2]));
-    assert.deepEqual(acc.result(), { top1: 0.5, top5: 1, n: 2, correct1: 1, correct5: 2 });
+    const { top1Low, top1High, ...counts } = acc.result()!;
+    assert.deepEqual(counts, { top1: 0.5, top5: 1, n: 2, correct1: 1, correct5: 2 });
+    assert.deepEqual([top1Low, top1High].map((x) => +x.toFixed(4)), [0.0945, 0.9055]);
   });
 
   test('a NaN score for the label is a miss; nothing counted is null', () => {
@@ -34,6 +38,18 @@ describe('TopKAccuracy', () => {
     assert.throws(() => acc.update(f32([[0, 1]]), Int32Array.from([2])), (e: unknown) => e instanceof WhittleError && e.code === 'BAD_INPUT' && /label 2 is outside the model's 2 classes/.test(e.message));
     assert.throws(() => acc.update({ dims: [1, 2, 2], data: new Float32Array(4) }, Int32Array.from([0])), /\[batch, classes\]/);
     assert.throws(() => acc.update(f32([[0, 1]]), Int32Array.from([0, 1])), /1 score rows but 2 labels/);
+  });
+
+  test('wilsonInterval matches the published 95 % score intervals, including at 0 and n', () => {
+    const at = (k: number, n: number) => wilsonInterval(k, n).map((x) => +x.toFixed(4));
+    assert.deepEqual(at(0, 10), [0, 0.2775]);
+    assert.deepEqual(at(10, 10), [0.7225, 1]);
+    assert.deepEqual(at(98, 100), [0.93, 0.9945]);
+    assert.deepEqual(at(50, 100), [0.4038, 0.5962]);
+    assert.deepEqual(at(100, 100), [0.963, 1]);
+    // narrows as 1/√n: 98 % of 10,000 is ±0.3 points
+    const [lo, hi] = wilsonInterval(9800, 10000);
+    assert.ok(hi - lo < 0.006 && lo < 0.98 && hi > 0.98, `${lo} ${hi}`);
   });
 
   test('classifierShape', () => {
@@ -55,6 +71,8 @@ describe('Agreement', () => {
     // Σref·x = 27 + 104 + 0 = 131; Σx² = 29.25 + 108.25 + 1 = 138.5
     assert.ok(Math.abs(r.cosine - 131 / Math.sqrt(126 * 138.5)) < 1e-12);
     assert.equal(r.top1, 2 / 3);
+    assert.equal(r.agreed, 2);
+    assert.deepEqual([r.top1Low, r.top1High].map((x) => +x!.toFixed(4)), [0.2077, 0.9385]);
     assert.equal(r.maxAbsDiff, 1);
     assert.equal(r.identical, false);
     assert.deepEqual([r.n, r.values, r.nonFinite], [3, 6, 0]);
@@ -125,9 +143,11 @@ describe('NextTokenMetrics', () => {
     const r = a.result()!;
     assert.equal(r.top1, 0.5);
     assert.equal(r.n, 1);
+    assert.deepEqual([r.top1Low, r.top1High], [null, null], 'positions of one window are not independent trials');
     // [batch, classes, 1] is still one score vector per sample
     const c = new Agreement();
     c.update({ dims: [2, 3, 1], data: Float32Array.of(0, 1, 0, 1, 0, 0) }, { dims: [2, 3, 1], data: Float32Array.of(0, 2, 0, 0, 0, 1) });
     assert.deepEqual([c.result()!.top1, c.result()!.n], [0.5, 2]);
+    assert.deepEqual([c.result()!.top1Low, c.result()!.top1High].map((x) => +x!.toFixed(4)), [0.0945, 0.9055]);
   });
 });

@@ -63,6 +63,32 @@ export interface TopKResult {
   n: number;
   correct1: number;
   correct5: number;
+  /**
+   * The 95 % Wilson interval of top1 (two numbers, not a pair, so a run's stored metrics keep
+   * them): on 100 images one image is a point, and the interval says so.
+   */
+  top1Low: number;
+  top1High: number;
+}
+
+/**
+ * The 95 % Wilson score interval of a proportion (successes of n independent trials). Unlike the
+ * normal approximation it stays inside [0, 1] and is honest at 0 % and 100 %: 100 of 100 agreeing
+ * is 96.3–100 %, not 100 ± 0.
+ */
+function top1Bounds(successes: number, n: number): { top1Low: number; top1High: number } {
+  const [top1Low, top1High] = wilsonInterval(successes, n);
+  return { top1Low, top1High };
+}
+
+export function wilsonInterval(successes: number, n: number): [number, number] {
+  if (n <= 0) return [0, 1];
+  const z = 1.959963984540054;
+  const p = successes / n;
+  const z2n = (z * z) / n;
+  const centre = (p + z2n / 2) / (1 + z2n);
+  const half = (z * Math.sqrt((p * (1 - p)) / n + (z * z) / (4 * n * n))) / (1 + z2n);
+  return [Math.max(0, centre - half), Math.min(1, centre + half)];
 }
 
 /** Top-1/top-5 accuracy from logits or probabilities (either works: ranks are what count). */
@@ -87,7 +113,7 @@ export class TopKAccuracy {
   /** null before any sample (SPEC: `accuracy: null`). */
   result(): TopKResult | null {
     if (this.n === 0) return null;
-    return { top1: this.correct1 / this.n, top5: this.correct5 / this.n, n: this.n, correct1: this.correct1, correct5: this.correct5 };
+    return { top1: this.correct1 / this.n, top5: this.correct5 / this.n, n: this.n, correct1: this.correct1, correct5: this.correct5, ...top1Bounds(this.correct1, this.n) };
   }
 }
 
@@ -165,6 +191,13 @@ export interface AgreementResult {
    */
   sqnrDb: number | null;
   identical: boolean;
+  /**
+   * The 95 % Wilson interval of top1 and the count behind it, for one prediction per sample; null
+   * for per-position agreement (a window's positions are not independent trials) or when top1 is null.
+   */
+  top1Low: number | null;
+  top1High: number | null;
+  agreed: number | null;
   /** Cosine similarity of the flattened outputs (1 when both are all zeros, 0 when only one is). */
   cosine: number;
   maxAbsDiff: number;
@@ -181,6 +214,7 @@ export class Agreement {
   private classified = 0;
   private agreed = 0;
   private perSampleTop1 = true;
+  private perPosition = false;
   private values = 0;
   private nonFinite = 0;
   private signal = 0; // Σ ref²
@@ -210,6 +244,7 @@ export class Agreement {
 
     // [batch, classes] (trailing 1s allowed), else a sequence model's [batch, positions, classes]: each position is one prediction
     const perPosition = classifierShape(reference.dims) === null && reference.dims.length === 3;
+    if (perPosition) this.perPosition = true;
     const shape = perPosition ? { batch: reference.dims[0]! * reference.dims[1]!, classes: reference.dims[2]! } : classifierShape(reference.dims);
     if (!shape || shape.batch * shape.classes !== r.length) {
       this.perSampleTop1 = false;
@@ -234,6 +269,8 @@ export class Agreement {
     const cosine = norms > 0 ? Math.max(-1, Math.min(1, this.dot / norms)) : this.signal === 0 && this.candidateEnergy === 0 ? 1 : 0;
     return {
       top1: this.perSampleTop1 && this.classified > 0 ? this.agreed / this.classified : null,
+      ...(this.perSampleTop1 && this.classified > 0 && !this.perPosition ? top1Bounds(this.agreed, this.classified) : { top1Low: null, top1High: null }),
+      agreed: this.perSampleTop1 && this.classified > 0 ? this.agreed : null,
       sqnrDb,
       identical,
       cosine,

@@ -134,6 +134,11 @@ test('fp16 and 50 % magnitude pruning: the runs in Experiments with the Pareto p
   assert.equal(await rows.count(), 4, 'three compressed runs and the fp32 evaluation');
   const painted = await waitFor('the Pareto plot to be drawn', async () => { const n = await paintedPixels(canvas); return n > 1000 ? n : 0; }, 10_000, 200);
   console.log(`  Pareto: ${summary} (${painted} pixels drawn)`);
+  // Top-1 carries its 95 % interval (the engine's Wilson bounds, stored with the run): a bar per
+  // point in the plot, with a legend entry, and in the table cell's tooltip.
+  assert.match(await view.locator('.pareto .legend').innerText(), /95 % interval/);
+  const top1Cell = view.locator(`tr[data-run-id="${baselineRun}"] td.num`).nth(1);
+  assert.match(await top1Cell.getAttribute('title') ?? '', /accuracy\.top1\n95 % interval \d+\.\d–\d+\.\d %/);
   await canvas.scrollIntoViewIfNeeded();
   await screenshot(page, 'experiments');
 

@@ -34,6 +34,18 @@ export function keyMetric(metrics: Metrics, id: KeyMetricId): { key: string; val
   return null;
 }
 
+/**
+ * "95 % interval a–b %" for a top-1 accuracy or agreement key whose run recorded its bounds
+ * (`accuracy.top1Low`/`High`, the engine's Wilson interval), else ''. With 100 images one image
+ * is a point; two runs whose intervals overlap this much are not told apart by their data.
+ */
+export function intervalText(metrics: Metrics, key: string): string {
+  const low = metrics[`${key}Low`];
+  const high = metrics[`${key}High`];
+  if (typeof low !== 'number' || typeof high !== 'number') return '';
+  return `95 % interval ${(low * 100).toFixed(1)}–${(high * 100).toFixed(1)} %`;
+}
+
 export function keyValue(metrics: Metrics, id: KeyMetricId): number | null {
   return keyMetric(metrics, id)?.value ?? null;
 }
@@ -70,7 +82,7 @@ function leaf(key: string): string {
   return name.slice(name.lastIndexOf('.') + 1);
 }
 
-const FRACTIONS = new Set(['top1', 'top5', 'sparsity', 'plannedSparsity', 'targetAgreement', 'synthetic', 'identical']);
+const FRACTIONS = new Set(['top1', 'top5', 'top1Low', 'top1High', 'sparsity', 'plannedSparsity', 'targetAgreement', 'synthetic', 'identical']);
 const BYTES = /bytes/i;
 
 /** A metric value as a researcher reads it: sizes in KiB/MiB, fractions in %, SQNR in dB, times. */

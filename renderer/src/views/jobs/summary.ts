@@ -1,6 +1,6 @@
 import { formatBytes, formatCount, formatDuration, formatPercent } from '../../lib/format.ts';
 import { readGameOfLife, readLottery } from '../experiments/demo.ts';
-import { flattenNumbers, formatMetric, keyMetric } from '../experiments/metrics.ts';
+import { flattenNumbers, formatMetric, intervalText, keyMetric } from '../experiments/metrics.ts';
 
 /**
  * One line of facts about a succeeded job, from its result (the CLI's --json document:
@@ -130,7 +130,8 @@ export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
 
   for (const id of ['top1', 'perplexity', 'agreement', 'sqnr', 'latency'] as const) {
     const k = keyMetric(m, id);
-    if (k) items.push({ label: LABELS[id], value: formatMetric(k.key, k.value) });
+    const interval = k ? intervalText(m, k.key) : '';
+    if (k) items.push({ label: LABELS[id], value: formatMetric(k.key, k.value), ...(interval ? { note: `${interval}: on this many samples the figure is known no better than that.` } : {}) });
   }
 
   items.push(...calibrationItems(result));
