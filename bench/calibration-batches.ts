@@ -20,6 +20,7 @@ import { inputSpecs } from '../core/evaluate/evaluate.ts';
 import { fixture } from '../core/testing/fixtures.ts';
 import { readOnnxFile, writeOnnxFile } from '../native-models/formats/onnx/index.ts';
 import { resnet50Model } from './gpu/resnet50.ts';
+import { peakRssBytes } from '../core/peak-rss.ts';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const MIB = 2 ** 20;
@@ -44,7 +45,7 @@ async function child(): Promise<void> {
   const budget = values.budget === 'whole' ? Infinity : Number(values.budget);
   const started = performance.now();
   const r = await calibrate(model, data, { method: values.method as CalibrationMethod, batchSize: Number(values.batch), maxBytesPerRun: budget });
-  const result: RunResult = { budget: values.budget!, seconds: (performance.now() - started) / 1000, maxRssBytes: process.resourceUsage().maxRSS * 1024, samplesPerRun: r.samplesPerRun, samples: r.samples };
+  const result: RunResult = { budget: values.budget!, seconds: (performance.now() - started) / 1000, maxRssBytes: peakRssBytes(), samplesPerRun: r.samplesPerRun, samples: r.samples };
   console.log(JSON.stringify(result));
 }
 

@@ -22,6 +22,7 @@ import { openDataset } from '../core/evaluate/data/index.ts';
 import { inputSpecs } from '../core/evaluate/evaluate.ts';
 import { fixture } from '../core/testing/fixtures.ts';
 import { readOnnxFile } from '../native-models/formats/onnx/index.ts';
+import { peakRssBytes } from '../core/peak-rss.ts';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
 const METHODS: CalibrationMethod[] = ['minmax', 'percentile', 'entropy', 'mse'];
@@ -37,7 +38,7 @@ interface RunResult {
   tensors: number;
 }
 
-/** The child: one calibration, then its own peak RSS (maxRSS is in KiB) as the last stdout line. */
+/** The child: one calibration, then its own peak RSS (core/peak-rss.ts) as the last stdout line. */
 async function child(method: CalibrationMethod, samples: number, collected: boolean): Promise<void> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (collected && !gc) throw new Error('--collect needs node --expose-gc');
@@ -48,7 +49,7 @@ async function child(method: CalibrationMethod, samples: number, collected: bool
   const r = await calibrate(model, data, { method, progress });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   if (r.samples !== samples) throw new Error(`calibrated on ${r.samples} samples, asked for ${samples}`);
-  const result: RunResult = { method, samples, collected, seconds, maxRssBytes: process.resourceUsage().maxRSS * 1024, tensors: r.ranges.size };
+  const result: RunResult = { method, samples, collected, seconds, maxRssBytes: peakRssBytes(), tensors: r.ranges.size };
   console.log(JSON.stringify(result));
 }
 

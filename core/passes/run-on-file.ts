@@ -6,6 +6,7 @@ import { modelStats } from '../../native-models/ir/stats.ts';
 import type { EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
 import { modelBytes } from '../evaluate/evaluate.ts';
 import { createPassContext, type PassContext, type PassReport } from './pass.ts';
+import { peakRssBytes } from '../peak-rss.ts';
 
 /** One step (`whittle quantize` or `whittle prune`) applied to a model file and written out. */
 export interface StepRun<Step> {
@@ -48,7 +49,7 @@ export function stepMeasures(
     parametersAfter: after.parameters,
     sparsity: after.parameters ? 1 - after.nonzeroParameters / after.parameters : 0,
     seconds: (performance.now() - t0) / 1000,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    peakRssBytes: peakRssBytes(),
     nodesChanged: report.nodesChanged,
     excluded: report.excluded,
     warnings: [...new Set([...warnings, ...report.warnings])],

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { openModel } from '../../../native-models/formats/index.ts';
 import { writeOnnxFile } from '../../../native-models/formats/onnx/index.ts';
+import { peakRssBytes } from '../../peak-rss.ts';
 
 export interface ConvertOptions {
   input: string;
@@ -40,6 +41,6 @@ export function convertModel(opts: ConvertOptions): ConvertReport {
     externalTensors: w.externalTensors,
     autoExternal: w.autoExternal,
     seconds: (performance.now() - t0) / 1000,
-    peakRssBytes: process.resourceUsage().maxRSS * 1024,
+    peakRssBytes: peakRssBytes(),
   };
 }
