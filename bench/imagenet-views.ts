@@ -133,13 +133,13 @@ export function photoBootstrap(perView: ArrayLike<number>, viewsPerPhoto: number
   return [means[Math.floor(0.025 * draws)]!, means[Math.min(draws - 1, Math.ceil(0.975 * draws) - 1)]!];
 }
 
-/** The model's first output for every view, flattened per view, in view order (CPU, batch 1). */
-export async function outputsOnViews(model: string, views: ViewSet, preprocess: PresetName): Promise<Float32Array[]> {
-  const data = await openDataset(views.sidecar, inputSpecs(readOnnxFile(model, { lazyTensors: true })), { preprocess });
+/** The model's first output for every sample of `data`, flattened per sample, in data order (CPU, batch 1). */
+export async function modelOutputs(model: string, data: string, preprocess: PresetName): Promise<Float32Array[]> {
+  const dataset = await openDataset(data, inputSpecs(readOnnxFile(model, { lazyTensors: true })), { preprocess });
   const { session } = await createSession(model, { ep: 'cpu' });
   const rows: Float32Array[] = [];
   try {
-    for await (const batch of data.batches(1)) {
+    for await (const batch of dataset.batches(1)) {
       const out = await runSession(session, batch.inputs as Record<string, HostTensor>);
       rows.push(Float32Array.from(out[session.outputNames[0]!]!.data as Float32Array));
     }
@@ -147,6 +147,11 @@ export async function outputsOnViews(model: string, views: ViewSet, preprocess: 
     await session.release();
   }
   return rows;
+}
+
+/** The model's first output for every view, in view order. */
+export function outputsOnViews(model: string, views: ViewSet, preprocess: PresetName): Promise<Float32Array[]> {
+  return modelOutputs(model, views.sidecar, preprocess);
 }
 
 export interface ViewComparison {
@@ -206,7 +211,8 @@ function argmaxOf(v: Float32Array): number {
   return best;
 }
 
-function topTwo(v: Float32Array): [number, number] {
+/** The best and second-best class of a score vector. */
+export function topTwo(v: Float32Array): [number, number] {
   let a = 0, b = -1;
   for (let i = 1; i < v.length; i++) {
     if (v[i]! > v[a]!) { b = a; a = i; } else if (b < 0 || v[i]! > v[b]!) b = i;
@@ -214,4 +220,5 @@ function topTwo(v: Float32Array): [number, number] {
   return [a, b];
 }
 
-const logOf = (p: number) => Math.log(Math.max(p, 1e-30));
+/** log of a probability, floored so that an exact 0 stays finite. */
+export const logOf = (p: number) => Math.log(Math.max(p, 1e-30));

@@ -10,11 +10,8 @@
  */
 import { parseArgs } from 'node:util';
 import { PRESETS } from '../api/recipe.ts';
-import { openDataset, type HostTensor } from '../core/evaluate/data/index.ts';
-import { inputSpecs } from '../core/evaluate/evaluate.ts';
 import { fixture } from '../core/testing/fixtures.ts';
-import { readOnnxFile } from '../native-models/formats/onnx/index.ts';
-import { createSession, runSession } from '../native-models/runtimes/onnxruntime.ts';
+import { logOf, modelOutputs, topTwo } from './imagenet-views.ts';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -30,22 +27,6 @@ if (positionals.length === 0 || !preset) {
   process.exit(2);
 }
 
-/** Every sample's output row (the first output, flattened per sample), in data order. */
-async function outputs(path: string): Promise<Float32Array[]> {
-  const data = await openDataset(values.data, inputSpecs(readOnnxFile(path)), { preprocess: preset });
-  const { session } = await createSession(path, { ep: 'cpu' });
-  const rows: Float32Array[] = [];
-  try {
-    for await (const batch of data.batches(1)) {
-      const out = await runSession(session, batch.inputs as Record<string, HostTensor>);
-      rows.push(Float32Array.from(out[session.outputNames[0]!]!.data as Float32Array));
-    }
-  } finally {
-    await session.release();
-  }
-  return rows;
-}
-
 /** P(Z > z) for a standard normal Z (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7). */
 function normalTail(z: number): number {
   const x = Math.abs(z) / Math.SQRT2;
@@ -54,18 +35,10 @@ function normalTail(z: number): number {
   return z >= 0 ? erfc / 2 : 1 - erfc / 2;
 }
 
-function top2(v: Float32Array): [number, number] {
-  let a = 0, b = -1;
-  for (let i = 1; i < v.length; i++) {
-    if (v[i]! > v[a]!) { b = a; a = i; } else if (b < 0 || v[i]! > v[b]!) b = i;
-  }
-  return [a, b];
-}
-
 // The outputs are probabilities (SqueezeNet ends in Softmax): log p differences are logit differences.
-const logit = (p: number) => Math.log(Math.max(p, 1e-30));
+const outputs = (path: string) => modelOutputs(path, values.data!, preset);
 const reference = await outputs(values.reference);
-const margins = reference.map((v) => { const [a, b] = top2(v); return logit(v[a]!) - logit(v[b]!); });
+const margins = reference.map((v) => { const [a, b] = topTwo(v); return logOf(v[a]!) - logOf(v[b]!); });
 const close = margins.map((m, i) => ({ m, i })).sort((x, y) => x.m - y.m).slice(0, 8);
 console.log(`${values.reference}: ${reference.length} samples; smallest fp32 top-2 margins: ${close.map(({ m, i }) => `#${i} ${m.toFixed(3)}`).join(', ')}`);
 for (const path of positionals) {
@@ -73,13 +46,13 @@ for (const path of positionals) {
   const flips: string[] = [];
   let noise = 0;
   for (let i = 0; i < q.length; i++) {
-    const [a] = top2(reference[i]!);
-    const [qa] = top2(q[i]!);
+    const [a] = topTwo(reference[i]!);
+    const [qa] = topTwo(q[i]!);
     // the change of the fp32 winner's lead over the runner-up: the logit noise that matters here
-    const [, b] = top2(reference[i]!);
-    const lead = logit(q[i]![a]!) - logit(q[i]![b]!);
+    const [, b] = topTwo(reference[i]!);
+    const lead = logOf(q[i]![a]!) - logOf(q[i]![b]!);
     noise += (lead - margins[i]!) ** 2;
-    if (a !== qa) flips.push(`#${i} (fp32 margin ${margins[i]!.toFixed(3)}, quantized prefers its class by ${(logit(q[i]![qa]!) - logit(q[i]![a]!)).toFixed(3)})`);
+    if (a !== qa) flips.push(`#${i} (fp32 margin ${margins[i]!.toFixed(3)}, quantized prefers its class by ${(logOf(q[i]![qa]!) - logOf(q[i]![a]!)).toFixed(3)})`);
   }
   const rms = Math.sqrt(noise / q.length);
   // were the margin changes Gaussian with that RMS, each image would flip with probability Φ(−margin/rms)
