@@ -5,7 +5,9 @@
 # quantize_vs_ort.py ran end to end on a 2-core CPU box (onnxruntime 1.30.0 and onnx 1.23.1 from pip
 # in a scratch venv, fixtures read in place), and Whittle ran from a copy of the checkout holding
 # only the node_modules paths `prepare` selects. Not checked: pack.sh itself, the 64 MiB total with
-# the GL packages, and the run on the machine. Fix what the first real run finds.
+# the GL packages, and the run on the machine. Fix what the first real run finds. Its 2-core figures
+# (quantize_dynamic 13.5× / 12.1× slower than the whole whittle process on the MLP; MNIST side by
+# side) are in the README; SqueezeNet's comparison there is bench/compare-squeezenet.ts's, on 2,000 views.
 #
 # What it runs (bench/device/quantize_vs_ort.py does the work and prints the tables):
 #   1. the same generated 64 M-parameter MLP as bench/quantize-speed.ts (4 × 4096², inline, same
