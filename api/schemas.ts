@@ -249,6 +249,21 @@ export const RunComparison = z.object({
   metrics: z.array(z.object({ key: z.string(), values: z.array(z.number().nullable()), deltas: z.array(z.number().nullable()) })),
   /** Per-layer metrics lined up the same way (layer, metric → one value per run). */
   layers: z.array(z.object({ layer: z.string(), metric: z.string(), values: z.array(z.number().nullable()) })),
+  /**
+   * Each run against the first on the same samples (both evaluated on the same data, with the same
+   * reference for agreement): how many samples only one of them gets right, and McNemar's exact p.
+   */
+  paired: z.array(z.object({
+    metric: z.enum(['accuracy', 'agreement']),
+    run: z.number().int(),
+    n: z.number().int(),
+    both: z.number().int(),
+    onlyBase: z.number().int(),
+    onlyRun: z.number().int(),
+    neither: z.number().int(),
+    difference: z.number(),
+    pValue: z.number(),
+  })),
 });
 export type RunComparison = z.infer<typeof RunComparison>;
 

@@ -1,6 +1,8 @@
+import { existsSync } from 'node:fs';
 import { WhittleError } from '../../api/errors.ts';
 import { evaluate, type EvalReport } from '../../core/evaluate/evaluate.ts';
 import { DEFAULT_LATENCY_SECONDS } from '../../core/evaluate/latency.ts';
+import { PREDICTIONS_ARTIFACT } from '../../core/evaluate/predictions.ts';
 import { PRESET_NAMES, type PresetName } from '../../core/evaluate/data/index.ts';
 import { evaluateTfjs, type TfjsEvalReport } from '../../core/evaluate/tfjs-evaluate.ts';
 import { sniffFormat } from '../../native-models/formats/index.ts';
@@ -141,17 +143,21 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     seed: int('seed', values.seed, 0),
     onProgress: (done: number, total: number) => bar.update(done, total),
   };
+  let predictionsFile: string | undefined;
   const report: (EvalReport & { format?: undefined }) | TfjsEvalReport = await recordCommand({
     kind: 'eval',
     argv: ['eval', ...argv],
     inputs,
     record: !values['no-record'],
     work: async (recorded) => {
-      const r = isTfjs ? await evaluateTfjs({ ...options, backend: tfBackend }) : await evaluate({ ...options, ep });
+      // every sample's top-1 class, kept with the run for sample-by-sample comparisons (predictions.ts)
+      predictionsFile = recorded && !isTfjs ? recorded.artifactPath(PREDICTIONS_ARTIFACT) : undefined;
+      const r = isTfjs ? await evaluateTfjs({ ...options, backend: tfBackend }) : await evaluate({ ...options, ep, predictionsFile });
       bar.done();
       recorded?.updateEnvironment({ ep: r.ep, device: r.device, ...(values.seed ? { seed: Number(values.seed) } : {}) });
       return r;
     },
+    artifacts: () => (predictionsFile && existsSync(predictionsFile) ? [predictionsFile] : []),
   });
   for (const w of report.warnings) io.stderr(`whittle: ${w}\n`);
   if (values.json) io.stdout(JSON.stringify(report) + '\n');

@@ -150,3 +150,35 @@ test('through main: bad usage exits 2 with a one-line message, --json gives an e
   assert.equal(await main(['experiments', 'show', 'rmissing', '--json'], io), 2);
   assert.equal(JSON.parse(out).error.code, 'NOT_FOUND');
 });
+
+test('compare pairs runs that kept their predictions on the same samples: counts and McNemar p', async () => {
+  const data = { path: '/data/photos.u8', offset: 0, n: 10, preprocess: 'caffe' };
+  const labels = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const reference = [0, 1, 2, 3, 4, 5, 6, 7, 8, 0];
+  const record = async (top1: number[], sample = data) => {
+    const store = openStore({ home });
+    try {
+      const r = await store.startRun({ kind: 'eval', command: ['eval', 'm.onnx'] });
+      await r.writeArtifact('predictions.json', (tmp) => writeFile(tmp, JSON.stringify({ version: 1, data: sample, reference: '/m/fp32.onnx', labels, top1, referenceTop1: reference })));
+      r.succeed({});
+      return r.id;
+    } finally {
+      store.close();
+    }
+  };
+  const base = await record([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]); // right on all 10, agrees on 9
+  const worse = await record([0, 1, 2, 3, 4, 5, 9, 9, 9, 0]); // right on 6, agrees on 7
+  const elsewhere = await record([0, 1, 2, 3, 4, 5, 6, 7, 8, 9], { ...data, offset: 10 }); // other samples: not paired
+  const json = JSON.parse((await whittle('compare', base, worse, elsewhere, '--json')).out);
+  assert.deepEqual(json.paired, [
+    // accuracy: 4 samples only the base gets right; p = 2 · (1/2)^4
+    { metric: 'accuracy', run: 1, n: 10, both: 6, onlyBase: 4, onlyRun: 0, neither: 0, difference: -0.4, pValue: 0.125 },
+    // agreement: base agrees on 0–8, the other on 0–5 and 9: 3 only the base, 1 only the other; p = 2 · 5/16
+    { metric: 'agreement', run: 1, n: 10, both: 6, onlyBase: 3, onlyRun: 1, neither: 0, difference: -0.2, pValue: 0.625 },
+  ]);
+  const { out } = await whittle('compare', base, worse);
+  assert.match(out, /sample by sample against the base, on the same 10 samples/);
+  assert.match(out, /#1 accuracy\s+−40\.00 pt: only #1 right on 0, only the base on 4 \(both 6, neither 0\); McNemar p = 0\.125, could be chance/);
+  // a run whose predictions file is not ours (the first run's '[1,2,3]') is simply not paired
+  assert.deepEqual(JSON.parse((await whittle('compare', ids[0]!, base, '--json')).out).paired, []);
+});

@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { WhittleError } from '../../api/errors.ts';
+import { pairedComparisons, readPredictions, type PairedResult } from '../../core/evaluate/predictions.ts';
 import {
   RUN_KINDS, RUN_STATUSES, commandLine, compareRuns, openStore, resolveWhittleHome, toCsv, writeAtomically, writeMlflowRuns,
   type RunDetail, type RunFilter, type RunKind, type RunStatus, type RunSummary, type Store,
@@ -120,7 +121,7 @@ function compare(store: Store, argv: string[], io: CliIo): number {
   const { values, positionals } = parseCommand('experiments compare', argv, {});
   if (positionals.length < 2) throw new WhittleError('BAD_USAGE', `whittle experiments compare: give two or more run ids, got ${positionals.length}`);
   const runs = positionals.map((id) => store.getRun(id));
-  const comparison = compareRuns(runs);
+  const comparison = { ...compareRuns(runs), paired: pairedComparisons(runs.map((r) => readPredictions(r.artifacts))) };
   if (values.json) {
     io.stdout(JSON.stringify(comparison) + '\n');
     return 0;
@@ -132,8 +133,20 @@ function compare(store: Store, argv: string[], io: CliIo): number {
     if (i === 0 || d == null) return formatNumber(v);
     return `${formatNumber(v)} (${d === 0 ? 'same' : formatDelta(d, m.values[0]!)})`;
   })]);
-  io.stdout(heading.join('\n') + '\n\n' + table(['metric', ...runs.map((r) => r.id)], rows));
+  io.stdout(heading.join('\n') + '\n\n' + table(['metric', ...runs.map((r) => r.id)], rows) + describePaired(comparison.paired));
   return 0;
+}
+
+/** The sample-by-sample lines under the table: which samples only one run gets right, and whether that is chance. */
+function describePaired(paired: readonly PairedResult[]): string {
+  if (paired.length === 0) return '';
+  const lines = paired.map((p) => {
+    const pt = `${p.difference >= 0 ? '+' : '−'}${Math.abs(p.difference * 100).toFixed(2)} pt`;
+    const verdict = p.onlyBase + p.onlyRun === 0 ? 'the same on every sample' : p.pValue < 0.05 ? 'unlikely to be chance' : 'could be chance';
+    const verb = p.metric === 'accuracy' ? 'right' : 'agrees';
+    return `  #${p.run} ${p.metric.padEnd(9)}  ${pt.padStart(10)}: only #${p.run} ${verb} on ${p.onlyRun}, only the base on ${p.onlyBase} (both ${p.both}, neither ${p.neither}); McNemar p = ${p.pValue < 0.001 ? p.pValue.toExponential(1) : p.pValue.toFixed(3)}, ${verdict}`;
+  });
+  return `\nsample by sample against the base, on the same ${formatNumber(paired[0]!.n)} samples (runs that kept their predictions):\n${lines.join('\n')}\n`;
 }
 
 async function exportRuns(store: Store, argv: string[], io: CliIo): Promise<number> {

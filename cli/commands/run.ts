@@ -1,8 +1,9 @@
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { absoluteRecipe } from '../../core/jobs/recipe-from-run.ts';
 import { loadRecipe, runRecipe, type RecipeReport } from '../../core/recipes/run-recipe.ts';
+import { PREDICTIONS_ARTIFACT } from '../../core/evaluate/predictions.ts';
 import { sniffFormat } from '../../native-models/formats/index.ts';
 import { formatBytes, parseCommand, requireOne, type CliIo } from '../io.ts';
 import { ProgressBar } from '../progress.ts';
@@ -37,6 +38,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const recipe = loadRecipe(recipePath); // validate before anything is recorded
   const modelPath = resolve(dirname(resolve(recipePath)), recipe.model);
   const bar = new ProgressBar(io, 'run');
+  let predictionsFile: string | undefined;
   const report = await recordCommand({
     kind: 'recipe',
     argv: ['run', ...argv],
@@ -49,12 +51,13 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
       if (recorded) mkdirSync(recorded.artifactsDir, { recursive: true });
       const name = sniffFormat(modelPath) === 'tfjs' ? 'model.json' : 'model.onnx';
       const output = values.output ?? (recorded ? recorded.artifactPath(name) : join(mkdtempSync(join(tmpdir(), 'whittle-run-')), name));
-      const r = await runRecipe(recipePath, { output, progress: (phase, done, total) => bar.update(done, total, phase) });
+      predictionsFile = recorded ? recorded.artifactPath(PREDICTIONS_ARTIFACT) : undefined;
+      const r = await runRecipe(recipePath, { output, predictionsFile, progress: (phase, done, total) => bar.update(done, total, phase) });
       bar.done();
       if (recorded && r.eval) recorded.updateEnvironment({ ep: r.eval.ep, device: r.eval.device });
       return r;
     },
-    artifacts: (r) => r.files,
+    artifacts: (r) => [...r.files, ...(predictionsFile && existsSync(predictionsFile) ? [predictionsFile] : [])],
   });
   for (const w of report.warnings) io.stderr(`whittle: warning: ${w}\n`);
   if (values.json) io.stdout(JSON.stringify(report) + '\n');

@@ -12,6 +12,7 @@ import { openDataset, tokenInputOf, type Dataset, type ModelInputSpec, type Pres
 import { evaluationLatencyOptions, measureLatency, type LatencyResult } from './latency.ts';
 import { Agreement, isSequenceScores, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
 import { recordedPreprocess } from '../calibrate/provenance.ts';
+import { PredictionsRecorder, writePredictions } from './predictions.ts';
 import { hasQuantizedOps, runtimeCheckWithWarnings, type RuntimeFusion } from '../passes/quantize/runtime-check.ts';
 
 export interface EvalOptions {
@@ -34,6 +35,11 @@ export interface EvalOptions {
   seed?: number | undefined;
   onProgress?: ((done: number, total: number) => void) | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Where to write every sample's top-1 class (predictions.ts) so that runs on the same samples can
+   * be compared sample by sample; written for classifiers on real data only.
+   */
+  predictionsFile?: string | undefined;
 }
 
 export interface ExpectedOutputCheck {
@@ -222,6 +228,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const tokenInput = tokenInputOf(inputs)?.name ?? null;
   const nextToken = tokenInput ? new NextTokenMetrics(outputIsProbabilities(model, outputName)) : null;
   const referenceNextToken = tokenInput && reference ? new NextTokenMetrics(outputIsProbabilities(openModel(opts.reference!, { lazyTensors: true }), outputName)) : null;
+  const predictions = opts.predictionsFile && !dataset.synthetic && !tokenInput ? new PredictionsRecorder() : null;
   const expected = { maxAbsDiff: 0, ok: true, exact: true, differing: 0, values: 0, top1Match: true };
   let sawExpected = false;
   let firstFeeds: Record<string, HostTensor> | null = null;
@@ -236,14 +243,16 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     const tokens = tokenInput ? feeds[tokenInput] : undefined;
     const lm = nextToken && isSequenceScores(tokens, scores) ? tokens!.data as ArrayLike<number | bigint> : null;
     if (lm) nextToken!.update(lm, tokens!.dims, scores);
+    let refFloat: ReturnType<typeof toFloatScores> | null = null;
     if (agreement && reference) {
       const ref = await runSession(reference.session, feedsFor(reference, feeds, opts.reference!));
       const refScores = ref[outputName] ?? Object.values(ref)[0];
       if (!refScores) throw new WhittleError('BAD_INPUT', `${opts.reference}: the reference model produced no output`);
-      const refFloat = toFloatScores(refScores);
+      refFloat = toFloatScores(refScores);
       agreement.update(refFloat, scores);
       if (lm && isSequenceScores(tokens, refFloat)) referenceNextToken!.update(lm, tokens!.dims, refFloat);
     }
+    predictions?.add(scores, b.labels, refFloat);
     const exp = b.expectedOutputs ?? (dataset.expectedOutputs && b.index === 0 ? dataset.expectedOutputs : undefined);
     if (exp) {
       sawExpected = true;
@@ -254,6 +263,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   }
 
   checkAborted(opts.signal);
+  const kept = predictions?.result({ path: dataset.path, offset: opts.offset ?? 0, n: done, preprocess: preprocess.preset }, opts.reference ?? null);
+  if (kept) await writePredictions(opts.predictionsFile!, kept);
   const feeds = firstFeeds!;
   const latency = await measureLatency(async () => { await runSession(main.session, feeds); }, evaluationLatencyOptions(opts));
   const firstInput = inputs[0] ? feeds[inputs[0].name] : undefined;

@@ -56,6 +56,8 @@ export interface RecipeRunOptions {
   output: string;
   signal?: AbortSignal;
   progress?: (phase: string, done: number, total: number) => void;
+  /** Where the evaluation keeps every sample's top-1 class (predictions.ts), when the recipe evaluates. */
+  predictionsFile?: string | undefined;
 }
 
 /** Runs every step of a recipe on its model, writes the result, then evaluates it (SPEC §2). */
@@ -92,6 +94,7 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
       model: written.path,
       ...evalOptions(recipe, baseDir, modelPath, opts),
       ep: e.ep,
+      predictionsFile: opts.predictionsFile,
     });
   }
   return recipeReport(path, recipe, modelPath, t0, [...ctx.warnings, ...runtime.warnings], {

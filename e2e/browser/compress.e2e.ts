@@ -160,6 +160,12 @@ test('fp16 and 50 % magnitude pruning: the runs in Experiments with the Pareto p
   assert.match(body, /top1|Top-1|accuracy/i, `accuracy is among the compared metrics:\n${body.slice(0, 400)}`);
   assert.match(header, /eval[^]*base[^]*recipe/, 'the fp32 evaluation is the base of the deltas');
   console.log(`  compare: ${header.replace(/\s+/g, ' ')} — ${await compared.locator('tbody tr').count()} metrics`);
+  // Both runs kept every sample's top-1 class: the same images compared sample by sample (McNemar)
+  const paired = view.getByRole('table', { name: 'Sample-by-sample comparison' });
+  await paired.waitFor({ timeout: 15_000 });
+  const pairedText = await paired.locator('tbody').innerText();
+  assert.match(pairedText, /top-1 accuracy/, `the fp32 eval and the int8 recipe are paired on accuracy:\n${pairedText}`);
+  console.log(`  sample by sample: ${pairedText.replace(/\s+/g, ' ')}`);
 });
 
 test('export a run: the downloaded artifact runs in onnxruntime; the runs table exports as CSV', { timeout: 90_000 }, async () => {
