@@ -151,8 +151,8 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     record: !values['no-record'],
     work: async (recorded) => {
       // every sample's top-1 class, kept with the run for sample-by-sample comparisons (predictions.ts)
-      predictionsFile = recorded && !isTfjs ? recorded.artifactPath(PREDICTIONS_ARTIFACT) : undefined;
-      const r = isTfjs ? await evaluateTfjs({ ...options, backend: tfBackend }) : await evaluate({ ...options, ep, predictionsFile });
+      predictionsFile = recorded ? recorded.artifactPath(PREDICTIONS_ARTIFACT) : undefined;
+      const r = isTfjs ? await evaluateTfjs({ ...options, backend: tfBackend, predictionsFile }) : await evaluate({ ...options, ep, predictionsFile });
       bar.done();
       recorded?.updateEnvironment({ ep: r.ep, device: r.device, ...(values.seed ? { seed: Number(values.seed) } : {}) });
       return r;

@@ -7,6 +7,7 @@ import { QuantizeStep } from '../../api/recipe.ts';
 import { quantizeModel } from '../passes/quantize/quantize-model.ts';
 import { fixture } from '../testing/fixtures.ts';
 import { evaluate } from './evaluate.ts';
+import { evaluateTfjs } from './tfjs-evaluate.ts';
 import { mcnemarExact, pairedComparisons, type SamplePredictions } from './predictions.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'whittle-predictions-'));
@@ -63,5 +64,17 @@ describe('evaluate keeps every sample\'s top-1 class', () => {
     const lm = 'native-models/zoo/transformer/char-transformer.onnx';
     await evaluate({ model: lm, data: 'native-models/zoo/transformer/heldout.npy', limit: 4, ep: 'cpu', runs: 1, warmup: 0, predictionsFile: none });
     assert.ok(!existsSync(none));
+  });
+
+  test('a TF.js evaluation keeps them too; labels of another label set are left out', { timeout: 120_000 }, async () => {
+    const model = fixture('tfjs-automl-flowers', 'model.json');
+    const file = join(dir, 'tfjs-predictions.json');
+    const r = await evaluateTfjs({ model, data: fixture('imagenet-100'), preprocess: 'tf-square', reference: model, limit: 6, runs: 1, warmup: 0, predictionsFile: file });
+    const p = JSON.parse(readFileSync(file, 'utf8')) as SamplePredictions;
+    assert.equal(p.top1.length, 6);
+    assert.deepEqual(p.referenceTop1, p.top1);
+    assert.equal(p.labels, null, 'ImageNet labels mean nothing to a 5-class model');
+    assert.equal(r.agreement!.agreed, 6);
+    assert.ok(p.top1.every((c) => c >= 0 && c < 5));
   });
 });

@@ -9,6 +9,7 @@ import type { ModelInputSpec } from './data/index.ts';
 import { batchSizeFor, openEvaluationData, type EvalOptions, type EvalReport } from './evaluate.ts';
 import { evaluationLatencyOptions, measureLatency } from './latency.ts';
 import { Agreement, classifierShape, TopKAccuracy } from './metrics.ts';
+import { PredictionsRecorder, writePredictions } from './predictions.ts';
 
 /**
  * `whittle eval model.json`: a TF.js model run by TensorFlow.js (loadTf: tfjs-node-gpu, tfjs-node,
@@ -99,6 +100,7 @@ export async function evaluateTfjs(opts: TfjsEvalOptions): Promise<TfjsEvalRepor
     const predictions: Prediction[][] | null = dataset.n <= PREDICTION_SAMPLES ? [] : null;
     const predictedClasses = new Map<string, number>();
     let topk = dataset.hasLabels ? new TopKAccuracy() : null;
+    const kept = opts.predictionsFile && !dataset.synthetic ? new PredictionsRecorder() : null;
     let firstFeeds: Record<string, HostTensor> | null = null;
     let done = 0;
     for await (const b of dataset.batches(batch)) {
@@ -118,18 +120,23 @@ export async function evaluateTfjs(opts: TfjsEvalOptions): Promise<TfjsEvalRepor
         const key = top[0]?.label ?? String(top[0]?.index);
         predictedClasses.set(key, (predictedClasses.get(key) ?? 0) + 1);
       }
+      let refFloat: ReturnType<typeof toFloatScores> | null = null;
       if (agreement && reference) {
         const ref = await reference.run(feeds);
         const refScores = ref[outputName] ?? Object.values(ref)[0];
         if (!refScores) throw new WhittleError('BAD_INPUT', `${opts.reference}: the reference model produced no output`);
-        agreement.update(toFloatScores(refScores), scores);
+        refFloat = toFloatScores(refScores);
+        agreement.update(refFloat, scores);
       }
+      kept?.add(scores, topk ? b.labels : null, refFloat);
       predictions?.push(...topFive(scores, names));
       done += b.count;
       opts.onProgress?.(done, dataset.n);
     }
 
     checkAborted(opts.signal);
+    const keptPredictions = kept?.result({ path: dataset.path, offset: opts.offset ?? 0, n: done, preprocess: opts.preprocess ?? 'none' }, opts.reference ?? null);
+    if (keptPredictions) await writePredictions(opts.predictionsFile!, keptPredictions);
     const feeds = firstFeeds!;
     const latency = await measureLatency(async () => { await main.run(feeds); }, evaluationLatencyOptions(opts));
     const firstInput = inputs[0] ? feeds[inputs[0].name] : undefined;

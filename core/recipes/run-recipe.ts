@@ -166,7 +166,7 @@ async function runTfjsRecipe(recipe: Recipe, path: string, modelPath: string, op
   let evalReport: EvalReport | null = null;
   if (recipe.eval) {
     if (recipe.eval.ep !== undefined && recipe.eval.ep !== 'auto' && recipe.eval.ep !== 'cpu') ctx.warn(`eval ep ${recipe.eval.ep}: a TF.js model runs in TensorFlow.js, whose backend is chosen on its own (tfjs-node-gpu > tfjs-node > wasm > cpu)`);
-    evalReport = await evaluateTfjs({ model: written.path, ...evalOptions(recipe, baseDir, modelPath, opts) });
+    evalReport = await evaluateTfjs({ model: written.path, ...evalOptions(recipe, baseDir, modelPath, opts), predictionsFile: opts.predictionsFile });
   }
   return recipeReport(path, recipe, modelPath, t0, ctx.warnings, {
     output: written.path,
