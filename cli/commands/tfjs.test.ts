@@ -85,7 +85,7 @@ describe('whittle inspect / quantize / prune / eval on TF.js model.json', () => 
     assert.deepEqual(back.quantized, { uint8: 123 });
     const shown = JSON.parse((await whittle('experiments', 'show', doc.runId, '--json')).out);
     assert.equal(shown.kind, 'recipe');
-    assert.deepEqual(shown.artifacts.map((a: { name: string }) => a.name).sort(), ['group1-shard1of1.bin', 'model.json']);
+    assert.deepEqual(shown.artifacts.map((a: { name: string }) => a.name).sort(), ['group1-shard1of1.bin', 'model.json', 'predictions.json'], 'the model, its shard, and the per-sample predictions of its evaluation');
     assert.ok(shown.metrics['eval.agreement.top1'] !== undefined, Object.keys(shown.metrics).join(', '));
     // a step of the other format names the method and the formats it works on
     writeFileSync(recipe, JSON.stringify({ model: FLOWERS, steps: [{ quantize: { method: 'dynamic' } }] }));

@@ -309,7 +309,7 @@ test('a TF.js model: uint8 with evaluation runs as a recipe, its artifact a mode
   const rpc = await s.rpc();
   const run = await rpc.call('experiments.get', { runId: (await rpc.call('jobs.get', { jobId })).runId! });
   assert.equal(run.kind, 'recipe');
-  assert.deepEqual(run.artifacts.map((a) => a.name).sort(), ['group1-shard1of1.bin', 'model.json']);
+  assert.deepEqual(run.artifacts.map((a) => a.name).sort(), ['group1-shard1of1.bin', 'model.json', 'predictions.json'], 'the model, its shard, and the per-sample predictions of its evaluation');
   assert.ok(run.metrics['eval.agreement.top1'] !== undefined, Object.keys(run.metrics).join(', '));
 });
 
