@@ -16,6 +16,7 @@ import { crop, resizeBilinear, toRgb } from '../core/evaluate/data/image-ops.ts'
 import type { ImageSample } from '../core/evaluate/data/sample.ts';
 import { openDataset, type HostTensor } from '../core/evaluate/data/index.ts';
 import { inputSpecs } from '../core/evaluate/evaluate.ts';
+import { argmax } from '../core/evaluate/metrics.ts';
 import type { PresetName } from '../core/evaluate/data/types.ts';
 import { readOnnxFile } from '../native-models/formats/onnx/index.ts';
 import { createSession, runSession } from '../native-models/runtimes/onnxruntime.ts';
@@ -176,7 +177,7 @@ export interface ViewComparison {
 
 /** 1 where the candidate's top-1 class is the reference's, per view. */
 export function agreementFlags(reference: Float32Array[], candidate: Float32Array[]): Float64Array {
-  return Float64Array.from(reference, (r, s) => (argmaxOf(r) === argmaxOf(candidate[s]!) ? 1 : 0));
+  return Float64Array.from(reference, (r, s) => (argmax(r, 0, r.length) === argmax(candidate[s]!, 0, r.length) ? 1 : 0));
 }
 
 export function compareOnViews(reference: Float32Array[], candidate: Float32Array[], views: ViewSet): ViewComparison {
@@ -203,12 +204,6 @@ export function compareOnViews(reference: Float32Array[], candidate: Float32Arra
       return n / views.photos;
     }),
   };
-}
-
-function argmaxOf(v: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (v[i]! > v[best]!) best = i;
-  return best;
 }
 
 /** The best and second-best class of a score vector. */

@@ -30,7 +30,7 @@ function requireClassifier(what: string, s: Scores): { batch: number; classes: n
 }
 
 /** First index of the largest score; NaN never wins; -1 when every score is NaN. */
-function argmax(data: Float32Array | Float64Array, start: number, length: number): number {
+export function argmax(data: Float32Array | Float64Array, start: number, length: number): number {
   let best = -1;
   let bestValue = -Infinity;
   for (let i = 0; i < length; i++) {

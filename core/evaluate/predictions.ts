@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { writeAtomically } from '../store/atomic.ts';
+import { argmax, type Scores } from './metrics.ts';
 
 /**
  * Every sample's top-1 class, kept with an evaluation run (artifact `predictions.json`) so that two
@@ -33,13 +34,13 @@ export class PredictionsRecorder {
   private usable = true;
 
   /** Scores [batch, classes] (trailing 1s allowed): anything else (a sequence model) is not kept. */
-  add(scores: { dims: readonly number[]; data: ArrayLike<number> }, labels: Int32Array | null, reference: { dims: readonly number[]; data: ArrayLike<number> } | null): void {
+  add(scores: Scores, labels: Int32Array | null, reference: Scores | null): void {
     const batch = scores.dims[0] ?? 1;
     const classes = scores.data.length / batch;
     if (!Number.isInteger(classes) || scores.dims.slice(2).some((d) => d !== 1) || scores.dims.length < 2) { this.usable = false; return; }
     for (let s = 0; s < batch; s++) {
-      this.top1.push(argmaxRow(scores.data, s * classes, classes));
-      if (reference) this.referenceTop1.push(argmaxRow(reference.data, s * classes, classes));
+      this.top1.push(argmax(scores.data, s * classes, classes));
+      if (reference) this.referenceTop1.push(argmax(reference.data, s * classes, classes));
       if (labels) this.labels.push(labels[s]!);
     }
   }
@@ -56,16 +57,6 @@ export class PredictionsRecorder {
       referenceTop1: this.referenceTop1.length === this.top1.length ? this.referenceTop1 : null,
     };
   }
-}
-
-function argmaxRow(data: ArrayLike<number>, start: number, length: number): number {
-  let best = -1;
-  let bestValue = -Infinity;
-  for (let i = 0; i < length; i++) {
-    const v = data[start + i]!;
-    if (v > bestValue || (best === -1 && v === -Infinity)) { best = i; bestValue = v; }
-  }
-  return best;
 }
 
 export async function writePredictions(path: string, predictions: SamplePredictions): Promise<void> {
