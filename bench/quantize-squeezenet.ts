@@ -14,7 +14,7 @@
  * agreement is, not which near-tie photo it happened to flip.
  *
  *   node --import tsx bench/quantize-squeezenet.ts [--samples 100] [--activation-type uint8|int8] [--algorithms rtn,gptq]
- *     [--calibrations minmax,percentile,entropy,mse] [--bias-correction off|on|off,on]
+ *     [--calibrations minmax,percentile,entropy,mse] [--granularities per-tensor,per-channel] [--bias-correction off|on|off,on]
  *     [--views 10]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -27,11 +27,12 @@ import { quantizeModel } from '../core/passes/quantize/quantize-model.ts';
 import { fixture } from '../core/testing/fixtures.ts';
 import { buildImagenetViews, compareOnViews, outputsOnViews } from './imagenet-views.ts';
 
-const { values } = parseArgs({ options: { samples: { type: 'string', default: '100' }, 'activation-type': { type: 'string', default: 'uint8' }, algorithms: { type: 'string', default: 'rtn,gptq' }, 'bias-correction': { type: 'string', default: 'off' }, calibrations: { type: 'string', default: CALIBRATION_METHODS.join(',') }, views: { type: 'string' } } });
+const { values } = parseArgs({ options: { samples: { type: 'string', default: '100' }, 'activation-type': { type: 'string', default: 'uint8' }, algorithms: { type: 'string', default: 'rtn,gptq' }, 'bias-correction': { type: 'string', default: 'off' }, calibrations: { type: 'string', default: CALIBRATION_METHODS.join(',') }, granularities: { type: 'string', default: 'per-tensor,per-channel' }, views: { type: 'string' } } });
 const list = (v: string) => v.split(',').map((a) => a.trim()).filter(Boolean);
 const algorithms = list(values.algorithms);
 const calibrations = list(values.calibrations).map((c) => QuantizeStep.shape.calibration.parse(c));
 const corrections = list(values['bias-correction']).map((b) => b === 'on');
+const granularities = list(values.granularities).map((g) => { if (g !== 'per-tensor' && g !== 'per-channel') throw new Error(`--granularities: per-tensor and/or per-channel, got ${g}`); return g === 'per-channel'; });
 const fp32 = fixture('squeezenet', 'squeezenet1.0_fp32.onnx');
 const data = fixture('imagenet-100');
 const dir = mkdtempSync(join(tmpdir(), 'whittle-sq-'));
@@ -43,7 +44,7 @@ try {
   const fp32OnViews = views ? await outputsOnViews(fp32, views, 'caffe') : null;
   if (views) console.log(`views: ${views.photos} photos × ${views.viewsPerPhoto} (${Array.from({ length: views.viewsPerPhoto }, (_, v) => views.describe(v)).join(', ')})`);
   for (const algorithm of algorithms) for (const calibration of calibrations) {
-    for (const perChannel of [false, true]) for (const biasCorrection of corrections) {
+    for (const perChannel of granularities) for (const biasCorrection of corrections) {
       const out = join(dir, `${algorithm}-${calibration}-${perChannel ? 'pc' : 'pt'}-${biasCorrection ? 'bc' : 'plain'}.onnx`);
       const step = QuantizeStep.parse({ method: 'static', calib: { path: data, preprocess: 'caffe' }, samples: Number(values.samples), calibration, perChannel, activationType: values['activation-type'], algorithm, biasCorrection });
       const q = await quantizeModel({ input: fp32, output: out, step, ep: 'cpu' });
