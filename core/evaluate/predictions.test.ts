@@ -8,7 +8,7 @@ import { quantizeModel } from '../passes/quantize/quantize-model.ts';
 import { fixture } from '../testing/fixtures.ts';
 import { evaluate } from './evaluate.ts';
 import { evaluateTfjs } from './tfjs-evaluate.ts';
-import { mcnemarExact, pairedComparisons, type SamplePredictions } from './predictions.ts';
+import { mcnemarExact, pairedComparisons, readPredictions, type SamplePredictions } from './predictions.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'whittle-predictions-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -38,6 +38,19 @@ describe('pairedComparisons', () => {
     const withRef = (r: string, top: number[]) => ({ ...base, labels: null, reference: r, referenceTop1: [0, 1, 2, 3], top1: top });
     assert.deepEqual(pairedComparisons([withRef('/a', [0, 1, 2, 3]), withRef('/a', [0, 0, 2, 3])]).map((p) => [p.metric, p.onlyBase]), [['agreement', 1]]);
     assert.deepEqual(pairedComparisons([withRef('/a', [0, 1, 2, 3]), withRef('/b', [0, 0, 2, 3])]), []);
+  });
+});
+
+describe('readPredictions', () => {
+  test('a file of another shape pairs with nothing instead of breaking the comparison', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const good = { version: 1, data: { path: '/d', offset: 0, n: 2, preprocess: 'none' }, reference: null, labels: [0, 1], top1: [0, 1], referenceTop1: null };
+    const at = (doc: unknown) => { const path = join(dir, 'p.json'); writeFileSync(path, typeof doc === 'string' ? doc : JSON.stringify(doc)); return readPredictions([{ name: 'predictions.json', path }]); };
+    assert.deepEqual(at(good), good);
+    for (const bad of ['{', '[1,2,3]', { ...good, data: undefined }, { ...good, labels: [0] }, { ...good, top1: [0, 'x'] }, { ...good, data: { ...good.data, n: 3 } }, { ...good, version: 2 }]) {
+      assert.equal(at(bad), null, JSON.stringify(bad));
+    }
+    assert.equal(readPredictions([]), null);
   });
 });
 

@@ -68,11 +68,25 @@ export function readPredictions(artifacts: readonly { name: string; path: string
   const file = artifacts.find((a) => a.name === PREDICTIONS_ARTIFACT);
   if (!file) return null;
   try {
-    const p = JSON.parse(readFileSync(file.path, 'utf8')) as SamplePredictions;
-    return p.version === 1 && Array.isArray(p.top1) ? p : null;
+    const p = JSON.parse(readFileSync(file.path, 'utf8')) as unknown;
+    return isSamplePredictions(p) ? p : null;
   } catch {
     return null;
   }
+}
+
+/** The file's shape checked field by field: an artifact edited by hand pairs with nothing rather than breaking a comparison. */
+function isSamplePredictions(p: unknown): p is SamplePredictions {
+  if (typeof p !== 'object' || p === null) return false;
+  const o = p as Record<string, unknown>;
+  const d = o['data'] as Record<string, unknown> | null | undefined;
+  const classes = (v: unknown): v is number[] => Array.isArray(v) && v.every((c) => Number.isInteger(c));
+  if (o['version'] !== 1 || !classes(o['top1']) || typeof d !== 'object' || d === null) return false;
+  const n = o['top1'].length;
+  return typeof d['path'] === 'string' && typeof d['preprocess'] === 'string' && Number.isInteger(d['offset']) && d['n'] === n &&
+    (o['reference'] === null || typeof o['reference'] === 'string') &&
+    (o['labels'] === null || (classes(o['labels']) && o['labels'].length === n)) &&
+    (o['referenceTop1'] === null || (classes(o['referenceTop1']) && o['referenceTop1'].length === n));
 }
 
 export interface PairedResult {
