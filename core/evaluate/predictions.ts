@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { writeAtomically } from '../store/atomic.ts';
-import { argmax, type Scores } from './metrics.ts';
+import { argmax, classifierShape, type Scores } from './metrics.ts';
 
 /**
  * Every sample's top-1 class, kept with an evaluation run (artifact `predictions.json`) so that two
@@ -35,10 +35,11 @@ export class PredictionsRecorder {
 
   /** Scores [batch, classes] (trailing 1s allowed): anything else (a sequence model) is not kept. */
   add(scores: Scores, labels: Int32Array | null, reference: Scores | null): void {
-    const batch = scores.dims[0] ?? 1;
-    const classes = scores.data.length / batch;
-    if (!Number.isInteger(classes) || scores.dims.slice(2).some((d) => d !== 1) || scores.dims.length < 2) { this.usable = false; return; }
+    const shape = classifierShape(scores.dims);
+    if (!shape || shape.batch * shape.classes !== scores.data.length) { this.usable = false; return; }
+    const { batch, classes } = shape;
     for (let s = 0; s < batch; s++) {
+      // −1 where every score is NaN: never a label, so never right
       this.top1.push(argmax(scores.data, s * classes, classes));
       if (reference) this.referenceTop1.push(argmax(reference.data, s * classes, classes));
       if (labels) this.labels.push(labels[s]!);
