@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import { openDataset, type HostTensor } from '../core/evaluate/data/index.ts';
 import { inputSpecs } from '../core/evaluate/evaluate.ts';
+import { NextTokenMetrics } from '../core/evaluate/metrics.ts';
 import { readOnnxFile } from '../native-models/formats/onnx/index.ts';
 import { createSession, runSession } from '../native-models/runtimes/onnxruntime.ts';
 import { photoBootstrap } from './imagenet-views.ts';
@@ -27,21 +28,15 @@ async function windowNll(model: string): Promise<number[]> {
   try {
     for await (const batch of data.batches(32)) {
       const feeds = batch.inputs as Record<string, HostTensor>;
-      const tokens = Object.values(feeds)[0]!.data as ArrayLike<number | bigint>;
+      const tokens = Object.values(feeds)[0]!.data as BigInt64Array | Int32Array;
       const logits = (await runSession(session, feeds))[session.outputNames[0]!]!;
       const [windows, positions, vocab] = logits.dims as [number, number, number];
-      const d = logits.data as Float32Array;
+      const scores = logits.data as Float32Array;
       for (let w = 0; w < windows; w++) {
-        let nll = 0;
-        for (let t = 0; t + 1 < positions; t++) {
-          const off = (w * positions + t) * vocab;
-          let max = -Infinity;
-          for (let v = 0; v < vocab; v++) max = Math.max(max, d[off + v]!);
-          let z = 0;
-          for (let v = 0; v < vocab; v++) z += Math.exp(d[off + v]! - max);
-          nll -= d[off + Number(tokens[w * positions + t + 1]!)]! - max - Math.log(z);
-        }
-        out.push(nll / (positions - 1));
+        // evaluate's own next-token arithmetic, one window at a time
+        const metrics = new NextTokenMetrics();
+        metrics.update(tokens.subarray(w * positions, (w + 1) * positions), [1, positions], { dims: [1, positions, vocab], data: scores.subarray(w * positions * vocab, (w + 1) * positions * vocab) });
+        out.push(metrics.result()!.nllPerToken);
       }
     }
   } finally {
