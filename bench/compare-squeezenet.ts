@@ -47,8 +47,8 @@ try {
   for (const model of positionals) {
     const outputs = await outputsOnViews(model, views, 'caffe');
     const photos = compareOnViews(centre(reference), centre(outputs), centreViews);
-    const onViews = compareOnViews(reference, outputs, views);
-    rows.push({ model, photos, views: onViews, flags: agreementFlags(reference, outputs) });
+    const flags = agreementFlags(reference, outputs);
+    rows.push({ model, photos, views: compareOnViews(reference, outputs, views, flags), flags });
   }
 
   // latency: every model in turn, --rounds times, on one fixed photo

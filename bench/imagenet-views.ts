@@ -180,8 +180,8 @@ export function agreementFlags(reference: Float32Array[], candidate: Float32Arra
   return Float64Array.from(reference, (r, s) => (argmax(r, 0, r.length) === argmax(candidate[s]!, 0, r.length) ? 1 : 0));
 }
 
-export function compareOnViews(reference: Float32Array[], candidate: Float32Array[], views: ViewSet): ViewComparison {
-  const agreed = agreementFlags(reference, candidate);
+/** `agreed`: agreementFlags of the same outputs, when the caller has them already. */
+export function compareOnViews(reference: Float32Array[], candidate: Float32Array[], views: ViewSet, agreed = agreementFlags(reference, candidate)): ViewComparison {
   let signal = 0, noise = 0, marginChange = 0, zeroProbability = false;
   const flipped = new Set<number>();
   for (let s = 0; s < reference.length; s++) {

@@ -17,7 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { inspectModel } from '../core/inspect.ts';
 import { readOnnxFile, writeOnnxFile } from '../native-models/formats/onnx/index.ts';
-import { fmt, maxRss, runChild, seconds, table } from './lib/child.ts';
+import { fmt, runChild, seconds, table } from './lib/child.ts';
+import { peakRssBytes } from '../core/peak-rss.ts';
 import { generateMlp, layersForGiB } from './lib/mlp.ts';
 import { copyAll, readAll } from './lib/plain-io.ts';
 
@@ -185,7 +186,7 @@ if (values.phase) {
   const phase = PHASES[values.phase];
   if (!phase || !values.dir) throw new Error(`unknown phase ${values.phase} or no --dir`);
   const r = phase(values.dir, gib);
-  const result: PhaseResult = { phase: values.phase, ...r, maxRssBytes: maxRss() };
+  const result: PhaseResult = { phase: values.phase, ...r, maxRssBytes: peakRssBytes() };
   process.stdout.write(JSON.stringify(result) + '\n');
 } else {
   orchestrate(gib, runs);

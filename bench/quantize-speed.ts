@@ -29,7 +29,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { QuantizeStep } from '../api/recipe.ts';
 import { quantizeModel } from '../core/passes/quantize/quantize-model.ts';
-import { fmt, maxRss, median, runChild, seconds, table } from './lib/child.ts';
+import { fmt, median, runChild, seconds, table } from './lib/child.ts';
+import { peakRssBytes } from '../core/peak-rss.ts';
 import { generateMlp, layersForGiB, type GeneratedMlp } from './lib/mlp.ts';
 import { copyAll, readAll } from './lib/plain-io.ts';
 
@@ -203,7 +204,7 @@ const { values } = parseArgs({
 
 if (values.phase) {
   const r = await childPhase(values.phase, values);
-  process.stdout.write(JSON.stringify({ phase: values.phase, ...r, maxRssBytes: maxRss() }) + '\n');
+  process.stdout.write(JSON.stringify({ phase: values.phase, ...r, maxRssBytes: peakRssBytes() }) + '\n');
 } else {
   const runs = Number(values.runs);
   const largeRuns = Number(values['large-runs']);

@@ -3,12 +3,8 @@
  * runs the phase and prints one JSON line last; the parent parses it.
  */
 import { spawnSync } from 'node:child_process';
-import { peakRssBytes } from '../../core/peak-rss.ts';
 
 export const seconds = (start: bigint): number => Number(process.hrtime.bigint() - start) / 1e9;
-
-/** This process's own peak resident set size in bytes (core/peak-rss.ts: not the parent's, which Linux's maxRSS carries into a child). */
-export const maxRss = (): number => peakRssBytes();
 
 /** Runs `node [nodeArgs] --import tsx script args` and returns the last stdout line parsed as JSON. */
 export function runChild<T>(script: string, args: string[], opts: { nodeArgs?: string[]; label?: string } = {}): T {

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { WhittleError } from '../../api/errors.ts';
-import { pairedComparisons, readPredictions, type PairedResult } from '../../core/evaluate/predictions.ts';
+import { pairRuns, type PairedResult } from '../../core/evaluate/predictions.ts';
 import {
   RUN_KINDS, RUN_STATUSES, commandLine, compareRuns, openStore, resolveWhittleHome, toCsv, writeAtomically, writeMlflowRuns,
   type RunDetail, type RunFilter, type RunKind, type RunStatus, type RunSummary, type Store,
@@ -121,7 +121,7 @@ function compare(store: Store, argv: string[], io: CliIo): number {
   const { values, positionals } = parseCommand('experiments compare', argv, {});
   if (positionals.length < 2) throw new WhittleError('BAD_USAGE', `whittle experiments compare: give two or more run ids, got ${positionals.length}`);
   const runs = positionals.map((id) => store.getRun(id));
-  const comparison = { ...compareRuns(runs), paired: pairedComparisons(runs.map((r) => readPredictions(r.artifacts))) };
+  const comparison = { ...compareRuns(runs), paired: pairRuns(runs) };
   if (values.json) {
     io.stdout(JSON.stringify(comparison) + '\n');
     return 0;

@@ -71,16 +71,16 @@ export interface TopKResult {
   top1High: number;
 }
 
-/**
- * The 95 % Wilson score interval of a proportion (successes of n independent trials). Unlike the
- * normal approximation it stays inside [0, 1] and is honest at 0 % and 100 %: 100 of 100 agreeing
- * is 96.3–100 %, not 100 ± 0.
- */
 function top1Bounds(successes: number, n: number): { top1Low: number; top1High: number } {
   const [top1Low, top1High] = wilsonInterval(successes, n);
   return { top1Low, top1High };
 }
 
+/**
+ * The 95 % Wilson score interval of a proportion (successes of n independent trials). Unlike the
+ * normal approximation it stays inside [0, 1] and is honest at 0 % and 100 %: 100 of 100 agreeing
+ * is 96.3–100 %, not 100 ± 0.
+ */
 export function wilsonInterval(successes: number, n: number): [number, number] {
   if (n <= 0) return [0, 1];
   const z = 1.959963984540054;

@@ -126,6 +126,11 @@ export function pairedComparisons(runs: readonly (SamplePredictions | null)[]): 
   return out;
 }
 
+/** pairedComparisons over recorded runs, each read from its `predictions.json` artifact. */
+export function pairRuns(runs: readonly { artifacts: readonly { name: string; path: string }[] }[]): PairedResult[] {
+  return pairedComparisons(runs.map((r) => readPredictions(r.artifacts)));
+}
+
 function sameSamples(a: SamplePredictions, b: SamplePredictions): boolean {
   const d = a.data, e = b.data;
   return d.path === e.path && d.offset === e.offset && d.n === e.n && d.preprocess === e.preprocess &&

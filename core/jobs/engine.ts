@@ -14,7 +14,7 @@ import { modelStats } from '../../native-models/ir/stats.ts';
 import { Tensor } from '../../native-models/ir/tensor.ts';
 import { listDevices, type DeviceReport } from '../../native-models/runtimes/devices.ts';
 import { inspectModel } from '../inspect.ts';
-import { pairedComparisons, readPredictions } from '../evaluate/predictions.ts';
+import { pairRuns } from '../evaluate/predictions.ts';
 import { compareLayerMetrics, compareRuns, openStore, resolveWhittleHome, RUN_KINDS, toCsv, type RunKind } from '../store/index.ts';
 import { WHITTLE_VERSION } from '../version.ts';
 import { listExamples } from './examples.ts';
@@ -261,7 +261,7 @@ export function createEngine(options: EngineOptions): Engine {
     'experiments.get': ({ runId }) => store.getRun(runId),
     'experiments.compare': ({ runIds }) => {
       const runs = runIds.map((id) => store.getRun(id));
-      return { ...compareRuns(runs), layers: compareLayerMetrics(runs), paired: pairedComparisons(runs.map((r) => readPredictions(r.artifacts))) };
+      return { ...compareRuns(runs), layers: compareLayerMetrics(runs), paired: pairRuns(runs) };
     },
     'experiments.exportTable': ({ runIds, format }) => {
       const runs = runIds ? runIds.map((id) => store.getRun(id)) : store.listRuns();

@@ -40,10 +40,15 @@ export function keyMetric(metrics: Metrics, id: KeyMetricId): { key: string; val
  * is a point; two runs whose intervals overlap this much are not told apart by their data.
  */
 export function intervalText(metrics: Metrics, key: string): string {
+  const bounds = intervalOf(metrics, key);
+  return bounds ? `95 % interval ${(bounds[0] * 100).toFixed(1)}–${(bounds[1] * 100).toFixed(1)} %` : '';
+}
+
+/** The recorded 95 % interval of a top-1 accuracy or agreement key (`…top1Low`/`…top1High`), or null. */
+export function intervalOf(metrics: Metrics, key: string): [number, number] | null {
   const low = metrics[`${key}Low`];
   const high = metrics[`${key}High`];
-  if (typeof low !== 'number' || typeof high !== 'number') return '';
-  return `95 % interval ${(low * 100).toFixed(1)}–${(high * 100).toFixed(1)} %`;
+  return typeof low === 'number' && typeof high === 'number' ? [low, high] : null;
 }
 
 export function keyValue(metrics: Metrics, id: KeyMetricId): number | null {
