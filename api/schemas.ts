@@ -264,6 +264,23 @@ export const RunComparison = z.object({
     difference: z.number(),
     pValue: z.number(),
   })),
+  /**
+   * Language models against the first run on the same token windows: the perplexity ratio with a
+   * 95 % bootstrap interval over windows, how many windows got worse or better, the sign test's p.
+   */
+  pairedPerplexity: z.array(z.object({
+    run: z.number().int(),
+    windows: z.number().int(),
+    tokens: z.number().int(),
+    basePerplexity: z.number(),
+    runPerplexity: z.number(),
+    ratio: z.number(),
+    low: z.number(),
+    high: z.number(),
+    worse: z.number().int(),
+    better: z.number().int(),
+    pValue: z.number(),
+  })),
 });
 export type RunComparison = z.infer<typeof RunComparison>;
 

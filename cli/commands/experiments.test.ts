@@ -182,3 +182,29 @@ test('compare pairs runs that kept their predictions on the same samples: counts
   // a run whose predictions file is not ours (the first run's '[1,2,3]') is simply not paired
   assert.deepEqual(JSON.parse((await whittle('compare', ids[0]!, base, '--json')).out).paired, []);
 });
+
+test('compare pairs language-model runs window by window: perplexity ratio, interval and sign test', async () => {
+  const data = { path: '/data/heldout.npy', offset: 0, n: 6, preprocess: 'none' };
+  const record = async (nll: number[]) => {
+    const store = openStore({ home });
+    try {
+      const r = await store.startRun({ kind: 'eval', command: ['eval', 'lm.onnx'] });
+      await r.writeArtifact('predictions.json', (tmp) => writeFile(tmp, JSON.stringify({ version: 1, kind: 'next-token', data, nll, tokens: nll.map(() => 63) })));
+      r.succeed({});
+      return r.id;
+    } finally {
+      store.close();
+    }
+  };
+  const base = await record([100, 110, 120, 130, 140, 150]);
+  const worse = await record([106.3, 116.3, 126.3, 136.3, 146.3, 156.3]); // 0.1 nats per token on every window
+  const json = JSON.parse((await whittle('compare', base, worse, '--json')).out);
+  assert.deepEqual(json.paired, []);
+  assert.equal(json.pairedPerplexity.length, 1);
+  const p = json.pairedPerplexity[0];
+  assert.deepEqual([p.run, p.windows, p.tokens, p.worse, p.better], [1, 6, 378, 6, 0]);
+  assert.ok(Math.abs(p.ratio - Math.exp(0.1)) < 1e-9 && p.low > 1);
+  const { out } = await whittle('compare', base, worse);
+  assert.match(out, /window by window against the base, on the same 6 windows \(378 predicted tokens; bootstrap over windows\)/);
+  assert.match(out, /#1 perplexity \d+\.\d{3} vs \d+\.\d{3}: ×1\.1052 \(95 % interval 1\.1052–1\.1052\), worse on 6 windows, better on 0; sign test p = 0\.031, worse beyond the text's noise/);
+});

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { WhittleError } from '../../api/errors.ts';
-import { pairRuns, type PairedResult } from '../../core/evaluate/predictions.ts';
+import { pairRuns, type PairedPerplexity, type PairedResult } from '../../core/evaluate/predictions.ts';
 import {
   RUN_KINDS, RUN_STATUSES, commandLine, compareRuns, openStore, resolveWhittleHome, toCsv, writeAtomically, writeMlflowRuns,
   type RunDetail, type RunFilter, type RunKind, type RunStatus, type RunSummary, type Store,
@@ -121,7 +121,7 @@ function compare(store: Store, argv: string[], io: CliIo): number {
   const { values, positionals } = parseCommand('experiments compare', argv, {});
   if (positionals.length < 2) throw new WhittleError('BAD_USAGE', `whittle experiments compare: give two or more run ids, got ${positionals.length}`);
   const runs = positionals.map((id) => store.getRun(id));
-  const comparison = { ...compareRuns(runs), paired: pairRuns(runs) };
+  const comparison = { ...compareRuns(runs), ...pairRuns(runs) };
   if (values.json) {
     io.stdout(JSON.stringify(comparison) + '\n');
     return 0;
@@ -133,7 +133,7 @@ function compare(store: Store, argv: string[], io: CliIo): number {
     if (i === 0 || d == null) return formatNumber(v);
     return `${formatNumber(v)} (${d === 0 ? 'same' : formatDelta(d, m.values[0]!)})`;
   })]);
-  io.stdout(heading.join('\n') + '\n\n' + table(['metric', ...runs.map((r) => r.id)], rows) + describePaired(comparison.paired));
+  io.stdout(heading.join('\n') + '\n\n' + table(['metric', ...runs.map((r) => r.id)], rows) + describePaired(comparison.paired) + describePairedPerplexity(comparison.pairedPerplexity));
   return 0;
 }
 
@@ -147,6 +147,16 @@ function describePaired(paired: readonly PairedResult[]): string {
     return `  #${p.run} ${p.metric.padEnd(9)}  ${pt.padStart(10)}: only #${p.run} ${verb} on ${p.onlyRun}, only the base on ${p.onlyBase} (both ${p.both}, neither ${p.neither}); McNemar p = ${p.pValue < 0.001 ? p.pValue.toExponential(1) : p.pValue.toFixed(3)}, ${verdict}`;
   });
   return `\nsample by sample against the base, on the same ${formatNumber(paired[0]!.n)} samples (runs that kept their predictions):\n${lines.join('\n')}\n`;
+}
+
+/** The window-by-window lines for language models: the perplexity ratio, its interval and the sign test. */
+function describePairedPerplexity(paired: readonly PairedPerplexity[]): string {
+  if (paired.length === 0) return '';
+  const lines = paired.map((p) => {
+    const verdict = p.low > 1 ? 'worse beyond the text\'s noise' : p.high < 1 ? 'better beyond the text\'s noise' : 'within the text\'s noise';
+    return `  #${p.run} perplexity ${p.runPerplexity.toFixed(3)} vs ${p.basePerplexity.toFixed(3)}: ×${p.ratio.toFixed(4)} (95 % interval ${p.low.toFixed(4)}–${p.high.toFixed(4)}), worse on ${p.worse} windows, better on ${p.better}; sign test p = ${p.pValue < 0.001 ? p.pValue.toExponential(1) : p.pValue.toFixed(3)}, ${verdict}`;
+  });
+  return `\nwindow by window against the base, on the same ${formatNumber(paired[0]!.windows)} windows (${formatNumber(paired[0]!.tokens)} predicted tokens; bootstrap over windows):\n${lines.join('\n')}\n`;
 }
 
 async function exportRuns(store: Store, argv: string[], io: CliIo): Promise<number> {

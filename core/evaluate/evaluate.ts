@@ -12,7 +12,7 @@ import { openDataset, tokenInputOf, type Dataset, type ModelInputSpec, type Pres
 import { evaluationLatencyOptions, measureLatency, type LatencyResult } from './latency.ts';
 import { Agreement, isSequenceScores, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
 import { recordedPreprocess } from '../calibrate/provenance.ts';
-import { PredictionsRecorder, writePredictions } from './predictions.ts';
+import { PredictionsRecorder, windowLosses, writePredictions } from './predictions.ts';
 import { hasQuantizedOps, runtimeCheckWithWarnings, type RuntimeFusion } from '../passes/quantize/runtime-check.ts';
 
 export interface EvalOptions {
@@ -36,8 +36,8 @@ export interface EvalOptions {
   onProgress?: ((done: number, total: number) => void) | undefined;
   signal?: AbortSignal | undefined;
   /**
-   * Where to write every sample's top-1 class (predictions.ts) so that runs on the same samples can
-   * be compared sample by sample; written for classifiers on real data only.
+   * Where to write every sample's top-1 class — a language model's NLL of every window — so that
+   * runs on the same samples can be compared sample by sample (predictions.ts); real data only.
    */
   predictionsFile?: string | undefined;
 }
@@ -263,7 +263,9 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   }
 
   checkAborted(opts.signal);
-  const kept = predictions?.result({ path: dataset.path, offset: opts.offset ?? 0, n: done, preprocess: preprocess.preset }, opts.reference ?? null);
+  const evaluated = { path: dataset.path, offset: opts.offset ?? 0, n: done, preprocess: preprocess.preset };
+  const kept = predictions?.result(evaluated, opts.reference ?? null) ??
+    (opts.predictionsFile && !dataset.synthetic && nextToken ? windowLosses(nextToken, evaluated) : null);
   if (kept) await writePredictions(opts.predictionsFile!, kept);
   const feeds = firstFeeds!;
   const latency = await measureLatency(async () => { await runSession(main.session, feeds); }, evaluationLatencyOptions(opts));

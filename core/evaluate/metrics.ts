@@ -143,6 +143,9 @@ export class NextTokenMetrics {
   private nll = 0;
   private correct = 0;
   private tokens = 0;
+  /** Each window's summed NLL (nats) and scored positions, in data order: what pairs two runs window by window. */
+  readonly windowNll: number[] = [];
+  readonly windowTokens: number[] = [];
 
   constructor(private readonly probabilities = false) {}
 
@@ -153,6 +156,7 @@ export class NextTokenMetrics {
     }
     const d = scores.data;
     for (let b = 0; b < batch; b++) {
+      let windowNll = 0;
       for (let t = 0; t + 1 < positions; t++) {
         const next = Number(tokens[b * positions + t + 1]!);
         if (!(next >= 0 && next < vocab)) throw new WhittleError('BAD_INPUT', `token ${next} is outside the model's vocabulary of ${vocab}`);
@@ -166,10 +170,13 @@ export class NextTokenMetrics {
           for (let v = 0; v < vocab; v++) z += Math.exp(d[off + v]! - max);
           logP = d[off + next]! - max - Math.log(z);
         }
-        this.nll -= logP;
+        windowNll -= logP;
         if (labelRank(d, off, vocab, next) < 1) this.correct++;
         this.tokens++;
       }
+      this.nll += windowNll;
+      this.windowNll.push(windowNll);
+      this.windowTokens.push(Math.max(0, positions - 1));
     }
   }
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { writeAtomically } from '../store/atomic.ts';
-import { argmax, classifierShape, type Scores } from './metrics.ts';
+import { argmax, classifierShape, type NextTokenMetrics, type Scores } from './metrics.ts';
 
 /**
  * Every sample's top-1 class, kept with an evaluation run (artifact `predictions.json`) so that two
@@ -13,10 +13,13 @@ import { argmax, classifierShape, type Scores } from './metrics.ts';
  */
 export const PREDICTIONS_ARTIFACT = 'predictions.json';
 
+/** What was evaluated: two runs are paired only when all of it is equal. */
+export interface EvaluatedSamples { path: string; offset: number; n: number; preprocess: string }
+
 export interface SamplePredictions {
   version: 1;
-  /** What was evaluated: two runs are paired only when all of it is equal. */
-  data: { path: string; offset: number; n: number; preprocess: string };
+  kind?: 'classes';
+  data: EvaluatedSamples;
   /** The reference model agreement was measured against (absolute path), or null. */
   reference: string | null;
   labels: number[] | null;
@@ -60,31 +63,69 @@ export class PredictionsRecorder {
   }
 }
 
-export async function writePredictions(path: string, predictions: SamplePredictions): Promise<void> {
+/**
+ * A language model's evaluation, window by window (same artifact, `kind: 'next-token'`): each
+ * window's summed next-token NLL and the positions it scored. Perplexities a percent apart are
+ * common between compression methods; on the same windows the ratio gets an interval, and the
+ * question becomes whether the difference is more than the text's noise.
+ */
+export interface WindowLosses {
+  version: 1;
+  kind: 'next-token';
+  data: EvaluatedSamples;
+  /** Summed NLL (nats) of each window's predicted positions, in data order. */
+  nll: number[];
+  tokens: number[];
+}
+
+export type RecordedPredictions = SamplePredictions | WindowLosses;
+
+/** The windows a language-model evaluation scored (null when it scored none). */
+export function windowLosses(metrics: NextTokenMetrics, data: EvaluatedSamples): WindowLosses | null {
+  if (metrics.windowNll.length === 0) return null;
+  return { version: 1, kind: 'next-token', data: { ...data, path: resolve(data.path), n: metrics.windowNll.length }, nll: [...metrics.windowNll], tokens: [...metrics.windowTokens] };
+}
+
+export async function writePredictions(path: string, predictions: RecordedPredictions): Promise<void> {
   await writeAtomically(path, (tmp) => writeFile(tmp, JSON.stringify(predictions)));
 }
 
 /** A run's predictions from its artifacts, or null when it has none (or an unreadable one). */
-export function readPredictions(artifacts: readonly { name: string; path: string }[]): SamplePredictions | null {
+export function readPredictions(artifacts: readonly { name: string; path: string }[]): RecordedPredictions | null {
   const file = artifacts.find((a) => a.name === PREDICTIONS_ARTIFACT);
   if (!file) return null;
   try {
     const p = JSON.parse(readFileSync(file.path, 'utf8')) as unknown;
-    return isSamplePredictions(p) ? p : null;
+    return isSamplePredictions(p) || isWindowLosses(p) ? p : null;
   } catch {
     return null;
   }
+}
+
+function isEvaluatedSamples(d: unknown, n: number): d is EvaluatedSamples {
+  if (typeof d !== 'object' || d === null) return false;
+  const o = d as Record<string, unknown>;
+  return typeof o['path'] === 'string' && typeof o['preprocess'] === 'string' && Number.isInteger(o['offset']) && o['n'] === n;
+}
+
+function isWindowLosses(p: unknown): p is WindowLosses {
+  if (typeof p !== 'object' || p === null) return false;
+  const o = p as Record<string, unknown>;
+  const nll = o['nll'], tokens = o['tokens'];
+  return o['version'] === 1 && o['kind'] === 'next-token' &&
+    Array.isArray(nll) && nll.every((v) => typeof v === 'number' && Number.isFinite(v) && v >= 0) &&
+    Array.isArray(tokens) && tokens.length === nll.length && tokens.every((v) => Number.isInteger(v) && v >= 0) &&
+    isEvaluatedSamples(o['data'], nll.length);
 }
 
 /** The file's shape checked field by field: an artifact edited by hand pairs with nothing rather than breaking a comparison. */
 function isSamplePredictions(p: unknown): p is SamplePredictions {
   if (typeof p !== 'object' || p === null) return false;
   const o = p as Record<string, unknown>;
-  const d = o['data'] as Record<string, unknown> | null | undefined;
   const classes = (v: unknown): v is number[] => Array.isArray(v) && v.every((c) => Number.isInteger(c));
-  if (o['version'] !== 1 || !classes(o['top1']) || typeof d !== 'object' || d === null) return false;
+  if (o['version'] !== 1 || (o['kind'] !== undefined && o['kind'] !== 'classes') || !classes(o['top1'])) return false;
   const n = o['top1'].length;
-  return typeof d['path'] === 'string' && typeof d['preprocess'] === 'string' && Number.isInteger(d['offset']) && d['n'] === n &&
+  return isEvaluatedSamples(o['data'], n) &&
     (o['reference'] === null || typeof o['reference'] === 'string') &&
     (o['labels'] === null || (classes(o['labels']) && o['labels'].length === n)) &&
     (o['referenceTop1'] === null || (classes(o['referenceTop1']) && o['referenceTop1'].length === n));
@@ -112,11 +153,12 @@ export interface PairedResult {
  * (same data file, offset, count and preprocessing; the same labels) — and, for agreement, against
  * the same reference with the same reference predictions. Runs without predictions are left out.
  */
-export function pairedComparisons(runs: readonly (SamplePredictions | null)[]): PairedResult[] {
-  const base = runs[0];
+export function pairedComparisons(runs: readonly (RecordedPredictions | null)[]): PairedResult[] {
+  const base = classPredictions(runs[0]);
   if (!base) return [];
   const out: PairedResult[] = [];
-  runs.forEach((other, i) => {
+  runs.forEach((run, i) => {
+    const other = classPredictions(run);
     if (i === 0 || !other || !sameSamples(base, other)) return;
     if (base.labels && other.labels) out.push(paired('accuracy', i, base.top1.map((c, s) => c === base.labels![s]), other.top1.map((c, s) => c === other.labels![s])));
     if (base.referenceTop1 && other.referenceTop1 && base.reference === other.reference && sameArray(base.referenceTop1, other.referenceTop1)) {
@@ -126,15 +168,104 @@ export function pairedComparisons(runs: readonly (SamplePredictions | null)[]): 
   return out;
 }
 
-/** pairedComparisons over recorded runs, each read from its `predictions.json` artifact. */
-export function pairRuns(runs: readonly { artifacts: readonly { name: string; path: string }[] }[]): PairedResult[] {
-  return pairedComparisons(runs.map((r) => readPredictions(r.artifacts)));
+function classPredictions(p: RecordedPredictions | null | undefined): SamplePredictions | null {
+  return p && p.kind !== 'next-token' ? p : null;
+}
+
+export interface PairedPerplexity {
+  /** Index of the run compared with the first (0-based, into the compared runs). */
+  run: number;
+  windows: number;
+  tokens: number;
+  basePerplexity: number;
+  runPerplexity: number;
+  /** runPerplexity / basePerplexity, and its 95 % interval from a bootstrap over windows. */
+  ratio: number;
+  low: number;
+  high: number;
+  /** Windows this run predicts worse (higher NLL) and better than the base. */
+  worse: number;
+  better: number;
+  /** Exact two-sided sign test on the windows that differ. */
+  pValue: number;
+}
+
+/** Resamples behind the perplexity ratio's interval: the 2.5 and 97.5 percentiles move by < 0.1 % of the ratio's spread at this count. */
+export const BOOTSTRAP_RESAMPLES = 4000;
+
+/**
+ * Each language-model run against the first, window by window, where both scored the same windows
+ * of the same token file: the perplexity ratio with a 95 % bootstrap interval over windows (windows,
+ * not positions, are the independent-enough unit) and the sign test on which windows got worse.
+ */
+export function pairedPerplexities(runs: readonly (RecordedPredictions | null)[]): PairedPerplexity[] {
+  const base = runs[0];
+  if (!base || base.kind !== 'next-token') return [];
+  const out: PairedPerplexity[] = [];
+  runs.forEach((other, i) => {
+    if (i === 0 || !other || other.kind !== 'next-token' || !sameData(base.data, other.data) || !sameArray(base.tokens, other.tokens)) return;
+    out.push(pairWindows(i, base, other));
+  });
+  return out;
+}
+
+function pairWindows(run: number, base: WindowLosses, other: WindowLosses): PairedPerplexity {
+  const n = base.nll.length;
+  const diff = new Float64Array(n);
+  let tokens = 0, baseNll = 0, runNll = 0, worse = 0, better = 0;
+  for (let w = 0; w < n; w++) {
+    diff[w] = other.nll[w]! - base.nll[w]!;
+    tokens += base.tokens[w]!;
+    baseNll += base.nll[w]!;
+    runNll += other.nll[w]!;
+    if (diff[w]! > 0) worse++;
+    else if (diff[w]! < 0) better++;
+  }
+  const ratios = new Float64Array(BOOTSTRAP_RESAMPLES);
+  const random = seededRandom(0x5eed);
+  for (let r = 0; r < BOOTSTRAP_RESAMPLES; r++) {
+    let d = 0, t = 0;
+    for (let k = 0; k < n; k++) {
+      const w = Math.floor(random() * n);
+      d += diff[w]!;
+      t += base.tokens[w]!;
+    }
+    ratios[r] = t > 0 ? Math.exp(d / t) : 1;
+  }
+  ratios.sort();
+  const at = (q: number) => ratios[Math.min(BOOTSTRAP_RESAMPLES - 1, Math.floor(q * BOOTSTRAP_RESAMPLES))]!;
+  const perplexity = (nll: number) => (tokens > 0 ? Math.exp(nll / tokens) : NaN);
+  return {
+    run, windows: n, tokens, basePerplexity: perplexity(baseNll), runPerplexity: perplexity(runNll),
+    ratio: tokens > 0 ? Math.exp((runNll - baseNll) / tokens) : 1, low: at(0.025), high: at(0.975),
+    worse, better, pValue: mcnemarExact(worse, better),
+  };
+}
+
+/** mulberry32: a fixed seed makes the interval the same on every run of the comparison. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Both sample-by-sample comparisons over recorded runs, each read from its `predictions.json` artifact. */
+export function pairRuns(runs: readonly { artifacts: readonly { name: string; path: string }[] }[]): { paired: PairedResult[]; pairedPerplexity: PairedPerplexity[] } {
+  const recorded = runs.map((r) => readPredictions(r.artifacts));
+  return { paired: pairedComparisons(recorded), pairedPerplexity: pairedPerplexities(recorded) };
+}
+
+function sameData(d: EvaluatedSamples, e: EvaluatedSamples): boolean {
+  return d.path === e.path && d.offset === e.offset && d.n === e.n && d.preprocess === e.preprocess;
 }
 
 function sameSamples(a: SamplePredictions, b: SamplePredictions): boolean {
-  const d = a.data, e = b.data;
-  return d.path === e.path && d.offset === e.offset && d.n === e.n && d.preprocess === e.preprocess &&
-    a.top1.length === b.top1.length && (a.labels === null || b.labels === null || sameArray(a.labels, b.labels));
+  return sameData(a.data, b.data) && a.top1.length === b.top1.length && (a.labels === null || b.labels === null || sameArray(a.labels, b.labels));
 }
 
 function sameArray(a: readonly number[], b: readonly number[]): boolean {

@@ -261,7 +261,7 @@ export function createEngine(options: EngineOptions): Engine {
     'experiments.get': ({ runId }) => store.getRun(runId),
     'experiments.compare': ({ runIds }) => {
       const runs = runIds.map((id) => store.getRun(id));
-      return { ...compareRuns(runs), layers: compareLayerMetrics(runs), paired: pairRuns(runs) };
+      return { ...compareRuns(runs), layers: compareLayerMetrics(runs), ...pairRuns(runs) };
     },
     'experiments.exportTable': ({ runIds, format }) => {
       const runs = runIds ? runIds.map((id) => store.getRun(id)) : store.listRuns();

@@ -84,6 +84,23 @@ test('the transformer example: GPTQ int4 calibrated on its training split, perpl
   // the smaller int4 model is on the front, and so is the fp32 model (better perplexity)
   assert.match(summary, /Pareto front: .*GPTQ int4.*6\.655/);
   await screenshot(page, 'experiments-language-model', { top: true });
+
+  // Compared: the same held-back windows, window by window — the ratio's interval says whether
+  // GPTQ int4's perplexity change is more than the text's noise
+  await experiments.getByRole('checkbox', { name: `Select run ${baselineRun}` }).check();
+  await experiments.getByRole('checkbox', { name: `Select run ${runId}` }).check();
+  await experiments.getByRole('button', { name: 'Compare', exact: true }).click();
+  const windows = experiments.getByRole('table', { name: 'Window-by-window comparison' });
+  await windows.waitFor({ timeout: 15_000 });
+  const row = await windows.locator('tbody tr').innerText();
+  const ratio = /×(\d\.\d{4})\s*\[(\d\.\d{4}), (\d\.\d{4})\]/.exec(row);
+  assert.ok(ratio, `a ratio with its interval: ${row}`);
+  const [, r, low, high] = ratio.map(Number) as [number, number, number, number];
+  assert.ok(Math.abs(r - perplexity / 6.655) < 2e-3 && low <= r && r <= high, `ratio ${r} [${low}, ${high}] for ${perplexity} vs 6.655`);
+  assert.match(await experiments.innerText(), /on the same 361 windows/);
+  console.log(`  window by window: ${row.replace(/\s+/g, ' ')}`);
+  await windows.scrollIntoViewIfNeeded();
+  await screenshot(page, 'compare-window-by-window');
   assertNoPageErrors(s);
 });
 
