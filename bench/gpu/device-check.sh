@@ -4,7 +4,7 @@
 #
 # Here (smoke: small sizes; the GPU halves say why they are skipped when there is no adapter):
 #   bash bench/gpu/device-check.sh --small
-# On the device machine (notes/gpu.md): pack once here with `bash bench/gpu/pack.sh`, then run with
+# On the device machine (docs/gpu.md): pack once here with `bash bench/gpu/pack.sh`, then run with
 # carry [".device"] the command:
 #   bash .device/run.sh bash bench/gpu/device-check.sh
 set -uo pipefail

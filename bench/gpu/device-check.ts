@@ -1,6 +1,6 @@
 /**
  * The GPU check of issue 6 as one command (bench/gpu/device-check.sh runs it on the device
- * machine; notes/gpu.md says how to pack and run it). Sections, each timed and each allowed to fail
+ * machine; docs/gpu.md says how to pack and run it). Sections, each timed and each allowed to fail
  * on its own:
  *
  *  1. adapters: the WebGPU compute adapter (native-models/gpu), onnxruntime's WebGPU EP, CUDA;
@@ -10,7 +10,10 @@
  *  3. GPTQ on the transformer test bed, CPU path vs GPU (time, held-back perplexity of both);
  *  4. GPTQ on a generated 4096×4096 layer with 65,536 calibration tokens: Hessian accumulation,
  *     factorization and column updates on the CPU (worker threads, float64) and the GPU (WGSL,
- *     float32): times, ratio, agreement (equal codes, GPTQ loss, layer error on sampled rows).
+ *     float32): times, ratio, agreement (equal codes, GPTQ loss, layer error on sampled rows);
+ *  5. SparseGPT 50 % on the transformer test bed, CPU vs GPU (time, held-back perplexity), and
+ *     on the same 4096×4096 layer and Hessian (factorization, mask selection and updates: times,
+ *     ratio, agreement — equal masks, layer error).
  *
  *   node --import tsx bench/gpu/device-check.ts [--small] [--json OUT] [--only SECTIONS]
  *
@@ -24,6 +27,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { dequantize, gptqQuantize } from '../../core/passes/quantize/gptq.ts';
+import { sparseGptPruneGroup, sparseGptPrunePass } from '../../core/passes/prune/sparsegpt.ts';
 import { gptqQuantizePass } from '../../core/passes/quantize/gptq-pass.ts';
 import { createPassContext } from '../../core/passes/pass.ts';
 import { openDataRef } from '../../core/evaluate/data/index.ts';
@@ -31,7 +35,7 @@ import { inputSpecs } from '../../core/evaluate/evaluate.ts';
 import { readOnnxFile, writeOnnxFile } from '../../native-models/formats/onnx/index.ts';
 import { computeStatus, GpuDevice } from '../../native-models/gpu/device.ts';
 import { mirrorUpper } from '../../native-models/gpu/kernels-cpu.mjs';
-import { GpuHessian, gptqGpu } from '../../native-models/gpu/kernels-gpu.ts';
+import { GpuHessian, gptqGpu, sparseGptGpu } from '../../native-models/gpu/kernels-gpu.ts';
 import { CpuThreads, defaultThreads, sharedArray, xtxParallel } from '../../native-models/gpu/threads.ts';
 import { seededGaussian, seededRandom } from '../../native-models/ir/random.ts';
 import { listDevices } from '../../native-models/runtimes/devices.ts';
@@ -195,6 +199,23 @@ function makeChunks(K: number, tokens: number, chunk: number): () => Generator<F
   };
 }
 
+/** The generated layer and its Hessian, kept for the SparseGPT section. */
+let bigLayer: { K: number; N: number; tokens: number; w: Float64Array; xtx: Float64Array; h: Float64Array } | null = null;
+
+/** ‖ΔW·X‖²/‖W·X‖² of a layer on sampled output rows, against its float64 H. */
+function sampledLayerError(w: Float64Array, changed: ArrayLike<number>, h: Float64Array, N: number, K: number): number {
+  const rows = Array.from({ length: 64 }, (_, i) => Math.floor((i * N) / 64));
+  let num = 0, den = 0;
+  const d = new Float64Array(K), hd = new Float64Array(K), hw = new Float64Array(K);
+  for (const r of rows) {
+    for (let j = 0; j < K; j++) d[j] = w[r * K + j]! - changed[r * K + j]!;
+    hd.fill(0); hw.fill(0);
+    for (let i = 0; i < K; i++) { const di = d[i]!, wi = w[r * K + i]!; const hi = i * K; for (let j = 0; j < K; j++) { hd[j] = hd[j]! + di * h[hi + j]!; hw[j] = hw[j]! + wi * h[hi + j]!; } }
+    for (let j = 0; j < K; j++) { num += d[j]! * hd[j]!; den += w[r * K + j]! * hw[j]!; }
+  }
+  return num / den;
+}
+
 await section('gptq-layer', async () => {
   const K = small ? 512 : 4096, N = K, tokens = small ? 8192 : 65536, chunk = 2048;
   log(`layer ${N}×${K}, ${tokens.toLocaleString('en-US')} calibration tokens, int4 asymmetric, group 128, block 128; CPU ${defaultThreads()} threads`);
@@ -220,6 +241,7 @@ await section('gptq-layer', async () => {
   }
   mirrorUpper(acc, K);
   const h = Float64Array.from(acc, (v) => (2 * v) / tokens);
+  bigLayer = { K, N, tokens, w, xtx: acc, h };
   log(`generating the calibration rows: ${fmt(gen / 1000, 2)} s (not counted)`);
   log(`Hessian XᵀX: CPU ${fmt(cpuHessian / 1000, 2)} s${gh ? `, GPU ${fmt(gpuHessian / 1000, 3)} s (${fmt(cpuHessian / gpuHessian)}×)` : ''}`);
   const opts = { bits: 4 as const, groupSize: 128, symmetric: false, blockSize: 128 };
@@ -237,18 +259,7 @@ await section('gptq-layer', async () => {
     let same = 0;
     for (let i = 0; i < c.q.length; i++) if (c.q[i] === g.q[i]) same++;
     // layer error ‖ΔW·X‖²/‖W·X‖² on 64 sampled output rows, both against the CPU's float64 H
-    const rows = Array.from({ length: 64 }, (_, i) => Math.floor((i * N) / 64));
-    const err = (dq: Float64Array) => {
-      let num = 0, den = 0;
-      const d = new Float64Array(K), hd = new Float64Array(K), hw = new Float64Array(K);
-      for (const r of rows) {
-        for (let j = 0; j < K; j++) d[j] = w[r * K + j]! - dq[r * K + j]!;
-        hd.fill(0); hw.fill(0);
-        for (let i = 0; i < K; i++) { const di = d[i]!, wi = w[r * K + i]!; const hi = i * K; for (let j = 0; j < K; j++) { hd[j] = hd[j]! + di * h[hi + j]!; hw[j] = hw[j]! + wi * h[hi + j]!; } }
-        for (let j = 0; j < K; j++) { num += d[j]! * hd[j]!; den += w[r * K + j]! * hw[j]!; }
-      }
-      return num / den;
-    };
+    const err = (dq: Float64Array) => sampledLayerError(w, dq, h, N, K);
     const eCpu = err(dequantize(c, 128)), eGpu = err(dequantize(g, 128));
     const cpuTotal = cpuHessian + cpuGptq, gpuTotal = gpuHessian + gpuGptq;
     log(`GPTQ: GPU ${fmt(gpuGptq / 1000, 3)} s (factor ${fmt(g.seconds.factor, 3)} s, column updates ${fmt(g.seconds.update, 3)} s)`);
@@ -258,6 +269,52 @@ await section('gptq-layer', async () => {
     out.speedup = { total: cpuTotal / gpuTotal, gptq: cpuGptq / gpuGptq, hessian: cpuHessian / gpuHessian };
     out.agreement = { codesEqual: same / c.q.length, lossCpu: c.lossEstimate, lossGpu: g.lossEstimate, errorCpu: eCpu, errorGpu: eGpu };
   } else log(`GPU: skipped (${gpuReason})`);
+  return out;
+});
+
+await section('sparsegpt-transformer', async () => {
+  const bed = loadTestBed();
+  const out: Record<string, unknown> = {};
+  for (const compute of ['cpu', 'gpu'] as const) {
+    if (compute === 'gpu' && !gpu) { log(`GPU: skipped (${gpuReason})`); continue; }
+    const model = readOnnxFile(bed.model);
+    const data = await openDataRef({ path: bed.calibPath }, inputSpecs(model), { baseDir: process.cwd(), limit: 128, seed: 0 });
+    const t0 = performance.now();
+    const report = await sparseGptPrunePass.run(model, { sparsity: 0.5, data, samples: 128, compute }, createPassContext());
+    const seconds = ms(t0) / 1000;
+    const path = join(work, `transformer-sparsegpt-${compute}.onnx`);
+    writeOnnxFile(model, path);
+    const ppl = await onnxPerplexity(path, bed.heldout.inputs, bed.heldout.targets, bed.card.spec.context);
+    log(`${compute.toUpperCase()}: ${fmt(seconds, 2)} s in all (calibration included) on ${String(report.details!.compute)}; held-back perplexity ${ppl.perplexity.toFixed(4)} (fp32 ${bed.card.perplexity.onnxruntime.toFixed(4)})`);
+    out[compute] = { seconds, perplexity: ppl.perplexity };
+  }
+  return out;
+});
+
+await section('sparsegpt-layer', async () => {
+  if (!bigLayer) throw new Error('needs the gptq-layer section (its layer and Hessian)');
+  const { K, N, tokens, w, xtx, h } = bigLayer;
+  log(`the same ${N}×${K} layer and Hessian (${tokens.toLocaleString('en-US')} tokens), SparseGPT 50 %, block 128; CPU ${defaultThreads()} threads`);
+  const stats = { k: K, sqNorm: new Float64Array(K), sum: new Float64Array(K), xtx, rows: tokens };
+  const target = { kind: 'unstructured' as const, sparsity: 0.5 };
+  const cpuW = w.slice();
+  let t = performance.now();
+  await sparseGptPruneGroup(cpuW, N, K, K, stats, target, { percdamp: 0.01, blockSize: 128 }, () => {});
+  const cpu = ms(t);
+  log(`SparseGPT: CPU ${fmt(cpu / 1000, 2)} s (factorization, mask selection, updates)`);
+  const out: Record<string, unknown> = { K, N, tokens, cpu: cpu / 1000 };
+  if (!gpu) { log(`GPU: skipped (${gpuReason})`); return out; }
+  t = performance.now();
+  const g = await sparseGptGpu(gpu, w, N, K, h, { target, percdamp: 0.01, blockSize: 128 });
+  const onGpu = ms(t);
+  let sameMask = 0;
+  for (let i = 0; i < cpuW.length; i++) if ((cpuW[i] === 0) === (g.w[i] === 0)) sameMask++;
+  const eCpu = sampledLayerError(w, cpuW, h, N, K), eGpu = sampledLayerError(w, g.w, h, N, K);
+  log(`SparseGPT: GPU ${fmt(onGpu / 1000, 3)} s (factor ${fmt(g.seconds.factor, 3)} s, selection and updates ${fmt(g.seconds.update, 3)} s): GPU ${fmt(cpu / onGpu)}× faster`);
+  log(`agreement: ${fmt((100 * sameMask) / cpuW.length, 3)} % of the mask equal; layer error (64 rows) CPU ${eCpu.toExponential(4)} GPU ${eGpu.toExponential(4)} (relative difference ${(Math.abs(eGpu - eCpu) / eCpu).toExponential(2)})`);
+  out.gpu = { total: onGpu / 1000, factor: g.seconds.factor, update: g.seconds.update };
+  out.speedup = cpu / onGpu;
+  out.agreement = { maskEqual: sameMask / cpuW.length, errorCpu: eCpu, errorGpu: eGpu };
   return out;
 });
 

@@ -36,7 +36,8 @@ heads       remove whole attention heads (Reshape/Transpose-split multi-head att
             output projection; with --calib the output projection is refitted by least squares to
             reproduce the unpruned block's output
 wanda       |W|·‖X‖ per output row, with activations from --calib DATA
-sparsegpt   Hessian-based pruning with weight updates, from --calib DATA
+sparsegpt   Hessian-based pruning with weight updates, from --calib DATA; --ep webgpu also runs its
+            factorization and updates on the WebGPU compute device (auto: when there is one)
 --bias-correction  (wanda, sparsegpt; magnitude and nm with --calib) add the mean each output lost to
             its bias, measured on the calibration data: not part of the published methods, off by default
 --plan FILE (magnitude, wanda, sparsegpt) each layer's own sparsity: the plan of 'whittle analyze --for
@@ -76,8 +77,15 @@ export function renderPrune(r: PruneReport): string {
     `  nodes       ${formatCount(r.nodesChanged)} changed${r.excluded.length ? `, ${r.excluded.length} left alone: ${r.excluded.slice(0, 8).join(', ')}${r.excluded.length > 8 ? ', …' : ''}` : ''}`,
     ...refitLine(r),
     ...headLines(r),
+    ...computeLine(r),
     `  time        ${r.seconds.toFixed(2)} s${(r.deflateSeconds ?? 0) >= 0.1 ? ` (+ ${r.deflateSeconds!.toFixed(2)} s measuring the deflated sizes)` : ''}, peak RSS ${formatBytes(r.peakRssBytes)}`,
   ].join('\n') + '\n';
+}
+
+/** SparseGPT on the GPU: which compute device ran its math (the CPU says nothing). */
+function computeLine(r: PruneReport): string[] {
+  const compute = (r.details as { compute?: unknown } | undefined)?.compute;
+  return typeof compute === 'string' && compute !== 'cpu' ? [`  compute     ${compute}`] : [];
 }
 
 /** Channel pruning with calibration data: the layers refitted and their mean output error, cut vs refitted. */

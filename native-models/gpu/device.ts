@@ -10,7 +10,7 @@ import { explainNoAdapter, nativeBackends, runChildProbe } from '../runtimes/gpu
  * test compute shader), so a broken driver costs a probe; only an adapter that passed is opened in
  * this process. Software adapters (Mesa llvmpipe/lavapipe, SwiftShader) are refused for real work —
  * they are slower than the CPU path — unless `allowSoftware` (or WHITTLE_GPU_SOFTWARE=1) asks for
- * them: that is how the WGSL kernels are checked on a machine without a GPU (notes/gpu.md).
+ * them: that is how the WGSL kernels are checked on a machine without a GPU (docs/gpu.md).
  * WHITTLE_GPU=off turns the device off.
  */
 

@@ -5,12 +5,13 @@ import { quadraticFormSum } from '../../core/passes/prune/linalg.ts';
 import { seededGaussian } from '../ir/random.ts';
 import { computeStatus, GpuDevice } from './device.ts';
 import { histogram, inverseCholeskyUpper, minMax, mirrorUpper, xtxAccumulate } from './kernels-cpu.mjs';
-import { GpuHessian, GpuKernels, gptqGpu, histogramGpu, inverseFactorGpu, minMaxGpu } from './kernels-gpu.ts';
+import { floatOfKey, GpuHessian, GpuKernels, gptqGpu, histogramGpu, inverseFactorGpu, kthSmallestKeyGpu, minMaxGpu, sparseGptGpu } from './kernels-gpu.ts';
+import { sparseGptPruneGroup } from '../../core/passes/prune/sparsegpt.ts';
 
 /**
  * The WGSL kernels against their CPU references, on whatever adapter computeStatus picks. Without
  * one the GPU tests are skipped with the reason; WHITTLE_GPU_SOFTWARE=1 lets them run on a software
- * adapter (Mesa llvmpipe through Dawn's GL backend: notes/gpu.md says how), which checks the WGSL
+ * adapter (Mesa llvmpipe through Dawn's GL backend: docs/gpu.md says how), which checks the WGSL
  * itself on a machine with no GPU.
  */
 
@@ -124,6 +125,66 @@ describe('GPU kernels agree with the CPU kernels', { skip }, () => {
       let eq = 0;
       for (let i = 0; i < a.q.length; i++) if (a.q[i] === b.q[i]) eq++;
       assert.ok(eq / a.q.length >= 0.99, `act-order codes equal: ${eq} of ${a.q.length}`);
+    }
+  });
+
+  it('the k-th smallest value by radix select: exact, negative values and ties included', async () => {
+    const [rows, cnt, ld] = [37, 50, 64];
+    const v = seededGaussian(rows * ld, 9);
+    for (let i = 0; i < v.length; i += 7) v[i] = 0.25; // ties
+    v[3] = -0; v[4] = 0;
+    const region: number[] = [];
+    for (let r = 0; r < rows; r++) for (let j = 0; j < cnt; j++) region.push(v[r * ld + j]!);
+    const sorted = region.slice().sort((a, b) => a - b);
+    const V = gpu.storage(v.byteLength, v);
+    for (const k of [1, 2, 100, 925, 926, rows * cnt]) {
+      const r = await kthSmallestKeyGpu(gpu, V, rows, cnt, ld, k);
+      const value = floatOfKey(r.key);
+      assert.equal(value, sorted[k - 1], `k = ${k}`);
+      assert.equal(r.less, region.filter((x) => x < value || Object.is(x, -0) && Object.is(value, 0)).length, `k = ${k}: values below`);
+      if (r.takeByRow) assert.equal(r.takeByRow.reduce((a, t) => a + t, 0), k - r.less, 'ties taken up to k');
+    }
+    // 0.25 is tied many times: the rank of its first copy takes only some of them, row by row
+    const first = sorted.indexOf(0.25) + 1;
+    const tie = await kthSmallestKeyGpu(gpu, V, rows, cnt, ld, first + 2);
+    assert.equal(floatOfKey(tie.key), 0.25);
+    assert.deepEqual([...tie.takeByRow!].filter((t) => t > 0).length <= 3, true);
+    assert.equal(tie.takeByRow!.reduce((a, t) => a + t, 0), 3);
+    V.destroy();
+  });
+
+  it('SparseGPT: unstructured 50 % and 2:4 match the CPU path (masks, layer error)', async () => {
+    const [rows, K, N] = [900, 200, 48];
+    const f = seededGaussian(rows * 6, 11), mix = seededGaussian(6 * K, 12), noise = seededGaussian(rows * K, 13);
+    const x = new Float32Array(rows * K);
+    for (let r = 0; r < rows; r++) for (let j = 0; j < K; j++) {
+      let s = 0.3 * noise[r * K + j]!;
+      for (let q = 0; q < 6; q++) s += f[r * 6 + q]! * mix[q * K + j]!;
+      x[r * K + j] = s;
+    }
+    for (let r = 0; r < rows; r++) x[r * K + 5] = 0; // a dead input
+    const xtx = new Float64Array(K * K);
+    xtxAccumulate(x, rows, K, xtx);
+    mirrorUpper(xtx, K);
+    const h = Float64Array.from(xtx, (v) => (2 * v) / rows);
+    const w0 = Float64Array.from(seededGaussian(N * K, 14), (v) => Math.fround(0.1 * v));
+    const stats = { k: K, sqNorm: new Float64Array(K), sum: new Float64Array(K), xtx, rows };
+    for (const target of [{ kind: 'unstructured', sparsity: 0.5 }, { kind: 'nm', n: 2, m: 4 }] as const) {
+      const cpu = w0.slice();
+      await sparseGptPruneGroup(cpu, N, K, K, stats, target, { percdamp: 0.01, blockSize: 128 }, () => {});
+      const gh = new GpuHessian(gpu, K);
+      gh.add(x, rows);
+      const g = await sparseGptGpu(gpu, w0, N, K, gh, { target, percdamp: 0.01, blockSize: 128 });
+      gh.destroy();
+      assert.equal(g.deadInputs, 1);
+      const zeros = (a: ArrayLike<number>) => Array.from(a).filter((v) => v === 0).length;
+      let sameMask = 0;
+      for (let i = 0; i < cpu.length; i++) if ((cpu[i] === 0) === (g.w[i] === 0)) sameMask++;
+      if (target.kind === 'unstructured') assert.equal(zeros(g.w), zeros(cpu), 'the same number pruned');
+      else for (let r = 0; r < N; r++) for (let c = 0; c < K; c += 4) assert.ok(Array.from(g.w.subarray(r * K + c, r * K + c + 4)).filter((v) => v === 0).length >= 2, `2:4 in row ${r} at ${c}`);
+      assert.ok(sameMask / cpu.length >= 0.99, `${target.kind}: the same mask on ${sameMask} of ${cpu.length}`);
+      const err = (w: ArrayLike<number>) => quadraticFormSum(Float64Array.from(w0, (v, i) => v - w[i]!), N, h, K) / quadraticFormSum(w0, N, h, K);
+      assert.ok(Math.abs(err(g.w) - err(cpu)) / err(cpu) < 0.02, `${target.kind}: layer error GPU ${err(g.w)} vs CPU ${err(cpu)}`);
     }
   });
 

@@ -1,6 +1,6 @@
-import { groupParams } from './kernels-cpu.mjs';
+import { groupParams, nmGroup } from './kernels-cpu.mjs';
 import { params, type DispatchBatch, type GpuDevice } from './device.ts';
-import { COPY2D, FINISH_HESSIAN, GATHER2D, GPTQ_BLOCK, GPTQ_MAX_BLOCK, HISTOGRAM, matmulSource, MAX_BINS, MINMAX, NB, POTRF_BLOCK } from './wgsl.ts';
+import { COPY2D, FINISH_HESSIAN, GATHER2D, GPTQ_BLOCK, GPTQ_MAX_BLOCK, HISTOGRAM, matmulSource, MAX_BINS, MINMAX, NB, POTRF_BLOCK, RADIX_EQUAL_COUNT, RADIX_HISTOGRAM, RADIX_PER, SPARSEGPT_BLOCK, SPARSEGPT_MAX_BLOCK, SPARSEGPT_SCORES } from './wgsl.ts';
 
 /**
  * The GPU side of the compute kernels (wgsl.ts), with the same meaning as their CPU references in
@@ -340,6 +340,175 @@ export async function gptqGpu(gpu: GpuDevice, w: Float32Array | Float64Array, ro
     };
   } finally {
     for (const x of buffers) x.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SparseGPT
+// ---------------------------------------------------------------------------------------------
+
+export interface GpuSparseGptOptions {
+  target: { kind: 'unstructured'; sparsity: number } | { kind: 'nm'; n: number; m: number };
+  /** N:M groups restart every `segment` columns (a grouped conv's input channels); K when none. */
+  segment?: number;
+  /** Dampening as a share of mean(diag H) (default 0.01). */
+  percdamp?: number;
+  /** Columns per block (default 128, at most SPARSEGPT_MAX_BLOCK). */
+  blockSize?: number;
+}
+
+export interface GpuSparseGptResult {
+  /** The pruned and updated W [rows × K] (float32). */
+  w: Float32Array;
+  damp: number;
+  deadInputs: number;
+  seconds: { factor: number; update: number };
+}
+
+/**
+ * SparseGPT of W [rows × K] on the GPU given H (H = 2XᵀX/n, or a GpuHessian finished here): the
+ * CPU path's algorithm (core/passes/prune/sparsegpt.ts) in f32 — the same dead-input rule and
+ * dampening, the same blocks (an N:M group is never split), the unstructured mask of each block
+ * over all its rows with the same cumulative count (the exact k-th smallest score by radix select
+ * on the GPU, ties in row-major order), N:M chosen per row at each group's first column.
+ */
+export async function sparseGptGpu(gpu: GpuDevice, w: Float32Array | Float64Array, rows: number, K: number, h: Float32Array | Float64Array | GpuHessian, o: GpuSparseGptOptions, warn: (m: string) => void = () => {}): Promise<GpuSparseGptResult> {
+  const k = new GpuKernels(gpu);
+  const percdamp = o.percdamp ?? 0.01;
+  const blockSize = Math.min(o.blockSize ?? 128, SPARSEGPT_MAX_BLOCK);
+  const segment = o.segment ?? K;
+  const t0 = performance.now();
+  const W = gpu.storage(rows * K * BYTES, w instanceof Float32Array ? w : Float32Array.from(w), 'W');
+  const buffers: GPUBuffer[] = [W];
+  try {
+    let H: GPUBuffer;
+    let diag: Float32Array;
+    if (h instanceof GpuHessian) {
+      H = h.h;
+      diag = await h.finish(2 / Math.max(1, h.rows), { buffer: W, rows });
+    } else {
+      H = gpu.storage(K * K * BYTES, h instanceof Float32Array ? h : Float32Array.from(h), 'H');
+      buffers.push(H);
+      diag = await finishHessian(gpu, H, K, 1, { buffer: W, rows });
+    }
+    let dead = 0, mean = 0;
+    for (let j = 0; j < K; j++) { if (diag[j] === 0) dead++; mean += diag[j] === 0 ? 1 : diag[j]!; }
+    mean /= K;
+    if (!(mean > 0) || !Number.isFinite(mean)) throw new Error('SparseGPT: the calibration Hessian has no positive diagonal');
+    const { u: U, damp } = await inverseFactorGpu(k, H, K, null, Math.max(percdamp, 1e-8) * mean, warn);
+    buffers.push(U);
+    const t1 = performance.now();
+
+    const nm = o.target.kind === 'nm' ? o.target : null;
+    const groupEnd = new Int32Array(K).fill(-1);
+    if (nm) {
+      for (let c = 0; c < K; c++) {
+        const [gs, ge] = nmGroup(c, nm.m, segment, K);
+        if (gs === c && ge - gs > nm.n) groupEnd[c] = ge;
+      }
+    }
+    const S = gpu.storage(rows * SPARSEGPT_MAX_BLOCK * BYTES, undefined, 'scores');
+    const E = gpu.storage(rows * SPARSEGPT_MAX_BLOCK * BYTES, undefined, 'errors');
+    const take = gpu.storage(rows * BYTES, new Uint32Array(rows).fill(0xffffffff));
+    const ends = gpu.storage(K * BYTES, groupEnd);
+    buffers.push(S, E, take, ends);
+    const block = gpu.pipeline('sparsegpt-block', SPARSEGPT_BLOCK);
+    const scores = gpu.pipeline('sparsegpt-scores', SPARSEGPT_SCORES);
+    let prunedSoFar = 0;
+    let b = gpu.batch();
+    for (let i1 = 0; i1 < K;) {
+      let i2 = Math.min(i1 + blockSize, K);
+      if (nm && i2 < K) {
+        const [gs, ge] = nmGroup(i2, nm.m, segment, K);
+        if (gs < i2) i2 = gs > i1 ? gs : ge;
+      }
+      if (i2 - i1 > SPARSEGPT_MAX_BLOCK) throw new Error(`GPU SparseGPT: an N:M group of ${i2 - i1} columns is wider than a block (${SPARSEGPT_MAX_BLOCK})`);
+      const cnt = i2 - i1;
+      let threshold = 0;
+      if (o.target.kind === 'unstructured') {
+        const want = Math.round(o.target.sparsity * rows * i2) - prunedSoFar;
+        if (want <= 0) { i1 = i2; continue; } // nothing pruned in this block: no error to spread
+        prunedSoFar += want;
+        b.dispatch(scores, [W, U, S], params([rows, K, i1, cnt, SPARSEGPT_MAX_BLOCK, 0, 0, 0]), [ceil(cnt, 16), ceil(rows, 16)]);
+        b.submit();
+        const sel = await kthSmallestKeyGpu(gpu, S, rows, cnt, SPARSEGPT_MAX_BLOCK, want);
+        threshold = sel.key;
+        gpu.write(take, sel.takeByRow ?? new Uint32Array(rows).fill(0xffffffff));
+        b = gpu.batch();
+      }
+      b.dispatch(block, [W, U, S, take, ends, E], params([rows, K, i1, i2, nm ? 1 : 0, nm?.n ?? 0, threshold, 0]), [ceil(rows, 64)]);
+      if (i2 < K) k.matmul(b, { M: rows, N: K - i2, K: cnt, A: E, B: U, C: W, lda: SPARSEGPT_MAX_BLOCK, ldb: K, ldc: K, offB: i1 * K + i2, offC: i2, alpha: -1, beta: 1 });
+      i1 = i2;
+    }
+    b.submit();
+    const out = new Float32Array(await gpu.read(W, rows * K * BYTES));
+    return { w: out, damp, deadInputs: dead, seconds: { factor: (t1 - t0) / 1000, update: (performance.now() - t1) / 1000 } };
+  } finally {
+    for (const x of buffers) x.destroy();
+  }
+}
+
+/** f32 of an order-preserving key (WGSL keyOf's inverse). */
+export function floatOfKey(key: number): number {
+  const bits = key & 0x80000000 ? (key ^ 0x80000000) >>> 0 : ~key >>> 0;
+  return new Float32Array(Uint32Array.of(bits).buffer)[0]!;
+}
+
+export interface KthSmallest {
+  /** keyOf the k-th smallest value (floatOfKey gives the value). */
+  key: number;
+  /** Values below it, and equal to it. */
+  less: number;
+  equal: number;
+  /**
+   * When only some of the values equal to it are among the k smallest: how many of each row's to
+   * take (first columns first, rows in order); null when all are.
+   */
+  takeByRow: Uint32Array | null;
+}
+
+/**
+ * The exact k-th smallest (1-based k ≤ rows·cnt) of the f32 values V[r·ld + j], r < rows, j < cnt,
+ * by a radix select on the GPU: four 256-bin histograms of the keys' bytes, high byte first, each
+ * restricted to the bytes already chosen (about rows·cnt·4 reads and four 1 KiB read-backs).
+ * Magnitude pruning's threshold is the same question over |W|.
+ */
+export async function kthSmallestKeyGpu(gpu: GpuDevice, V: GPUBuffer, rows: number, cnt: number, ld: number, k: number): Promise<KthSmallest> {
+  const n = rows * cnt;
+  if (!(k >= 1 && k <= n)) throw new Error(`k-th smallest: k = ${k} of ${n} values`);
+  const counts = gpu.storage(256 * BYTES);
+  const pipe = gpu.pipeline('radix-histogram', RADIX_HISTOGRAM);
+  try {
+    let prefix = 0, mask = 0, rank = k, equal = 0;
+    for (const shift of [24, 16, 8, 0]) {
+      gpu.write(counts, new Uint32Array(256));
+      const b = gpu.batch();
+      b.dispatch(pipe, [V, counts], params([rows, cnt, ld, shift, prefix >>> 0, mask >>> 0, 0, 0]), [Math.max(1, ceil(n, 256 * RADIX_PER))]);
+      b.submit();
+      const hist = new Uint32Array(await gpu.read(counts, 256 * BYTES));
+      let bin = 0;
+      for (; bin < 255 && rank > hist[bin]!; bin++) rank -= hist[bin]!;
+      equal = hist[bin]!;
+      prefix = (prefix | (bin << shift)) >>> 0;
+      mask = (mask | (0xff << shift)) >>> 0;
+    }
+    const less = k - rank;
+    let takeByRow: Uint32Array | null = null;
+    if (rank < equal) {
+      // ties at the threshold: the first `rank` of them in row-major order
+      const perRow = gpu.storage(rows * BYTES);
+      const b = gpu.batch();
+      b.dispatch(gpu.pipeline('radix-equal', RADIX_EQUAL_COUNT), [V, perRow], params([rows, cnt, ld, prefix]), [ceil(rows, 64)]);
+      b.submit();
+      const eq = new Uint32Array(await gpu.read(perRow, rows * BYTES));
+      perRow.destroy();
+      takeByRow = new Uint32Array(rows);
+      let left = rank;
+      for (let r = 0; r < rows && left > 0; r++) { takeByRow[r] = Math.min(eq[r]!, left); left -= takeByRow[r]!; }
+    }
+    return { key: prefix, less, equal, takeByRow };
+  } finally {
+    counts.destroy();
   }
 }
 

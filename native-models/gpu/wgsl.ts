@@ -361,3 +361,158 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u3
     if (c != 0u) { atomicAdd(&counts[b], c); }
   }
 }`;
+
+// ---------------------------------------------------------------------------------------------
+// SparseGPT and exact k-th smallest values (radix select)
+// ---------------------------------------------------------------------------------------------
+
+/** Largest SparseGPT block (columns per lazy batch update) SPARSEGPT_BLOCK holds per thread. */
+export const SPARSEGPT_MAX_BLOCK = 128;
+
+/**
+ * Order-preserving u32 key of an f32 (WGSL): positive floats get the sign bit set, negative ones
+ * are inverted, so unsigned key order is float order (−0 just below +0; NaNs at the ends).
+ */
+const KEY_OF = /* wgsl */ `
+fn keyOf(v: f32) -> u32 {
+  let b = bitcast<u32>(v);
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}`;
+
+/**
+ * SparseGPT's saliency of one block: S[r·ld + j] = w²/U_jj² for column i1 + j of row r (one thread
+ * per value). Written once, so the selection and the block kernel compare the very same f32 values.
+ */
+export const SPARSEGPT_SCORES = /* wgsl */ `
+struct Params { rows: u32, K: u32, i1: u32, cnt: u32, ld: u32, _a: u32, _b: u32, _c: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> W: array<f32>;
+@group(0) @binding(2) var<storage, read> U: array<f32>;
+@group(0) @binding(3) var<storage, read_write> S: array<f32>;
+@compute @workgroup_size(16, 16)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let j = g.x;
+  let r = g.y;
+  if (j >= p.cnt || r >= p.rows) { return; }
+  let pos = p.i1 + j;
+  let d = U[pos * p.K + pos];
+  let v = W[r * p.K + pos];
+  S[r * p.ld + j] = (v * v) / (d * d);
+}`;
+
+/** Values per thread of RADIX_HISTOGRAM (256 threads per workgroup). */
+export const RADIX_PER = 16;
+
+/**
+ * One pass of a radix select over the region V[r·ld + j], r < rows, j < cnt: counts, in 256 bins, the
+ * byte at `shift` of the keys (keyOf) whose bits under `prefixMask` equal `prefix` — the bytes above
+ * already chosen. Four passes (shift 24, 16, 8, 0) find the exact k-th smallest key; the host picks
+ * the bin holding rank k after each.
+ */
+export const RADIX_HISTOGRAM = /* wgsl */ `
+struct Params { rows: u32, cnt: u32, ld: u32, shift: u32, prefix: u32, prefixMask: u32, _a: u32, _b: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> V: array<f32>;
+@group(0) @binding(2) var<storage, read_write> counts: array<atomic<u32>>;
+var<workgroup> local: array<atomic<u32>, 256>;
+${KEY_OF}
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) t: u32) {
+  atomicStore(&local[t], 0u);
+  workgroupBarrier();
+  let n = p.rows * p.cnt;
+  let base = wg.x * ${RADIX_PER}u * 256u;
+  for (var c = 0u; c < ${RADIX_PER}u; c++) {
+    let i = base + c * 256u + t;
+    if (i < n) {
+      let key = keyOf(V[(i / p.cnt) * p.ld + i % p.cnt]);
+      if ((key & p.prefixMask) == p.prefix) { atomicAdd(&local[(key >> p.shift) & 0xffu], 1u); }
+    }
+  }
+  workgroupBarrier();
+  let c = atomicLoad(&local[t]);
+  if (c != 0u) { atomicAdd(&counts[t], c); }
+}`;
+
+/** Per row of the region: how many keys equal `key` (ties at the k-th value are taken in row-major order). */
+export const RADIX_EQUAL_COUNT = /* wgsl */ `
+struct Params { rows: u32, cnt: u32, ld: u32, key: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> V: array<f32>;
+@group(0) @binding(2) var<storage, read_write> equal: array<u32>;
+${KEY_OF}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let r = g.x;
+  if (r >= p.rows) { return; }
+  var n = 0u;
+  for (var j = 0u; j < p.cnt; j++) { if (keyOf(V[r * p.ld + j]) == p.key) { n += 1u; } }
+  equal[r] = n;
+}`;
+
+/**
+ * One block [i1, i2) of SparseGPT's column loop, one thread per output row (kernels-cpu.mjs's
+ * sparseGptRows): the mask is the block's scores S below the threshold key (and, at the threshold,
+ * the row's first take[r]) when `mode` is 0; N:M (mode 1) chooses per group, at the group's first
+ * column, the group's len − n smallest current w²/U_jj² (ties to the lower column; groupEnd[pos] is
+ * the group's end or −1). Each pruned weight is zeroed and its error e = w/U_ii spread over the
+ * block's later columns; E keeps the errors for the lazy update (a MATMUL) and the row's block goes
+ * back into W.
+ */
+export const SPARSEGPT_BLOCK = /* wgsl */ `
+struct Params { rows: u32, K: u32, i1: u32, i2: u32, mode: u32, n: u32, threshold: u32, _a: u32 };
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> W: array<f32>;
+@group(0) @binding(2) var<storage, read> U: array<f32>;
+@group(0) @binding(3) var<storage, read> S: array<f32>;
+@group(0) @binding(4) var<storage, read> take: array<u32>;
+@group(0) @binding(5) var<storage, read> groupEnd: array<i32>;
+@group(0) @binding(6) var<storage, read_write> E: array<f32>;
+const BS: u32 = ${SPARSEGPT_MAX_BLOCK}u;
+${KEY_OF}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3u) {
+  let r = g.x;
+  if (r >= p.rows) { return; }
+  var w: array<f32, BS>;
+  var mask: array<u32, ${SPARSEGPT_MAX_BLOCK / 32}>;
+  let cnt = p.i2 - p.i1;
+  for (var j = 0u; j < cnt; j++) { w[j] = W[r * p.K + p.i1 + j]; }
+  if (p.mode == 0u) {
+    var taken = 0u;
+    for (var j = 0u; j < cnt; j++) {
+      let key = keyOf(S[r * BS + j]);
+      var prune = key < p.threshold;
+      if (key == p.threshold && taken < take[r]) { prune = true; taken += 1u; }
+      if (prune) { mask[j / 32u] |= 1u << (j % 32u); }
+    }
+  }
+  for (var i = 0u; i < cnt; i++) {
+    let pos = p.i1 + i;
+    if (p.mode == 1u && groupEnd[pos] >= 0) {
+      let end = u32(groupEnd[pos]) - p.i1;
+      let drop = end - i - p.n;
+      for (var t = i; t < end; t++) {
+        let dt = U[(p.i1 + t) * p.K + p.i1 + t];
+        let st = (w[t] * w[t]) / (dt * dt);
+        var rank = 0u;
+        for (var u = i; u < end; u++) {
+          let du = U[(p.i1 + u) * p.K + p.i1 + u];
+          let su = (w[u] * w[u]) / (du * du);
+          if (su < st || (su == st && u < t)) { rank += 1u; }
+        }
+        if (rank < drop) { mask[t / 32u] |= 1u << (t % 32u); }
+      }
+    }
+    var e = 0.0;
+    if ((mask[i / 32u] & (1u << (i % 32u))) != 0u) {
+      let urow = pos * p.K + p.i1;
+      e = w[i] / U[urow + i];
+      w[i] = 0.0;
+      for (var j = i + 1u; j < cnt; j++) { w[j] -= e * U[urow + j]; }
+    }
+    E[r * BS + i] = e;
+  }
+  for (var j = 0u; j < cnt; j++) { W[r * p.K + p.i1 + j] = w[j]; }
+}`;

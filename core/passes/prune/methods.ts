@@ -54,7 +54,10 @@ extraPruneMethods.wanda = async (model, step, ctx, opts) => {
 
 extraPruneMethods.sparsegpt = async (model, step, ctx, opts) => {
   const data = await openCalibration(model, step, opts.baseDir, ctx.seed);
-  return sparseGptPrunePass.run(model, { ...calibratedOptions(model, step, data), ep: opts.ep }, ctx);
+  // the factorization and updates follow the execution provider asked for, as GPTQ's do
+  // (quantize-model.ts): webgpu puts them on the WebGPU compute device, auto when there is one
+  const compute = opts.ep === 'webgpu' ? 'gpu' : opts.ep === 'auto' || opts.ep === 'cuda' ? 'auto' : 'cpu';
+  return sparseGptPrunePass.run(model, { ...calibratedOptions(model, step, data), ep: opts.ep, compute }, ctx);
 };
 
 function calibratedOptions(model: Model, step: PruneStep, data: Dataset) {

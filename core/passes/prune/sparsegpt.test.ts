@@ -94,4 +94,32 @@ describe('sparsegpt', () => {
       else process.env.WHITTLE_CPU_THREADS = saved;
     }
   });
+
+  it('on the GPU where there is one: the CPU path\'s result; without one, --ep webgpu is a clear error and auto falls back with a warning', async () => {
+    const k = 24, n = 6;
+    const w = Float32Array.from({ length: k * n }, (_, i) => Math.sin(i * 0.71) + 0.1);
+    const samples = Array.from({ length: 48 }, (_, i) => Float32Array.from({ length: k }, (_, j) => Math.cos(i * 0.9 + j * 0.4) + (j % 5) * 0.2));
+    const prune = async (compute: 'cpu' | 'gpu' | 'auto') => {
+      const model = matmulModel(k, n, w);
+      const warnings: string[] = [];
+      const report = await sparseGptPrunePass.run(model, { sparsity: 0.5, compute, data: memoryDataset('x', [k], samples) }, createPassContext({ warn: (m) => warnings.push(m) }));
+      return { w: model.graph.initializers.get('W')!.toFloat32(), warnings, compute: report.details!['compute'] };
+    };
+    const cpu = await prune('cpu');
+    assert.equal(cpu.compute, 'cpu');
+    const { computeStatus } = await import('../../../native-models/gpu/device.ts');
+    const status = await computeStatus();
+    if (!status.adapter) {
+      await assert.rejects(prune('gpu'), (e: Error & { code?: string }) => e.code === 'UNSUPPORTED' && /^SparseGPT on the GPU: /.test(e.message));
+      const auto = await prune('auto');
+      assert.ok(auto.warnings.some((m) => /^SparseGPT runs on the CPU: /.test(m)), auto.warnings.join('\n'));
+      assert.deepEqual(auto.w, cpu.w);
+      return;
+    }
+    const gpu = await prune('gpu');
+    assert.notEqual(gpu.compute, 'cpu');
+    const maskSame = cpu.w.filter((v, i) => (v === 0) === (gpu.w[i] === 0)).length;
+    assert.equal(maskSame, cpu.w.length, 'the same weights pruned');
+    for (let i = 0; i < cpu.w.length; i++) assert.ok(Math.abs(cpu.w[i]! - gpu.w[i]!) < 1e-4 * (1 + Math.abs(cpu.w[i]!)), `weight ${i}: ${cpu.w[i]} vs ${gpu.w[i]}`);
+  });
 });

@@ -6,6 +6,9 @@ import { nmGroup, runCalibratedPrune, type CalibratedPruneOptions, type Target }
 import { evenRanges, factorParts, sharedArray, SPLIT_MIN_WORK, splitRun, toShared } from '../../../native-models/gpu/threads.ts';
 import { dampedInverseFactor } from '../quantize/gptq.ts';
 import { smallestMask } from './magnitude.ts';
+import { GpuDevice } from '../../../native-models/gpu/device.ts';
+import { sparseGptGpu } from '../../../native-models/gpu/kernels-gpu.ts';
+import { SPARSEGPT_MAX_BLOCK } from '../../../native-models/gpu/wgsl.ts';
 
 /**
  * SparseGPT (Frantar & Alistarh 2023, "Massive Language Models Can Be Accurately Pruned in
@@ -22,6 +25,12 @@ export interface SparseGptOptions extends CalibratedPruneOptions {
   percdamp?: number | undefined;
   /** Columns per block (default 128). */
   blockSize?: number | undefined;
+  /**
+   * Where the factorization and column updates run: 'cpu' (default; float64, byte-identical reruns),
+   * 'gpu' (the WebGPU compute device, float32; an error when there is none) or 'auto' (the GPU when
+   * usable, else the CPU with a warning) — as GPTQ's.
+   */
+  compute?: 'cpu' | 'gpu' | 'auto' | undefined;
 }
 
 export const sparseGptPrunePass: Pass<SparseGptOptions> = {
@@ -31,20 +40,41 @@ export const sparseGptPrunePass: Pass<SparseGptOptions> = {
     const blockSize = options.blockSize ?? 128;
     if (!(percdamp >= 0) || !Number.isFinite(percdamp)) throw new WhittleError('BAD_USAGE', `${this.name}: percdamp must be ≥ 0, got ${String(percdamp)}`);
     if (!Number.isSafeInteger(blockSize) || blockSize < 1) throw new WhittleError('BAD_USAGE', `${this.name}: blockSize must be a whole number ≥ 1, got ${String(blockSize)}`);
-    return runCalibratedPrune(this.name, 'sparsegpt', model, options, ctx, true,
-      (w, rows, k, segment, stats, target, warn) => sparseGptPruneGroup(w, rows, k, segment, stats, target, { percdamp, blockSize }, warn),
-      { percdamp, blockSize });
+    let gpu: GpuDevice | null = null;
+    if ((options.compute ?? 'cpu') !== 'cpu') {
+      const opened = await GpuDevice.open();
+      if ('reason' in opened) {
+        if (options.compute === 'gpu') throw new WhittleError('UNSUPPORTED', `SparseGPT on the GPU: ${opened.reason}`);
+        ctx.warn(`SparseGPT runs on the CPU: ${opened.reason}`);
+      } else if (blockSize > SPARSEGPT_MAX_BLOCK) {
+        ctx.warn(`SparseGPT with blocks of ${blockSize} columns (over ${SPARSEGPT_MAX_BLOCK}) runs on the CPU`);
+        opened.destroy();
+      } else gpu = opened;
+    }
+    try {
+      return await runCalibratedPrune(this.name, 'sparsegpt', model, options, ctx, true,
+        (w, rows, k, segment, stats, target, warn) => sparseGptPruneGroup(w, rows, k, segment, stats, target, { percdamp, blockSize, gpu }, warn),
+        { percdamp, blockSize, compute: gpu ? gpu.name : 'cpu' });
+    } finally {
+      gpu?.destroy();
+    }
   },
 };
 
 /** Prunes one group's W [rows × K] in place with SparseGPT, updating the kept weights. */
 export async function sparseGptPruneGroup(
   w: Float64Array, rows: number, k: number, segment: number, stats: GroupStats, target: Target,
-  opts: { percdamp: number; blockSize: number }, warn: (m: string) => void,
+  opts: { percdamp: number; blockSize: number; gpu?: GpuDevice | null }, warn: (m: string) => void,
 ): Promise<void> {
   if (!stats.xtx) throw new WhittleError('INTERNAL', 'SparseGPT needs XᵀX');
   const scale = stats.rows > 0 ? 2 / stats.rows : 0;
   const h = Float64Array.from(stats.xtx, (v) => v * scale);
+  if (opts.gpu && !(target.kind === 'nm' && target.m > SPARSEGPT_MAX_BLOCK)) {
+    // the same algorithm in float32 on the GPU (dead inputs and dampening applied there)
+    const r = await sparseGptGpu(opts.gpu, w, rows, k, h, { target, segment, percdamp: opts.percdamp, blockSize: opts.blockSize }, warn);
+    w.set(r.w);
+    return;
+  }
   for (let j = 0; j < k; j++) {
     if (h[j * k + j] !== 0) continue;
     h[j * k + j] = 1;

@@ -2,7 +2,7 @@
  * Dense float32 kernels for the transformer test bed's training loop (model.ts). Plain loops with
  * the inner loop over contiguous memory; every product is summed in a fixed order, so training is
  * bit-for-bit deterministic on every machine. Measured on the 2-core development box these run
- * 2–5× faster than TF.js's cpu and wasm backends for the shapes used here (notes/gpu.md).
+ * 2–5× faster than TF.js's cpu and wasm backends for the shapes used here (docs/gpu.md).
  */
 
 /** C[M×N] (+)= A[M×K]·B[K×N]. */
