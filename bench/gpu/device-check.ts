@@ -29,10 +29,11 @@ import { parseArgs } from 'node:util';
 import { dequantize, gptqQuantize } from '../../core/passes/quantize/gptq.ts';
 import { sparseGptPruneGroup, sparseGptPrunePass } from '../../core/passes/prune/sparsegpt.ts';
 import { gptqQuantizePass } from '../../core/passes/quantize/gptq-pass.ts';
-import { createPassContext } from '../../core/passes/pass.ts';
-import { openDataRef } from '../../core/evaluate/data/index.ts';
+import { createPassContext, type PassReport } from '../../core/passes/pass.ts';
+import { openDataRef, type Dataset } from '../../core/evaluate/data/index.ts';
 import { inputSpecs } from '../../core/evaluate/evaluate.ts';
 import { readOnnxFile, writeOnnxFile } from '../../native-models/formats/onnx/index.ts';
+import type { Model } from '../../native-models/ir/model.ts';
 import { computeStatus, GpuDevice } from '../../native-models/gpu/device.ts';
 import { mirrorUpper } from '../../native-models/gpu/kernels-cpu.mjs';
 import { GpuHessian, gptqGpu, sparseGptGpu } from '../../native-models/gpu/kernels-gpu.ts';
@@ -68,7 +69,7 @@ async function section(name: string, run: () => Promise<unknown>): Promise<void>
 }
 
 let gpu: GpuDevice | null = null;
-let gpuReason = '';
+let gpuReason = 'no adapter looked for: --only without the adapters section';
 
 await section('adapters', async () => {
   const status = await computeStatus();
@@ -151,7 +152,11 @@ await section('eval', async () => {
   return out;
 });
 
-await section('gptq-transformer', async () => {
+/**
+ * A pass on the transformer test bed, on the CPU and then on the GPU: the pass's report, its time
+ * (calibration included) and the held-back perplexity of what it wrote.
+ */
+async function onTestBed(name: string, run: (model: Model, data: Dataset, compute: 'cpu' | 'gpu') => Promise<PassReport>, line: (report: PassReport) => string, more: (report: PassReport) => Record<string, unknown>): Promise<Record<string, unknown>> {
   const bed = loadTestBed();
   const out: Record<string, unknown> = {};
   for (const compute of ['cpu', 'gpu'] as const) {
@@ -159,18 +164,23 @@ await section('gptq-transformer', async () => {
     const model = readOnnxFile(bed.model);
     const data = await openDataRef({ path: bed.calibPath }, inputSpecs(model), { baseDir: process.cwd(), limit: 128, seed: 0 });
     const t0 = performance.now();
-    const report = await gptqQuantizePass.run(model, { bits: 4, blockSize: 128, data, samples: 128, compute }, createPassContext());
+    const report = await run(model, data, compute);
     const seconds = ms(t0) / 1000;
-    const path = join(work, `transformer-gptq-${compute}.onnx`);
+    const path = join(work, `transformer-${name}-${compute}.onnx`);
     writeOnnxFile(model, path);
     const ppl = await onnxPerplexity(path, bed.heldout.inputs, bed.heldout.targets, bed.card.spec.context);
-    const layers = report.details!.layers as { seconds: number }[];
-    const gptqSeconds = layers.reduce((a, l) => a + l.seconds, 0);
-    log(`${compute.toUpperCase()}: ${fmt(seconds, 2)} s in all (calibration included), GPTQ math ${fmt(gptqSeconds, 3)} s over ${layers.length} layers on ${String(report.details!.compute)}; held-back perplexity ${ppl.perplexity.toFixed(4)} (fp32 ${bed.card.perplexity.onnxruntime.toFixed(4)})`);
-    out[compute] = { seconds, gptqSeconds, perplexity: ppl.perplexity, meanErrorGptq: report.details!.meanErrorGptq, meanErrorRtn: report.details!.meanErrorRtn };
+    log(`${compute.toUpperCase()}: ${fmt(seconds, 2)} s in all (calibration included), ${line(report)} on ${String(report.details!.compute)}; held-back perplexity ${ppl.perplexity.toFixed(4)} (fp32 ${bed.card.perplexity.onnxruntime.toFixed(4)})`);
+    out[compute] = { seconds, perplexity: ppl.perplexity, ...more(report) };
   }
   return out;
-});
+}
+
+const gptqLayerSeconds = (report: PassReport) => (report.details!.layers as { seconds: number }[]).reduce((a, l) => a + l.seconds, 0);
+
+await section('gptq-transformer', () => onTestBed('gptq',
+  (model, data, compute) => gptqQuantizePass.run(model, { bits: 4, blockSize: 128, data, samples: 128, compute }, createPassContext()),
+  (report) => `GPTQ math ${fmt(gptqLayerSeconds(report), 3)} s over ${(report.details!.layers as unknown[]).length} layers`,
+  (report) => ({ gptqSeconds: gptqLayerSeconds(report), meanErrorGptq: report.details!.meanErrorGptq, meanErrorRtn: report.details!.meanErrorRtn })));
 
 /**
  * Calibration rows for the big layer: 16 shared factors mixed into K features plus noise, feature
@@ -272,24 +282,9 @@ await section('gptq-layer', async () => {
   return out;
 });
 
-await section('sparsegpt-transformer', async () => {
-  const bed = loadTestBed();
-  const out: Record<string, unknown> = {};
-  for (const compute of ['cpu', 'gpu'] as const) {
-    if (compute === 'gpu' && !gpu) { log(`GPU: skipped (${gpuReason})`); continue; }
-    const model = readOnnxFile(bed.model);
-    const data = await openDataRef({ path: bed.calibPath }, inputSpecs(model), { baseDir: process.cwd(), limit: 128, seed: 0 });
-    const t0 = performance.now();
-    const report = await sparseGptPrunePass.run(model, { sparsity: 0.5, data, samples: 128, compute }, createPassContext());
-    const seconds = ms(t0) / 1000;
-    const path = join(work, `transformer-sparsegpt-${compute}.onnx`);
-    writeOnnxFile(model, path);
-    const ppl = await onnxPerplexity(path, bed.heldout.inputs, bed.heldout.targets, bed.card.spec.context);
-    log(`${compute.toUpperCase()}: ${fmt(seconds, 2)} s in all (calibration included) on ${String(report.details!.compute)}; held-back perplexity ${ppl.perplexity.toFixed(4)} (fp32 ${bed.card.perplexity.onnxruntime.toFixed(4)})`);
-    out[compute] = { seconds, perplexity: ppl.perplexity };
-  }
-  return out;
-});
+await section('sparsegpt-transformer', () => onTestBed('sparsegpt',
+  (model, data, compute) => sparseGptPrunePass.run(model, { sparsity: 0.5, data, samples: 128, compute }, createPassContext()),
+  () => 'SparseGPT 50 %', () => ({})));
 
 await section('sparsegpt-layer', async () => {
   if (!bigLayer) throw new Error('needs the gptq-layer section (its layer and Hessian)');

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { seededRandom } from '../../native-models/ir/random.ts';
 import { writeAtomically } from '../store/atomic.ts';
 import { argmax, classifierShape, type NextTokenMetrics, type Scores } from './metrics.ts';
 
@@ -222,6 +223,7 @@ function pairWindows(run: number, base: WindowLosses, other: WindowLosses): Pair
     else if (diff[w]! < 0) better++;
   }
   const ratios = new Float64Array(BOOTSTRAP_RESAMPLES);
+  // a fixed seed: the same interval on every run of the comparison
   const random = seededRandom(0x5eed);
   for (let r = 0; r < BOOTSTRAP_RESAMPLES; r++) {
     let d = 0, t = 0;
@@ -239,18 +241,6 @@ function pairWindows(run: number, base: WindowLosses, other: WindowLosses): Pair
     run, windows: n, tokens, basePerplexity: perplexity(baseNll), runPerplexity: perplexity(runNll),
     ratio: tokens > 0 ? Math.exp((runNll - baseNll) / tokens) : 1, low: at(0.025), high: at(0.975),
     worse, better, pValue: mcnemarExact(worse, better),
-  };
-}
-
-/** mulberry32: a fixed seed makes the interval the same on every run of the comparison. */
-function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 

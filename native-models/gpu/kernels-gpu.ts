@@ -207,6 +207,30 @@ export async function inverseFactorGpu(k: GpuKernels, H: GPUBuffer, n: number, p
   }
 }
 
+/**
+ * H on the GPU, finished: a GpuHessian's own buffer (mirrored and scaled to 2XᵀX/rows) or an
+ * uploaded H = 2XᵀX/n (added to `owned`), with the dead-input rule applied to it and to W's
+ * columns. Returns the diagonal (0 for dead inputs), their count and mean(diag H) with dead ones
+ * counted as 1 (the dampening's base).
+ */
+async function hessianOnGpu(gpu: GpuDevice, h: Float32Array | Float64Array | GpuHessian, K: number, W: GPUBuffer, rows: number, owned: GPUBuffer[], method: string): Promise<{ H: GPUBuffer; diag: Float32Array; dead: number; mean: number }> {
+  let H: GPUBuffer;
+  let diag: Float32Array;
+  if (h instanceof GpuHessian) {
+    H = h.h;
+    diag = await h.finish(2 / Math.max(1, h.rows), { buffer: W, rows });
+  } else {
+    H = gpu.storage(K * K * BYTES, h instanceof Float32Array ? h : Float32Array.from(h), 'H');
+    owned.push(H);
+    diag = await finishHessian(gpu, H, K, 1, { buffer: W, rows });
+  }
+  let dead = 0, mean = 0;
+  for (let j = 0; j < K; j++) { if (diag[j] === 0) dead++; mean += diag[j] === 0 ? 1 : diag[j]!; }
+  mean /= K;
+  if (!(mean > 0) || !Number.isFinite(mean)) throw new Error(`${method}: the calibration Hessian has no positive diagonal`);
+  return { H, diag, dead, mean };
+}
+
 // ---------------------------------------------------------------------------------------------
 // GPTQ
 // ---------------------------------------------------------------------------------------------
@@ -267,25 +291,9 @@ export async function gptqGpu(gpu: GpuDevice, w: Float32Array | Float64Array, ro
   const staticGroups = actOrder || (o.staticGroups ?? false) || blockSize % o.groupSize !== 0;
   const t0 = performance.now();
   const W = gpu.storage(rows * K * BYTES, w instanceof Float32Array ? w : Float32Array.from(w), 'W');
-  let H: GPUBuffer;
-  let ownH = false;
-  let diag: Float32Array;
-  if (h instanceof GpuHessian) {
-    H = h.h;
-    diag = await h.finish(2 / Math.max(1, h.rows), { buffer: W, rows });
-  } else {
-    H = gpu.storage(K * K * BYTES, h instanceof Float32Array ? h : Float32Array.from(h), 'H');
-    ownH = true;
-    diag = await finishHessian(gpu, H, K, 1, { buffer: W, rows });
-  }
   const buffers: GPUBuffer[] = [W];
-  if (ownH) buffers.push(H);
   try {
-    let dead = 0;
-    let mean = 0;
-    for (let j = 0; j < K; j++) { if (diag[j] === 0) dead++; mean += diag[j] === 0 ? 1 : diag[j]!; }
-    mean /= K;
-    if (!(mean > 0) || !Number.isFinite(mean)) throw new Error('GPTQ: the calibration Hessian has no positive diagonal');
+    const { H, diag, dead, mean } = await hessianOnGpu(gpu, h, K, W, rows, buffers, 'GPTQ');
     const perm = actOrder ? Int32Array.from({ length: K }, (_, i) => i).sort((a, b) => (diag[b] === 0 ? 1 : diag[b]!) - (diag[a] === 0 ? 1 : diag[a]!) || a - b) : null;
     const { u: U, damp } = await inverseFactorGpu(k, H, K, perm, Math.max(percdamp, 1e-8) * mean, warn);
     buffers.push(U);
@@ -381,20 +389,7 @@ export async function sparseGptGpu(gpu: GpuDevice, w: Float32Array | Float64Arra
   const W = gpu.storage(rows * K * BYTES, w instanceof Float32Array ? w : Float32Array.from(w), 'W');
   const buffers: GPUBuffer[] = [W];
   try {
-    let H: GPUBuffer;
-    let diag: Float32Array;
-    if (h instanceof GpuHessian) {
-      H = h.h;
-      diag = await h.finish(2 / Math.max(1, h.rows), { buffer: W, rows });
-    } else {
-      H = gpu.storage(K * K * BYTES, h instanceof Float32Array ? h : Float32Array.from(h), 'H');
-      buffers.push(H);
-      diag = await finishHessian(gpu, H, K, 1, { buffer: W, rows });
-    }
-    let dead = 0, mean = 0;
-    for (let j = 0; j < K; j++) { if (diag[j] === 0) dead++; mean += diag[j] === 0 ? 1 : diag[j]!; }
-    mean /= K;
-    if (!(mean > 0) || !Number.isFinite(mean)) throw new Error('SparseGPT: the calibration Hessian has no positive diagonal');
+    const { H, dead, mean } = await hessianOnGpu(gpu, h, K, W, rows, buffers, 'SparseGPT');
     const { u: U, damp } = await inverseFactorGpu(k, H, K, null, Math.max(percdamp, 1e-8) * mean, warn);
     buffers.push(U);
     const t1 = performance.now();
