@@ -38,6 +38,12 @@ export const QuantizeStep = z.object({
   perChannel: z.boolean().default(false),
   activationType: z.enum(['uint8', 'int8']).default('uint8'),
   weightType: z.enum(['int8', 'uint8']).default('int8'),
+  /**
+   * static and dynamic: int8 weights in 7 bits ([-64, 64]), onnxruntime's reduce_range — on x86 CPUs
+   * without VNNI its u8×s8 kernels saturate 8-bit weights. Unset: on when the CPU quantizing is such
+   * a CPU (the report says which it chose and why).
+   */
+  reduceRange: z.boolean().optional(),
   /** int4 / int8-weight: block size, a power of two from 16 to 256. */
   blockSize: z.number().int().refine((b) => b >= 16 && b <= 256 && (b & (b - 1)) === 0, 'a power of two from 16 to 256').default(32),
   /** Symmetric weights; unset: each method's default (dynamic int8: symmetric; weight-only: asymmetric blocks). */

@@ -18,7 +18,7 @@ export const usage = `
 whittle eval MODEL [--data DATA] [--preprocess PRESET] [--reference MODEL] [--ep auto|cpu|webgpu|cuda]
              [--batch N] [--limit N] [--offset N] [--warmup N] [--runs N] [--output NAME]
              [--size PX] [--layout nchw|nhwc] [--seed N] [--tf-backend auto|node-gpu|node|wasm|cpu]
-             [--json] [--no-record]
+             [--exact-int8] [--json] [--no-record]
 
 DATA is an .npy/.npz file, MNIST idx files, an image folder, a single image, an ONNX test-data
 folder (input_N.pb/output_N.pb), a raw tensor with a sidecar JSON, or synthetic:N (SPEC §4).
@@ -31,6 +31,10 @@ A language model (one int64/int32 input [batch, positions], scores [batch, posit
 fed token windows (an .npy of [windows, positions]) gets next-token metrics: perplexity, nats per
 token and next-token top-1 (position t predicts token t + 1 of its window); with --reference, the
 reference's perplexity on the same windows and the per-position top-1 agreement.
+
+--exact-int8 runs an int8 model with onnxruntime's graph optimizations off: each quantized op as
+DequantizeLinear → float op → QuantizeLinear, the model's own arithmetic. On x86 CPUs without VNNI the
+fused u8×s8 kernels saturate 8-bit weights (the eval says so); this measures the model instead (slower).
 
 A TF.js model.json runs in TensorFlow.js: @tensorflow/tfjs-node-gpu or tfjs-node when installed,
 else @tensorflow/tfjs on wasm (--tf-backend picks one; the report says which ran and why others were
@@ -107,6 +111,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     layout: { type: 'string' },
     seed: { type: 'string' },
     'tf-backend': { type: 'string' },
+    'exact-int8': { type: 'boolean' },
   });
   const model = requireOne('eval', positionals, 'MODEL');
   const ep = values.ep as EpChoice;
@@ -127,6 +132,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const isTfjs = sniffFormat(model) === 'tfjs';
   if (isTfjs && ep !== 'auto') throw new WhittleError('BAD_USAGE', `whittle eval: --ep chooses an onnxruntime provider; ${model} is a TF.js model: use --tf-backend ${TF_BACKENDS.join('|')}`);
   if (!isTfjs && tfBackend !== undefined) throw new WhittleError('BAD_USAGE', `whittle eval: --tf-backend applies to TF.js models; ${model} is an ONNX model (use --ep)`);
+  if (isTfjs && values['exact-int8']) throw new WhittleError('BAD_USAGE', `whittle eval: --exact-int8 applies to ONNX int8 models; ${model} is a TF.js model`);
   const options = {
     model,
     data: values.data,
@@ -152,7 +158,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     work: async (recorded) => {
       // every sample's top-1 class, kept with the run for sample-by-sample comparisons (predictions.ts)
       predictionsFile = recorded ? recorded.artifactPath(PREDICTIONS_ARTIFACT) : undefined;
-      const r = isTfjs ? await evaluateTfjs({ ...options, backend: tfBackend, predictionsFile }) : await evaluate({ ...options, ep, predictionsFile });
+      const r = isTfjs ? await evaluateTfjs({ ...options, backend: tfBackend, predictionsFile }) : await evaluate({ ...options, ep, predictionsFile, exactInt8: Boolean(values['exact-int8']) });
       bar.done();
       recorded?.updateEnvironment({ ep: r.ep, device: r.device, ...(values.seed ? { seed: Number(values.seed) } : {}) });
       return r;

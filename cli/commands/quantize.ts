@@ -14,7 +14,7 @@ export const usage = `
 whittle quantize MODEL -o OUT --method ${QUANTIZE_METHODS.join('|')}
         [--calib DATA] [--preprocess PRESET] [--calibration ${CALIBRATION_METHODS.join('|')}] [--samples N]
         [--percentile P] [--moving-average] [--symmetric-ranges] [--bins N]
-        [--per-channel] [--activation-type uint8|int8] [--weight-type int8|uint8]
+        [--per-channel] [--activation-type uint8|int8] [--weight-type int8|uint8] [--reduce-range auto|on|off]
         [--block-size 16..256] [--symmetric|--asymmetric] [--format matmulnbits|dq] [--algorithm rtn|gptq]
         [--act-order] [--percdamp F] [--bias-correction]
         [--exclude NODE[,NODE...]] [--keep-io-types] [--include-conv] [--include-gather] [--ep cpu|auto|...] [--seed N]
@@ -34,6 +34,9 @@ int8-weight  the same with 8 bits; --include-gather: embedding tables (Gather) t
              values from each layer's input Hessian; same layout; --act-order, --percdamp (0.01);
              --ep webgpu also runs its math on the WebGPU compute device (auto: when there is one).
              With static: the int8 Conv/Gemm/MatMul weights keep their scales, GPTQ picks the integers.
+--reduce-range  static, dynamic: int8 weights in 7 bits ([-64, 64], onnxruntime's reduce_range). On x86
+             CPUs without VNNI onnxruntime's u8×s8 kernels saturate 8-bit weights; auto (the default)
+             turns it on when this CPU is one of them, and the output says which it chose and why.
 --exclude takes node names or op types; excluded nodes stay float.
 
 TF.js models (MODEL is a model.json; OUT a model.json path or a folder; shards of --shard-bytes, default 4 MiB):
@@ -59,6 +62,7 @@ export function renderQuantize(r: QuantizeReport): string {
   if (g && g.meanErrorGptq !== null && g.meanErrorRtn !== null) {
     lines.splice(2, 0, `  gptq        layer output error ‖WX − ŴX‖²/‖WX‖² ${g.meanErrorGptq.toExponential(2)}, rounding to nearest ${g.meanErrorRtn.toExponential(2)} (mean of ${g.layers} layers)`);
   }
+  if (r.reduceRange) lines.push(`  weights     int8 in ${r.reduceRange.on ? '7 bits, [-64, 64] (reduce range' : '8 bits (no reduce range'}${r.reduceRange.auto ? ', auto' : ''}: ${r.reduceRange.reason})`);
   if (r.runtimeCheck) lines.push(`  runtime     ${describeRuntimeFusion(r.runtimeCheck)}`);
   const bc = r.biasCorrection;
   if (bc) {
@@ -84,6 +88,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     'per-channel': { type: 'boolean' },
     'activation-type': { type: 'string' },
     'weight-type': { type: 'string' },
+    'reduce-range': { type: 'string' },
     'block-size': { type: 'string' },
     symmetric: { type: 'boolean' },
     asymmetric: { type: 'boolean' },
@@ -106,7 +111,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   const tfjsMethods = Object.keys(TFJS_QUANTIZE_METHODS).join(', ');
   if (sniffFormat(input) === 'tfjs') {
     if (!isTfjsQuantizeMethod(values.method)) throw new WhittleError('BAD_USAGE', `whittle quantize: --method ${values.method} works on ONNX models; ${input} is a TF.js model, which takes ${tfjsMethods}`);
-    const onnxOnly = ['calib', 'calibration', 'samples', 'percentile', 'moving-average', 'symmetric-ranges', 'bins', 'per-channel', 'activation-type', 'weight-type', 'block-size', 'symmetric', 'asymmetric', 'format', 'algorithm', 'act-order', 'percdamp', 'bias-correction', 'keep-io-types', 'include-conv', 'include-gather'].filter((k) => values[k as keyof typeof values] !== undefined);
+    const onnxOnly = ['calib', 'calibration', 'samples', 'percentile', 'moving-average', 'symmetric-ranges', 'bins', 'per-channel', 'activation-type', 'weight-type', 'reduce-range', 'block-size', 'symmetric', 'asymmetric', 'format', 'algorithm', 'act-order', 'percdamp', 'bias-correction', 'keep-io-types', 'include-conv', 'include-gather'].filter((k) => values[k as keyof typeof values] !== undefined);
     if (onnxOnly.length) throw new WhittleError('BAD_USAGE', `whittle quantize: ${onnxOnly.map((k) => `--${k}`).join(', ')} apply to ONNX models only, not to the TF.js model ${input}`);
     return runTfjs(input, values.output, values.method, argv, values, io);
   }
@@ -117,6 +122,8 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   if (values.symmetric && values.asymmetric) throw new WhittleError('BAD_USAGE', 'whittle quantize: --symmetric and --asymmetric exclude each other');
   const ep = values.ep as EpChoice;
   if (!EP_CHOICES.includes(ep)) throw new WhittleError('BAD_USAGE', `whittle quantize: --ep must be one of ${EP_CHOICES.join(', ')}`);
+  const reduceRange = values['reduce-range'];
+  if (reduceRange !== undefined && !['auto', 'on', 'off'].includes(reduceRange)) throw new WhittleError('BAD_USAGE', `whittle quantize: --reduce-range must be auto, on or off, got ${reduceRange}`);
   const raw = {
     method: values.method,
     ...(values.calib ? { calib: { path: values.calib, ...(values.preprocess ? { preprocess: values.preprocess } : {}) } } : {}),
@@ -129,6 +136,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     perChannel: Boolean(values['per-channel']),
     ...(values['activation-type'] ? { activationType: values['activation-type'] } : {}),
     ...(values['weight-type'] ? { weightType: values['weight-type'] } : {}),
+    ...(reduceRange === 'on' || reduceRange === 'off' ? { reduceRange: reduceRange === 'on' } : {}),
     ...(values['block-size'] ? { blockSize: numberOption('quantize', 'block-size', values['block-size'], { integer: true }) } : {}),
     ...(values.symmetric ? { symmetric: true } : values.asymmetric ? { symmetric: false } : {}),
     ...(values.format ? { format: values.format } : {}),

@@ -13,6 +13,7 @@ import { evaluationLatencyOptions, measureLatency, type LatencyResult } from './
 import { Agreement, isSequenceScores, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
 import { recordedPreprocess } from '../calibrate/provenance.ts';
 import { PredictionsRecorder, windowLosses, writePredictions } from './predictions.ts';
+import { exactInt8Copy } from './exact-int8.ts';
 import { hasQuantizedOps, runtimeCheckWithWarnings, type RuntimeFusion } from '../passes/quantize/runtime-check.ts';
 
 export interface EvalOptions {
@@ -40,6 +41,13 @@ export interface EvalOptions {
    * runs on the same samples can be compared sample by sample (predictions.ts); real data only.
    */
   predictionsFile?: string | undefined;
+  /**
+   * Run the model with onnxruntime's graph optimizations off: an int8 QDQ model then computes
+   * DequantizeLinear → float op → QuantizeLinear, its own arithmetic, instead of the fused integer
+   * kernels — which on x86 CPUs without VNNI saturate 8-bit weights (cpu-int8.ts). Slower: the
+   * latency is not the fused model's.
+   */
+  exactInt8?: boolean | undefined;
 }
 
 export interface ExpectedOutputCheck {
@@ -203,7 +211,15 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const inputs = inputSpecs(model);
   const warnings: string[] = [];
 
-  const main: OpenSession = await createSession(model.path!, { ep: opts.ep ?? 'auto' });
+  // --exact-int8: unoptimized, with MatMulInteger/ConvInteger computed in float (exact-int8.ts)
+  const exactCopy = opts.exactInt8 ? exactInt8Copy(model.path!) : null;
+  let main: OpenSession;
+  try {
+    main = await createSession(exactCopy?.path ?? model.path!, { ep: opts.ep ?? 'auto', ...(opts.exactInt8 ? { graphOptimizationLevel: 'disabled' as const } : {}) });
+  } finally {
+    // the session holds what it needs once created
+    exactCopy?.dispose();
+  }
   if (main.fallback) warnings.push(main.fallback);
   let reference: OpenSession | null = null;
   if (opts.reference) {
@@ -271,7 +287,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const latency = await measureLatency(async () => { await runSession(main.session, feeds); }, evaluationLatencyOptions(opts));
   const firstInput = inputs[0] ? feeds[inputs[0].name] : undefined;
   const bytes = modelBytes(model);
-  const runtimeCheck = await cpuRuntimeCheck(model, main.ep, bytes, warnings);
+  const runtimeCheck = opts.exactInt8 ? null : await cpuRuntimeCheck(model, main.ep, bytes, warnings);
 
   return {
     model: model.path!,

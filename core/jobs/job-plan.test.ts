@@ -13,14 +13,17 @@ const DIR = '/home/u/.whittle/jobs/j1';
 const plan = (spec: unknown, modelFormat: 'onnx' | 'tfjs' = 'onnx') => planJob(JobSpec.parse(spec) as JobSpecParsed, { jobDir: DIR, modelFormat });
 
 test('every step field reaches the command line (or is said apart), so no setting is lost on the way to a job', () => {
-  // method and calib have their own flags, symmetric is --symmetric/--asymmetric, a plan runs as a recipe
-  const apart = new Set(['method', 'calib', 'symmetric', 'layerSparsity']);
+  // method and calib have their own flags, symmetric is --symmetric/--asymmetric, reduceRange --reduce-range on|off, a plan runs as a recipe
+  const apart = new Set(['method', 'calib', 'symmetric', 'reduceRange', 'layerSparsity']);
   for (const [schema, flags] of [[QuantizeStep, QUANTIZE_FLAGS], [PruneStep, PRUNE_FLAGS]] as const) {
     const missing = Object.keys(schema.shape).filter((field) => !apart.has(field) && !(field in flags));
     assert.deepEqual(missing, [], `fields without a flag: ${missing.join(', ')}`);
   }
   const argv = plan({ kind: 'quantize', model: '/m/a.onnx', step: { method: 'static', calib: { path: '/d/x.npy' }, biasCorrection: true } }).argv;
   assert.ok(argv.includes('--bias-correction'), argv.join(' '));
+  const off = plan({ kind: 'quantize', model: '/m/a.onnx', step: { method: 'dynamic', reduceRange: false } }).argv;
+  assert.deepEqual(off.slice(off.indexOf('--reduce-range'), off.indexOf('--reduce-range') + 2), ['--reduce-range', 'off']);
+  assert.ok(!plan({ kind: 'quantize', model: '/m/a.onnx', step: { method: 'dynamic' } }).argv.includes('--reduce-range'), 'unset: the CLI decides (auto)');
 });
 
 test('quantize: only the values that differ from the defaults become flags', () => {

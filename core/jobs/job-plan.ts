@@ -59,7 +59,7 @@ function stepFlags(step: Record<string, unknown>, defaults: Record<string, unkno
   return out;
 }
 
-/** Step field → CLI flag (`symmetric` is --symmetric/--asymmetric, handled apart). */
+/** Step field → CLI flag (`symmetric` is --symmetric/--asymmetric and `reduceRange` --reduce-range on|off, handled apart). */
 export const QUANTIZE_FLAGS: Record<string, string> = {
   calibration: '--calibration', samples: '--samples', percentile: '--percentile', movingAverage: '--moving-average',
   symmetricRanges: '--symmetric-ranges', bins: '--bins', perChannel: '--per-channel',
@@ -120,6 +120,8 @@ export function planJob(spec: JobSpecParsed, options: PlanOptions): JobPlan {
       const argv = ['quantize', spec.model, '-o', outputPath(spec.model, step.method, options), '--method', step.method, ...calibFlags(step),
         ...stepFlags(step, defaults, QUANTIZE_FLAGS)];
       if (step.symmetric !== undefined) argv.push(step.symmetric ? '--symmetric' : '--asymmetric');
+      // unset: the CLI's auto (this CPU decides), so nothing to say
+      if (step.reduceRange !== undefined) argv.push('--reduce-range', step.reduceRange ? 'on' : 'off');
       argv.push('--ep', spec.ep, '--seed', String(spec.seed), '--json');
       return { argv, files: [], title };
     }

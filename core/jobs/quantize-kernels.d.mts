@@ -1,6 +1,6 @@
 // Types of quantize-kernels.mjs (plain JavaScript so worker threads need no TypeScript loader).
 
-export type QuantType = 'uint8' | 'int8' | 'uint4' | 'int4';
+export type QuantType = 'uint8' | 'int8' | 'uint4' | 'int4' | 'int7';
 
 export interface QuantParams {
   /** As stored (float32). */

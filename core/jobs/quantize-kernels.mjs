@@ -18,8 +18,9 @@ export function quantParamsInto(rmin, rmax, type, symmetric, out) {
   let lo = Math.min(rmin, 0);
   let hi = Math.max(rmax, 0);
   // quantRange without its array (this runs once per block: hundreds of thousands of times)
-  const qmin = type === 'uint8' || type === 'uint4' ? 0 : type === 'int8' ? (symmetric ? -127 : -128) : symmetric ? -7 : -8;
-  const qmax = type === 'uint8' ? 255 : type === 'int8' ? 127 : type === 'uint4' ? 15 : 7;
+  // int7: onnxruntime's reduce_range for int8 weights (math.ts quantRange)
+  const qmin = type === 'uint8' || type === 'uint4' ? 0 : type === 'int8' ? (symmetric ? -127 : -128) : type === 'int7' ? -64 : symmetric ? -7 : -8;
+  const qmax = type === 'uint8' ? 255 : type === 'int8' ? 127 : type === 'uint4' ? 15 : type === 'int7' ? 64 : 7;
   if (symmetric) {
     const m = Math.max(Math.abs(lo), Math.abs(hi));
     lo = -m;
@@ -28,13 +29,18 @@ export function quantParamsInto(rmin, rmax, type, symmetric, out) {
   const scale64 = (hi - lo) / (qmax - qmin);
   if (!Number.isFinite(scale64) || scale64 < 1e-30 || Math.fround(scale64) === 0) {
     out.scale = 1;
-    out.zeroPoint = type === 'uint8' && symmetric ? 128 : type === 'uint4' && symmetric ? 8 : 0;
+    out.zeroPoint = symmetric ? symmetricZeroPoint(type) : 0;
     return out;
   }
   out.scale = Math.fround(scale64);
-  if (symmetric) out.zeroPoint = type === 'uint8' ? 128 : type === 'uint4' ? 8 : 0;
+  if (symmetric) out.zeroPoint = symmetricZeroPoint(type);
   else out.zeroPoint = Math.min(qmax, Math.max(qmin, roundHalfEven(qmin - lo / scale64)));
   return out;
+}
+
+/** The zero point of a symmetric range: 0 for signed types, the middle for unsigned ones. */
+function symmetricZeroPoint(type) {
+  return type === 'uint8' ? 128 : type === 'uint4' ? 8 : 0;
 }
 
 /** Adding and subtracting 1.5·2^52 rounds a double to an integer, ties to even (|x| < 2^51). */

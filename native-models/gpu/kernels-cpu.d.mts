@@ -41,6 +41,8 @@ export interface GptqRowParams {
   staticScales: Float32Array | null;
   /** Storage zero points per (row, group), with staticScales. */
   staticZeros: Uint8Array | null;
+  /** Symmetric only: codes kept in [−qLimit, qLimit] (64: 7-bit weights stored in 8, reduce range). */
+  qLimit?: number | undefined;
 }
 export function gptqRows(w: Floats, u: Floats, p: GptqRowParams, r0: number, r1: number, q: Uint8Array, scales: Float32Array, zeros: Uint8Array): number;
 

@@ -325,7 +325,7 @@ export function groupParams(lo, hi, qmin, qmax, symmetric, out) {
  * GPTQ for output rows [r0, r1) of W [rows × K] (row-major, columns in processing order), with
  * U [K × K] the upper Cholesky factor of H⁻¹ in the same order. W is updated in place.
  *
- * p: { K, bits, symmetric, groupSize, blockSize,
+ * p: { K, bits, symmetric, groupSize, blockSize, qLimit (optional, symmetric: |code| ≤ qLimit),
  *      perm: Int32Array | null  (processing position → original column; null: identity),
  *      staticScales / staticZeros: per (row, group) params fixed beforehand, or null to compute each
  *        group's params from the current weights when the loop reaches its first column (groups are
@@ -335,10 +335,11 @@ export function groupParams(lo, hi, qmin, qmax, symmetric, out) {
  * Returns Σ over the rows of Σ_i (w_i − ŵ_i)²/U_ii² (GPTQ's loss estimate, ½ of its Losses sum).
  */
 export function gptqRows(w, u, p, r0, r1, q, scales, zeros) {
-  const { K, bits, symmetric, groupSize: g, blockSize: B, perm, staticScales, staticZeros } = p;
+  const { K, bits, symmetric, groupSize: g, blockSize: B, perm, staticScales, staticZeros, qLimit } = p;
   const groups = Math.ceil(K / g);
-  const qmin = symmetric ? -((1 << (bits - 1)) - 1) : 0;
-  const qmax = symmetric ? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
+  // qLimit (symmetric only): codes kept in [−qLimit, qLimit], e.g. 64 for 7-bit weights stored in 8 (reduce range)
+  const qmin = symmetric ? -(qLimit ?? (1 << (bits - 1)) - 1) : 0;
+  const qmax = symmetric ? qLimit ?? (1 << (bits - 1)) - 1 : (1 << bits) - 1;
   const offset = symmetric ? 1 << (bits - 1) : 0;
   const R = GPTQ_ROW_TILE;
   const err = new Float64Array(R * B);

@@ -1,3 +1,4 @@
+import { int8Saturation } from '../../../native-models/runtimes/cpu-int8.ts';
 import { closeSync, openSync } from 'node:fs';
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
@@ -24,6 +25,12 @@ export interface DynamicQuantOptions {
   perChannel?: boolean;
   /** Weight storage type (default int8). */
   weightType?: 'int8' | 'uint8';
+  /**
+   * int8 weights in 7 bits ([-64, 64]): onnxruntime's reduce_range, for x86 CPUs without VNNI whose
+   * u8×s8 kernels saturate 8-bit weights (native-models/runtimes/cpu-int8.ts). uint8 weights need none.
+   * Unset: as this CPU needs.
+   */
+  reduceRange?: boolean | undefined;
   /** Symmetric weights (zero point 0 for int8, 128 for uint8). Default: true for int8, false for uint8, as onnxruntime's quantizer. */
   symmetric?: boolean;
   /** Op types to quantize (default MatMul and Gemm; add Conv for ConvInteger). */
@@ -48,7 +55,7 @@ export interface QuantizedWeight {
  * Per-tensor (axis null) or per-channel quantization of a weight, with SPEC §8's arithmetic
  * (range widened to include 0, float64 scales, half-to-even rounding, tiny range → scale 1).
  */
-export function quantizeWeight(values: Float32Array, dims: number[], axis: number | null, type: 'int8' | 'uint8', symmetric: boolean): QuantizedWeight {
+export function quantizeWeight(values: Float32Array, dims: number[], axis: number | null, type: WeightType, symmetric: boolean): QuantizedWeight {
   return quantizeWeightPieces(() => [{ values, offset: 0 }], dims, axis, type, symmetric);
 }
 
@@ -182,7 +189,10 @@ export interface WeightQuantizer {
 }
 
 /** Scales and zero points from ranges (SPEC §8), for `quantizeInto`. */
-export function weightQuantizer(dims: number[], axis: number | null, type: 'int8' | 'uint8', symmetric: boolean, ranges: Pick<WeightRanges, 'lo' | 'hi'>): WeightQuantizer {
+/** A weight's quantized type: int8, uint8, or int8 storage in 7 bits (reduce range). */
+export type WeightType = 'int8' | 'uint8' | 'int7';
+
+export function weightQuantizer(dims: number[], axis: number | null, type: WeightType, symmetric: boolean, ranges: Pick<WeightRanges, 'lo' | 'hi'>): WeightQuantizer {
   const qt: QuantType = type;
   const [qmin, qmax] = quantRange(qt, symmetric);
   const n = dims.reduce((a, b) => a * b, 1);
@@ -242,11 +252,11 @@ export function quantizeInto(k: WeightQuantizer, values: Float32Array, at: numbe
  * quantizeWeight over a weight read in pieces (twice: ranges, then values), so a 64 MiB weight
  * needs no 64 MiB copy. `pieces` yields the values in row-major order with their element offsets.
  */
-export function quantizeWeightPieces(pieces: Pieces, dims: number[], axis: number | null, type: 'int8' | 'uint8', symmetric: boolean, known?: WeightRanges): QuantizedWeight {
+export function quantizeWeightPieces(pieces: Pieces, dims: number[], axis: number | null, type: WeightType, symmetric: boolean, known?: WeightRanges): QuantizedWeight {
   const k = weightQuantizer(dims, axis, type, symmetric, known ?? weightRanges(pieces, dims, axis));
   const bytes = new Uint8Array(k.n);
   for (const { values, offset } of pieces()) quantizeInto(k, values, offset, bytes, offset);
-  const q = type === 'int8' ? new Int8Array(bytes.buffer) : bytes;
+  const q = type === 'uint8' ? bytes : new Int8Array(bytes.buffer);
   return { q, scales: k.scales, zeroPoints: k.zeroPoints };
 }
 
@@ -340,6 +350,7 @@ export const dynamicQuantizePass: Pass<DynamicQuantOptions> = {
   async run(model: Model, options: DynamicQuantOptions, ctx: PassContext = createPassContext()): Promise<PassReport> {
     const weightType = options.weightType ?? 'int8';
     const symmetric = options.symmetric ?? weightType === 'int8';
+    const reduceRange = weightType === 'int8' && (options.reduceRange ?? int8Saturation().saturates);
     const opTypes = options.opTypes ?? ['MatMul', 'Gemm'];
     const bytesBefore = tensorBytes(model);
     const excluded: string[] = [];
@@ -375,7 +386,7 @@ export const dynamicQuantizePass: Pass<DynamicQuantOptions> = {
     for (const [i, plan] of plans.entries()) {
       ctx.checkpoint();
       ctx.progress('quantize', i, plans.length);
-      const weight = quantizedWeightFor(plan, { perChannel: !!options.perChannel, weightType, symmetric }, names, cache, warn, scratch);
+      const weight = quantizedWeightFor(plan, { perChannel: !!options.perChannel, weightType, reduceRange, symmetric }, names, cache, warn, scratch);
       replaceNode(plan.graph, plan.node, rewrite(plan, weight, names));
       for (const n of plan.weight.chain) removable.nodes.add(n);
       removable.names.add(plan.weight.sourceName);
@@ -384,11 +395,11 @@ export const dynamicQuantizePass: Pass<DynamicQuantOptions> = {
     }
     ctx.progress('quantize', plans.length, plans.length);
     removeUnread(model, removable);
-    return { pass: this.name, nodesChanged, bytesBefore, bytesAfter: tensorBytes(model), excluded, warnings, details: { weightType, symmetric, perChannel: !!options.perChannel, quantized: plans.map((p) => p.node.label) } };
+    return { pass: this.name, nodesChanged, bytesBefore, bytesAfter: tensorBytes(model), excluded, warnings, details: { weightType, reduceRange, symmetric, perChannel: !!options.perChannel, quantized: plans.map((p) => p.node.label) } };
   },
 };
 
-function quantizedWeightFor(plan: Plan, o: { perChannel: boolean; weightType: 'int8' | 'uint8'; symmetric: boolean }, names: NameAllocator, cache: Map<string, { q: string; scale: string; zp: string }>, warn: (m: string) => void, scratch: Float32Array): { q: string; scale: string; zp: string } {
+function quantizedWeightFor(plan: Plan, o: { perChannel: boolean; weightType: 'int8' | 'uint8'; reduceRange: boolean; symmetric: boolean }, names: NameAllocator, cache: Map<string, { q: string; scale: string; zp: string }>, warn: (m: string) => void, scratch: Float32Array): { q: string; scale: string; zp: string } {
   const { graph, node, weight } = plan;
   const isConv = node.opType === 'Conv';
   let symmetric = o.symmetric;
@@ -428,13 +439,14 @@ function quantizedWeightFor(plan: Plan, o: { perChannel: boolean; weightType: 'i
   const zp = names.fresh(`${base}_zero_point`);
   let qw: Omit<QuantizedWeight, 'q'>;
   const qType = o.weightType === 'int8' ? DataType.INT8 : DataType.UINT8;
+  const type: WeightType = o.reduceRange && o.weightType === 'int8' ? 'int7' : o.weightType;
   if (computed) {
     // quantized while the writer streams it: the float values are read a second time then, never held
-    const k = weightQuantizer(dims, axis, o.weightType, symmetric, ranges ?? weightRanges(pieces, dims, axis));
+    const k = weightQuantizer(dims, axis, type, symmetric, ranges ?? weightRanges(pieces, dims, axis));
     addComputedInitializer(graph, q, qType, dims, quantizedSource(weight.source, k));
     qw = k;
   } else {
-    const r = quantizeWeightPieces(pieces, dims, axis, o.weightType, symmetric, ranges);
+    const r = quantizeWeightPieces(pieces, dims, axis, type, symmetric, ranges);
     adoptInitializer(graph, q, qType, dims, r.q);
     qw = r;
   }

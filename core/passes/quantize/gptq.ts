@@ -43,6 +43,8 @@ export interface GptqOptions extends GpuGptqOptions {
   zeroDeadInputs?: boolean | undefined;
   /** Worker threads for the column updates (default: one inline thread; pass a CpuThreads to share one). */
   threads?: CpuThreads;
+  /** Symmetric only: codes kept in [−qLimit, qLimit] (static int8 under reduce range: 64). */
+  qLimit?: number | undefined;
 }
 
 export type { GptqResult } from '../../../native-models/gpu/kernels-gpu.ts';
@@ -135,7 +137,7 @@ export async function gptqQuantize(w: Float64Array, rows: number, k: number, h: 
   const q = parallel ? sharedArray(Uint8Array, rows * k) : new Uint8Array(rows * k);
   const scales = fixed ? fixed.scales : parallel ? sharedArray(Float32Array, rows * groups) : new Float32Array(rows * groups);
   const zeroPoints = fixed ? fixed.zeros : parallel ? sharedArray(Uint8Array, rows * groups) : new Uint8Array(rows * groups);
-  const p = { K: k, bits: o.bits, symmetric: o.symmetric, groupSize: o.groupSize, blockSize, perm, staticScales: fixed?.scales ?? null, staticZeros: fixed?.zeros ?? null };
+  const p = { K: k, bits: o.bits, symmetric: o.symmetric, groupSize: o.groupSize, blockSize, perm, staticScales: fixed?.scales ?? null, staticZeros: fixed?.zeros ?? null, qLimit: o.qLimit };
   const loss = await gptqParallel(threads, parallel ? toShared(wp) : wp, parallel ? toShared(u) : u, p, rows, q, scales, zeroPoints);
   if (!o.threads) await threads.close();
   return {

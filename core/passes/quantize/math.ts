@@ -8,7 +8,13 @@ import { quantParamsInto, roundHalfEven } from '../../jobs/quantize-kernels.mjs'
  */
 export { quantParamsInto, roundHalfEven };
 
-export type QuantType = 'uint8' | 'int8' | 'uint4' | 'int4';
+/**
+ * 'int7' is onnxruntime's reduce_range for int8 weights: stored as int8 but kept in [-64, 64], so
+ * that on x86 CPUs without VNNI the u8×s8 kernels (vpmaddubsw, which adds two products in a
+ * saturating int16) cannot saturate: 2·255·64 = 32,640 < 32,767. uint8 weights need none: onnxruntime
+ * multiplies u8×u8 in 16 bits.
+ */
+export type QuantType = 'uint8' | 'int8' | 'uint4' | 'int4' | 'int7';
 
 /** [qmin, qmax] of a type; symmetric signed types drop the most negative value (int8: ±127). */
 export function quantRange(type: QuantType, symmetric = false): [number, number] {
@@ -17,6 +23,7 @@ export function quantRange(type: QuantType, symmetric = false): [number, number]
     case 'int8': return symmetric ? [-127, 127] : [-128, 127];
     case 'uint4': return [0, 15];
     case 'int4': return symmetric ? [-7, 7] : [-8, 7];
+    case 'int7': return [-64, 64];
   }
 }
 

@@ -16,6 +16,7 @@ import { biasCorrectionCandidates, channelMeans, correctableLayers, correctStati
 import { gptqStaticWeights } from './static-gptq.ts';
 import { runtimeCheckWithWarnings, type RuntimeFusion } from './runtime-check.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
+import { int8Saturation } from '../../../native-models/runtimes/cpu-int8.ts';
 
 /** The SPEC §3 quantize document. */
 export interface QuantizeReport extends StepFileReport {
@@ -31,6 +32,31 @@ export interface QuantizeReport extends StepFileReport {
   biasCorrection?: BiasCorrectionReport | undefined;
   /** What onnxruntime's CPU EP runs of the file (integer kernels, float ops between Q/DQ); null: not checked (fp16, over 256 MiB). */
   runtimeCheck?: RuntimeFusion | null | undefined;
+  /** static and dynamic int8 weights: whether they were kept in 7 bits, and why. */
+  reduceRange?: ReduceRangeChoice | undefined;
+}
+
+export interface ReduceRangeChoice {
+  on: boolean;
+  /** Chosen from the CPU (the step left it unset). */
+  auto: boolean;
+  reason: string;
+}
+
+/**
+ * Whether a static or dynamic step keeps int8 weights in 7 bits: as the step says, or, unset, as this
+ * CPU needs — onnxruntime's u8×s8 kernels saturate 8-bit weights on x86 CPUs without VNNI
+ * (cpu-int8.ts), and an artifact evaluated where it was made should measure the model, not the
+ * kernel's overflow.
+ */
+export function reduceRangeFor(step: Pick<QuantizeStep, 'reduceRange'>): ReduceRangeChoice {
+  const cpu = int8Saturation();
+  if (step.reduceRange !== undefined) {
+    return { on: step.reduceRange, auto: false, reason: step.reduceRange ? 'asked for (--reduce-range on)' : 'asked for (--reduce-range off)' };
+  }
+  return cpu.saturates
+    ? { on: true, auto: true, reason: `this CPU (${cpu.cpu}: ${cpu.detail}) saturates onnxruntime's u8×s8 products of 8-bit weights; --reduce-range off for a file meant for VNNI CPUs` }
+    : { on: false, auto: true, reason: `this CPU (${cpu.cpu}: ${cpu.detail}) does not saturate 8-bit weights` };
 }
 
 export interface GptqSummary {
@@ -40,7 +66,7 @@ export interface GptqSummary {
   meanErrorRtn: number | null;
 }
 
-type StepResult = PassReport & { calibration: QuantizeReport['calibration']; gptq?: GptqSummary | undefined; biasCorrection?: BiasCorrectionReport | undefined };
+type StepResult = PassReport & { calibration: QuantizeReport['calibration']; gptq?: GptqSummary | undefined; biasCorrection?: BiasCorrectionReport | undefined; reduceRange?: ReduceRangeChoice | undefined };
 
 function gptqSummary(details: Record<string, unknown> | undefined): GptqSummary {
   const d = (details ?? {}) as { layers?: unknown[]; meanErrorGptq?: number | null; meanErrorRtn?: number | null };
@@ -68,19 +94,25 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
   }
   if ((step.actOrder || step.percdamp !== undefined) && step.algorithm !== 'gptq') ctx.warn('--act-order and --percdamp apply to --algorithm gptq only; ignored');
   if (step.biasCorrection && step.method !== 'static') ctx.warn(`--bias-correction applies to --method static, not ${step.method}; ignored`);
+  if (step.reduceRange !== undefined && step.method !== 'static' && step.method !== 'dynamic') ctx.warn(`--reduce-range applies to --method static and dynamic (int8 weights), not ${step.method}; ignored`);
   if (step.includeGather && step.method !== 'int4' && step.method !== 'int8-weight') ctx.warn(`--include-gather applies to --method int4 and int8-weight, not ${step.method}; ignored`);
   switch (step.method) {
-    case 'dynamic':
+    case 'dynamic': {
+      // uint8 weights meet no saturating kernel (onnxruntime multiplies u8×u8 in 16 bits)
+      const reduceRange = step.weightType === 'int8' ? reduceRangeFor(step) : undefined;
       return {
         ...(await dynamicQuantizePass.run(model, {
           perChannel: step.perChannel,
           weightType: step.weightType,
+          reduceRange: reduceRange?.on ?? false,
           ...(step.symmetric !== undefined ? { symmetric: step.symmetric } : {}),
           ...(step.includeConv ? { opTypes: ['MatMul', 'Gemm', 'Conv'] } : {}),
           exclude,
         }, ctx)),
         calibration: null,
+        reduceRange,
       };
+    }
     case 'fp16':
       return { ...(await fp16Pass.run(model, { keepIoTypes: step.keepIoTypes, exclude }, ctx)), calibration: null };
     case 'int4':
@@ -100,6 +132,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
     case 'static': {
       if (!step.calib) throw new WhittleError('BAD_USAGE', 'static quantization needs calibration data (--calib DATA)');
       const t0 = performance.now();
+      const reduceRange = reduceRangeFor(step);
       // before calibrating: the ranges, GPTQ's statistics and bias correction then see the folded graph
       const batchNorms = foldBatchNormsFor(model, exclude);
       const inputs = inputSpecs(model);
@@ -123,6 +156,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
         ? await gptqStaticWeights(model, {
           data: dataset, samples: dataset.n, batchSize: batchSizeFor(inputs, 32), ep: opts.ep ?? 'cpu', perChannel: step.perChannel, exclude,
           opTypes: DEFAULT_STATIC_OP_TYPES, actOrder: step.actOrder, ...(step.percdamp !== undefined ? { percdamp: step.percdamp } : {}),
+          reduceRange: reduceRange.on,
         }, ctx)
         : null;
       calibration.seconds = (performance.now() - t0) / 1000;
@@ -130,7 +164,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
       // the float model's layer outputs, measured before the pass rewrites it
       const floatMeans = step.biasCorrection ? (await channelMeans(model, biasCorrectionCandidates(model.graph), correction, ctx, 'bias correction, float model')).means : null;
       const computeOutputs = new Map<Node, string>();
-      const passReport = await staticQdqPass.run(model, { ranges: cal.ranges, activationType: step.activationType, perChannel: step.perChannel, exclude, weightValues: gptq?.weights, computeOutputs }, ctx);
+      const passReport = await staticQdqPass.run(model, { ranges: cal.ranges, activationType: step.activationType, perChannel: step.perChannel, reduceRange: reduceRange.on, exclude, weightValues: gptq?.weights, computeOutputs }, ctx);
       const report = { ...passReport, details: { ...passReport.details, foldedBatchNorms: [...batchNorms, ...((passReport.details?.['foldedBatchNorms'] as string[] | undefined) ?? [])] } };
       let biasCorrection: BiasCorrectionReport | undefined;
       if (floatMeans) {
@@ -139,7 +173,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
         calibration.method += ' + bias correction';
         calibration.seconds = (performance.now() - t0) / 1000;
       }
-      if (!gptq) return { ...report, calibration, biasCorrection };
+      if (!gptq) return { ...report, calibration, biasCorrection, reduceRange };
       const summary = { layers: gptq.layers.length, meanErrorGptq: gptq.meanErrorGptq, meanErrorRtn: gptq.meanErrorRtn };
       return {
         ...report,
@@ -151,6 +185,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
         },
         calibration: { ...calibration, method: calibration.method.replace(step.calibration, `${step.calibration} + gptq`) },
         biasCorrection,
+        reduceRange,
       };
     }
     case 'uint8':
@@ -236,6 +271,7 @@ export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
     calibration: report.calibration,
     ...(report.gptq ? { gptq: report.gptq } : {}),
     ...(report.biasCorrection ? { biasCorrection: report.biasCorrection } : {}),
+    ...(report.reduceRange ? { reduceRange: report.reduceRange } : {}),
     runtimeCheck: runtime.fusion,
   };
 }

@@ -5,6 +5,8 @@ import { WhittleError } from '../../../api/errors.ts';
 import { readOnnxFile, writeOnnxReferencingWeights } from '../../../native-models/formats/onnx/index.ts';
 import type { Model, Node } from '../../../native-models/ir/model.ts';
 import { createSession } from '../../../native-models/runtimes/onnxruntime.ts';
+import { int8Saturation } from '../../../native-models/runtimes/cpu-int8.ts';
+import { DataType } from '../../../native-models/ir/dtypes.ts';
 
 /**
  * What onnxruntime's CPU EP really runs from a quantized file: the graph it builds after its
@@ -168,7 +170,8 @@ export async function runtimeCheckWithWarnings(path: string, bytes: number): Pro
   try {
     const fusion = await checkRuntimeFusion(path, bytes);
     const warning = fusion && fusionWarning(fusion);
-    return { fusion, warnings: warning ? [warning] : [] };
+    const saturation = fusion && Object.keys(fusion.integerKernels).length > 0 ? saturationWarning(readOnnxFile(path, { lazyTensors: true })) : null;
+    return { fusion, warnings: [warning, saturation].filter((w): w is string => w !== null) };
   } catch (err) {
     return { fusion: null, warnings: [`could not check what onnxruntime runs of ${path}: ${(err as Error).message}`] };
   }
@@ -188,4 +191,46 @@ export function describeRuntimeFusion(rt: Pick<RuntimeFusion, 'integerKernels' |
   const kernels = Object.entries(rt.integerKernels).sort((a, b) => b[1] - a[1]).map(([op, n]) => `${n} ${op}`).join(', ') || 'no integer kernel';
   const float = rt.floatBetweenQdq.length;
   return `onnxruntime CPU runs ${kernels}; ${float === 0 ? 'no float op between Q/DQ pairs' : `${float} float op(s) between Q/DQ pairs (see the warning)`}`;
+}
+
+/** Ops whose int8 weight (input index) onnxruntime's CPU kernels multiply with uint8 activations. */
+const INT8_WEIGHT_INPUTS: Record<string, number> = { QLinearConv: 3, QLinearMatMul: 3, QGemm: 3, MatMulInteger: 1, ConvInteger: 1, DynamicQuantizeMatMul: 1, MatMulIntegerToFloat: 1 };
+const FLOAT_COMPUTE = new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm']);
+
+/**
+ * The largest |code| of the int8 weights a model's integer kernels read — stored for the QLinear ops and
+ * MatMulInteger, or read by a Conv/MatMul/Gemm through DequantizeLinear (QDQ); null when none.
+ */
+export function widestInt8Weight(model: Model): number | null {
+  const g = model.graph;
+  const consumers = new Map<string, Node[]>();
+  for (const n of g.nodes) for (const i of n.inputs) if (i) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  const weights = new Set<string>();
+  for (const n of g.nodes) {
+    const at = INT8_WEIGHT_INPUTS[n.opType];
+    if (at !== undefined && n.inputs[at]) weights.add(n.inputs[at]!);
+    if (n.opType === 'DequantizeLinear' && n.inputs[0] && n.outputs[0] && (consumers.get(n.outputs[0]) ?? []).some((c) => FLOAT_COMPUTE.has(c.opType) && c.inputs[1] === n.outputs[0])) weights.add(n.inputs[0]);
+  }
+  let widest: number | null = null;
+  for (const name of weights) {
+    const t = g.initializers.get(name);
+    if (!t || t.dataType !== DataType.INT8) continue;
+    const codes = t.typed() as Int8Array;
+    let m = 0;
+    for (let i = 0; i < codes.length; i++) { const a = Math.abs(codes[i]!); if (a > m) m = a; }
+    widest = Math.max(widest ?? 0, m);
+  }
+  return widest;
+}
+
+/**
+ * On a CPU whose u8×s8 kernels saturate (cpu-int8.ts), int8 weights beyond ±64: what the fused
+ * model computes here is not what the model says. null when that cannot happen.
+ */
+export function saturationWarning(model: Model): string | null {
+  const cpu = int8Saturation();
+  if (!cpu.saturates) return null;
+  const widest = widestInt8Weight(model);
+  if (widest === null || widest <= 64) return null;
+  return `${model.path ?? 'this model'}: its int8 weights reach ±${widest}, and this CPU (${cpu.cpu}: ${cpu.detail}) runs onnxruntime's u8×s8 kernels with a saturating int16 sum of two products, so the fused model's results here are not the model's (quantize with --reduce-range on for CPUs like this one; whittle eval --exact-int8 measures the model's own arithmetic)`;
 }

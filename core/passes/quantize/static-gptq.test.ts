@@ -86,14 +86,19 @@ describe('static QDQ with GPTQ-chosen int8 weights (--method static --algorithm 
   it('per-tensor: one scale for the whole weight, the one rounding to nearest would store', async () => {
     const model = readOnnxFile(MNIST);
     const data = await openDataset(MNIST_DATA, inputSpecs(model), { preprocess: 'mnist', limit: 64 });
-    const r = await gptqStaticWeights(model, { data, perChannel: false, exclude: [], opTypes: ['Conv', 'MatMul', 'Gemm'] }, createPassContext());
-    assert.equal(r.weights.size, 3);
-    for (const [name, w] of r.weights) {
-      assert.equal(w.axis, null);
-      assert.equal(w.scales.length, 1);
-      let peak = 0;
-      for (const v of model.graph.initializers.get(name)!.toFloat32()) peak = Math.max(peak, Math.abs(v));
-      assert.equal(w.scales[0], Math.fround((2 * peak) / 254), name);
+    for (const reduceRange of [false, true]) {
+      const r = await gptqStaticWeights(model, { data, perChannel: false, exclude: [], opTypes: ['Conv', 'MatMul', 'Gemm'], reduceRange }, createPassContext());
+      assert.equal(r.weights.size, 3);
+      for (const [name, w] of r.weights) {
+        assert.equal(w.axis, null);
+        assert.equal(w.scales.length, 1);
+        let peak = 0;
+        for (const v of model.graph.initializers.get(name)!.toFloat32()) peak = Math.max(peak, Math.abs(v));
+        // 8 bits: ±127; reduce range: ±64, and GPTQ's updates never push a code past it
+        assert.equal(w.scales[0], Math.fround((2 * peak) / (reduceRange ? 128 : 254)), name);
+        const widest = w.data.reduce((m, q) => Math.max(m, Math.abs(q)), 0);
+        assert.ok(reduceRange ? widest <= 64 : widest === 127, `${name}: codes reach ±${widest}`);
+      }
     }
   });
 

@@ -1,3 +1,4 @@
+import { int8Saturation } from '../../../native-models/runtimes/cpu-int8.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import { CpuThreads, defaultThreads } from '../../../native-models/gpu/threads.ts';
@@ -7,7 +8,7 @@ import { collectLayerInputs, layerMatrix, readMatrix, type LayerMatrix } from '.
 import { prunableWeights } from '../prune/prunable.ts';
 import { dequantize, gptqQuantize } from './gptq.ts';
 import { quadraticFormSum } from '../prune/linalg.ts';
-import { minMax, quantParams, quantizeArray } from './math.ts';
+import { minMax, quantParams, quantizeArray, quantRange } from './math.ts';
 
 /**
  * GPTQ for the int8 weights of static QDQ (`--method static --algorithm gptq`): the weight keeps the
@@ -32,6 +33,8 @@ export interface StaticGptqOptions {
   opTypes: readonly string[];
   percdamp?: number | undefined;
   actOrder?: boolean | undefined;
+  /** Weights in 7 bits ([-64, 64]) as the static pass stores them under reduce range (unset: as this CPU needs). */
+  reduceRange?: boolean | undefined;
 }
 
 /** int8 weight values (zero point 0) in the stored tensor's layout, with their scales (one per channel along `axis`, or one). */
@@ -93,7 +96,8 @@ export async function gptqStaticWeights(model: Model, options: StaticGptqOptions
       const w = readMatrix(layer);
       const { k, rowsPerGroup } = layer;
       const channels = layer.groups * rowsPerGroup;
-      const scales = weightScales(w, channels, k, options.perChannel);
+      const type = (options.reduceRange ?? int8Saturation().saturates) ? 'int7' : 'int8';
+      const scales = weightScales(w, channels, k, options.perChannel, type);
       const stored = new Int8Array(w.length);
       let num = 0, den = 0, numRtn = 0, dead = 0;
       const measure = rowsPerGroup * k * k <= MEASURE_LIMIT;
@@ -108,13 +112,14 @@ export async function gptqStaticWeights(model: Model, options: StaticGptqOptions
           // a CNN channel no calibration photo lit is still a channel: round its weights, keep them
           zeroDeadInputs: false,
           fixedParams: { scales: rowScales, zeroPoints: new Uint8Array(rowsPerGroup).fill(128) },
+          qLimit: quantRange(type, true)[1],
         }, (m) => warn(`${label}: ${m}`));
         dead += r.deadInputs;
         for (let j = 0; j < r.q.length; j++) stored[layer.storedIndex[at + j]!] = r.q[j]! - 128;
         const dq = dequantize(r, k);
         if (measure) {
           num += quadraticFormSum(difference(view, dq), rowsPerGroup, h, k);
-          numRtn += quadraticFormSum(difference(view, rtnDequantized(view, rowsPerGroup, k, rowScales)), rowsPerGroup, h, k);
+          numRtn += quadraticFormSum(difference(view, rtnDequantized(view, rowsPerGroup, k, rowScales, type)), rowsPerGroup, h, k);
           den += quadraticFormSum(view, rowsPerGroup, h, k);
         }
       }
@@ -135,15 +140,15 @@ export async function gptqStaticWeights(model: Model, options: StaticGptqOptions
  * The scales the static pass's round-to-nearest would store (static-qdq-emit.ts quantizeWeight):
  * symmetric int8 over each output channel's range, or one over the whole tensor (repeated per row).
  */
-function weightScales(w: Float64Array, rows: number, k: number, perChannel: boolean): Float32Array {
+function weightScales(w: Float64Array, rows: number, k: number, perChannel: boolean, type: 'int8' | 'int7'): Float32Array {
   const out = new Float32Array(rows);
   if (!perChannel) {
     const [lo, hi] = minMax(w);
-    return out.fill(quantParams(lo, hi, 'int8', true).scale);
+    return out.fill(quantParams(lo, hi, type, true).scale);
   }
   for (let r = 0; r < rows; r++) {
     const [lo, hi] = minMax(w.subarray(r * k, (r + 1) * k));
-    out[r] = quantParams(lo, hi, 'int8', true).scale;
+    out[r] = quantParams(lo, hi, type, true).scale;
   }
   return out;
 }
@@ -152,11 +157,11 @@ function difference(a: Float64Array, b: Float64Array): Float64Array {
   return Float64Array.from(a, (v, i) => v - b[i]!);
 }
 
-function rtnDequantized(w: Float64Array, rows: number, k: number, scales: Float32Array): Float64Array {
+function rtnDequantized(w: Float64Array, rows: number, k: number, scales: Float32Array, type: 'int8' | 'int7'): Float64Array {
   const out = new Float64Array(w.length);
   for (let r = 0; r < rows; r++) {
     const p = { scale: scales[r]!, zeroPoint: 0 };
-    const q = quantizeArray(w.subarray(r * k, (r + 1) * k), p, 'int8', true);
+    const q = quantizeArray(w.subarray(r * k, (r + 1) * k), p, type, true);
     for (let j = 0; j < k; j++) out[r * k + j] = q[j]! * p.scale;
   }
   return out;

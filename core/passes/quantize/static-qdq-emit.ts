@@ -40,6 +40,8 @@ export interface EmitOptions {
   step?: (done: number, total: number) => void;
   /** int8 values chosen elsewhere (GPTQ, static-gptq.ts) by stored weight name, used instead of rounding to nearest. */
   weightValues?: ReadonlyMap<string, PrecomputedWeight> | undefined;
+  /** Weights in 7 bits ([-64, 64]; onnxruntime's reduce_range, cpu-int8.ts says why). */
+  reduceRange?: boolean | undefined;
 }
 
 export function emitQdq(g: Graph, plan: QdqPlan, o: EmitOptions): EmitResult {
@@ -107,7 +109,7 @@ export function emitQdq(g: Graph, plan: QdqPlan, o: EmitOptions): EmitResult {
           const chosen = role.weight.chain.every((c) => ORDER_KEEPING.has(c.opType)) ? o.weightValues?.get(role.weight.sourceName) : undefined;
           const usable = chosen && chosen.axis === role.axis && chosen.data.length === role.weight.source.elementCount;
           if (usable) result.chosenWeights.add(role.weight.sourceName);
-          const q = usable ? chosen : quantizeWeight(materialise(g, role.weight), role.weight.dims, role.axis);
+          const q = usable ? chosen : quantizeWeight(materialise(g, role.weight), role.weight.dims, role.axis, o.reduceRange ? 'int7' : 'int8');
           const zps = new Int8Array(q.scales.length);
           const dq = dequantizer(name, { dataType: DataType.INT8, dims: role.weight.dims, data: q.data }, q.scales, zps, role.axis);
           push(before, n, [dq.node]);
@@ -278,20 +280,23 @@ function zpDataType(a: Int8Array | Uint8Array | Int32Array): number {
   return a instanceof Int8Array ? DataType.INT8 : a instanceof Uint8Array ? DataType.UINT8 : DataType.INT32;
 }
 
-/** Symmetric int8 ([-127, 127], zero point 0), per tensor or per channel along `axis`. */
-export function quantizeWeight(values: Float32Array, dims: number[], axis: number | null): { data: Int8Array; scales: Float32Array } {
+/**
+ * Symmetric int8 ([-127, 127], zero point 0), per tensor or per channel along `axis`; 'int7' keeps
+ * them in [-64, 64] (reduce range), still stored as int8.
+ */
+export function quantizeWeight(values: Float32Array, dims: number[], axis: number | null, type: 'int8' | 'int7' = 'int8'): { data: Int8Array; scales: Float32Array } {
   if (axis === null) {
     const [lo, hi] = minMax(values);
-    const p = quantParams(lo, hi, 'int8', true);
-    return { data: Int8Array.from(quantizeArray(values, p, 'int8', true)), scales: Float32Array.of(p.scale) };
+    const p = quantParams(lo, hi, type, true);
+    return { data: Int8Array.from(quantizeArray(values, p, type, true)), scales: Float32Array.of(p.scale) };
   }
   const { min, max } = channelRanges(values, dims, axis);
-  const params = Array.from(min, (lo, c) => quantParams(lo, max[c]!, 'int8', true));
-  return { data: quantizeAlongAxis(values, dims, axis, params), scales: Float32Array.from(params, (p) => p.scale) };
+  const params = Array.from(min, (lo, c) => quantParams(lo, max[c]!, type, true));
+  return { data: quantizeAlongAxis(values, dims, axis, params, type), scales: Float32Array.from(params, (p) => p.scale) };
 }
 
-function quantizeAlongAxis(values: Float32Array, dims: number[], axis: number, params: QuantParams[]): Int8Array {
-  const [qmin, qmax] = quantRange('int8', true);
+function quantizeAlongAxis(values: Float32Array, dims: number[], axis: number, params: QuantParams[], type: 'int8' | 'int7'): Int8Array {
+  const [qmin, qmax] = quantRange(type, true);
   const inner = dims.slice(axis + 1).reduce((a, b) => a * b, 1);
   const channels = dims[axis]!;
   const out = new Int8Array(values.length);

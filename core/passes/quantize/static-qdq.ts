@@ -1,3 +1,4 @@
+import { int8Saturation } from '../../../native-models/runtimes/cpu-int8.ts';
 import { WhittleError } from '../../../api/errors.ts';
 import type { Model, Node } from '../../../native-models/ir/model.ts';
 import type { Tensor } from '../../../native-models/ir/tensor.ts';
@@ -30,6 +31,12 @@ export interface StaticQdqOptions {
   activationType?: 'uint8' | 'int8';
   /** Weights are int8, symmetric ([-127, 127], zero point 0). */
   weightType?: 'int8';
+  /**
+   * Weights in 7 bits ([-64, 64], still int8): onnxruntime's reduce_range, for x86 CPUs without VNNI
+   * whose u8×s8 kernels saturate 8-bit weights (native-models/runtimes/cpu-int8.ts). Unset: as this
+   * CPU needs.
+   */
+  reduceRange?: boolean | undefined;
   /** One scale per output channel (Conv 0, ConvTranspose 1, Gemm 0 if transB else 1, MatMul 1). */
   perChannel?: boolean;
   /**
@@ -59,6 +66,7 @@ export const staticQdqPass: Pass<StaticQdqOptions> = {
 export function quantizeStaticQdq(model: Model, options: StaticQdqOptions, ctx: PassContext): PassReport {
   const activationType = options.activationType ?? 'uint8';
   const perChannel = options.perChannel ?? false;
+  const reduceRange = options.reduceRange ?? int8Saturation().saturates;
   const exclude = options.exclude ?? [];
   checkOptions(model, options, activationType);
   const warnings: string[] = [];
@@ -120,6 +128,7 @@ export function quantizeStaticQdq(model: Model, options: StaticQdqOptions, ctx: 
     names,
     axisDq: (model.opsetVersion('') ?? 1) >= 13,
     weightValues: options.weightValues,
+    reduceRange,
     step: (done, total) => {
       ctx.checkpoint();
       ctx.progress('quantize weights', done, total);
@@ -155,6 +164,7 @@ export function quantizeStaticQdq(model: Model, options: StaticQdqOptions, ctx: 
     details: {
       activationType,
       weightType: 'int8',
+      reduceRange,
       perChannel,
       qdqPairs: emitted.qdqPairs,
       dequantizers: emitted.dequantizers,

@@ -14,6 +14,15 @@ describe('job and run summaries', () => {
     assert.equal(byLabel['Bias corrected'], '3 layers (1 without a bias left alone)');
   });
 
+  it('int8 weights kept in 7 bits say so, with the reason in the note; 8-bit ones add nothing', () => {
+    const reason = 'this CPU (AMD EPYC: x86-64 with AVX2, no VNNI) saturates onnxruntime\'s u8×s8 products of 8-bit weights';
+    const item = summarizeResult({ method: 'dynamic', calibration: null, reduceRange: { on: true, auto: true, reason } }, 'quantize').find((i) => i.label === 'Weights');
+    assert.deepEqual(item, { label: 'Weights', value: 'int8 in 7 bits (reduce range, auto)', note: reason });
+    assert.equal(summarizeResult({ method: 'static', reduceRange: { on: false, auto: true, reason: 'no' } }, 'quantize').some((i) => i.label === 'Weights'), false);
+    const recipe = summarizeResult({ steps: [{ step: 'quantize static', calibration: { method: 'mse', samples: 8 }, reduceRange: { on: true, auto: false, reason: 'asked for' } }] }, 'recipe');
+    assert.equal(recipe.find((i) => i.label === 'Weights')?.value, 'int8 in 7 bits (reduce range)');
+  });
+
   it('what onnxruntime runs: the integer kernels, and the float ops between Q/DQ pairs flagged', () => {
     const items = summarizeResult({
       method: 'static',

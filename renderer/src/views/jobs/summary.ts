@@ -145,6 +145,7 @@ export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
 interface CalibrationFacts {
   calibration?: { method?: unknown; samples?: unknown } | null;
   biasCorrection?: { layers?: unknown[]; withoutBias?: unknown[] };
+  reduceRange?: { on?: unknown; auto?: unknown; reason?: unknown };
 }
 
 /**
@@ -156,6 +157,9 @@ function calibrationItems(result: object): SummaryItem[] {
   const docs = (Array.isArray(steps) ? steps : [result]).filter((d): d is CalibrationFacts => !!d && typeof d === 'object');
   const items: SummaryItem[] = [];
   for (const d of docs) {
+    const rr = d.reduceRange;
+    // int8 weights kept in 7 bits: said, with why (this CPU's saturating kernels, or asked for)
+    if (rr?.on === true) items.push({ label: 'Weights', value: `int8 in 7 bits (reduce range${rr.auto === true ? ', auto' : ''})`, ...(typeof rr.reason === 'string' ? { note: rr.reason } : {}) });
     const c = d.calibration;
     if (!c || typeof c.method !== 'string') continue;
     const samples = typeof c.samples === 'number' ? ` · ${formatCount(c.samples)} samples` : '';
