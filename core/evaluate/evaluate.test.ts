@@ -1,3 +1,4 @@
+import { int8Saturation } from '../../native-models/runtimes/cpu-int8.ts';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { join } from 'node:path';
@@ -43,22 +44,30 @@ describe('evaluate reproduces the fixture reference figures', () => {
     assert.ok((r.accuracy?.top1 ?? 1) <= 0.05, `torch preset gave ${r.accuracy?.top1}`);
   });
 
-  it('ShuffleNet int8 (torch): at least the reference 72 % / 90 %', async () => {
-    // MANIFEST gives 72 % / 90 %. On CPUs whose int8 kernels are exact (AVX512-VNNI; see
-    // bench/shufflenet-exactness.ts) onnxruntime scores higher (85 % / 96 % here), so the bar is the
-    // reference figure as a floor, not an equality.
-    const r = await evaluate({ model: fixture('shufflenet-int8', 'shufflenet-v2-12-int8.onnx'), data: fixture('imagenet-100'), preprocess: 'torch', ep: 'cpu', runs: 3, warmup: 1 });
+  it('ShuffleNet int8 (torch): at least the reference 72 % / 90 %; its own arithmetic (--exact-int8) more, on any CPU', { timeout: 120_000 }, async () => {
+    // MANIFEST gives 72 % / 90 %: what onnxruntime's fused kernels score on a CPU without VNNI, where
+    // they saturate (cpu-int8.ts). Where they are exact (AVX512-VNNI, bench/shufflenet-exactness.ts)
+    // it scores 85 % / 96 %, so the reference is a floor, not an equality.
+    const model = fixture('shufflenet-int8', 'shufflenet-v2-12-int8.onnx');
+    const r = await evaluate({ model, data: fixture('imagenet-100'), preprocess: 'torch', ep: 'cpu', runs: 3, warmup: 1 });
     assert.ok((r.accuracy?.top1 ?? 0) >= 0.72, `top-1 ${r.accuracy?.top1}`);
     assert.ok((r.accuracy?.top5 ?? 0) >= 0.90, `top-5 ${r.accuracy?.top5}`);
+    assert.equal(r.warnings.some((w) => /saturating int16 sum/.test(w)), int8Saturation().saturates, r.warnings.join('\n'));
+    // QLinearConv/QLinearMatMul as DequantizeLinear → float op → QuantizeLinear: 83 % here (AVX2), where the fused kernels give 72 %
+    const exact = await evaluate({ model, data: fixture('imagenet-100'), preprocess: 'torch', ep: 'cpu', runs: 1, warmup: 0, exactInt8: true });
+    assert.ok((exact.accuracy?.top1 ?? 0) >= 0.8, `exact top-1 ${exact.accuracy?.top1}`);
+    assert.equal(exact.warnings.some((w) => /saturat/.test(w)), false);
   });
 
-  it('ShuffleNet test_data_set_0: compared with output_0.pb, top-1 matches', async () => {
+  it('ShuffleNet test_data_set_0: compared with output_0.pb, top-1 matches; bit for bit exactly where the kernels saturate', async () => {
     const r = await evaluate({ model: fixture('shufflenet-int8', 'shufflenet-v2-12-int8.onnx'), data: fixture('shufflenet-int8', 'test_data_set_0'), ep: 'cpu', runs: 1, warmup: 0 });
     assert.equal(r.data.kind, 'onnx-test-data');
     assert.ok(r.expected, 'expected outputs were compared');
     assert.equal(r.expected.values, 1000);
     assert.equal(r.expected.top1Match, true);
-    // Bit-exactness depends on the CPU's int8 kernels (see the test above); report, don't pretend.
+    // output_0.pb was made by saturating kernels: a CPU without VNNI reproduces it bit for bit (AVX2
+    // EPYC), one with VNNI differs in 938 of 1,000 logits (AVX512-VNNI EPYC); report, don't pretend
+    assert.equal(r.expected.exact, int8Saturation().saturates, `${r.expected.differing} logits differ, max ${r.expected.maxAbsDiff}`);
     if (!r.expected.exact) assert.ok(r.expected.maxAbsDiff > 0 && r.expected.differing > 0);
   });
 

@@ -102,7 +102,7 @@ describe('reduce range on SqueezeNet static int8: what the fused kernels compute
     assert.ok(!r7.warnings.some((w) => /saturat/.test(w)), r7.warnings.join('\n'));
   });
 
-  it('--exact-int8 computes MatMulInteger/ConvInteger in float: the same integers, cast back to int32', async () => {
+  it('--exact-int8 computes MatMulInteger/ConvInteger in float (the same integers, cast back to int32), and QLinearConv/QLinearMatMul as Q/DQ around float ops', async () => {
     const out = join(tmp.dir, 'mnist-dynamic.onnx');
     await quantizeModel({ input: fixture('mnist', 'mnist.onnx'), output: out, step: QuantizeStep.parse({ method: 'dynamic', includeConv: true, reduceRange: false }), ep: 'cpu' });
     const model = readOnnxFile(out);
@@ -111,5 +111,11 @@ describe('reduce range on SqueezeNet static int8: what the fused kernels compute
     assert.equal(floatIntegerOps(model.graph, new NameAllocator(model)), before);
     assert.equal(model.graph.nodes.filter((n) => n.opType === 'MatMulInteger' || n.opType === 'ConvInteger').length, 0);
     assert.equal(model.graph.nodes.filter((n) => n.opType === 'Cast' && n.attrInt('to', 0) === 6).length, before, 'each result cast back to int32');
+    // onnxruntime's QOperator format: every QLinearConv/QLinearMatMul with a constant weight
+    const shufflenet = readOnnxFile(fixture('shufflenet-int8', 'shufflenet-v2-12-int8.onnx'));
+    const qlinear = shufflenet.graph.nodes.filter((n) => n.opType === 'QLinearConv' || n.opType === 'QLinearMatMul').length;
+    assert.equal(qlinear, 57);
+    assert.equal(floatIntegerOps(shufflenet.graph, new NameAllocator(shufflenet)), 57);
+    assert.deepEqual(shufflenet.graph.nodes.filter((n) => n.opType.startsWith('QLinear') && n.domain === '').map((n) => n.opType), []);
   });
 });
