@@ -302,6 +302,8 @@ export const DeviceReport = z.object({
   adapters: z.array(z.object({ backend: z.string(), vendor: z.string(), name: z.string(), description: z.string().optional(), architecture: z.string().optional(), fallback: z.boolean().optional() })),
   adaptersReason: z.string().nullable(),
   onnxruntimeNode: z.string().nullable(),
+  /** Whether onnxruntime's int8 CPU kernels saturate 8-bit weights here (x86 without VNNI), and so whether int8 weights default to 7 bits. */
+  int8: z.object({ saturates: z.boolean(), cpu: z.string(), detail: z.string() }).optional(),
 }).passthrough();
 export type DeviceReport = z.infer<typeof DeviceReport>;
 

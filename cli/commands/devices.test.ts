@@ -20,6 +20,7 @@ test('whittle devices prints a table and a reason line per unusable provider', a
   assert.equal(await main(['devices'], io), 0);
   assert.match(io.out, /^provider\s+runtime\s+usable/m);
   assert.match(io.out, /^cpu\s+onnxruntime\s+yes\s+CPU: /m);
+  assert.match(io.out, /^int8 on this CPU: onnxruntime's (u8×s8 kernels saturate 8-bit weights|int8 kernels are exact)/m);
   const json = captureIo();
   await main(['devices', '--json'], json);
   for (const p of JSON.parse(json.out).providers) if (!p.available) assert.ok(io.out.includes(`\n${p.name}: `), p.name);

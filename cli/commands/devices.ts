@@ -36,6 +36,11 @@ export function renderDevices(report: DeviceReport): string {
     const [first, ...rest] = reasonParts(p.reason!);
     lines.push(`${p.name}: ${first}`, ...rest.map((r) => ' '.repeat(p.name.length + 2) + r));
   }
+  if (report.int8) {
+    lines.push('', report.int8.saturates
+      ? `int8 on this CPU: onnxruntime's u8×s8 kernels saturate 8-bit weights (${report.int8.detail}); static and dynamic int8 weights default to 7 bits (--reduce-range)`
+      : `int8 on this CPU: onnxruntime's int8 kernels are exact (${report.int8.detail}); int8 weights keep 8 bits`);
+  }
   lines.push('', 'GPU adapters (WebGPU)', '');
   if (report.adapters.length === 0) {
     lines.push(`none: ${report.adaptersReason ?? 'no adapter found'}`);

@@ -8,6 +8,7 @@ import { dropFile } from '../lib/dnd.ts';
 import { F } from '../lib/paths.ts';
 import { E2E_MARKER, markedProcesses, waitFor } from '../lib/processes.ts';
 import { startSession, type Session } from '../lib/session.ts';
+import { int8Saturation } from '../../native-models/runtimes/cpu-int8.ts';
 
 // Library → Model view on the real MNIST fixture: examples, typed path, drop upload, a corrupt file.
 let s: Session;
@@ -135,6 +136,19 @@ test('a corrupt model shows an error naming the file, dropped or typed', { timeo
   await page.locator('#model-path').fill('');
   await currentView(page).locator('ul.recent li').first().waitFor();
   await screenshot(page, 'library');
+});
+
+test('Devices & settings says what int8 does on this CPU, as `whittle devices` does', { timeout: 60_000 }, async () => {
+  const { page } = s;
+  await goto(page, 'devices');
+  const int8 = currentView(page).getByTestId('int8-kernels');
+  await int8.waitFor({ timeout: 30_000 });
+  const text = (await int8.innerText()).replace(/\s+/g, ' ');
+  const cpu = int8Saturation();
+  assert.match(text, cpu.saturates ? /u8×s8 kernels saturate 8-bit weights .* kept in 7 bits by default/ : /int8 kernels are exact .* keep 8 bits/, text);
+  assert.ok(text.includes(cpu.detail), `${text} names ${cpu.detail}`);
+  console.log(`  devices: ${text}`);
+  await screenshot(page, 'devices');
 });
 
 test('no uncaught exception in the page', () => assertNoPageErrors(s));

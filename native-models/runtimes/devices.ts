@@ -1,3 +1,4 @@
+import { int8Saturation, type Int8Saturation } from './cpu-int8.ts';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus } from 'node:os';
@@ -38,6 +39,8 @@ export interface DeviceReport {
   /** Why there are no adapters, when there are none. */
   adaptersReason: string | null;
   onnxruntimeNode: string | null;
+  /** onnxruntime's int8 CPU kernels on this CPU (cpu-int8.ts). */
+  int8?: Int8Saturation;
 }
 
 export function cpuDeviceName(threads?: number): string {
@@ -98,5 +101,6 @@ export async function listDevices(): Promise<DeviceReport> {
     adapters,
     adaptersReason: adapters.length ? null : probe.reason,
     onnxruntimeNode: packageVersion('onnxruntime-node'),
+    int8: int8Saturation(),
   };
 }
