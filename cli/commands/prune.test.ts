@@ -68,6 +68,8 @@ describe('whittle prune', () => {
       [['--method', 'magnitude', '--sparsity', '-0.1'], /sparsity/],
       [['--method', 'magnitude', '--sparsity=-0.1'], /sparsity/],
       [['--method', 'nm', '--pattern', '4:2'], /N must be/],
+      // magnitude would have pruned 50 % unstructured and said nothing of the pattern
+      [['--method', 'magnitude', '--pattern', '2:4'], /--pattern 2:4 applies to nm, wanda, sparsegpt pruning, not to magnitude \(N:M by magnitude is --method nm --pattern 2:4\)/],
       [['--method', 'wanda', '--sparsity', '0.5'], /calibration data/],
       [['--method', 'pluck'], /method/],
     ];

@@ -20,11 +20,18 @@ export interface PruneReport extends StepFileReport {
   details: Record<string, unknown> | undefined;
 }
 
+/** The methods that take an N:M `pattern`. */
+const PATTERN_METHODS: readonly PruneStep['method'][] = ['nm', 'wanda', 'sparsegpt'];
+
 /** Runs one prune step on an opened model (used by `whittle prune` and recipe steps). */
 export async function applyPruneStep(model: Model, step: PruneStep, ctx: PassContext, opts: { ep?: EpChoice; baseDir?: string } = {}): Promise<PassReport> {
   const common = { exclude: step.exclude, minParameters: step.minParameters, protectFirstLast: step.protectFirstLast };
   if (step.layerSparsity && !PLAN_METHODS.includes(step.method)) {
     throw new WhittleError('BAD_USAGE', `a per-layer sparsity plan applies to ${PLAN_METHODS.join(', ')} pruning, not to ${step.method}`);
+  }
+  // a pattern the method would silently ignore: magnitude 2:4 would be magnitude 50 %
+  if (step.pattern !== undefined && !PATTERN_METHODS.includes(step.method)) {
+    throw new WhittleError('BAD_USAGE', `--pattern ${step.pattern} applies to ${PATTERN_METHODS.join(', ')} pruning, not to ${step.method}${step.method === 'magnitude' ? ` (N:M by magnitude is --method nm --pattern ${step.pattern})` : ''}`);
   }
   const corrected = (prune: () => Promise<PassReport>) =>
     (step.biasCorrection ? withBiasCorrection(model, step, ctx, { ep: opts.ep ?? 'cpu', baseDir: opts.baseDir ?? process.cwd() }, prune) : prune());
