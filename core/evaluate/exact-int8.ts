@@ -20,9 +20,9 @@ import { addFloatInitializer, intAttr, makeNode, NameAllocator } from '../passes
 const INTEGER_OPS: Record<string, string> = { MatMulInteger: 'MatMul', ConvInteger: 'Conv' };
 const QLINEAR_OPS: Record<string, string> = { QLinearConv: 'Conv', QLinearMatMul: 'MatMul' };
 
-/** A constant's values as float64, or null when the input is not an initializer. */
+/** A constant's values as float64 (an initializer or a Constant node), or null when the input is computed. */
 function constant(g: Graph, name: string | undefined): { values: Float64Array; dims: number[] } | null {
-  const t = name ? g.initializers.get(name) : undefined;
+  const t = name ? g.constant(name) : null;
   if (!t) return null;
   return { values: Float64Array.from(t.typed() as ArrayLike<number>), dims: t.dims };
 }

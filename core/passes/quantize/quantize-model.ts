@@ -50,10 +50,10 @@ export interface ReduceRangeChoice {
  * kernel's overflow.
  */
 export function reduceRangeFor(step: Pick<QuantizeStep, 'reduceRange'>): ReduceRangeChoice {
-  const cpu = int8Saturation();
   if (step.reduceRange !== undefined) {
     return { on: step.reduceRange, auto: false, reason: step.reduceRange ? 'asked for (--reduce-range on)' : 'asked for (--reduce-range off)' };
   }
+  const cpu = int8Saturation();
   return cpu.saturates
     ? { on: true, auto: true, reason: `this CPU (${cpu.cpu}: ${cpu.detail}) saturates onnxruntime's u8×s8 products of 8-bit weights; --reduce-range off for a file meant for VNNI CPUs` }
     : { on: false, auto: true, reason: `this CPU (${cpu.cpu}: ${cpu.detail}) does not saturate 8-bit weights` };

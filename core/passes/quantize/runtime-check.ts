@@ -203,8 +203,7 @@ const FLOAT_COMPUTE = new Set(['Conv', 'ConvTranspose', 'MatMul', 'Gemm']);
  */
 export function widestInt8Weight(model: Model): number | null {
   const g = model.graph;
-  const consumers = new Map<string, Node[]>();
-  for (const n of g.nodes) for (const i of n.inputs) if (i) consumers.set(i, [...(consumers.get(i) ?? []), n]);
+  const consumers = g.consumers();
   const weights = new Set<string>();
   for (const n of g.nodes) {
     const at = INT8_WEIGHT_INPUTS[n.opType];
