@@ -13,7 +13,10 @@
  *     float32): times, ratio, agreement (equal codes, GPTQ loss, layer error on sampled rows);
  *  5. SparseGPT 50 % on the transformer test bed, CPU vs GPU (time, held-back perplexity), and
  *     on the same 4096×4096 layer and Hessian (factorization, mask selection and updates: times,
- *     ratio, agreement — equal masks, layer error).
+ *     ratio, agreement — equal masks, layer error);
+ *  6. magnitude pruning of the ResNet-50-sized model, one global threshold and per layer, with the
+ *     thresholds found on the CPU (quickselect) and on the GPU (radix select): times, ratio, and
+ *     whether the same weights were zeroed.
  *
  *   node --import tsx bench/gpu/device-check.ts [--small] [--json OUT] [--only SECTIONS]
  *
@@ -28,6 +31,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { dequantize, gptqQuantize } from '../../core/passes/quantize/gptq.ts';
 import { sparseGptPruneGroup, sparseGptPrunePass } from '../../core/passes/prune/sparsegpt.ts';
+import { magnitudePrunePass } from '../../core/passes/prune/magnitude.ts';
 import { gptqQuantizePass } from '../../core/passes/quantize/gptq-pass.ts';
 import { createPassContext, type PassReport } from '../../core/passes/pass.ts';
 import { openDataRef, type Dataset } from '../../core/evaluate/data/index.ts';
@@ -115,16 +119,26 @@ function agreement(a: Float32Array, b: Float32Array, classes: number): { maxAbs:
   return { maxAbs, relMax: maxAbs / scale, top1: same / rows };
 }
 
+const resnetSize = small ? 64 : 224;
+let resnetPath: string | null = null;
+
+/** The generated ResNet-50-sized model (a narrow short one with --small), written once. */
+function resnetFile(): string {
+  if (resnetPath) return resnetPath;
+  const t0 = performance.now();
+  resnetPath = join(work, 'resnet50.onnx');
+  writeOnnxFile(resnet50Model(small ? { scale: 0.25, blocks: [1, 1, 1, 1], size: resnetSize } : {}), resnetPath);
+  log(`generated ${small ? 'a narrow ResNet' : 'ResNet-50-sized'} model in ${fmt(ms(t0) / 1000)} s`);
+  return resnetPath;
+}
+
 await section('eval', async () => {
   const models: { name: string; path: string; dims: number[] }[] = [];
   const squeeze = ['.device-data/squeezenet1.0_fp32.onnx', '../shared/fixtures/squeezenet/squeezenet1.0_fp32.onnx'].find(existsSync);
   if (squeeze) models.push({ name: 'SqueezeNet 1.0 (fixture)', path: squeeze, dims: [1, 3, 224, 224] });
   else log('SqueezeNet fixture not found (.device-data/ or ../shared/fixtures/): skipped');
-  const t0 = performance.now();
-  const resnet = join(work, 'resnet50.onnx');
-  const size = small ? 64 : 224;
-  writeOnnxFile(resnet50Model(small ? { scale: 0.25, blocks: [1, 1, 1, 1], size } : {}), resnet);
-  log(`generated ${small ? 'a narrow ResNet' : 'ResNet-50-sized'} model in ${fmt(ms(t0) / 1000)} s`);
+  const resnet = resnetFile();
+  const size = resnetSize;
   const batch = small ? 2 : 8;
   models.push({ name: `ResNet-50-sized, random weights, batch ${batch}`, path: resnet, dims: [batch, 3, size, size] });
   const out: unknown[] = [];
@@ -310,6 +324,28 @@ await section('sparsegpt-layer', async () => {
   out.gpu = { total: onGpu / 1000, factor: g.seconds.factor, update: g.seconds.update };
   out.speedup = cpu / onGpu;
   out.agreement = { maskEqual: sameMask / cpuW.length, errorCpu: eCpu, errorGpu: eGpu };
+  return out;
+});
+
+await section('magnitude', async () => {
+  const path = resnetFile();
+  const out: Record<string, unknown> = {};
+  for (const [scope, sparsity] of [['global', 0.5], ['layer', 0.7]] as const) {
+    const run = async (compute: 'cpu' | 'gpu') => {
+      const model = readOnnxFile(path);
+      const t0 = performance.now();
+      const report = await magnitudePrunePass.run(model, { sparsity, scope, compute }, createPassContext());
+      const seconds = ms(t0) / 1000;
+      const weights = [...model.graph.initializers.values()].map((t) => t.toFloat32());
+      return { seconds, weights, parameters: Number(report.details!.parameters) };
+    };
+    const cpu = await run('cpu');
+    if (!gpu) { log(`${scope} ${sparsity * 100} %: CPU ${fmt(cpu.seconds, 3)} s over ${cpu.parameters.toLocaleString('en-US')} weights; GPU: skipped (${gpuReason})`); out[scope] = { cpu: cpu.seconds }; continue; }
+    const onGpu = await run('gpu');
+    const same = cpu.weights.length === onGpu.weights.length && cpu.weights.every((a, i) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(onGpu.weights[i]!.buffer, onGpu.weights[i]!.byteOffset, onGpu.weights[i]!.byteLength)));
+    log(`${scope} ${sparsity * 100} % over ${cpu.parameters.toLocaleString('en-US')} weights: CPU ${fmt(cpu.seconds, 3)} s, GPU ${fmt(onGpu.seconds, 3)} s (${fmt(cpu.seconds / onGpu.seconds, 2)}×; |w| and the masks on the CPU both ways); ${same ? 'the same weights zeroed' : 'DIFFERENT weights zeroed'}`);
+    out[scope] = { cpu: cpu.seconds, gpu: onGpu.seconds, speedup: cpu.seconds / onGpu.seconds, identical: same };
+  }
   return out;
 });
 

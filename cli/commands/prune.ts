@@ -21,7 +21,9 @@ whittle prune MODEL -o OUT --method ${PRUNE_METHODS.join('|')}
         [--exclude NODE[,NODE...]] [--plan FILE]
         [--protect-first-last] [--min-parameters N] [--ep cpu|auto|...] [--seed N] [--json] [--no-record]
 
-magnitude   zero the smallest |w| per layer (--scope layer) or across layers (--scope global)
+magnitude   zero the smallest |w| per layer (--scope layer) or across layers (--scope global); --ep webgpu
+            finds the thresholds by a radix select on the WebGPU compute device (auto: when there is one):
+            the same weights as on the CPU
 nm          N:M sparsity (--pattern, default 2:4) along each weight's input dimension
 channel     remove whole channels (dependency groups through BN, residual Add, Concat, depthwise Conv,
             and a MatMul's hidden units into the next MatMul: a transformer's MLP);

@@ -5,7 +5,8 @@ import { quadraticFormSum } from '../../core/passes/prune/linalg.ts';
 import { seededGaussian } from '../ir/random.ts';
 import { computeStatus, GpuDevice } from './device.ts';
 import { histogram, inverseCholeskyUpper, minMax, mirrorUpper, xtxAccumulate } from './kernels-cpu.mjs';
-import { floatOfKey, GpuHessian, GpuKernels, gptqGpu, histogramGpu, inverseFactorGpu, kthSmallestKeyGpu, minMaxGpu, sparseGptGpu } from './kernels-gpu.ts';
+import { floatOfKey, GpuHessian, GpuKernels, gptqGpu, histogramGpu, inverseFactorGpu, kthSmallestGpu, kthSmallestKeyGpu, minMaxGpu, sparseGptGpu } from './kernels-gpu.ts';
+import { kthSmallest } from '../../core/passes/prune/magnitude.ts';
 import { sparseGptPruneGroup } from '../../core/passes/prune/sparsegpt.ts';
 
 /**
@@ -151,6 +152,24 @@ describe('GPU kernels agree with the CPU kernels', { skip }, () => {
     assert.deepEqual([...tie.takeByRow!].filter((t) => t > 0).length <= 3, true);
     assert.equal(tie.takeByRow!.reduce((a, t) => a + t, 0), 3);
     V.destroy();
+  });
+
+  it('the k-th smallest over several arrays, in pieces: what the CPU quickselect finds (ties, NaN, Inf)', async () => {
+    // magnitudes of three "layers", with ties, a NaN and an Inf, taken as one as a global threshold takes them
+    const layers = [seededGaussian(1000, 21), seededGaussian(37, 22), seededGaussian(5003, 23)].map((a) => a.map(Math.abs));
+    for (let i = 0; i < layers[2]!.length; i += 5) layers[2]![i] = 0.5;
+    layers[0]![10] = 0; layers[0]![11] = 0; layers[1]![3] = NaN; layers[2]![7] = Infinity;
+    const whole = new Float32Array(layers.reduce((n, a) => n + a.length, 0));
+    let at = 0;
+    for (const a of layers) { whole.set(a, at); at += a.length; }
+    const finite = whole.length - 1; // the NaN never counts
+    for (const k of [0, 1, 2, 500, 1037, 3000, finite - 2, finite - 1, finite, whole.length]) {
+      const cpu = kthSmallest(whole, k);
+      // 4 KiB pieces: every array in several, the last piece of each short
+      const got = await kthSmallestGpu(gpu, layers, k, 4096);
+      if (Number.isNaN(cpu.value)) assert.ok(Number.isNaN(got.value), `k = ${k}: NaN expected, got ${got.value}`);
+      else assert.deepEqual(got, cpu, `k = ${k}`);
+    }
   });
 
   it('SparseGPT: unstructured 50 % and 2:4 match the CPU path (masks, layer error)', async () => {

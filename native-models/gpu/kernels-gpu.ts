@@ -471,6 +471,33 @@ export interface KthSmallest {
 export async function kthSmallestKeyGpu(gpu: GpuDevice, V: GPUBuffer, rows: number, cnt: number, ld: number, k: number): Promise<KthSmallest> {
   const n = rows * cnt;
   if (!(k >= 1 && k <= n)) throw new Error(`k-th smallest: k = ${k} of ${n} values`);
+  const { key, rank, equal } = await radixSelect(gpu, [{ V, rows, cnt, ld }], k);
+  const less = k - rank;
+  let takeByRow: Uint32Array | null = null;
+  if (rank < equal) {
+    // ties at the threshold: the first `rank` of them in row-major order
+    const perRow = gpu.storage(rows * BYTES);
+    const b = gpu.batch();
+    b.dispatch(gpu.pipeline('radix-equal', RADIX_EQUAL_COUNT), [V, perRow], params([rows, cnt, ld, key]), [ceil(rows, 64)]);
+    b.submit();
+    const eq = new Uint32Array(await gpu.read(perRow, rows * BYTES));
+    perRow.destroy();
+    takeByRow = new Uint32Array(rows);
+    let left = rank;
+    for (let r = 0; r < rows && left > 0; r++) { takeByRow[r] = Math.min(eq[r]!, left); left -= takeByRow[r]!; }
+  }
+  return { key, less, equal, takeByRow };
+}
+
+/** A strided region V[r·ld + j], r < rows, j < cnt, of one GPU buffer. */
+interface RadixRegion { V: GPUBuffer; rows: number; cnt: number; ld: number }
+
+/**
+ * The radix select behind kthSmallestKeyGpu and kthSmallestGpu, over the union of some regions:
+ * the k-th smallest key (1-based), how many keys equal it, and how many of those are among the k
+ * smallest (`rank`).
+ */
+async function radixSelect(gpu: GpuDevice, regions: readonly RadixRegion[], k: number): Promise<{ key: number; rank: number; equal: number }> {
   const counts = gpu.storage(256 * BYTES);
   const pipe = gpu.pipeline('radix-histogram', RADIX_HISTOGRAM);
   try {
@@ -478,7 +505,9 @@ export async function kthSmallestKeyGpu(gpu: GpuDevice, V: GPUBuffer, rows: numb
     for (const shift of [24, 16, 8, 0]) {
       gpu.write(counts, new Uint32Array(256));
       const b = gpu.batch();
-      b.dispatch(pipe, [V, counts], params([rows, cnt, ld, shift, prefix >>> 0, mask >>> 0, 0, 0]), [Math.max(1, ceil(n, 256 * RADIX_PER))]);
+      for (const { V, rows, cnt, ld } of regions) {
+        b.dispatch(pipe, [V, counts], params([rows, cnt, ld, shift, prefix >>> 0, mask >>> 0, 0, 0]), [Math.max(1, ceil(rows * cnt, 256 * RADIX_PER))]);
+      }
       b.submit();
       const hist = new Uint32Array(await gpu.read(counts, 256 * BYTES));
       let bin = 0;
@@ -487,23 +516,42 @@ export async function kthSmallestKeyGpu(gpu: GpuDevice, V: GPUBuffer, rows: numb
       prefix = (prefix | (bin << shift)) >>> 0;
       mask = (mask | (0xff << shift)) >>> 0;
     }
-    const less = k - rank;
-    let takeByRow: Uint32Array | null = null;
-    if (rank < equal) {
-      // ties at the threshold: the first `rank` of them in row-major order
-      const perRow = gpu.storage(rows * BYTES);
-      const b = gpu.batch();
-      b.dispatch(gpu.pipeline('radix-equal', RADIX_EQUAL_COUNT), [V, perRow], params([rows, cnt, ld, prefix]), [ceil(rows, 64)]);
-      b.submit();
-      const eq = new Uint32Array(await gpu.read(perRow, rows * BYTES));
-      perRow.destroy();
-      takeByRow = new Uint32Array(rows);
-      let left = rank;
-      for (let r = 0; r < rows && left > 0; r++) { takeByRow[r] = Math.min(eq[r]!, left); left -= takeByRow[r]!; }
-    }
-    return { key: prefix, less, equal, takeByRow };
+    return { key: prefix, rank, equal };
   } finally {
     counts.destroy();
+  }
+}
+
+/** keyOf(+∞): keys above it are NaN. */
+const KEY_OF_INFINITY = (0x7f800000 | 0x80000000) >>> 0;
+
+/**
+ * The k-th smallest (0-based) of the non-NaN values of some arrays taken as one, and how many values
+ * are below it — kthSmallest (core/passes/prune/magnitude.ts) on the GPU, for magnitude pruning's
+ * threshold over a layer or over a whole model: the arrays are uploaded in pieces of at most
+ * `pieceBytes` (a binding's limit, and 65,535 workgroups of the radix kernel) and never concatenated
+ * on the host. NaN (0 below) when fewer than k + 1 values are not NaN. -0 counts as below +0, as
+ * keyOf orders them (magnitudes hold no -0).
+ */
+export async function kthSmallestGpu(gpu: GpuDevice, arrays: readonly Float32Array[], k: number, pieceBytes = 256 * 2 ** 20): Promise<{ value: number; below: number }> {
+  const total = arrays.reduce((n, a) => n + a.length, 0);
+  if (!(Number.isSafeInteger(k) && k >= 0)) throw new Error(`k-th smallest: k = ${k}`);
+  if (k >= total) return { value: NaN, below: 0 };
+  const limit = Math.min(pieceBytes, Number(gpu.limits.maxStorageBufferBindingSize), 65535 * 256 * RADIX_PER * BYTES);
+  const piece = Math.max(1, Math.floor(limit / BYTES));
+  const regions: RadixRegion[] = [];
+  try {
+    for (const a of arrays) {
+      for (let at = 0; at < a.length; at += piece) {
+        const part = a.subarray(at, Math.min(a.length, at + piece));
+        regions.push({ V: gpu.storage(part.byteLength, part), rows: 1, cnt: part.length, ld: part.length });
+      }
+    }
+    const { key, rank } = await radixSelect(gpu, regions, k + 1);
+    if (key > KEY_OF_INFINITY) return { value: NaN, below: 0 };
+    return { value: floatOfKey(key), below: k + 1 - rank };
+  } finally {
+    for (const r of regions) r.V.destroy();
   }
 }
 

@@ -9,6 +9,7 @@ import { fixture } from '../../testing/fixtures.ts';
 import { createPassContext } from '../pass.ts';
 import { tempDir } from '../quantize/test-models.ts';
 import { magnitudePrunePass, type MagnitudeOptions, type PruneSummary } from './magnitude.ts';
+import { computeAdapterName, computeStatus } from '../../../native-models/gpu/device.ts';
 import { artifactSize } from './sparsity-report.ts';
 
 const MNIST = fixture('mnist', 'mnist.onnx');
@@ -94,5 +95,45 @@ describe('magnitude pruning', () => {
     assert.deepEqual(summary.layers.map((l) => l.name), ['Convolution110']);
     assert.deepEqual(report.excluded, ['Convolution28', 'Times212']);
     await assert.rejects(prune(MNIST, { sparsity: 0.5, exclude: ['Conv', 'MatMul'] }), (e: WhittleError) => e.code === 'BAD_USAGE');
+  });
+});
+
+describe('magnitude pruning on the GPU (compute gpu|auto)', () => {
+  /** The model's weights after pruning, as bytes, with its report. */
+  async function pruned(path: string, options: MagnitudeOptions) {
+    const model = readOnnxFile(path);
+    const ctx = createPassContext();
+    const report = await magnitudePrunePass.run(model, options, ctx);
+    const warnings = ctx.warnings;
+    const weights = new Map<string, Buffer>();
+    for (const t of model.graph.initializers.values()) weights.set(t.name, Buffer.from(t.toFloat32().buffer));
+    return { report, warnings, weights };
+  }
+
+  it('without an adapter: auto prunes on the CPU with a warning saying why, gpu is UNSUPPORTED', async () => {
+    const saved = process.env.WHITTLE_GPU;
+    process.env.WHITTLE_GPU = 'off';
+    try {
+      const cpu = await pruned(MNIST, { sparsity: 0.5, scope: 'global' });
+      const auto = await pruned(MNIST, { sparsity: 0.5, scope: 'global', compute: 'auto' });
+      assert.deepEqual(auto.weights, cpu.weights);
+      assert.ok(auto.warnings.some((w) => /^Magnitude pruning runs on the CPU: .*WHITTLE_GPU=off/.test(w)), auto.warnings.join('; '));
+      assert.equal(auto.report.details?.['compute'], undefined);
+      await assert.rejects(pruned(MNIST, { sparsity: 0.5, compute: 'gpu' }), (e: unknown) => e instanceof WhittleError && e.code === 'UNSUPPORTED' && /Magnitude pruning on the GPU: .*WHITTLE_GPU=off/.test(e.message));
+    } finally {
+      if (saved === undefined) delete process.env.WHITTLE_GPU;
+      else process.env.WHITTLE_GPU = saved;
+    }
+  });
+
+  it('on the GPU: the very weights the CPU zeroes, layer and global scope (SqueezeNet fp32, ties included)', async (t) => {
+    const status = await computeStatus();
+    if (!status.adapter) { t.skip(`no usable GPU adapter: ${status.reason}`); return; }
+    for (const options of [{ sparsity: 0.5, scope: 'layer' }, { sparsity: 0.7, scope: 'global' }, { sparsity: 0.3, scope: 'global' }] as const) {
+      const cpu = await pruned(SQUEEZENET, options);
+      const gpu = await pruned(SQUEEZENET, { ...options, compute: 'gpu', gpuSelectMin: 0 });
+      assert.equal(gpu.report.details?.['compute'], computeAdapterName(status.adapter));
+      assert.deepEqual(gpu.weights, cpu.weights, JSON.stringify(options));
+    }
   });
 });

@@ -2,6 +2,9 @@ import { WhittleError } from '../../../api/errors.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
 import { tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
 import { prunableWeights, requirePrunable, zeroMasked, type PrunableOptions, type PrunableSet, type PrunableWeight } from './prunable.ts';
+import type { GpuDevice } from '../../../native-models/gpu/device.ts';
+import { openComputeDevice, type ComputeChoice } from '../compute.ts';
+import { kthSmallestGpu } from '../../../native-models/gpu/kernels-gpu.ts';
 
 /**
  * Unstructured magnitude pruning: the weights of smallest |w| become zero until the target share of
@@ -18,6 +21,15 @@ export interface MagnitudeOptions extends PrunableOptions {
   scope?: 'layer' | 'global' | undefined;
   /** Per-layer targets by node name (layer scope only): see layerTargets. */
   layerSparsity?: Record<string, number> | undefined;
+  /**
+   * Where the thresholds are found: 'cpu' (default: a quickselect), 'gpu' (a radix select on the
+   * WebGPU compute device; an error when there is none) or 'auto' (the GPU when usable, else the CPU
+   * with a warning). Both zero exactly the same weights: the selection is exact and ties are broken
+   * by position either way.
+   */
+  compute?: ComputeChoice | undefined;
+  /** With the GPU: selections over fewer weights than this stay on the CPU (default 2¹⁸; tests set 0). */
+  gpuSelectMin?: number | undefined;
 }
 
 /** One pruned layer in the report; `sparsity` is measured by counting zeros afterwards. */
@@ -82,23 +94,51 @@ export const magnitudePrunePass: Pass<MagnitudeOptions> = {
     requirePrunable(set, this.name);
     const targets = layerTargets(this.name, set.layers, set.skipped, target, options.layerSparsity);
     const bytesBefore = tensorBytes(model);
-    const masks = scope === 'global' ? globalMasks(set.layers, target, ctx) : null;
-    const layers: PrunedLayer[] = [];
-    let changed = 0;
-    for (let i = 0; i < set.layers.length; i++) {
-      ctx.checkpoint();
-      ctx.progress('prune', i, set.layers.length);
-      const w = set.layers[i]!;
-      const zerosBefore = w.tensor.countZeros();
-      const mask = masks ? masks[i]! : smallestMask(magnitudes(w), Math.round(targets[i]! * w.parameters));
-      const zeros = zeroMasked(w.tensor, mask);
-      if (zeros !== zerosBefore) changed++;
-      layers.push(prunedLayer(w, zerosBefore, zeros));
+    const gpu = await openComputeDevice('Magnitude pruning', options.compute, (m) => ctx.warn(m));
+    const gpuMin = options.gpuSelectMin ?? GPU_SELECT_MIN;
+    try {
+      const globalOnGpu = scope === 'global' && gpu !== null && total(set.layers) >= gpuMin;
+      const masks = scope === 'global' ? await globalMasks(set.layers, target, ctx, globalOnGpu ? gpu : null) : null;
+      let selectionsOnGpu = globalOnGpu ? 1 : 0;
+      const layers: PrunedLayer[] = [];
+      let changed = 0;
+      for (let i = 0; i < set.layers.length; i++) {
+        ctx.checkpoint();
+        ctx.progress('prune', i, set.layers.length);
+        const w = set.layers[i]!;
+        const zerosBefore = w.tensor.countZeros();
+        const k = Math.round(targets[i]! * w.parameters);
+        let mask: Uint8Array;
+        if (masks) mask = masks[i]!;
+        else if (gpu && w.parameters >= gpuMin) { mask = await smallestMaskGpu(gpu, magnitudes(w), k); selectionsOnGpu++; }
+        else mask = smallestMask(magnitudes(w), k);
+        const zeros = zeroMasked(w.tensor, mask);
+        if (zeros !== zerosBefore) changed++;
+        layers.push(prunedLayer(w, zerosBefore, zeros));
+      }
+      ctx.progress('prune', set.layers.length, set.layers.length);
+      return pruneReport(this.name, 'magnitude', set, layers, changed, bytesBefore, tensorBytes(model), ctx, [], {
+        scope, target, ...(options.layerSparsity ? { layerSparsity: options.layerSparsity } : {}), ...(gpu ? { compute: computeSummary(gpu.name, selectionsOnGpu, scope === 'global' ? 1 : set.layers.length, gpuMin) } : {}),
+      });
+    } finally {
+      gpu?.destroy();
     }
-    ctx.progress('prune', set.layers.length, set.layers.length);
-    return pruneReport(this.name, 'magnitude', set, layers, changed, bytesBefore, tensorBytes(model), ctx, [], { scope, target, ...(options.layerSparsity ? { layerSparsity: options.layerSparsity } : {}) });
   },
 };
+
+/**
+ * Below this many weights a selection stays on the CPU even when the GPU is asked for: the upload and
+ * the four read-backs of the radix select cost more than the quickselect (≈ 25 ns a weight here).
+ * The mask is the same either way.
+ */
+const GPU_SELECT_MIN = 1 << 18;
+
+/** Where the selections ran, for the report: small ones stay on the CPU (GPU_SELECT_MIN). */
+function computeSummary(device: string, onGpu: number, selections: number, min: number): string {
+  if (onGpu === selections) return device;
+  const under = `under ${min.toLocaleString('en-US')} weights, where the CPU is quicker`;
+  return onGpu === 0 ? `cpu (every selection ${under})` : `${device}: ${onGpu} of ${selections} layers (the rest ${under})`;
+}
 
 /** |w| of every stored element as float32 (fp16 and bf16 exactly; float64 rounded, ties then broken by index). */
 export function magnitudes(w: PrunableWeight): Float32Array {
@@ -120,13 +160,32 @@ export function smallestMask(values: Float32Array | Float64Array, k: number): Ui
   if (k >= values.length) return mask.fill(1);
   const { value: threshold, below } = kthSmallest(values, k - 1);
   if (threshold !== threshold) return mask;
-  let ties = k - below;
+  markSmallest(values, threshold, k - below, mask);
+  return mask;
+}
+
+/** smallestMask with the selection on the GPU (kthSmallestGpu): the same mask. */
+export async function smallestMaskGpu(gpu: GpuDevice, values: Float32Array, k: number): Promise<Uint8Array> {
+  const mask = new Uint8Array(values.length);
+  if (k <= 0) return mask;
+  if (k >= values.length) return mask.fill(1);
+  const { value: threshold, below } = await kthSmallestGpu(gpu, [values], k - 1);
+  if (threshold !== threshold) return mask;
+  markSmallest(values, threshold, k - below, mask);
+  return mask;
+}
+
+/**
+ * Marks the values below `threshold` and the first `ties` equal to it, in index order; returns the
+ * ties left for what comes next (a global threshold's next layer).
+ */
+function markSmallest(values: Float32Array | Float64Array, threshold: number, ties: number, mask: Uint8Array): number {
   for (let i = 0; i < values.length; i++) {
     const a = values[i]!;
     if (a < threshold) mask[i] = 1;
     else if (a === threshold && ties > 0) { mask[i] = 1; ties--; }
   }
-  return mask;
+  return ties;
 }
 
 /**
@@ -177,17 +236,33 @@ export function kthSmallest(values: Float32Array | Float64Array, k: number, part
   return { value: a[k]!, below: k };
 }
 
-/** One threshold over every layer: the k smallest |w| of them all (ties in layer order, then index order). */
-function globalMasks(layers: PrunableWeight[], target: number, ctx: PassContext): Uint8Array[] {
-  const total = layers.reduce((n, w) => n + w.parameters, 0);
-  const all = new Float32Array(total);
+/**
+ * One threshold over every layer: the k smallest |w| of them all (ties in layer order, then index
+ * order). On the GPU the layers' magnitudes are selected over where they are, without the one
+ * concatenated copy the CPU's quickselect works on.
+ */
+async function globalMasks(layers: PrunableWeight[], target: number, ctx: PassContext, gpu: GpuDevice | null): Promise<Uint8Array[]> {
+  const all = total(layers);
+  const k = Math.round(target * all);
+  if (gpu) {
+    const values = layers.map((w) => { ctx.checkpoint(); return magnitudes(w); });
+    const masks = values.map((v) => new Uint8Array(v.length));
+    if (k <= 0) return masks;
+    if (k >= all) return masks.map((m) => m.fill(1));
+    const { value: threshold, below } = await kthSmallestGpu(gpu, values, k - 1);
+    if (threshold !== threshold) return masks;
+    let ties = k - below;
+    values.forEach((v, i) => { ties = markSmallest(v, threshold, ties, masks[i]!); });
+    return masks;
+  }
+  const concatenated = new Float32Array(all);
   let at = 0;
   for (const w of layers) {
     ctx.checkpoint();
-    all.set(magnitudes(w), at);
+    concatenated.set(magnitudes(w), at);
     at += w.parameters;
   }
-  const whole = smallestMask(all, Math.round(target * total));
+  const whole = smallestMask(concatenated, k);
   const masks: Uint8Array[] = [];
   at = 0;
   for (const w of layers) {
@@ -196,6 +271,8 @@ function globalMasks(layers: PrunableWeight[], target: number, ctx: PassContext)
   }
   return masks;
 }
+
+const total = (layers: readonly PrunableWeight[]) => layers.reduce((n, w) => n + w.parameters, 0);
 
 export function prunedLayer(w: PrunableWeight, zerosBefore: number, zeros: number): PrunedLayer {
   return { name: w.node.label, op: w.node.opType, weight: w.weightName, parameters: w.parameters, zerosBefore, zeros, sparsity: w.parameters ? zeros / w.parameters : 0 };

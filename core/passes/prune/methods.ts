@@ -15,6 +15,7 @@ import type { PruneStep } from '../../../api/recipe.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import type { PassContext, PassReport } from '../pass.ts';
+import { computeFor } from '../compute.ts';
 
 /** Methods beyond magnitude and N:M: channel pruning and the calibrated ones (Wanda, SparseGPT). */
 export type PruneMethod = (model: Model, step: PruneStep, ctx: PassContext, opts: { ep: EpChoice; baseDir: string }) => Promise<PassReport>;
@@ -55,9 +56,7 @@ extraPruneMethods.wanda = async (model, step, ctx, opts) => {
 extraPruneMethods.sparsegpt = async (model, step, ctx, opts) => {
   const data = await openCalibration(model, step, opts.baseDir, ctx.seed);
   // the factorization and updates follow the execution provider asked for, as GPTQ's do
-  // (quantize-model.ts): webgpu puts them on the WebGPU compute device, auto when there is one
-  const compute = opts.ep === 'webgpu' ? 'gpu' : opts.ep === 'auto' || opts.ep === 'cuda' ? 'auto' : 'cpu';
-  return sparseGptPrunePass.run(model, { ...calibratedOptions(model, step, data), ep: opts.ep, compute }, ctx);
+  return sparseGptPrunePass.run(model, { ...calibratedOptions(model, step, data), ep: opts.ep, compute: computeFor(opts.ep) }, ctx);
 };
 
 function calibratedOptions(model: Model, step: PruneStep, data: Dataset) {

@@ -6,6 +6,7 @@ import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import type { PassContext, PassReport } from '../pass.ts';
 import { runStepOnFile, type StepFileReport, type StepRun } from '../run-on-file.ts';
 import { magnitudePrunePass } from './magnitude.ts';
+import { computeFor } from '../compute.ts';
 import { nmPrunePass, parseNmPattern } from './nm.ts';
 import { artifactSize, deflatedSize, SPARSITY_STORAGE_NOTE } from './sparsity-report.ts';
 import { extraPruneMethods, withBiasCorrection } from './methods.ts';
@@ -37,7 +38,7 @@ export async function applyPruneStep(model: Model, step: PruneStep, ctx: PassCon
     (step.biasCorrection ? withBiasCorrection(model, step, ctx, { ep: opts.ep ?? 'cpu', baseDir: opts.baseDir ?? process.cwd() }, prune) : prune());
   switch (step.method) {
     case 'magnitude':
-      return corrected(() => magnitudePrunePass.run(model, { ...common, sparsity: step.sparsity, scope: step.scope, layerSparsity: step.layerSparsity }, ctx));
+      return corrected(() => magnitudePrunePass.run(model, { ...common, sparsity: step.sparsity, scope: step.scope, layerSparsity: step.layerSparsity, compute: computeFor(opts.ep) }, ctx));
     case 'nm': {
       const { n, m } = parseNmPattern(step.pattern ?? '2:4');
       return corrected(() => nmPrunePass.run(model, { ...common, n, m }, ctx));

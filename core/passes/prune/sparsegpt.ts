@@ -6,7 +6,8 @@ import { nmGroup, runCalibratedPrune, type CalibratedPruneOptions, type Target }
 import { evenRanges, factorParts, sharedArray, SPLIT_MIN_WORK, splitRun, toShared } from '../../../native-models/gpu/threads.ts';
 import { dampedInverseFactor } from '../quantize/gptq.ts';
 import { smallestMask } from './magnitude.ts';
-import { GpuDevice } from '../../../native-models/gpu/device.ts';
+import { openComputeDevice, type ComputeChoice } from '../compute.ts';
+import type { GpuDevice } from '../../../native-models/gpu/device.ts';
 import { sparseGptGpu } from '../../../native-models/gpu/kernels-gpu.ts';
 import { SPARSEGPT_MAX_BLOCK } from '../../../native-models/gpu/wgsl.ts';
 
@@ -30,7 +31,7 @@ export interface SparseGptOptions extends CalibratedPruneOptions {
    * 'gpu' (the WebGPU compute device, float32; an error when there is none) or 'auto' (the GPU when
    * usable, else the CPU with a warning) — as GPTQ's.
    */
-  compute?: 'cpu' | 'gpu' | 'auto' | undefined;
+  compute?: ComputeChoice | undefined;
 }
 
 export const sparseGptPrunePass: Pass<SparseGptOptions> = {
@@ -40,16 +41,11 @@ export const sparseGptPrunePass: Pass<SparseGptOptions> = {
     const blockSize = options.blockSize ?? 128;
     if (!(percdamp >= 0) || !Number.isFinite(percdamp)) throw new WhittleError('BAD_USAGE', `${this.name}: percdamp must be ≥ 0, got ${String(percdamp)}`);
     if (!Number.isSafeInteger(blockSize) || blockSize < 1) throw new WhittleError('BAD_USAGE', `${this.name}: blockSize must be a whole number ≥ 1, got ${String(blockSize)}`);
-    let gpu: GpuDevice | null = null;
-    if ((options.compute ?? 'cpu') !== 'cpu') {
-      const opened = await GpuDevice.open();
-      if ('reason' in opened) {
-        if (options.compute === 'gpu') throw new WhittleError('UNSUPPORTED', `SparseGPT on the GPU: ${opened.reason}`);
-        ctx.warn(`SparseGPT runs on the CPU: ${opened.reason}`);
-      } else if (blockSize > SPARSEGPT_MAX_BLOCK) {
-        ctx.warn(`SparseGPT with blocks of ${blockSize} columns (over ${SPARSEGPT_MAX_BLOCK}) runs on the CPU`);
-        opened.destroy();
-      } else gpu = opened;
+    let gpu = await openComputeDevice('SparseGPT', options.compute, (m) => ctx.warn(m));
+    if (gpu && blockSize > SPARSEGPT_MAX_BLOCK) {
+      ctx.warn(`SparseGPT with blocks of ${blockSize} columns (over ${SPARSEGPT_MAX_BLOCK}) runs on the CPU`);
+      gpu.destroy();
+      gpu = null;
     }
     try {
       return await runCalibratedPrune(this.name, 'sparsegpt', model, options, ctx, true,

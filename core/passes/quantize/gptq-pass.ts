@@ -2,7 +2,7 @@ import { WhittleError } from '../../../api/errors.ts';
 import type { Model, Node } from '../../../native-models/ir/model.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
 import { groupParams } from '../../../native-models/gpu/kernels-cpu.mjs';
-import { GpuDevice } from '../../../native-models/gpu/device.ts';
+import { openComputeDevice, type ComputeChoice } from '../compute.ts';
 import { gptqGpu } from '../../../native-models/gpu/kernels-gpu.ts';
 import { GPTQ_MAX_BLOCK } from '../../../native-models/gpu/wgsl.ts';
 import { CpuThreads, defaultThreads } from '../../../native-models/gpu/threads.ts';
@@ -45,7 +45,7 @@ export interface GptqPassOptions extends Omit<WeightOnlyOptions, 'quantizer'> {
    * 'gpu' (the WebGPU compute device, float32; an error when there is none) or 'auto' (the GPU when
    * one is usable, else the CPU, with a warning saying why).
    */
-  compute?: 'cpu' | 'gpu' | 'auto' | undefined;
+  compute?: ComputeChoice | undefined;
   /**
    * GPTQ's choice per weight (by node name) kept across runs on the same float model with the same
    * options: statistics come from the unquantized model, so a weight's choice does not depend on
@@ -102,14 +102,7 @@ export const gptqQuantizePass: Pass<GptqPassOptions> = {
     const statsOf = new Map<LayerMatrix, GroupStats>(stats.map((s) => [s.layer, s.groups[0]!]));
 
     const threads = new CpuThreads(options.threads ?? defaultThreads());
-    let gpu: GpuDevice | null = null;
-    if ((options.compute ?? 'cpu') !== 'cpu' && layers.length > 0) {
-      const opened = await GpuDevice.open();
-      if ('reason' in opened) {
-        if (options.compute === 'gpu') throw new WhittleError('UNSUPPORTED', `GPTQ on the GPU: ${opened.reason}`);
-        warn(`GPTQ runs on the CPU: ${opened.reason}`);
-      } else gpu = opened;
-    }
+    const gpu = layers.length > 0 ? await openComputeDevice('GPTQ', options.compute, warn) : null;
     const reports: GptqLayerReport[] = [];
     const opts = { bits, groupSize, symmetric, percdamp, blockSize: options.updateBlock ?? 128, actOrder: options.actOrder ?? false, staticGroups: options.staticGroups ?? false, threads };
     let done = 0;

@@ -6,6 +6,7 @@ import { calibrate, type CalibrationOptions, type CalibrationResult } from '../.
 import { openCalibrationData } from '../../calibrate/provenance.ts';
 import { batchSizeFor, inputSpecs } from '../../evaluate/evaluate.ts';
 import type { PassContext, PassReport } from '../pass.ts';
+import { computeFor } from '../compute.ts';
 import { runStepOnFile, type StepFileReport, type StepRun } from '../run-on-file.ts';
 import { dynamicQuantizePass } from './dynamic.ts';
 import { isExcluded } from './graph-edit.ts';
@@ -232,9 +233,8 @@ async function applyGptq(model: Model, step: QuantizeStep, ctx: PassContext, opt
     batchSize: batchSizeFor(inputs, 32),
     ep: opts.ep ?? 'cpu',
     actOrder: step.actOrder,
-    // the GPTQ math follows the execution provider asked for: --ep webgpu puts it on the WebGPU
-    // compute device too, auto uses it when there is one (WHITTLE_GPU=off keeps it on the CPU)
-    compute: opts.ep === 'webgpu' ? 'gpu' : opts.ep === 'auto' || opts.ep === 'cuda' ? 'auto' : 'cpu',
+    // the GPTQ math follows the execution provider asked for
+    compute: computeFor(opts.ep),
     ...(step.percdamp !== undefined ? { percdamp: step.percdamp } : {}),
     cache: opts.gptqCache,
   }, ctx);

@@ -14,6 +14,15 @@ describe('job and run summaries', () => {
     assert.equal(byLabel['Bias corrected'], '3 layers (1 without a bias left alone)');
   });
 
+  it('a pass whose arithmetic ran on the GPU names the device; on the CPU nothing is added', () => {
+    const device = 'NVIDIA H200 (vulkan)';
+    const computeOf = (r: object, kind: 'prune' | 'quantize' | 'recipe') => summarizeResult(r, kind).filter((i) => i.label === 'Compute').map((i) => i.value);
+    assert.deepEqual(computeOf({ method: 'magnitude', details: { compute: device, layers: [] } }, 'prune'), [device]);
+    assert.deepEqual(computeOf({ method: 'int4', details: { layers: [{ compute: device }, { compute: device }] } }, 'quantize'), [device]);
+    assert.deepEqual(computeOf({ steps: [{ details: { compute: 'cpu (every selection under 262,144 weights, where the CPU is quicker)' } }, { details: { layers: [{ compute: 'cpu (2 threads)' }] } }] }, 'recipe'), []);
+    assert.deepEqual(computeOf({ method: 'sparsegpt', details: { compute: 'cpu' } }, 'prune'), []);
+  });
+
   it('int8 weights kept in 7 bits say so, with the reason in the note; 8-bit ones add nothing', () => {
     const reason = 'this CPU (AMD EPYC: x86-64 with AVX2, no VNNI) saturates onnxruntime\'s u8×s8 products of 8-bit weights';
     const item = summarizeResult({ method: 'dynamic', calibration: null, reduceRange: { on: true, auto: true, reason } }, 'quantize').find((i) => i.label === 'Weights');

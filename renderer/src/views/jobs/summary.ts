@@ -137,6 +137,7 @@ export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
   items.push(...calibrationItems(result));
   items.push(...preprocessItems(result));
   items.push(...runtimeItems(result));
+  items.push(...computeItems(result));
   items.push(...analysisItems(result, m));
   if (typeof m['seconds'] === 'number') items.push({ label: 'Took', value: formatDuration(m['seconds']) });
   return items;
@@ -175,6 +176,27 @@ function calibrationItems(result: object): SummaryItem[] {
     }
   }
   return items;
+}
+
+/**
+ * Where a pass's own arithmetic ran when not on the CPU (GPTQ, SparseGPT, magnitude thresholds on the
+ * WebGPU compute device): the report's `compute`, or its layers' for GPTQ.
+ */
+function computeItems(result: object): SummaryItem[] {
+  const steps = (result as { steps?: unknown }).steps;
+  const docs = (Array.isArray(steps) ? steps : [result]).filter((d): d is { details?: { compute?: unknown; layers?: unknown } } => !!d && typeof d === 'object');
+  const devices = new Set<string>();
+  for (const d of docs) {
+    const layers = Array.isArray(d.details?.layers) ? d.details.layers as { compute?: unknown }[] : [];
+    for (const c of [d.details?.compute, ...layers.map((l) => l?.compute)]) {
+      if (typeof c === 'string' && !c.startsWith('cpu')) devices.add(c);
+    }
+  }
+  return [...devices].map((device) => ({
+    label: 'Compute',
+    value: device,
+    note: 'The pass\'s own arithmetic ran on this GPU (the model itself, for calibration, on the execution provider).',
+  }));
 }
 
 /**
