@@ -225,14 +225,18 @@ test('static int8 with GPTQ weight rounding and bias correction: int4 then needs
   assert.equal(await view.getByLabel('Symmetric activation ranges').count(), 0, 'MinMax has no histogram to make symmetric');
   await view.getByLabel('Moving average of batch ranges').check();
   await view.getByLabel('Bias correction').check();
+  // int8 weights: automatic (the engine's CPU decides) unless chosen; 7 bits chosen here, whatever the CPU
+  const bits = view.getByLabel('int8 weight bits');
+  assert.equal(await bits.inputValue(), 'auto');
+  await bits.selectOption('7');
   await screenshot(page, 'compress-static-gptq', { top: true });
   const { jobId, status } = await runAndWait(page);
   if (status !== 'succeeded') assert.fail(`the job ended ${status}: ${await jobCard(page, jobId).innerText()}`);
   const rpc = await s.rpc();
   const info = await rpc.call('jobs.get', { jobId });
   const run = await rpc.call('experiments.get', { runId: info.runId! });
-  const steps = (run.recipe as { steps: { quantize?: { method: string; algorithm?: string; perChannel?: boolean; movingAverage?: boolean; biasCorrection?: boolean } }[] }).steps;
-  assert.deepEqual(steps.map((x) => [x.quantize?.method, x.quantize?.algorithm, x.quantize?.perChannel, x.quantize?.movingAverage, x.quantize?.biasCorrection]), [['static', 'gptq', true, true, true]]);
+  const steps = (run.recipe as { steps: { quantize?: { method: string; algorithm?: string; perChannel?: boolean; movingAverage?: boolean; biasCorrection?: boolean; reduceRange?: boolean } }[] }).steps;
+  assert.deepEqual(steps.map((x) => [x.quantize?.method, x.quantize?.algorithm, x.quantize?.perChannel, x.quantize?.movingAverage, x.quantize?.biasCorrection, x.quantize?.reduceRange]), [['static', 'gptq', true, true, true, true]]);
   // MNIST's two Convs and its Gemm (the MatMul with its bias Add) each had their bias corrected
   const done = (run.result as { steps: { biasCorrection?: { layers: { node: string }[]; levels: number } }[] }).steps[0]?.biasCorrection;
   assert.equal(done?.layers.length, 3, JSON.stringify(done));
@@ -240,6 +244,7 @@ test('static int8 with GPTQ weight rounding and bias correction: int4 then needs
   const card = await jobCard(page, jobId).innerText();
   assert.match(card, /minmax \+ gptq \+ bias correction · 256 samples/, card);
   assert.match(card, /Bias corrected\s*3 layers/, card);
+  assert.match(card, /Weights\s*int8 in 7 bits \(reduce range\)/, card);
   // what onnxruntime runs of it: every layer an integer kernel, nothing float between Q/DQ pairs
   assert.match(card, /Int8 kernels\s*2 QLinearConv, 1 QGemm/, card);
   assert.doesNotMatch(card, /Float between Q\/DQ/, card);

@@ -8,7 +8,7 @@ import { PLAN_METHODS, PruneStep, QuantizeStep, type PRESETS, type PRUNE_METHODS
 export type QuantizeMethod = (typeof QUANTIZE_METHODS)[number];
 export type PruneMethod = (typeof PRUNE_METHODS)[number];
 
-export type QuantizeOption = 'algorithm' | 'biasCorrection' | 'calibration' | 'percentile' | 'movingAverage' | 'symmetricRanges' | 'perChannel' | 'activationType' | 'weightType' | 'symmetric' | 'blockSize' | 'format' | 'keepIoTypes' | 'includeConv' | 'includeGather';
+export type QuantizeOption = 'algorithm' | 'biasCorrection' | 'calibration' | 'percentile' | 'movingAverage' | 'symmetricRanges' | 'perChannel' | 'activationType' | 'weightType' | 'reduceRange' | 'symmetric' | 'blockSize' | 'format' | 'keepIoTypes' | 'includeConv' | 'includeGather';
 export type PruneOption = 'sparsity' | 'scope' | 'pattern' | 'optionalPattern' | 'roundTo' | 'importance' | 'comparison' | 'sequential' | 'protectFirstLast' | 'minParameters';
 
 export const QUANTIZE_INFO: Record<QuantizeMethod, { label: string; help: string; calib: boolean; options: QuantizeOption[]; formats: ReadonlyArray<'onnx' | 'tfjs'> }> = {
@@ -16,14 +16,14 @@ export const QUANTIZE_INFO: Record<QuantizeMethod, { label: string; help: string
     label: 'Dynamic int8',
     help: 'int8 weights; activations quantized at run time (MatMul, Gemm). No data needed; best for transformer-style models.',
     calib: false,
-    options: ['perChannel', 'weightType', 'symmetric', 'includeConv'],
+    options: ['perChannel', 'weightType', 'reduceRange', 'symmetric', 'includeConv'],
     formats: ['onnx'],
   },
   static: {
     label: 'Static int8 (QDQ)',
     help: 'int8 weights and activations, ranges measured on calibration data. The fastest on CPU for CNNs.',
     calib: true,
-    options: ['calibration', 'percentile', 'movingAverage', 'symmetricRanges', 'perChannel', 'biasCorrection', 'activationType', 'algorithm'],
+    options: ['calibration', 'percentile', 'movingAverage', 'symmetricRanges', 'perChannel', 'biasCorrection', 'activationType', 'reduceRange', 'algorithm'],
     formats: ['onnx'],
   },
   fp16: {
