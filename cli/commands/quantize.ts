@@ -68,7 +68,7 @@ export function renderQuantize(r: QuantizeReport): string {
   if (bc) {
     const worst = [...bc.layers].sort((a, b) => b.rmsShift / Math.max(1e-30, b.rmsMean) - a.rmsShift / Math.max(1e-30, a.rmsMean))[0];
     const share = worst ? `, largest ${worst.node}: ${((worst.rmsShift / Math.max(1e-30, worst.rmsMean)) * 100).toFixed(1)} % of its channel means` : '';
-    lines.splice(2, 0, `  bias        corrected ${bc.layers.length} layer(s) in ${bc.levels} pass(es) over ${formatCount(bc.samples)} samples, ${bc.seconds.toFixed(1)} s${share}${bc.withoutBias.length ? `; ${bc.withoutBias.length} without an int32 bias left as they are` : ''}`);
+    lines.splice(2, 0, `  bias        corrected ${bc.layers.length} layer(s) in ${bc.levels} pass(es) over ${formatCount(bc.samples)} samples, ${bc.seconds.toFixed(1)} s${share}${bc.withoutBias.length ? `; ${bc.withoutBias.length} without an int32 bias left as they are` : ''}${bc.exactInt8 ? '; measured in the model\'s own arithmetic (this CPU\'s fused int8 kernels saturate 8-bit weights)' : ''}`);
   }
   return lines.join('\n') + '\n';
 }

@@ -38,7 +38,12 @@ export interface TappedBatch {
 export class TappedModel {
   private constructor(readonly open: OpenSession, private dir: string) {}
 
-  static async create(model: Model, names: string[], ep: EpChoice = 'cpu'): Promise<TappedModel> {
+  /**
+   * `exactInt8`: graph optimizations off, so a QDQ model runs DequantizeLinear → float op →
+   * QuantizeLinear — its own arithmetic — instead of onnxruntime's fused int8 kernels (which
+   * saturate 8-bit weights on x86 CPUs without VNNI: native-models/runtimes/cpu-int8.ts).
+   */
+  static async create(model: Model, names: string[], ep: EpChoice = 'cpu', exactInt8 = false): Promise<TappedModel> {
     const dir = mkdtempSync(join(tmpdir(), 'whittle-tap-'));
     const saved = model.graph.outputs;
     try {
@@ -47,7 +52,7 @@ export class TappedModel {
       model.graph.outputs = [...saved, ...added];
       const path = join(dir, 'tapped.onnx');
       writeOnnxFile(model, path);
-      const open = await createSession(path, { ep });
+      const open = await createSession(path, { ep, ...(exactInt8 ? { graphOptimizationLevel: 'disabled' as const } : {}) });
       return new TappedModel(open, dir);
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });

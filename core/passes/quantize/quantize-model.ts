@@ -170,7 +170,10 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
       let biasCorrection: BiasCorrectionReport | undefined;
       if (floatMeans) {
         const { targets, withoutBias } = correctableLayers(model, computeOutputs);
-        biasCorrection = { ...(await correctStaticBiases(model, targets, floatMeans, correction, ctx)), withoutBias };
+        // 8-bit weights on a CPU whose fused int8 kernels saturate them: measured in the model's own
+        // arithmetic, or the correction would chase the saturation of the upstream layers
+        const exactInt8 = !reduceRange.on && int8Saturation().saturates;
+        biasCorrection = { ...(await correctStaticBiases(model, targets, floatMeans, { ...correction, exactInt8 }, ctx)), withoutBias };
         calibration.method += ' + bias correction';
         calibration.seconds = (performance.now() - t0) / 1000;
       }

@@ -47,12 +47,21 @@ export interface BiasCorrectionReport {
   levels: number;
   samples: number;
   seconds: number;
+  /** The quantized means were measured unfused (BiasCorrectionOptions.exactInt8). */
+  exactInt8: boolean;
 }
 
 export interface BiasCorrectionOptions {
   data: Dataset;
   batchSize: number;
   ep?: EpChoice | undefined;
+  /**
+   * Measure the quantized model in its own arithmetic (graph optimizations off). Needed where this
+   * CPU's fused int8 kernels saturate the model's 8-bit weights: upstream layers run fused there
+   * while the tapped layer runs unfused, so the means measured would be neither model's, and the
+   * correction would steer the biases away from both.
+   */
+  exactInt8?: boolean | undefined;
 }
 
 /** Channel axis of a layer output: [N, C, …] for Conv, [N, M] for Gemm. */
@@ -115,7 +124,7 @@ class ChannelMean {
 /** Runs the data through `model` once and returns each named value's channel means (progress under `phase`). */
 export async function channelMeans(model: Model, names: string[], o: BiasCorrectionOptions, ctx: PassContext, phase: string): Promise<{ means: Map<string, Float64Array>; samples: number }> {
   const acc = new Map(names.map((n) => [n, new ChannelMean()]));
-  const tapped = await TappedModel.create(model, names, o.ep ?? 'cpu');
+  const tapped = await TappedModel.create(model, names, o.ep ?? 'cpu', o.exactInt8 ?? false);
   let samples = 0;
   try {
     for await (const { batch, values } of tapped.batches(o.data, { batchSize: o.batchSize, signal: ctx.signal })) {
@@ -222,5 +231,5 @@ export async function correctStaticBiases(model: Model, targets: BiasCorrectionT
       layers.push({ node: t.node.label, channels: stored.length, rmsShift: Math.sqrt(shift2 / stored.length), rmsMean: Math.sqrt(mean2 / stored.length), level });
     }
   }
-  return { layers, levels, samples, seconds: (performance.now() - t0) / 1000 };
+  return { layers, levels, samples, seconds: (performance.now() - t0) / 1000, exactInt8: o.exactInt8 ?? false };
 }
