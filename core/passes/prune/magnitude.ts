@@ -100,23 +100,12 @@ export const magnitudePrunePass: Pass<MagnitudeOptions> = {
       const globalOnGpu = scope === 'global' && gpu !== null && total(set.layers) >= gpuMin;
       const masks = scope === 'global' ? await globalMasks(set.layers, target, ctx, globalOnGpu ? gpu : null) : null;
       let selectionsOnGpu = globalOnGpu ? 1 : 0;
-      const layers: PrunedLayer[] = [];
-      let changed = 0;
-      for (let i = 0; i < set.layers.length; i++) {
-        ctx.checkpoint();
-        ctx.progress('prune', i, set.layers.length);
-        const w = set.layers[i]!;
-        const zerosBefore = w.tensor.countZeros();
+      const { layers, changed } = await zeroLayerMasks(set, ctx, async (w, i) => {
+        if (masks) return masks[i]!;
         const k = Math.round(targets[i]! * w.parameters);
-        let mask: Uint8Array;
-        if (masks) mask = masks[i]!;
-        else if (gpu && w.parameters >= gpuMin) { mask = await smallestMaskGpu(gpu, magnitudes(w), k); selectionsOnGpu++; }
-        else mask = smallestMask(magnitudes(w), k);
-        const zeros = zeroMasked(w.tensor, mask);
-        if (zeros !== zerosBefore) changed++;
-        layers.push(prunedLayer(w, zerosBefore, zeros));
-      }
-      ctx.progress('prune', set.layers.length, set.layers.length);
+        if (gpu && w.parameters >= gpuMin) { selectionsOnGpu++; return smallestMaskGpu(gpu, magnitudes(w), k); }
+        return smallestMask(magnitudes(w), k);
+      });
       return pruneReport(this.name, 'magnitude', set, layers, changed, bytesBefore, tensorBytes(model), ctx, [], {
         scope, target, ...(options.layerSparsity ? { layerSparsity: options.layerSparsity } : {}), ...(gpu ? { compute: computeSummary(gpu.name, selectionsOnGpu, scope === 'global' ? 1 : set.layers.length, gpuMin) } : {}),
       });
@@ -273,6 +262,26 @@ async function globalMasks(layers: PrunableWeight[], target: number, ctx: PassCo
 }
 
 const total = (layers: readonly PrunableWeight[]) => layers.reduce((n, w) => n + w.parameters, 0);
+
+/**
+ * Zeroes each prunable layer's mask (from `maskOf`, in layer order), with progress and cancellation
+ * between layers; the layers as pruned and how many changed.
+ */
+export async function zeroLayerMasks(set: PrunableSet, ctx: PassContext, maskOf: (w: PrunableWeight, i: number) => Uint8Array | Promise<Uint8Array>): Promise<{ layers: PrunedLayer[]; changed: number }> {
+  const layers: PrunedLayer[] = [];
+  let changed = 0;
+  for (let i = 0; i < set.layers.length; i++) {
+    ctx.checkpoint();
+    ctx.progress('prune', i, set.layers.length);
+    const w = set.layers[i]!;
+    const zerosBefore = w.tensor.countZeros();
+    const zeros = zeroMasked(w.tensor, await maskOf(w, i));
+    if (zeros !== zerosBefore) changed++;
+    layers.push(prunedLayer(w, zerosBefore, zeros));
+  }
+  ctx.progress('prune', set.layers.length, set.layers.length);
+  return { layers, changed };
+}
 
 export function prunedLayer(w: PrunableWeight, zerosBefore: number, zeros: number): PrunedLayer {
   return { name: w.node.label, op: w.node.opType, weight: w.weightName, parameters: w.parameters, zerosBefore, zeros, sparsity: w.parameters ? zeros / w.parameters : 0 };

@@ -1,8 +1,8 @@
 import { WhittleError } from '../../../api/errors.ts';
 import type { Model } from '../../../native-models/ir/model.ts';
 import { tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
-import { magnitudes, prunedLayer, pruneReport, type PrunedLayer } from './magnitude.ts';
-import { prunableWeights, requirePrunable, zeroMasked, type PrunableOptions, type PrunableWeight } from './prunable.ts';
+import { magnitudes, pruneReport, zeroLayerMasks } from './magnitude.ts';
+import { prunableWeights, requirePrunable, type PrunableOptions, type PrunableWeight } from './prunable.ts';
 
 /**
  * N:M semi-structured sparsity: in every group of M consecutive weights along the reduction
@@ -48,21 +48,12 @@ export const nmPrunePass: Pass<NmOptions> = {
     const bytesBefore = tensorBytes(model);
     const warnings: string[] = [];
     const warn = (message: string) => { warnings.push(message); ctx.warn(message); };
-    const layers: PrunedLayer[] = [];
-    let changed = 0;
-    for (let i = 0; i < set.layers.length; i++) {
-      ctx.checkpoint();
-      ctx.progress('prune', i, set.layers.length);
-      const w = set.layers[i]!;
+    const { layers, changed } = await zeroLayerMasks(set, ctx, (w) => {
       const len = w.shape[w.inAxis]!;
       if (len <= n) warn(`${w.node.label}: input dimension ${len} is at most N = ${n}, so ${n}:${m} leaves the layer unchanged`);
       else if (len % m !== 0) warn(`${w.node.label}: input dimension ${len} is not a multiple of M = ${m}; the last group of ${len % m} is treated as zero-padded to ${m} and keeps up to ${Math.min(n, len % m)}`);
-      const zerosBefore = w.tensor.countZeros();
-      const zeros = zeroMasked(w.tensor, nmMask(w, n, m));
-      if (zeros !== zerosBefore) changed++;
-      layers.push(prunedLayer(w, zerosBefore, zeros));
-    }
-    ctx.progress('prune', set.layers.length, set.layers.length);
+      return nmMask(w, n, m);
+    });
     return pruneReport(this.name, 'nm', set, layers, changed, bytesBefore, tensorBytes(model), ctx, warnings, { pattern: `${n}:${m}`, n, m });
   },
 };
