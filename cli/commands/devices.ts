@@ -44,6 +44,7 @@ export function renderDevices(report: DeviceReport): string {
   lines.push('', 'GPU adapters (WebGPU)', '');
   if (report.adapters.length === 0) {
     lines.push(`none: ${report.adaptersReason ?? 'no adapter found'}`);
+    lines.push('GPTQ, SparseGPT and magnitude thresholds run on the CPU (--ep auto says so; --ep webgpu is an error)');
   } else {
     const adapterRows = report.adapters.map((a) => [a.backend, a.vendor || '?', a.name + (a.fallback ? ' (software)' : '')]);
     lines.push(table(['backend', 'vendor', 'name'], adapterRows).trimEnd());
