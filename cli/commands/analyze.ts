@@ -37,7 +37,9 @@ function brief(reason: string | null): string {
 /** "static minmax, per-tensor", "int4 GPTQ, block 128, symmetric". */
 function settingsLine(s: QuantizeAnalysis['settings']): string {
   if (s.weightOnly) return `${s.method} ${s.algorithm === 'gptq' ? 'GPTQ' : 'RTN'}, block ${s.weightOnly.blockSize}${s.weightOnly.symmetric ? ', symmetric' : ''}`;
-  return `static ${s.calibration}, ${s.perChannel ? 'per-channel' : 'per-tensor'}${s.algorithm === 'gptq' ? ', GPTQ weights' : ''}`;
+  const rr = s.reduceRange;
+  const bits = rr?.on ? `, int8 weights in 7 bits (reduce range${rr.auto ? ', auto' : ''})` : rr?.exactInt8 ? ', 8-bit weights measured unfused (this CPU\'s fused int8 kernels saturate them)' : '';
+  return `static ${s.calibration}, ${s.perChannel ? 'per-channel' : 'per-tensor'}${s.algorithm === 'gptq' ? ', GPTQ weights' : ''}${bits}`;
 }
 
 function renderQuantize(r: QuantizeAnalysis): string {

@@ -12,7 +12,8 @@ import { isExcluded } from '../passes/quantize/graph-edit.ts';
 import { foldBatchNormsFor, staticQdqPass } from '../passes/quantize/static-qdq.ts';
 import { COMPUTE_OPS, DEFAULT_STATIC_OP_TYPES, QUANTIZED_ONLY_WHEN_READ } from '../passes/quantize/static-qdq-plan.ts';
 import { gptqStaticWeights, type StaticGptqResult } from '../passes/quantize/static-gptq.ts';
-import { applyQuantizeStep, calibrationTuning } from '../passes/quantize/quantize-model.ts';
+import { applyQuantizeStep, calibrationTuning, reduceRangeFor, type ReduceRangeChoice } from '../passes/quantize/quantize-model.ts';
+import { int8Saturation } from '../../native-models/runtimes/cpu-int8.ts';
 import type { GptqChoice } from '../passes/quantize/gptq-pass.ts';
 import type { PassReport } from '../passes/pass.ts';
 import { loadAnalysisData, sqnrValue, TrialRunner, type TrialResult } from './trial.ts';
@@ -46,6 +47,8 @@ export type QuantizeSettings = Pick<QuantizeStep, 'calibration' | 'perChannel' |
    */
   method?: 'static' | 'int4' | 'int8-weight' | undefined;
   percentile?: number | undefined;
+  /** Static int8 weights in 7 bits (reduce range); unset: the CPU decides, as `whittle quantize` does. */
+  reduceRange?: boolean | undefined;
   /** A step's static bias correction: not applied in the trials (a warning says so). */
   biasCorrection?: boolean | undefined;
   movingAverage?: boolean | undefined;
@@ -128,6 +131,11 @@ export interface QuantizeAnalysis {
     tuning: { percentile?: number; movingAverage?: boolean; symmetric?: boolean; bins?: number };
     /** The step analysed asked for bias correction: not in the trials, kept for the step applying the result. */
     biasCorrection?: boolean;
+    /**
+     * Static trials: int8 weights in 7 bits or 8, and why (as `whittle quantize` reports it); `exactInt8`
+     * when 8-bit trials ran in their own arithmetic because this CPU's fused kernels saturate them.
+     */
+    reduceRange?: ReduceRangeChoice & { exactInt8: boolean };
   };
   layers: QuantizeLayerSensitivity[];
   /** All-int8 first, then with 1, 2, … of the worst layers left float. */
@@ -197,6 +205,10 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
   } as const;
   const ep = o.ep ?? 'cpu';
   const warnings: string[] = [];
+  // static int8 weights in 7 or 8 bits as the step says (or as this CPU decides); 8-bit trials on a CPU
+  // whose fused kernels saturate them run unfused, so the ranking measures the model, not the overflow
+  const reduceRange = method === 'static' ? reduceRangeFor({ reduceRange: o.settings?.reduceRange }) : null;
+  const exactInt8 = reduceRange !== null && !reduceRange.on && int8Saturation().saturates;
   // one more pass over the data per layer depth in every trial: the ranking would cost dozens of them
   if (o.settings?.biasCorrection) warnings.push('bias correction: the trials quantize without it (the analysis ranks what rounding breaks; correcting every trial would repeat the data once per layer depth)');
   const modelPath = resolve(o.model);
@@ -260,13 +272,13 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
 
   const data = await loadAnalysisData(floatModel, o.data, { preprocess: o.preprocess, limit: o.limit ?? 32 });
   warnings.push(...data.warnings);
-  const runner = await TrialRunner.create(floatModel, data, { taps: outputs, tapSamples: o.layerSamples ?? 8, ep, signal: o.signal });
+  const runner = await TrialRunner.create(floatModel, data, { taps: outputs, tapSamples: o.layerSamples ?? 8, ep, signal: o.signal, exactInt8 });
   // weight-only GPTQ chooses each weight from the float model's statistics: once, for every trial
   const gptqCache = new Map<string, GptqChoice>();
   const quantize = async (model: Model, options: { opTypes?: string[]; exclude: string[] }): Promise<PassReport> => {
     const ctx = createPassContext({ ...(o.signal ? { signal: o.signal } : {}) });
     if (weightStep) return applyQuantizeStep(model, { ...weightStep, exclude: options.exclude }, ctx, { ep, gptqCache });
-    return staticQdqPass.run(model, { ranges, activationType: settings.activationType, perChannel: settings.perChannel, weightValues, ...options }, ctx);
+    return staticQdqPass.run(model, { ranges, activationType: settings.activationType, perChannel: settings.perChannel, reduceRange: reduceRange?.on, weightValues, ...options }, ctx);
   };
   /** Whether a trial's report says it quantized `node` (static: by op count, the others excluded; weight-only: by name). */
   const quantizedIn = (report: PassReport, node: Node) => (weightStep
@@ -367,6 +379,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
         // not applied in the trials (see the warning), but the step applying the recommendation keeps it
         ...(o.settings?.biasCorrection && method === 'static' ? { biasCorrection: true } : {}),
         ...(weightStep ? { weightOnly: { blockSize: weightStep.blockSize, symmetric: weightStep.symmetric ?? false, format: weightStep.format } } : {}),
+        ...(reduceRange ? { reduceRange: { ...reduceRange, exactInt8 } } : {}),
       },
       layers,
       steps,

@@ -73,6 +73,8 @@ export class TrialRunner {
   private count = 0;
   /** The float model's next-token metrics on the data, for a language model fed token windows; else null. */
   language: NextTokenResult | null = null;
+  /** Trials run unfused (graph optimizations off): see create. */
+  private exactInt8 = false;
 
   private constructor(
     readonly data: AnalysisData,
@@ -93,7 +95,11 @@ export class TrialRunner {
    * Runs the float model once over the data, keeping its output and (for the first `tapSamples`
    * samples) the named intermediate tensors.
    */
-  static async create(floatModel: Model, data: AnalysisData, options: { taps?: string[]; tapSamples?: number; ep?: EpChoice; signal?: AbortSignal | undefined } = {}): Promise<TrialRunner> {
+  /**
+   * `exactInt8`: run the trials with graph optimizations off, in the quantized models' own arithmetic
+   * — for 8-bit weights on a CPU whose fused int8 kernels saturate them (runtimes/cpu-int8.ts).
+   */
+  static async create(floatModel: Model, data: AnalysisData, options: { taps?: string[]; tapSamples?: number; ep?: EpChoice; signal?: AbortSignal | undefined; exactInt8?: boolean } = {}): Promise<TrialRunner> {
     const outputName = floatModel.graph.outputs[0]?.name;
     if (!outputName) throw new WhittleError('BAD_INPUT', `${floatModel.path}: the model has no outputs`);
     const taps = [...new Set(options.taps ?? [])].filter((t) => t !== outputName);
@@ -103,6 +109,7 @@ export class TrialRunner {
     const tokens = tokenInput ? { input: tokenInput, probabilities: outputIsProbabilities(floatModel, outputName) } : null;
     const runner = new TrialRunner(data, outputName, [], new Map(taps.map((t) => [t, []])), tapBatches, options.ep ?? 'cpu', options.signal, tokens);
     const { session } = await runner.open(floatModel, taps);
+    runner.exactInt8 = options.exactInt8 ?? false;
     const language = runner.nextTokenMetrics();
     try {
       for (let i = 0; i < data.batches.length; i++) {
@@ -198,7 +205,7 @@ export class TrialRunner {
     const data = `${path}.data`;
     const bytes = statSync(path).size + (existsSync(data) ? statSync(data).size : 0);
     try {
-      return { session: await createSession(path, { ep: this.ep }), bytes };
+      return { session: await createSession(path, { ep: this.ep, ...(this.exactInt8 ? { graphOptimizationLevel: 'disabled' as const } : {}) }), bytes };
     } finally {
       rmSync(path, { force: true });
       rmSync(data, { force: true });

@@ -53,6 +53,15 @@ test('a static quantize analysis: its calibrator, granularity and tuning, and it
   // an analysis made from a step with bias correction gives it back
   const corrected = draftsFromAnalysis(analysisRun({ ...result, settings: { ...result.settings, biasCorrection: true } }))[0]!.steps[0]!;
   assert.ok('quantize' in corrected && corrected.quantize.biasCorrection === true);
+  // int8 weight bits: given back when the analysed step chose them, left to the CPU when it did (auto)
+  assert.equal(q.reduceRange, undefined);
+  const bitsOf = (reduceRange: object) => {
+    const s = draftsFromAnalysis(analysisRun({ ...result, settings: { ...result.settings, reduceRange } }))[0]!.steps[0]!;
+    return 'quantize' in s ? s.quantize.reduceRange : 'not a quantize step';
+  };
+  assert.equal(bitsOf({ on: false, auto: false, reason: 'asked for (--reduce-range off)', exactInt8: true }), false);
+  assert.equal(bitsOf({ on: true, auto: false, reason: 'asked for (--reduce-range on)', exactInt8: false }), true);
+  assert.equal(bitsOf({ on: true, auto: true, reason: 'this CPU saturates', exactInt8: false }), undefined);
 });
 
 test('an int4 analysis: the layers kept float, or at 8-bit weights by a second step the exclusions skip', () => {

@@ -46,12 +46,15 @@ function draftFromAnalysis(run: RunDetail): (CompressDraft & { label: string }) 
     const s = result.settings ?? {};
     const tuning = (s['tuning'] ?? {}) as { percentile?: number; movingAverage?: boolean; symmetric?: boolean; bins?: number };
     const weightOnly = s['weightOnly'] as { blockSize?: number; symmetric?: boolean; format?: string } | undefined;
+    const reduceRange = s['reduceRange'] as { on?: unknown; auto?: unknown } | undefined;
     const method = s['method'] === 'int4' || s['method'] === 'int8-weight' ? s['method'] : 'static';
     const step = QuantizeStep.safeParse(method === 'static'
       ? {
         method, calibration: s['calibration'], perChannel: s['perChannel'], activationType: s['activationType'], algorithm: s['algorithm'],
         percentile: tuning.percentile, movingAverage: tuning.movingAverage, symmetricRanges: tuning.symmetric, bins: tuning.bins,
         biasCorrection: s['biasCorrection'] === true,
+        // 7 or 8 bits as the analysed step chose them; chosen by the CPU (auto), the applying machine's CPU decides again
+        ...(reduceRange && reduceRange.auto === false && typeof reduceRange.on === 'boolean' ? { reduceRange: reduceRange.on } : {}),
       }
       : { method, algorithm: s['algorithm'], blockSize: weightOnly?.blockSize, symmetric: weightOnly?.symmetric, format: weightOnly?.format });
     if (!step.success || exclude.length === 0) return null;
