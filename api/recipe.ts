@@ -150,6 +150,12 @@ export const EvalSpec = z.object({
   reference: z.boolean().default(true),
   ep: z.enum(['auto', 'cpu', 'webgpu', 'cuda']).default('cpu'),
   runs: z.number().int().positive().default(20),
+  /**
+   * ONNX: run the result in its own int8 arithmetic (`whittle eval --exact-int8`: graph optimizations
+   * off, integer ops computed in float) — on x86 CPUs without VNNI onnxruntime's fused kernels
+   * saturate 8-bit weights; the latency is then not the fused model's.
+   */
+  exactInt8: z.boolean().optional(),
 }).strict();
 
 export const Recipe = z.object({

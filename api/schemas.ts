@@ -102,6 +102,8 @@ export const EvalJob = z.object({
   reference: z.string().optional(),
   ep: EpName.default('cpu'),
   runs: z.number().int().positive().optional(),
+  /** `whittle eval --exact-int8`: the model's own int8 arithmetic (see EvalSpec.exactInt8). */
+  exactInt8: z.boolean().optional(),
 }).strict();
 export const AnalyzeJob = z.object({
   kind: z.literal('analyze'),

@@ -55,7 +55,7 @@ export function renderEval(r: EvalReport): string {
   const lines: string[] = [];
   lines.push(`model      ${r.model}`);
   lines.push(`           ${formatBytes(r.bytes)}, ${formatCount(r.parameters)} parameters${r.nonzeroParameters < r.parameters ? ` (${formatCount(r.nonzeroParameters)} non-zero)` : ''}`);
-  lines.push(`ep         ${r.ep} — ${r.device}`);
+  lines.push(`ep         ${r.ep} — ${r.device}${r.exactInt8 ? '; the model\'s own int8 arithmetic (--exact-int8: graph optimizations off, latency not the fused kernels\')' : ''}`);
   const preprocess = r.data.synthetic || (r.data.preprocessFrom === 'default') ? '' : `, preprocess ${r.data.preprocess}${r.data.preprocessFrom === 'calibration' ? ' (as its calibration data was read, recorded in the model)' : ''}`;
   lines.push(`data       ${r.data.kind} ${r.data.path}, ${formatCount(r.data.n)} samples${r.data.synthetic ? ' (synthetic)' : ''}${preprocess}`);
   if (r.accuracy) lines.push(`accuracy   top-1 ${pct(r.accuracy.top1)}  top-5 ${pct(r.accuracy.top5)}  (${formatCount(r.accuracy.correct1)} / ${formatCount(r.accuracy.n)}${interval(r.accuracy)})`);

@@ -82,6 +82,11 @@ export interface EvalReport {
   language: (NextTokenResult & { referencePerplexity: number | null }) | null;
   expected: ExpectedOutputCheck | null;
   latency: LatencyResult & { batch: number };
+  /**
+   * Present when the model ran in its own arithmetic (exactInt8: graph optimizations off, integer ops
+   * in float): the accuracy is the model's, the latency not that of onnxruntime's fused kernels.
+   */
+  exactInt8?: true;
   /** A quantized model on the CPU EP: its integer kernels and float ops between Q/DQ pairs (runtime-check.ts). */
   runtimeCheck?: RuntimeFusion;
   bytes: number;
@@ -305,6 +310,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     parameters: stats.parameters,
     nonzeroParameters: stats.nonzeroParameters,
     ...(runtimeCheck ? { runtimeCheck } : {}),
+    ...(opts.exactInt8 ? { exactInt8: true as const } : {}),
     seconds: (performance.now() - t0) / 1000,
     warnings,
   };

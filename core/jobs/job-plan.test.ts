@@ -75,6 +75,7 @@ test('a step the flags cannot express runs as a one-step recipe', () => {
 test('eval, analyze, recipe and sleep', () => {
   assert.deepEqual(plan({ kind: 'eval', model: '/m/a.onnx', data: { path: '/d/x', preprocess: 'torch', limit: 10, offset: 5, size: 224, layout: 'nchw' }, reference: '/m/b.onnx', runs: 5 }).argv,
     ['eval', '/m/a.onnx', '--data', '/d/x', '--preprocess', 'torch', '--limit', '10', '--offset', '5', '--size', '224', '--layout', 'nchw', '--reference', '/m/b.onnx', '--runs', '5', '--ep', 'cpu', '--json']);
+  assert.deepEqual(plan({ kind: 'eval', model: '/m/a.onnx', exactInt8: true }).argv, ['eval', '/m/a.onnx', '--exact-int8', '--ep', 'cpu', '--json']);
   assert.deepEqual(plan({ kind: 'analyze', model: '/m/a.onnx', for: 'prune', data: { path: '/d/x', limit: 8 }, budgetRatio: 0.4 }).argv,
     ['analyze', '/m/a.onnx', '--for', 'prune', '--data', '/d/x', '--limit', '8', '--budget-ratio', '0.4', '--ep', 'cpu', '--json']);
   assert.throws(() => plan({ kind: 'analyze', model: '/m/a.onnx', for: 'quantize', data: { path: '/d/x', offset: 3 } }),

@@ -139,6 +139,7 @@ export function planJob(spec: JobSpecParsed, options: PlanOptions): JobPlan {
       if (spec.data) argv.push(...dataFlags('eval', spec.data, '--data', ['preprocess', 'limit', 'offset', 'size', 'layout']));
       if (spec.reference) argv.push('--reference', spec.reference);
       if (spec.runs !== undefined) argv.push('--runs', String(spec.runs));
+      if (spec.exactInt8) argv.push('--exact-int8');
       argv.push('--ep', spec.ep, '--json');
       const on = spec.data ? ` on ${basename(spec.data.path)}` : '';
       return { argv, files: [], title: `eval · ${basename(spec.model)}${on}` };

@@ -94,6 +94,7 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
       model: written.path,
       ...evalOptions(recipe, baseDir, modelPath, opts),
       ep: e.ep,
+      exactInt8: e.exactInt8,
       predictionsFile: opts.predictionsFile,
     });
   }
@@ -165,6 +166,7 @@ async function runTfjsRecipe(recipe: Recipe, path: string, modelPath: string, op
   const after = tfjsStats(model);
   let evalReport: EvalReport | null = null;
   if (recipe.eval) {
+    if (recipe.eval.exactInt8) ctx.warn('eval exactInt8: applies to ONNX int8 models; a TF.js model is evaluated in TensorFlow.js as it is');
     if (recipe.eval.ep !== undefined && recipe.eval.ep !== 'auto' && recipe.eval.ep !== 'cpu') ctx.warn(`eval ep ${recipe.eval.ep}: a TF.js model runs in TensorFlow.js, whose backend is chosen on its own (tfjs-node-gpu > tfjs-node > wasm > cpu)`);
     evalReport = await evaluateTfjs({ model: written.path, ...evalOptions(recipe, baseDir, modelPath, opts), predictionsFile: opts.predictionsFile });
   }

@@ -218,6 +218,8 @@ test('static int8 with GPTQ weight rounding and bias correction: int4 then needs
   await view.getByLabel('Format').selectOption('dq');
   assert.equal(await view.getByLabel('Also embedding tables').count(), 0, 'the DQ form has no quantized Gather');
   await view.getByLabel('Format').selectOption('matmulnbits');
+  const ownArithmetic = view.getByLabel('int8 in the model\'s own arithmetic');
+  assert.equal(await ownArithmetic.count(), 0, 'offered with static or dynamic int8 steps only');
 
   await buildRecipe(page, { quantize: 'static' }, 'static int8 gptq');
   await view.getByLabel('Weight rounding').selectOption('gptq');
@@ -229,6 +231,7 @@ test('static int8 with GPTQ weight rounding and bias correction: int4 then needs
   const bits = view.getByLabel('int8 weight bits');
   assert.equal(await bits.inputValue(), 'auto');
   await bits.selectOption('7');
+  await ownArithmetic.check();
   await screenshot(page, 'compress-static-gptq', { top: true });
   const { jobId, status } = await runAndWait(page);
   if (status !== 'succeeded') assert.fail(`the job ended ${status}: ${await jobCard(page, jobId).innerText()}`);
@@ -245,6 +248,8 @@ test('static int8 with GPTQ weight rounding and bias correction: int4 then needs
   assert.match(card, /minmax \+ gptq \+ bias correction · 256 samples/, card);
   assert.match(card, /Bias corrected\s*3 layers/, card);
   assert.match(card, /Weights\s*int8 in 7 bits \(reduce range\)/, card);
+  assert.match(card, /Arithmetic\s*int8 as the model defines it/, card);
+  assert.equal((run.recipe as { eval?: { exactInt8?: boolean } }).eval?.exactInt8, true);
   // what onnxruntime runs of it: every layer an integer kernel, nothing float between Q/DQ pairs
   assert.match(card, /Int8 kernels\s*2 QLinearConv, 1 QGemm/, card);
   assert.doesNotMatch(card, /Float between Q\/DQ/, card);

@@ -23,6 +23,13 @@ describe('job and run summaries', () => {
     assert.deepEqual(computeOf({ method: 'sparsegpt', details: { compute: 'cpu' } }, 'prune'), []);
   });
 
+  it('an evaluation in the model\'s own int8 arithmetic says so, as a job or a recipe\'s', () => {
+    const arithmetic = (r: object, kind: 'eval' | 'recipe') => summarizeResult(r, kind).filter((i) => i.label === 'Arithmetic').map((i) => i.value);
+    assert.deepEqual(arithmetic({ exactInt8: true, latency: { p50: 1 } }, 'eval'), ['int8 as the model defines it']);
+    assert.deepEqual(arithmetic({ steps: [], eval: { exactInt8: true } }, 'recipe'), ['int8 as the model defines it']);
+    assert.deepEqual(arithmetic({ steps: [], eval: { latency: { p50: 1 } } }, 'recipe'), []);
+  });
+
   it('int8 weights kept in 7 bits say so, with the reason in the note; 8-bit ones add nothing', () => {
     const reason = 'this CPU (AMD EPYC: x86-64 with AVX2, no VNNI) saturates onnxruntime\'s u8×s8 products of 8-bit weights';
     const item = summarizeResult({ method: 'dynamic', calibration: null, reduceRange: { on: true, auto: true, reason } }, 'quantize').find((i) => i.label === 'Weights');

@@ -138,6 +138,7 @@ export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
   items.push(...preprocessItems(result));
   items.push(...runtimeItems(result));
   items.push(...computeItems(result));
+  items.push(...arithmeticItems(result));
   items.push(...analysisItems(result, m));
   if (typeof m['seconds'] === 'number') items.push({ label: 'Took', value: formatDuration(m['seconds']) });
   return items;
@@ -176,6 +177,17 @@ function calibrationItems(result: object): SummaryItem[] {
     }
   }
   return items;
+}
+
+/** An evaluation run in the model's own int8 arithmetic (whittle eval --exact-int8), itself or a recipe's. */
+function arithmeticItems(result: object): SummaryItem[] {
+  const r = result as { exactInt8?: unknown; eval?: { exactInt8?: unknown } | null };
+  if (r.exactInt8 !== true && r.eval?.exactInt8 !== true) return [];
+  return [{
+    label: 'Arithmetic',
+    value: 'int8 as the model defines it',
+    note: 'Evaluated with graph optimizations off (integer ops in float): the model\'s accuracy, not the fused kernels\' — which saturate 8-bit weights on x86 CPUs without VNNI. The latency is not the fused model\'s.',
+  }];
 }
 
 /**
