@@ -528,25 +528,27 @@ const KEY_OF_INFINITY = (0x7f800000 | 0x80000000) >>> 0;
 /**
  * The k-th smallest (0-based) of the non-NaN values of some arrays taken as one, and how many values
  * are below it — kthSmallest (core/passes/prune/magnitude.ts) on the GPU, for magnitude pruning's
- * threshold over a layer or over a whole model: the arrays are uploaded in pieces of at most
- * `pieceBytes` (a binding's limit, and 65,535 workgroups of the radix kernel) and never concatenated
- * on the host. NaN (0 below) when fewer than k + 1 values are not NaN. -0 counts as below +0, as
+ * threshold over a layer or over a whole model: the arrays (any iterable: a generator may make them
+ * one at a time) are uploaded in pieces of at most `pieceBytes` (a binding's limit, and 65,535
+ * workgroups of the radix kernel) and never concatenated on the host. NaN (0 below) when fewer than k + 1 values are not NaN. -0 counts as below +0, as
  * keyOf orders them (magnitudes hold no -0).
  */
-export async function kthSmallestGpu(gpu: GpuDevice, arrays: readonly Float32Array[], k: number, pieceBytes = 256 * 2 ** 20): Promise<{ value: number; below: number }> {
-  const total = arrays.reduce((n, a) => n + a.length, 0);
+export async function kthSmallestGpu(gpu: GpuDevice, arrays: Iterable<Float32Array>, k: number, pieceBytes = 256 * 2 ** 20): Promise<{ value: number; below: number }> {
   if (!(Number.isSafeInteger(k) && k >= 0)) throw new Error(`k-th smallest: k = ${k}`);
-  if (k >= total) return { value: NaN, below: 0 };
+  let total = 0;
   const limit = Math.min(pieceBytes, Number(gpu.limits.maxStorageBufferBindingSize), 65535 * 256 * RADIX_PER * BYTES);
   const piece = Math.max(1, Math.floor(limit / BYTES));
   const regions: RadixRegion[] = [];
   try {
+    // each array is uploaded and let go: the caller may make them one at a time
     for (const a of arrays) {
+      total += a.length;
       for (let at = 0; at < a.length; at += piece) {
         const part = a.subarray(at, Math.min(a.length, at + piece));
         regions.push({ V: gpu.storage(part.byteLength, part), rows: 1, cnt: part.length, ld: part.length });
       }
     }
+    if (k >= total) return { value: NaN, below: 0 };
     const { key, rank } = await radixSelect(gpu, regions, k + 1);
     if (key > KEY_OF_INFINITY) return { value: NaN, below: 0 };
     return { value: floatOfKey(key), below: k + 1 - rank };

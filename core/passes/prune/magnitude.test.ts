@@ -8,7 +8,8 @@ import { evaluate } from '../../evaluate/evaluate.ts';
 import { fixture } from '../../testing/fixtures.ts';
 import { createPassContext } from '../pass.ts';
 import { tempDir } from '../quantize/test-models.ts';
-import { magnitudePrunePass, type MagnitudeOptions, type PruneSummary } from './magnitude.ts';
+import { kthSmallest, kthSmallestMagnitude, magnitudePrunePass, magnitudes, smallestMask, type MagnitudeOptions, type PruneSummary } from './magnitude.ts';
+import { prunableWeights, type PrunableWeight } from './prunable.ts';
 import { computeAdapterName, computeStatus } from '../../../native-models/gpu/device.ts';
 import { artifactSize } from './sparsity-report.ts';
 
@@ -95,6 +96,41 @@ describe('magnitude pruning', () => {
     assert.deepEqual(summary.layers.map((l) => l.name), ['Convolution110']);
     assert.deepEqual(report.excluded, ['Convolution28', 'Times212']);
     await assert.rejects(prune(MNIST, { sparsity: 0.5, exclude: ['Conv', 'MatMul'] }), (e: WhittleError) => e.code === 'BAD_USAGE');
+  });
+});
+
+describe('the global threshold without a concatenated copy', () => {
+  it('zeroes exactly what the quickselect over the concatenation chooses (SqueezeNet: fp16-born ties), and the k-th values agree', async () => {
+    const model = readOnnxFile(SQUEEZENET);
+    const layers = prunableWeights(model, {}).layers;
+    const all = new Float32Array(layers.reduce((n, w) => n + w.parameters, 0));
+    let at = 0;
+    for (const w of layers) { all.set(magnitudes(w), at); at += w.parameters; }
+    for (const k of [0, 1, 1000, 617748, all.length - 1, all.length]) {
+      const want = kthSmallest(all, k), got = kthSmallestMagnitude(layers, k, createPassContext());
+      if (Number.isNaN(want.value)) assert.ok(Number.isNaN(got.value), `k = ${k}`);
+      else assert.deepEqual(got, want, `k = ${k}`);
+    }
+    for (const sparsity of [0.3, 0.7]) {
+      const expected = smallestMask(all, Math.round(sparsity * all.length));
+      const pruned = readOnnxFile(SQUEEZENET);
+      await magnitudePrunePass.run(pruned, { sparsity, scope: 'global' }, createPassContext());
+      const zeroed = new Uint8Array(all.length);
+      at = 0;
+      for (const w of prunableWeights(pruned, {}).layers) { const v = w.tensor.toFloat32(); for (let i = 0; i < v.length; i++) zeroed[at + i] = v[i] === 0 ? 1 : 0; at += w.parameters; }
+      let differ = 0;
+      for (let i = 0; i < all.length; i++) if (zeroed[i] !== (expected[i]! || (all[i] === 0 ? 1 : 0))) differ++;
+      assert.equal(differ, 0, `${sparsity}: ${differ} weights differ`);
+    }
+  });
+
+  it('NaN never counts as small; k past the finite values selects nothing', () => {
+    const ctx = createPassContext();
+    const layer = (values: number[]) => ({ tensor: { toFloat32: () => Float32Array.from(values) } }) as unknown as PrunableWeight;
+    const layers = [layer([3, NaN, 1, 0]), layer([2, 2, NaN])];
+    // sorted without the NaNs: 0 1 2 2 3
+    assert.deepEqual([0, 1, 2, 3, 4].map((k) => kthSmallestMagnitude(layers, k, ctx)), [{ value: 0, below: 0 }, { value: 1, below: 1 }, { value: 2, below: 2 }, { value: 2, below: 2 }, { value: 3, below: 4 }]);
+    assert.ok(Number.isNaN(kthSmallestMagnitude(layers, 5, ctx).value));
   });
 });
 

@@ -98,10 +98,16 @@ export const magnitudePrunePass: Pass<MagnitudeOptions> = {
     const gpuMin = options.gpuSelectMin ?? GPU_SELECT_MIN;
     try {
       const globalOnGpu = scope === 'global' && gpu !== null && total(set.layers) >= gpuMin;
-      const masks = scope === 'global' ? await globalMasks(set.layers, target, ctx, globalOnGpu ? gpu : null) : null;
+      const global = scope === 'global' ? await globalThreshold(set.layers, target, ctx, globalOnGpu ? gpu : null) : null;
+      let ties = global?.ties ?? 0;
       let selectionsOnGpu = globalOnGpu ? 1 : 0;
       const { layers, changed } = await zeroLayerMasks(set, ctx, async (w, i) => {
-        if (masks) return masks[i]!;
+        if (global) {
+          const mask = new Uint8Array(w.parameters);
+          if (global.everything) return mask.fill(1);
+          ties = markSmallest(magnitudes(w), global.threshold, ties, mask);
+          return mask;
+        }
         const k = Math.round(targets[i]! * w.parameters);
         if (gpu && w.parameters >= gpuMin) { selectionsOnGpu++; return smallestMaskGpu(gpu, magnitudes(w), k); }
         return smallestMask(magnitudes(w), k);
@@ -226,39 +232,61 @@ export function kthSmallest(values: Float32Array | Float64Array, k: number, part
 }
 
 /**
- * One threshold over every layer: the k smallest |w| of them all (ties in layer order, then index
- * order). On the GPU the layers' magnitudes are selected over where they are, without the one
- * concatenated copy the CPU's quickselect works on.
+ * One threshold over every layer: the k smallest |w| of them all, ties taken in layer order, then
+ * index order. `everything` when k covers every weight (NaN ones too, as a sort would).
  */
-async function globalMasks(layers: PrunableWeight[], target: number, ctx: PassContext, gpu: GpuDevice | null): Promise<Uint8Array[]> {
+interface GlobalThreshold { threshold: number; ties: number; everything: boolean }
+
+/**
+ * The global threshold without a concatenated copy of every magnitude (a 7 B-parameter model would
+ * need 28 GB for it): on the CPU an exact radix select over the bits of |w| (non-negative floats order
+ * as their bit patterns, NaN above +∞), two passes of 65,536-bin histograms over the layers, each
+ * layer's |w| made again per pass and dropped; on the GPU the same select over uploaded pieces
+ * (kthSmallestGpu). The masks are then made layer by layer (markSmallest, the ties carried over).
+ */
+async function globalThreshold(layers: readonly PrunableWeight[], target: number, ctx: PassContext, gpu: GpuDevice | null): Promise<GlobalThreshold> {
   const all = total(layers);
   const k = Math.round(target * all);
-  if (gpu) {
-    const values = layers.map((w) => { ctx.checkpoint(); return magnitudes(w); });
-    const masks = values.map((v) => new Uint8Array(v.length));
-    if (k <= 0) return masks;
-    if (k >= all) return masks.map((m) => m.fill(1));
-    const { value: threshold, below } = await kthSmallestGpu(gpu, values, k - 1);
-    if (threshold !== threshold) return masks;
-    let ties = k - below;
-    values.forEach((v, i) => { ties = markSmallest(v, threshold, ties, masks[i]!); });
-    return masks;
+  if (k <= 0) return { threshold: -Infinity, ties: 0, everything: false };
+  if (k >= all) return { threshold: Infinity, ties: 0, everything: true };
+  const { value, below } = gpu
+    ? await kthSmallestGpu(gpu, (function* () { for (const w of layers) { ctx.checkpoint(); yield magnitudes(w); } })(), k - 1)
+    : kthSmallestMagnitude(layers, k - 1, ctx);
+  return value !== value ? { threshold: -Infinity, ties: 0, everything: false } : { threshold: value, ties: k - below, everything: false };
+}
+
+/**
+ * The k-th smallest (0-based) |w| over the layers and how many are below it, as kthSmallest gives it
+ * for their concatenation (NaN, 0 below, when fewer than k + 1 are not NaN): a radix select on the
+ * float32 bits, high 16 then low 16.
+ */
+export function kthSmallestMagnitude(layers: readonly PrunableWeight[], k: number, ctx: PassContext): { value: number; below: number } {
+  // counts in float64: a model may hold more than 2³² weights
+  const counts = new Float64Array(65536);
+  let rank = k;
+  let high = -1;
+  for (const pass of [0, 1]) {
+    counts.fill(0);
+    for (const w of layers) {
+      ctx.checkpoint();
+      const v = magnitudes(w);
+      const bits = new Uint32Array(v.buffer, v.byteOffset, v.length);
+      if (pass === 0) {
+        for (let i = 0; i < bits.length; i++) { const j = bits[i]! >>> 16; counts[j] = counts[j]! + 1; }
+      } else {
+        for (let i = 0; i < bits.length; i++) { const b = bits[i]!; if (b >>> 16 === high) counts[b & 0xffff] = counts[b & 0xffff]! + 1; }
+      }
+    }
+    let bin = 0;
+    for (; bin < 65535 && rank >= counts[bin]!; bin++) rank -= counts[bin]!;
+    if (rank >= counts[bin]!) return { value: NaN, below: 0 }; // k past every value
+    if (pass === 0) high = bin;
+    else {
+      const value = new Float32Array(Uint32Array.of(((high << 16) | bin) >>> 0).buffer)[0]!;
+      return value !== value ? { value: NaN, below: 0 } : { value, below: k - rank };
+    }
   }
-  const concatenated = new Float32Array(all);
-  let at = 0;
-  for (const w of layers) {
-    ctx.checkpoint();
-    concatenated.set(magnitudes(w), at);
-    at += w.parameters;
-  }
-  const whole = smallestMask(concatenated, k);
-  const masks: Uint8Array[] = [];
-  at = 0;
-  for (const w of layers) {
-    masks.push(whole.subarray(at, at + w.parameters));
-    at += w.parameters;
-  }
-  return masks;
+  throw new Error('unreachable');
 }
 
 const total = (layers: readonly PrunableWeight[]) => layers.reduce((n, w) => n + w.parameters, 0);
