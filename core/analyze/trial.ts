@@ -93,11 +93,9 @@ export class TrialRunner {
 
   /**
    * Runs the float model once over the data, keeping its output and (for the first `tapSamples`
-   * samples) the named intermediate tensors.
-   */
-  /**
-   * `exactInt8`: run the trials with graph optimizations off, in the quantized models' own arithmetic
-   * — for 8-bit weights on a CPU whose fused int8 kernels saturate them (runtimes/cpu-int8.ts).
+   * samples) the named intermediate tensors. `exactInt8`: the trials then run with graph
+   * optimizations off, in the quantized models' own arithmetic — for 8-bit weights on a CPU whose
+   * fused int8 kernels saturate them (runtimes/cpu-int8.ts).
    */
   static async create(floatModel: Model, data: AnalysisData, options: { taps?: string[]; tapSamples?: number; ep?: EpChoice; signal?: AbortSignal | undefined; exactInt8?: boolean } = {}): Promise<TrialRunner> {
     const outputName = floatModel.graph.outputs[0]?.name;
