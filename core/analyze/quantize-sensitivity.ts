@@ -13,7 +13,7 @@ import { foldBatchNormsFor, staticQdqPass } from '../passes/quantize/static-qdq.
 import { COMPUTE_OPS, DEFAULT_STATIC_OP_TYPES, QUANTIZED_ONLY_WHEN_READ } from '../passes/quantize/static-qdq-plan.ts';
 import { gptqStaticWeights, type StaticGptqResult } from '../passes/quantize/static-gptq.ts';
 import { applyQuantizeStep, calibrationTuning, reduceRangeFor, type ReduceRangeChoice } from '../passes/quantize/quantize-model.ts';
-import { int8Saturation } from '../../native-models/runtimes/cpu-int8.ts';
+import { eightBitWeightsSaturate } from '../../native-models/runtimes/cpu-int8.ts';
 import type { GptqChoice } from '../passes/quantize/gptq-pass.ts';
 import type { PassReport } from '../passes/pass.ts';
 import { loadAnalysisData, sqnrValue, TrialRunner, type TrialResult } from './trial.ts';
@@ -208,7 +208,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
   // static int8 weights in 7 or 8 bits as the step says (or as this CPU decides); 8-bit trials on a CPU
   // whose fused kernels saturate them run unfused, so the ranking measures the model, not the overflow
   const reduceRange = method === 'static' ? reduceRangeFor({ reduceRange: o.settings?.reduceRange }) : null;
-  const exactInt8 = reduceRange !== null && !reduceRange.on && int8Saturation().saturates;
+  const exactInt8 = reduceRange !== null && eightBitWeightsSaturate(reduceRange.on);
   // one more pass over the data per layer depth in every trial: the ranking would cost dozens of them
   if (o.settings?.biasCorrection) warnings.push('bias correction: the trials quantize without it (the analysis ranks what rounding breaks; correcting every trial would repeat the data once per layer depth)');
   const modelPath = resolve(o.model);

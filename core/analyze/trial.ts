@@ -6,6 +6,7 @@ import { writeOnnxFile } from '../../native-models/formats/onnx/index.ts';
 import type { Model, ValueInfo } from '../../native-models/ir/model.ts';
 import { toFloatScores, type HostTensor } from '../../native-models/runtimes/host-tensor.ts';
 import { createSession, runSession, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
+import { UNFUSED_SESSION } from '../../native-models/runtimes/cpu-int8.ts';
 import { openDataset, type Batch, type ModelInputSpec, type PresetName } from '../evaluate/data/index.ts';
 import { tokenInputOf } from '../evaluate/data/types.ts';
 import { batchSizeFor, inputSpecs, outputIsProbabilities } from '../evaluate/evaluate.ts';
@@ -203,7 +204,7 @@ export class TrialRunner {
     const data = `${path}.data`;
     const bytes = statSync(path).size + (existsSync(data) ? statSync(data).size : 0);
     try {
-      return { session: await createSession(path, { ep: this.ep, ...(this.exactInt8 ? { graphOptimizationLevel: 'disabled' as const } : {}) }), bytes };
+      return { session: await createSession(path, { ep: this.ep, ...(this.exactInt8 ? UNFUSED_SESSION : {}) }), bytes };
     } finally {
       rmSync(path, { force: true });
       rmSync(data, { force: true });

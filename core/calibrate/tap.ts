@@ -5,6 +5,7 @@ import { writeOnnxFile } from '../../native-models/formats/onnx/index.ts';
 import type { Model, ValueInfo } from '../../native-models/ir/model.ts';
 import { createSession, runSession, type EpChoice, type OpenSession } from '../../native-models/runtimes/onnxruntime.ts';
 import type { HostTensor } from '../../native-models/runtimes/host-tensor.ts';
+import { UNFUSED_SESSION } from '../../native-models/runtimes/cpu-int8.ts';
 import type { Batch, Dataset } from '../evaluate/data/index.ts';
 
 export interface TapOptions {
@@ -52,7 +53,7 @@ export class TappedModel {
       model.graph.outputs = [...saved, ...added];
       const path = join(dir, 'tapped.onnx');
       writeOnnxFile(model, path);
-      const open = await createSession(path, { ep, ...(exactInt8 ? { graphOptimizationLevel: 'disabled' as const } : {}) });
+      const open = await createSession(path, { ep, ...(exactInt8 ? UNFUSED_SESSION : {}) });
       return new TappedModel(open, dir);
     } catch (err) {
       rmSync(dir, { recursive: true, force: true });

@@ -14,6 +14,7 @@ import { Agreement, isSequenceScores, NextTokenMetrics, TopKAccuracy, type Agree
 import { recordedPreprocess } from '../calibrate/provenance.ts';
 import { PredictionsRecorder, windowLosses, writePredictions } from './predictions.ts';
 import { exactInt8Copy } from './exact-int8.ts';
+import { UNFUSED_SESSION } from '../../native-models/runtimes/cpu-int8.ts';
 import { hasQuantizedOps, runtimeCheckWithWarnings, type RuntimeFusion } from '../passes/quantize/runtime-check.ts';
 
 export interface EvalOptions {
@@ -220,7 +221,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const exactCopy = opts.exactInt8 ? exactInt8Copy(model.path!) : null;
   let main: OpenSession;
   try {
-    main = await createSession(exactCopy?.path ?? model.path!, { ep: opts.ep ?? 'auto', ...(opts.exactInt8 ? { graphOptimizationLevel: 'disabled' as const } : {}) });
+    main = await createSession(exactCopy?.path ?? model.path!, { ep: opts.ep ?? 'auto', ...(opts.exactInt8 ? UNFUSED_SESSION : {}) });
   } finally {
     // the session holds what it needs once created
     exactCopy?.dispose();

@@ -37,6 +37,21 @@ export function int8Saturation(): Int8Saturation {
   return cached;
 }
 
+/**
+ * Whether int8 weights stored in all 8 bits (no reduce range) meet saturating kernels here: then the
+ * fused model does not compute what the model says, and anything measuring the model must run it
+ * unfused (UNFUSED_SESSION).
+ */
+export function eightBitWeightsSaturate(reduceRange: boolean): boolean {
+  return !reduceRange && int8Saturation().saturates;
+}
+
+/**
+ * onnxruntime session options under which a QDQ model runs its own arithmetic: graph optimizations
+ * off, so DequantizeLinear → float op → QuantizeLinear instead of the fused integer kernels.
+ */
+export const UNFUSED_SESSION = { graphOptimizationLevel: 'disabled' } as const;
+
 function detect(cpu: string): Int8Saturation {
   if (process.arch !== 'x64') return { saturates: false, cpu, detail: `${process.arch}: no saturating int8 kernels` };
   const flags = cpuFlags();

@@ -17,7 +17,7 @@ import { biasCorrectionCandidates, channelMeans, correctableLayers, correctStati
 import { gptqStaticWeights } from './static-gptq.ts';
 import { runtimeCheckWithWarnings, type RuntimeFusion } from './runtime-check.ts';
 import { weightOnlyQuantizePass } from './weight-only.ts';
-import { int8Saturation } from '../../../native-models/runtimes/cpu-int8.ts';
+import { eightBitWeightsSaturate, int8Saturation } from '../../../native-models/runtimes/cpu-int8.ts';
 
 /** The SPEC §3 quantize document. */
 export interface QuantizeReport extends StepFileReport {
@@ -172,8 +172,7 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
         const { targets, withoutBias } = correctableLayers(model, computeOutputs);
         // 8-bit weights on a CPU whose fused int8 kernels saturate them: measured in the model's own
         // arithmetic, or the correction would chase the saturation of the upstream layers
-        const exactInt8 = !reduceRange.on && int8Saturation().saturates;
-        biasCorrection = { ...(await correctStaticBiases(model, targets, floatMeans, { ...correction, exactInt8 }, ctx)), withoutBias };
+        biasCorrection = { ...(await correctStaticBiases(model, targets, floatMeans, { ...correction, exactInt8: eightBitWeightsSaturate(reduceRange.on) }, ctx)), withoutBias };
         calibration.method += ' + bias correction';
         calibration.seconds = (performance.now() - t0) / 1000;
       }

@@ -144,6 +144,12 @@ export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
   return items;
 }
 
+/** A recipe's step documents, or the single document of a one-step job: the objects among them. */
+function stepDocs<T extends object>(result: object): T[] {
+  const steps = (result as { steps?: unknown }).steps;
+  return (Array.isArray(steps) ? steps : [result]).filter((d): d is T => !!d && typeof d === 'object');
+}
+
 interface CalibrationFacts {
   calibration?: { method?: unknown; samples?: unknown } | null;
   biasCorrection?: { layers?: unknown[]; withoutBias?: unknown[] };
@@ -155,8 +161,7 @@ interface CalibrationFacts {
  * what ran on top of it (GPTQ, bias correction) and the samples; how many layers' biases were corrected.
  */
 function calibrationItems(result: object): SummaryItem[] {
-  const steps = (result as { steps?: unknown }).steps;
-  const docs = (Array.isArray(steps) ? steps : [result]).filter((d): d is CalibrationFacts => !!d && typeof d === 'object');
+  const docs = stepDocs<CalibrationFacts>(result);
   const items: SummaryItem[] = [];
   for (const d of docs) {
     const rr = d.reduceRange;
@@ -195,8 +200,7 @@ function arithmeticItems(result: object): SummaryItem[] {
  * WebGPU compute device): the report's `compute`, or its layers' for GPTQ.
  */
 function computeItems(result: object): SummaryItem[] {
-  const steps = (result as { steps?: unknown }).steps;
-  const docs = (Array.isArray(steps) ? steps : [result]).filter((d): d is { details?: { compute?: unknown; layers?: unknown } } => !!d && typeof d === 'object');
+  const docs = stepDocs<{ details?: { compute?: unknown; layers?: unknown } }>(result);
   const devices = new Set<string>();
   for (const d of docs) {
     const layers = Array.isArray(d.details?.layers) ? d.details.layers as { compute?: unknown }[] : [];
