@@ -36,10 +36,10 @@ for (const n of picks) {
   const w = c(3); const wq = w.toFloat32(); const ws = c(4).toFloat32(), wz = c(5).toFloat32();
   const ys = c(6).toFloat32()[0]!, yz = c(7).toFloat32()[0]!;
   const b = n.inputs[8] ? c(8).toFloat32() : null;
-  const [N, C, H, W] = x.dims as number[]; const [M, Cg, KH, KW] = w.dims;
+  const [, C, H, W] = x.dims as number[]; const [M, Cg, KH, KW] = w.dims;
   const group = n.attrInt('group', 1); const st = n.attrInts('strides') ?? [1,1]; const pads = n.attrInts('pads') ?? [0,0,0,0];
   const [, , OH, OW] = y.dims as number[];
-  let mismatch = 0, total = 0, maxd = 0; let maxPair = 0;
+  let mismatch = 0, total = 0, maxd = 0;
   for (let mo = 0; mo < M!; mo++) {
     const gi = Math.floor(mo / (M! / group));
     const scale = Math.fround(Math.fround(xs * ws[ws.length > 1 ? mo : 0]!) / ys);

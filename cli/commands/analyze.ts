@@ -12,8 +12,8 @@ import { recordCommand } from '../record.ts';
 
 export const summary = 'per-layer sensitivity: which layers to keep float, how sparse each layer can be';
 export const usage = `
-whittle analyze MODEL --data DATA --for quantize|prune [--preprocess PRESET] [--limit N]
-        [--recipe FILE] [--target-agreement 0.99] [--target-sqnr DB] [--max-excluded 0.25]
+whittle analyze MODEL --data DATA --for quantize|prune [--preprocess PRESET] [--limit N] [--offset N]
+        [--recipe FILE] [--target-agreement 0.99] [--target-sqnr DB] [--max-excluded 0.25] [--holdout N]
         [--budget-parameters N | --budget-ratio R] [--ep cpu|...] [--json] [--no-record]
 
 --for quantize  each Conv/Gemm/MatMul, Add and Mul quantized alone (static int8 QDQ; MinMax
@@ -23,7 +23,12 @@ whittle analyze MODEL --data DATA --for quantize|prune [--preprocess PRESET] [--
                 A language model (token windows) also gets each trial's perplexity
 --for prune     magnitude-pruning curves (10–90 %) per layer, and a per-layer sparsity plan that
                 removes the budget (default half the prunable parameters) with the least loss
---limit N       samples per trial (default 32)`;
+--limit N       samples per trial (default 32)
+--offset N      skip the first N samples for the trials (calibration still starts at the first):
+                rank and choose on samples the calibration never saw
+--holdout N     quantize: measure the all-int8 model and the recommendation again on the N samples
+                after the trials' (the search keeps what helps on its own samples, noise included;
+                on samples it never saw, a gain that was noise shows as none)`;
 
 const fmt = (v: number | null | undefined, d = 2) => (v === null || v === undefined ? '—' : v.toFixed(d));
 
@@ -107,10 +112,12 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     for: { type: 'string' },
     preprocess: { type: 'string' },
     limit: { type: 'string' },
+    offset: { type: 'string' },
     recipe: { type: 'string' },
     'target-agreement': { type: 'string' },
     'target-sqnr': { type: 'string' },
     'max-excluded': { type: 'string' },
+    holdout: { type: 'string' },
     'budget-parameters': { type: 'string' },
     'budget-ratio': { type: 'string' },
     ep: { type: 'string', default: 'cpu' },
@@ -121,11 +128,13 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   if (values.preprocess && !(PRESETS as readonly string[]).includes(values.preprocess)) throw new WhittleError('BAD_USAGE', `whittle analyze: --preprocess must be one of ${PRESETS.join(', ')}`);
   const ep = values.ep as EpChoice;
   if (!EP_CHOICES.includes(ep)) throw new WhittleError('BAD_USAGE', `whittle analyze: --ep must be one of ${EP_CHOICES.join(', ')}`);
+  if (values.holdout && values.for !== 'quantize') throw new WhittleError('BAD_USAGE', 'whittle analyze: --holdout is for --for quantize (a pruning plan is measured on its budget, not chosen by agreement)');
   if (values['budget-parameters'] && values['budget-ratio']) throw new WhittleError('BAD_USAGE', 'whittle analyze: give --budget-parameters or --budget-ratio, not both');
   const limit = numberOption('analyze', 'limit', values.limit, { min: 1, integer: true });
+  const offset = numberOption('analyze', 'offset', values.offset, { min: 0, integer: true });
   const recipe = values.recipe ? loadRecipe(values.recipe) : null;
   const preprocess = values.preprocess as PresetName | undefined;
-  const common = { model, data: values.data, preprocess, limit, ep };
+  const common = { model, data: values.data, preprocess, limit, offset, ep };
   const bar = new ProgressBar(io, 'analyze');
   const progress = (phase: string, done: number, total: number) => bar.update(done, total, phase);
   const result = await recordCommand({
@@ -145,6 +154,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
           targetAgreement: numberOption('analyze', 'target-agreement', values['target-agreement'], { min: 0, max: 1 }),
           targetSqnrDb: numberOption('analyze', 'target-sqnr', values['target-sqnr']),
           maxExcludedShare: numberOption('analyze', 'max-excluded', values['max-excluded'], { min: 0, max: 1 }),
+          holdout: numberOption('analyze', 'holdout', values.holdout, { min: 1, integer: true }),
           progress,
         });
       } else {

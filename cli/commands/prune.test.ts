@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { fixture } from '../../core/testing/fixtures.ts';
 import { useTempHome, whittle } from '../testing.ts';
 

@@ -21,8 +21,9 @@ import { loadAnalysisData, TrialRunner } from './trial.ts';
 
 const squeezenet = () => fixture('squeezenet', 'squeezenet1.0_fp32.onnx');
 
-test('quantize sensitivity on SqueezeNet: the recommended exclusions raise static MinMax per-tensor output SQNR', async () => {
-  const r = await analyzeQuantizeSensitivity({ model: squeezenet(), data: fixture('imagenet-100'), preprocess: 'caffe', limit: 30, targetSqnrDb: 30 });
+test('quantize sensitivity on SqueezeNet: the recommended exclusions raise static MinMax per-tensor output SQNR, measured again on held-out photos', async () => {
+  const r = await analyzeQuantizeSensitivity({ model: squeezenet(), data: fixture('imagenet-100'), preprocess: 'caffe', limit: 30, targetSqnrDb: 30, holdout: 20 });
+  assert.deepEqual(r.data, { path: fixture('imagenet-100', 'images.u8'), n: 30, offset: 0 });
   assert.equal(r.layers.length, 26);
   assert.deepEqual(r.layers.map((l) => l.rank).sort((a, b) => a! - b!), Array.from({ length: 26 }, (_, i) => i + 1));
   for (const l of r.layers) {
@@ -52,6 +53,33 @@ test('quantize sensitivity on SqueezeNet: the recommended exclusions raise stati
   } finally {
     runner.close();
   }
+  // the held-out check: photos 30–49, which neither the ranking nor the search saw
+  const held = rec.heldOut!;
+  assert.equal(held.n, 20);
+  assert.equal(held.offset, 30);
+  const heldData = await loadAnalysisData(float, fixture('imagenet-100'), { preprocess: 'caffe', limit: 20, offset: 30 });
+  const heldRunner = await TrialRunner.create(float, heldData);
+  try {
+    for (const [exclude, expected] of [[[], held.allInt8], [rec.exclude, held.withExclusions]] as const) {
+      const m = readOnnxFile(path);
+      await staticQdqPass.run(m, { ranges: cal.ranges, exclude: [...exclude] }, createPassContext());
+      const out = (await heldRunner.measure(m)).output;
+      assert.equal(out.sqnrDb, expected.sqnrDb);
+      assert.equal(out.top1, expected.top1);
+    }
+  } finally {
+    heldRunner.close();
+  }
+  assert.match(rec.note, /On 20 held-out samples: all-int8 [\d.]+ dB, top-1 [\d.]+ → [\d.]+ dB, top-1 [\d.]+ with the exclusions$/);
+});
+
+test('quantize sensitivity --holdout: fewer samples left than asked is a warning, none left an error naming the file', async () => {
+  const base = { model: fixture('mnist', 'mnist.onnx'), data: fixture('mnist', 't10k-images-idx3-ubyte.gz'), preprocess: 'mnist' as const, limit: 8 };
+  const r = await analyzeQuantizeSensitivity({ ...base, offset: 9990, holdout: 10 });
+  assert.deepEqual([r.recommendation.heldOut!.n, r.recommendation.heldOut!.offset], [2, 9998]);
+  assert.ok(r.warnings.some((w) => /--holdout 10: .*t10k-images-idx3-ubyte\.gz has only 2 samples after the first 9998/.test(w)), r.warnings.join('\n'));
+  await assert.rejects(analyzeQuantizeSensitivity({ ...base, offset: 9992, holdout: 10 }), /t10k-images-idx3-ubyte\.gz: no samples left for --holdout 10 after the first 10000/);
+  assert.equal((await analyzeQuantizeSensitivity({ ...base, limit: 4 })).recommendation.heldOut, null);
 });
 
 test('quantize sensitivity with 8-bit weights (reduce range off): measured in their own arithmetic where this CPU saturates them, no layer looks worse than in 7 bits', async () => {
@@ -101,10 +129,15 @@ test('whittle analyze --for prune --json prints the SPEC shape and records per-l
   try {
     let out = '';
     const io = { stdout: (s: string) => { out += s; }, stderr: () => {}, interactive: false };
-    const code = await main(['analyze', fixture('mnist', 'mnist.onnx'), '--data', fixture('mnist', 't10k-images-idx3-ubyte.gz'), '--preprocess', 'mnist', '--limit', '32', '--for', 'prune', '--budget-ratio', '0.5', '--json'], io as never);
+    const code = await main(['analyze', fixture('mnist', 'mnist.onnx'), '--data', fixture('mnist', 't10k-images-idx3-ubyte.gz'), '--preprocess', 'mnist', '--limit', '32', '--offset', '256', '--for', 'prune', '--budget-ratio', '0.5', '--json'], io as never);
     assert.equal(code, 0);
     const doc = JSON.parse(out);
     assert.equal(doc.for, 'prune');
+    assert.deepEqual(doc.data, { path: fixture('mnist', 't10k-images-idx3-ubyte.gz'), n: 32, offset: 256 });
+    // the same analysis on the first 32 images measures other samples: other curves
+    const first = await analyzePruneSensitivity({ model: fixture('mnist', 'mnist.onnx'), data: fixture('mnist', 't10k-images-idx3-ubyte.gz'), preprocess: 'mnist', limit: 32, budgetRatio: 0.5 });
+    assert.equal(first.data.offset, 0);
+    assert.notDeepEqual(first.layers.map((l) => l.curve.map((p) => p.sqnrDb)), doc.layers.map((l: { curve: { sqnrDb: number }[] }) => l.curve.map((p) => p.sqnrDb)));
     for (const l of doc.layers) for (const k of ['name', 'op', 'metric', 'value', 'rank']) assert.ok(k in l, k);
     assert.ok(Array.isArray(doc.recommendation.exclude));
     assert.ok(doc.runId);

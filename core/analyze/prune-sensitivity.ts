@@ -22,6 +22,8 @@ export interface PruneSensitivityOptions {
   preprocess?: PresetName | undefined;
   /** Samples per trial (default 32). */
   limit?: number | undefined;
+  /** Samples skipped before the trials' (default 0). */
+  offset?: number | undefined;
   /** Sparsities of each curve (default 0.1 … 0.9; 0 is the float model). */
   sparsities?: number[] | undefined;
   /** Parameters to remove (zero), or a share of the prunable ones (default 0.5). */
@@ -52,7 +54,8 @@ export interface PruneLayerSensitivity {
 export interface PruneAnalysis {
   model: string;
   for: 'prune';
-  data: { path: string; n: number };
+  /** The samples the trials ran on: n of them from `offset` (0: the first). */
+  data: { path: string; n: number; offset: number };
   /** A language model fed token windows: the float model's perplexity on the analysis windows; else null. */
   language: { floatPerplexity: number } | null;
   prunableParameters: number;
@@ -100,7 +103,7 @@ export async function analyzePruneSensitivity(o: PruneSensitivityOptions): Promi
   }
   const budget = Math.round(ratio * total);
   const warnings: string[] = [];
-  const data = await loadAnalysisData(model, o.data, { preprocess: o.preprocess, limit: o.limit ?? 32 });
+  const data = await loadAnalysisData(model, o.data, { preprocess: o.preprocess, limit: o.limit ?? 32, offset: o.offset });
   warnings.push(...data.warnings);
   const runner = await TrialRunner.create(model, data, { ep: o.ep ?? 'cpu', signal: o.signal });
   const originals = set.layers.map((w) => w.tensor.toFloat32());
@@ -200,7 +203,7 @@ export async function analyzePruneSensitivity(o: PruneSensitivityOptions): Promi
     return {
       model: modelPath,
       for: 'prune',
-      data: { path: data.path, n: data.n },
+      data: { path: data.path, n: data.n, offset: o.offset ?? 0 },
       language: runner.language ? { floatPerplexity: runner.language.perplexity } : null,
       prunableParameters: total,
       layers,

@@ -16,7 +16,7 @@ import { applyQuantizeStep, calibrationTuning, reduceRangeFor, type ReduceRangeC
 import { eightBitWeightsSaturate } from '../../native-models/runtimes/cpu-int8.ts';
 import type { GptqChoice } from '../passes/quantize/gptq-pass.ts';
 import type { PassReport } from '../passes/pass.ts';
-import { loadAnalysisData, sqnrValue, TrialRunner, type TrialResult } from './trial.ts';
+import { loadAnalysisData, TrialRunner } from './trial.ts';
 
 /**
  * Per-layer static int8 sensitivity (issue 4 item 6): each node the static pass quantizes on its own
@@ -64,6 +64,18 @@ export interface QuantizeSensitivityOptions {
   preprocess?: PresetName | undefined;
   /** Samples used for every trial (default 32). */
   limit?: number | undefined;
+  /**
+   * Samples skipped before the trials' (default 0). Calibration still reads from the first sample,
+   * so an offset past the calibration samples measures every trial on samples calibration never saw.
+   */
+  offset?: number | undefined;
+  /**
+   * Samples after the trials' (from offset + limit) on which the all-int8 model and the
+   * recommendation are measured again (default 0: none). The search keeps whatever raises agreement
+   * on the trial samples, and on a few dozen samples one flipped sample is a point: measured on
+   * samples the choice never saw, a gain that was noise shows as none.
+   */
+  holdout?: number | undefined;
   /** Static settings (from a recipe's quantize step); default MinMax, per-tensor, uint8 activations. */
   settings?: Partial<QuantizeSettings> | undefined;
   /** Top-1 agreement with fp32 the recommendation must reach (default 0.99). */
@@ -97,6 +109,16 @@ export interface QuantizeLayerSensitivity {
   skipped: string | null;
 }
 
+/** The all-int8 model and the recommendation on samples the search did not choose on. */
+export interface HeldOutCheck {
+  /** Samples from offset (the first after the trials'). */
+  n: number;
+  offset: number;
+  allInt8: HeldOutResult;
+  withExclusions: HeldOutResult;
+}
+type HeldOutResult = { sqnrDb: number | null; top1: number | null; perplexity: number | null };
+
 export interface ExclusionStep {
   /** The layer this step tried leaving float (null: the all-int8 model). */
   tried: string | null;
@@ -116,7 +138,8 @@ export interface ExclusionStep {
 export interface QuantizeAnalysis {
   model: string;
   for: 'quantize';
-  data: { path: string; n: number };
+  /** The samples the trials ran on: n of them from `offset` (0: the first). */
+  data: { path: string; n: number; offset: number };
   /**
    * A language model fed token windows: the float model's next-token perplexity on the analysis
    * windows (not `perplexity`: these are the analysis data, often the calibration split, and a
@@ -151,6 +174,8 @@ export interface QuantizeAnalysis {
     cappedAt: number | null;
     allInt8: { sqnrDb: number | null; top1: number | null; perplexity: number | null; bytes: number };
     withExclusions: { sqnrDb: number | null; top1: number | null; perplexity: number | null; bytes: number };
+    /** Both measured again on the held-out samples (`holdout`), or null when none were asked for. */
+    heldOut: HeldOutCheck | null;
     note: string;
   };
   warnings: string[];
@@ -270,8 +295,16 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
     }
   }
 
-  const data = await loadAnalysisData(floatModel, o.data, { preprocess: o.preprocess, limit: o.limit ?? 32 });
+  const data = await loadAnalysisData(floatModel, o.data, { preprocess: o.preprocess, limit: o.limit ?? 32, offset: o.offset });
   warnings.push(...data.warnings);
+  // read before the trials, so that a data set with nothing left after the trial samples fails now
+  const heldOutOffset = (o.offset ?? 0) + data.n;
+  const heldOutData = o.holdout
+    ? await loadAnalysisData(floatModel, o.data, { preprocess: o.preprocess, limit: o.holdout, offset: heldOutOffset }).catch((e: unknown) => {
+      throw e instanceof WhittleError && /no samples/.test(e.message) ? new WhittleError('BAD_INPUT', `${data.path}: no samples left for --holdout ${o.holdout} after the first ${heldOutOffset} (the trials' end)`, { file: data.path }) : e;
+    })
+    : null;
+  if (heldOutData && heldOutData.n < o.holdout!) warnings.push(`--holdout ${o.holdout}: ${data.path} has only ${heldOutData.n} samples after the first ${heldOutOffset}; the check uses those`);
   const runner = await TrialRunner.create(floatModel, data, { taps: outputs, tapSamples: o.layerSamples ?? 8, ep, signal: o.signal, exactInt8 });
   // weight-only GPTQ chooses each weight from the float model's statistics: once, for every trial
   const gptqCache = new Map<string, GptqChoice>();
@@ -339,11 +372,14 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
       const sy = y.sqnrDb ?? Number.POSITIVE_INFINITY;
       return (x.top1 ?? 0) > (y.top1 ?? 0) || ((x.top1 ?? 0) === (y.top1 ?? 0) && sx > sy);
     };
-    const trial = async (layersFloat: string[], tried: string | null): Promise<ExclusionStep> => {
-      const excluded = layersFloat.flatMap((l) => unitOf.get(l)!.labels);
+    const trialModel = async (excluded: string[]): Promise<Model> => {
       const model = fresh();
       await quantize(model, { exclude: [...excluded, ...settings.exclude] });
-      const r = await runner.measure(model);
+      return model;
+    };
+    const trial = async (layersFloat: string[], tried: string | null): Promise<ExclusionStep> => {
+      const excluded = layersFloat.flatMap((l) => unitOf.get(l)!.labels);
+      const r = await runner.measure(await trialModel(excluded));
       return { tried, layers: layersFloat, excluded, sqnrDb: r.output.sqnrDb, top1: r.output.top1, cosine: r.output.cosine, perplexity: r.language?.perplexity ?? null, bytes: r.bytes, kept: true };
     };
     progress('recommend', 0, maxTrials + 1);
@@ -363,16 +399,34 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
     progress('recommend', maxTrials + 1, maxTrials + 1);
     const last = best;
     const first = steps[0]!;
+    let heldOut: HeldOutCheck | null = null;
+    if (heldOutData) {
+      const check = await TrialRunner.create(floatModel, heldOutData, { ep, signal: o.signal, exactInt8 });
+      try {
+        const measure = async (excluded: string[]): Promise<HeldOutResult> => {
+          const r = await check.measure(await trialModel(excluded));
+          return { sqnrDb: r.output.sqnrDb, top1: r.output.top1, perplexity: r.language?.perplexity ?? null };
+        };
+        const allInt8 = await measure([]);
+        heldOut = { n: heldOutData.n, offset: heldOutOffset, allInt8, withExclusions: last.excluded.length ? await measure(last.excluded) : allInt8 };
+      } finally {
+        check.close();
+      }
+    }
     const metricName = (first.top1 === null ? `output cosine similarity ${target}` : `top-1 agreement ${target}`) + (targetSqnr === null ? '' : ` and output SQNR ${targetSqnr} dB`);
     const note = reached
       ? (last.excluded.length === 0
         ? `the all-${method === 'static' ? 'int8' : method} model already reaches ${metricName} on ${data.n} samples; nothing needs to stay float`
         : `leaving ${last.layers.length} layer(s) float reaches ${metricName} on ${data.n} samples`)
       : `not reached: ${last.layers.length} layer(s) left float (cap ${cap}, ${Math.round(share * 100)} % of ${ranked.length}; ${steps.length - 1} candidate(s) tried) without reaching ${metricName}; the exclusions listed are the best found`;
+    const measured = (x: HeldOutResult) => `${x.sqnrDb === null ? 'identical' : `${x.sqnrDb.toFixed(2)} dB`}${x.top1 === null ? '' : `, top-1 ${x.top1.toFixed(3)}`}${x.perplexity === null ? '' : `, perplexity ${x.perplexity.toFixed(3)}`}`;
+    const heldOutNote = !heldOut ? '' : last.excluded.length
+      ? `. On ${heldOut.n} held-out samples: all-${method === 'static' ? 'int8' : method} ${measured(heldOut.allInt8)} → ${measured(heldOut.withExclusions)} with the exclusions`
+      : `. On ${heldOut.n} held-out samples: ${measured(heldOut.allInt8)}`;
     return {
       model: modelPath,
       for: 'quantize',
-      data: { path: data.path, n: data.n },
+      data: { path: data.path, n: data.n, offset: o.offset ?? 0 },
       language: runner.language ? { floatPerplexity: runner.language.perplexity } : null,
       settings: {
         method, ...settings, exclude: [...settings.exclude], tuning,
@@ -392,7 +446,8 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
         cappedAt: reached ? null : cap,
         allInt8: { sqnrDb: first.sqnrDb, top1: first.top1, perplexity: first.perplexity, bytes: first.bytes },
         withExclusions: { sqnrDb: last.sqnrDb, top1: last.top1, perplexity: last.perplexity, bytes: last.bytes },
-        note,
+        heldOut,
+        note: note + heldOutNote,
       },
       warnings,
       seconds: (performance.now() - t0) / 1000,

@@ -78,8 +78,10 @@ test('eval, analyze, recipe and sleep', () => {
   assert.deepEqual(plan({ kind: 'eval', model: '/m/a.onnx', exactInt8: true }).argv, ['eval', '/m/a.onnx', '--exact-int8', '--ep', 'cpu', '--json']);
   assert.deepEqual(plan({ kind: 'analyze', model: '/m/a.onnx', for: 'prune', data: { path: '/d/x', limit: 8 }, budgetRatio: 0.4 }).argv,
     ['analyze', '/m/a.onnx', '--for', 'prune', '--data', '/d/x', '--limit', '8', '--budget-ratio', '0.4', '--ep', 'cpu', '--json']);
-  assert.throws(() => plan({ kind: 'analyze', model: '/m/a.onnx', for: 'quantize', data: { path: '/d/x', offset: 3 } }),
-    (err: unknown) => err instanceof WhittleError && err.code === 'BAD_USAGE' && /data\.offset/.test(err.message));
+  assert.deepEqual(plan({ kind: 'analyze', model: '/m/a.onnx', for: 'quantize', data: { path: '/d/x', limit: 50, offset: 50 }, holdout: 25 }).argv,
+    ['analyze', '/m/a.onnx', '--for', 'quantize', '--data', '/d/x', '--limit', '50', '--offset', '50', '--holdout', '25', '--ep', 'cpu', '--json']);
+  assert.throws(() => plan({ kind: 'analyze', model: '/m/a.onnx', for: 'quantize', data: { path: '/d/x', size: 224 } }),
+    (err: unknown) => err instanceof WhittleError && err.code === 'BAD_USAGE' && /data\.size/.test(err.message));
   const r = plan({ kind: 'recipe', recipe: { name: 'small', model: '/m/a.onnx', steps: [{ prune: { method: 'magnitude' } }, { quantize: { method: 'dynamic' } }] } });
   assert.equal(r.title, 'small: prune magnitude + quantize dynamic · a.onnx');
   assert.equal(Recipe.parse(JSON.parse(r.files[0]!.content)).steps.length, 2);

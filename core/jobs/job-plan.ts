@@ -145,8 +145,9 @@ export function planJob(spec: JobSpecParsed, options: PlanOptions): JobPlan {
       return { argv, files: [], title: `eval · ${basename(spec.model)}${on}` };
     }
     case 'analyze': {
-      const argv = ['analyze', spec.model, '--for', spec.for, ...dataFlags('analyze', spec.data, '--data', ['preprocess', 'limit'])];
+      const argv = ['analyze', spec.model, '--for', spec.for, ...dataFlags('analyze', spec.data, '--data', ['preprocess', 'limit', 'offset'])];
       if (spec.targetAgreement !== undefined) argv.push('--target-agreement', String(spec.targetAgreement));
+      if (spec.holdout !== undefined) argv.push('--holdout', String(spec.holdout));
       if (spec.budgetRatio !== undefined) argv.push('--budget-ratio', String(spec.budgetRatio));
       const files: JobPlan['files'] = [];
       if (spec.steps) {

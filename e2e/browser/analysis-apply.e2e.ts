@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import { assertNoPageErrors, currentView, goto, jobCard, newestJobId, waitForJobEnd, waitForView } from '../lib/app.ts';
 import { screenshot } from '../lib/browser.ts';
 import { F } from '../lib/paths.ts';
-import { E2E_MARKER, markedProcesses, waitFor } from '../lib/processes.ts';
+import { E2E_MARKER, markedProcesses } from '../lib/processes.ts';
 import { runJobThroughApi, startSession, type Session } from '../lib/session.ts';
 
 // The profile-then-plan workflow through the app: a prune sensitivity analysis of MNIST recommends

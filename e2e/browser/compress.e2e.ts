@@ -293,10 +293,17 @@ test('Analyze sensitivity uses the steps being built: static entropy, per-channe
   await view.getByLabel('Symmetric activation ranges').check();
   await view.getByLabel('Weight rounding').selectOption('gptq');
   await view.getByLabel('Per-channel weights').check();
+  await view.getByLabel('Analyze for').selectOption('quantize');
+  await view.getByLabel('Check on held-out samples').fill('16');
   const run = await analyzeFromCompress(s, 'quantize');
   assert.ok(run.command.includes('--recipe'), run.command.join(' '));
-  const settings = (run.result as { settings: { calibration: string; perChannel: boolean; algorithm: string; tuning: { symmetric?: boolean } } }).settings;
+  assert.deepEqual(run.command.slice(run.command.indexOf('--holdout'), run.command.indexOf('--holdout') + 2), ['--holdout', '16']);
+  const result = run.result as { data: { n: number; offset: number }; settings: { calibration: string; perChannel: boolean; algorithm: string; tuning: { symmetric?: boolean } }; recommendation: { heldOut: { n: number; offset: number } } };
+  const settings = result.settings;
   assert.deepEqual([settings.calibration, settings.perChannel, settings.algorithm, settings.tuning.symmetric], ['entropy', true, 'gptq', true]);
+  // the recommendation measured again on the 16 samples after the analysed ones, and the job card says so
+  assert.deepEqual([result.recommendation.heldOut.n, result.recommendation.heldOut.offset], [16, result.data.offset + result.data.n]);
+  await currentView(page).getByText('Held out (16)').first().waitFor();
 });
 
 test('a TF.js model: uint8 with evaluation runs as a recipe, its artifact a model.json with its shard', { timeout: 150_000 }, async () => {

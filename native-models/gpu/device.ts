@@ -104,6 +104,9 @@ interface Dispatch { pipeline: GPUComputePipeline; buffers: GPUBuffer[]; params:
  * compute pass (WebGPU orders the dispatches of a pass and makes each one's writes visible to the
  * next). Each dispatch's parameters live in its own slot of one uniform buffer per batch.
  */
+/** The Dawn instance and adapter of each device must stay reachable: collecting them tears the device down under us. */
+const keptAlive = new WeakMap<GpuDevice, unknown[]>();
+
 export class GpuDevice {
   readonly name: string;
   readonly limits: GPUSupportedLimits;
@@ -111,11 +114,8 @@ export class GpuDevice {
   #lost: string | null = null;
   #error: string | null = null;
 
-  /** The Dawn instance and adapter must stay reachable: collecting them tears the device down under us. */
-  readonly #keep: unknown[];
-
   private constructor(readonly device: GPUDevice, readonly adapter: ComputeAdapter, keep: unknown[]) {
-    this.#keep = keep;
+    keptAlive.set(this, keep);
     this.name = computeAdapterName(adapter);
     this.limits = device.limits;
     void device.lost.then((info) => { this.#lost = info.message || String(info.reason); });

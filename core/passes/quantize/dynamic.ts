@@ -4,7 +4,7 @@ import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
 import type { ComputedSource, Tensor } from '../../../native-models/ir/tensor.ts';
 import { createPassContext, tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
-import { checkFiniteTensor, type ConstantWeight, findConstantWeight, float32Pieces, float32Range, floatWeightOf, keepsOrder, materialise } from './constant-weight.ts';
+import { checkFiniteTensor, type ConstantWeight, float32Pieces, float32Range, floatWeightOf, keepsOrder, materialise } from './constant-weight.ts';
 import { addComputedInitializer, addFloatInitializer, addInitializer, adoptInitializer, castNode, isExcluded, makeNode, NameAllocator, nodeCandidates, removeUnread, replaceNode } from './graph-edit.ts';
 import { quantParams, quantRange, type QuantType } from './math.ts';
 import { ensureIrVersion, IR_INITIALIZERS_NOT_INPUTS, requireOpset } from './opset.ts';

@@ -1,5 +1,5 @@
 import { seededRandom } from '../../ir/random.ts';
-import { calibrationWindows, loadCorpus, sampleBatch, windows, type Corpus } from './corpus.ts';
+import { calibrationWindows, sampleBatch, windows, type Corpus } from './corpus.ts';
 import { adamState, adamStep, backward, forward, initParams, parameterCount, Workspace, zerosLike, type Params, type TransformerSpec } from './model.ts';
 
 /**

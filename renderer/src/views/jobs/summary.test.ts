@@ -14,6 +14,24 @@ describe('job and run summaries', () => {
     assert.equal(byLabel['Bias corrected'], '3 layers (1 without a bias left alone)');
   });
 
+  it('a quantize analysis checked on held-out samples shows both models there beside the analysed samples', () => {
+    const trial = (sqnrDb: number, top1: number) => ({ sqnrDb, top1, perplexity: null });
+    const result = (exclude: string[]) => ({
+      for: 'quantize', settings: { method: 'static' },
+      recommendation: {
+        exclude, allInt8: { ...trial(24.69, 0.94), bytes: 1336077 }, withExclusions: { ...trial(26.61, 0.96), bytes: 2883584 },
+        heldOut: { n: 50, offset: 50, allInt8: trial(21.76, 0.98), withExclusions: trial(22.63, 0.98) },
+      },
+    });
+    const byLabel = (r: object) => Object.fromEntries(summarizeResult(r, 'analyze').map((i) => [i.label, i.value]));
+    const items = byLabel(result(['Conv(conv10_1)', 'Relu(conv10_2)']));
+    assert.equal(items['With exclusions'], '26.6 dB · 96.0 % · 2.8 MiB');
+    assert.equal(items['Held out (50)'], '21.8 dB · 98.0 % → 22.6 dB · 98.0 %');
+    // nothing left float: one model to show
+    assert.equal(byLabel(result([]))['Held out (50)'], '21.8 dB · 98.0 %');
+    assert.equal(byLabel({ ...result([]), recommendation: { ...result([]).recommendation, heldOut: null } })['Held out (50)'], undefined);
+  });
+
   it('a pass whose arithmetic ran on the GPU names the device; on the CPU nothing is added', () => {
     const device = 'NVIDIA H200 (vulkan)';
     const computeOf = (r: object, kind: 'prune' | 'quantize' | 'recipe') => summarizeResult(r, kind).filter((i) => i.label === 'Compute').map((i) => i.value);

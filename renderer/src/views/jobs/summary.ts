@@ -273,6 +273,17 @@ function analysisItems(result: object, m: Record<string, number>): SummaryItem[]
     const all = typeof r.settings?.method === 'string' && r.settings.method !== 'static' ? r.settings.method : 'int8';
     if ('recommendation.allInt8.sqnrDb' in m) items.push({ label: `All ${all}`, value: trial('allInt8') });
     if (exclude.length && 'recommendation.withExclusions.sqnrDb' in m) items.push({ label: 'With exclusions', value: trial('withExclusions'), tone: 'better' });
+    // the same two models on samples the search never saw: whether its gain holds beyond its own samples
+    const heldOut = m['recommendation.heldOut.n'];
+    if (heldOut !== undefined) {
+      const allHeld = trial('heldOut.allInt8');
+      const withHeld = trial('heldOut.withExclusions');
+      items.push({
+        label: `Held out (${heldOut})`,
+        value: exclude.length ? `${allHeld} → ${withHeld}` : allHeld,
+        note: `Measured again on ${heldOut} samples after the analysed ones, which neither the ranking nor the search saw.`,
+      });
+    }
     return items;
   }
   if (r.for === 'prune') {
