@@ -63,17 +63,25 @@ if [ "${1:-}" = prepare ]; then
 fi
 
 # on the device machine (inside .device/run.sh: node is on PATH, node_modules unpacked)
-[ -f .device/fixtures.tar.xz ] || { echo "no .device/fixtures.tar.xz: run 'bench/device/quantize-vs-ort.sh prepare' here first" >&2; exit 2; }
+sections=${SECTIONS:-mlp,mnist,squeezenet}
+# the MLP is generated there: only the fixture sections need the tarball (bench/gpu/pack.sh's
+# bundle has none, and device-check.sh runs the mlp section with it)
+needs_fixtures=$([[ $sections == *mnist* || $sections == *squeezenet* ]] && echo 1 || true)
+[ -z "$needs_fixtures" ] || [ -f .device/fixtures.tar.xz ] || { echo "no .device/fixtures.tar.xz: run 'bench/device/quantize-vs-ort.sh prepare' here first" >&2; exit 2; }
 command -v node >/dev/null || { echo "no node on PATH: run through .device/run.sh" >&2; exit 2; }
 export PYTHONUNBUFFERED=1
 work=$(mktemp -d /tmp/whittle-vs-ort-XXXXXX)
 export WHITTLE_HOME="$work/home"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/fixtures" && tar -xJf .device/fixtures.tar.xz -C "$work/fixtures"
+fixture_args=()
+if [ -n "$needs_fixtures" ]; then
+  mkdir -p "$work/fixtures" && tar -xJf .device/fixtures.tar.xz -C "$work/fixtures"
+  fixture_args=(--fixtures "$work/fixtures")
+fi
 python3 -c 'import onnxruntime, onnx, numpy; print("onnxruntime", onnxruntime.__version__, "onnx", onnx.__version__, "numpy", numpy.__version__)'
 node --version
 echo "cpus: $(nproc)"
 # the same model as bench/quantize-speed.ts's "small" one
 node --import tsx bench/quantize-speed.ts --phase generate --dir "$work" --layers 4 --file mlp.onnx >/dev/null
-python3 bench/device/quantize_vs_ort.py --fixtures "$work/fixtures" --work "$work" --mlp "$work/mlp.onnx" \
-  --sections "${SECTIONS:-mlp,mnist,squeezenet}" ${OUT:+--json-out "$OUT/quantize-vs-ort.json"}
+python3 bench/device/quantize_vs_ort.py "${fixture_args[@]}" --work "$work" --mlp "$work/mlp.onnx" \
+  --sections "$sections" ${OUT:+--json-out "$OUT/quantize-vs-ort.json"}

@@ -170,13 +170,15 @@ def squeezenet_section(fix, work):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument('--fixtures', required=True)
+    p.add_argument('--fixtures', help='the fixtures folder (mnist and squeezenet sections)')
     p.add_argument('--work', required=True)
     p.add_argument('--mlp', required=True)
     p.add_argument('--sections', default='mlp,mnist,squeezenet')
     p.add_argument('--json-out')
     a = p.parse_args()
     sections = a.sections.split(',')
+    if not a.fixtures and ('mnist' in sections or 'squeezenet' in sections):
+        p.error('--fixtures is needed for the mnist and squeezenet sections')
     print(f'onnxruntime {ort.__version__}, {os.cpu_count()} CPUs; seconds: onnxruntime = the quantize_* call; whittle = its process', flush=True)
     print(f"{'section':10} {'config':30} {'tool':8} {'seconds':>8}", flush=True)
     t = time.perf_counter()
