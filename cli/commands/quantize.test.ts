@@ -121,6 +121,14 @@ describe('whittle quantize and whittle run', () => {
     assert.ok(shown.artifacts.some((a: { name: string }) => a.name === 'model.onnx'));
   });
 
+  it('a recipe on an already-quantized model says so first', async () => {
+    const recipe = join(dirs.work(), 'again.json');
+    writeFileSync(recipe, JSON.stringify({ model: fixture('shufflenet-int8', 'shufflenet-v2-12-int8.onnx'), steps: [{ quantize: { method: 'dynamic' } }] }));
+    const r = await whittle('run', recipe, '--json', '--no-record');
+    assert.equal(r.code, 0, r.err);
+    assert.match(JSON.parse(r.out).warnings[0], /^shufflenet-v2-12-int8\.onnx is already quantized \(56 QLinearConv, .*\): the recipe changes only its float parts/);
+  });
+
   it('a recipe with a wrong field names the file and the field', async () => {
     const recipe = join(dirs.work(), 'bad-recipe.json');
     writeFileSync(recipe, JSON.stringify({ model: 'x.onnx', steps: [{ quantize: { method: 'static', blockSize: 3 } }] }));

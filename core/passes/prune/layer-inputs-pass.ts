@@ -92,7 +92,7 @@ export async function runCalibratedPrune(
       set.skipped.push({ node: w.node.label, op: w.node.opType, weight: w.weightName, reason: 'shape', detail });
     } else layers.push(m);
   }
-  if (layers.length === 0) requirePrunable({ layers: [], skipped: set.skipped }, passName);
+  if (layers.length === 0) requirePrunable({ ...set, layers: [] }, passName);
   const bytesBefore = tensorBytes(model);
   const hessian = needHessian || options.measureError !== false;
   const collect = (which: LayerMatrix[]) => collectLayerInputs(model, which, {

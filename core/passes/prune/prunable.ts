@@ -1,4 +1,5 @@
 import { WhittleError } from '../../../api/errors.ts';
+import { alreadyQuantized } from '../../../native-models/ir/quantized-ops.ts';
 import { DataType, floatToHalf } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Model, Node } from '../../../native-models/ir/model.ts';
 import { normalizeAxis, opInfo } from '../../../native-models/ir/op-table.ts';
@@ -83,6 +84,8 @@ export interface PrunableSet {
   layers: PrunableWeight[];
   /** Candidate layers left alone, with why: reports show them as `excluded`. */
   skipped: SkippedLayer[];
+  /** alreadyQuantized's words when the model holds quantized ops (its int8 weights cannot be pruned). */
+  alreadyQuantized?: string | null;
 }
 
 /** Lists the prunable weights of a model (see the module comment); changes nothing. */
@@ -152,7 +155,7 @@ export function prunableWeights(model: Model, options: PrunableOptions = {}): Pr
     else if (w.parameters < minParameters) skip('too-small', `${w.node.label}: ${w.parameters} parameters, fewer than the minimum ${minParameters}`);
     else layers.push(w);
   }
-  return { layers, skipped };
+  return { layers, skipped, alreadyQuantized: alreadyQuantized(model) };
 }
 
 /**
@@ -164,7 +167,8 @@ export function requirePrunable(set: PrunableSet, passName: string): void {
   if (set.layers.length > 0) return;
   if (set.skipped.length === 0 || set.skipped.every((s) => s.reason === 'not-float' || s.reason === 'shape')) {
     const why = set.skipped.length ? `: ${set.skipped.map((s) => s.detail).join('; ')}` : '';
-    throw new WhittleError('BAD_INPUT', `${passName}: the model has no prunable weight (a constant float weight of ${PRUNABLE_OPS.join(', ')})${why}`);
+    const quantized = set.alreadyQuantized ? `; ${set.alreadyQuantized}: prune its float original, then quantize` : '';
+    throw new WhittleError('BAD_INPUT', `${passName}: the model has no prunable weight (a constant float weight of ${PRUNABLE_OPS.join(', ')})${why}${quantized}`);
   }
   throw new WhittleError('BAD_USAGE', `${passName}: every prunable layer was left out by the options: ${set.skipped.map((s) => s.detail).join('; ')}`);
 }

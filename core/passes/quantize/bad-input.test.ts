@@ -311,6 +311,28 @@ describe('whittle quantize: what a method cannot use is a named warning, and the
     assert.deepEqual(opTypes(out), opTypes(SQUEEZENET_FP16));
   });
 
+  it('an already-quantized model: one warning naming the file and its quantized ops; static names the nodes reading them once; prune says why it has nothing', async () => {
+    const dir = folder('quantized-again');
+    const SHUFFLENET_INT8 = fixture('shufflenet-int8', 'shufflenet-v2-12-int8.onnx');
+    const dyn = await whittle('quantize', SHUFFLENET_INT8, '-o', join(dir, 'dyn.onnx'), '--method', 'dynamic', '--json');
+    assert.equal(dyn.code, 0, dyn.err);
+    assert.equal(JSON.parse(dyn.out).warnings[0], 'shufflenet-v2-12-int8.onnx is already quantized (56 QLinearConv, 34 DequantizeLinear, 18 QuantizeLinear, 1 QLinearAdd, …): dynamic changes only its float parts, the quantized ops stay as they are; to quantize the whole model another way, start from its float original');
+    // MNIST quantized static by Whittle, then static again: the nodes beside its Q/DQ pairs in one warning
+    const once = join(dir, 'once.onnx');
+    assert.equal((await whittle('quantize', MNIST, '-o', once, '--method', 'static', '--calib', MNIST_DATA, '--preprocess', 'mnist', '--samples', '16')).code, 0);
+    const twice = await whittle('quantize', once, '-o', join(dir, 'twice.onnx'), '--method', 'static', '--calib', MNIST_DATA, '--preprocess', 'mnist', '--samples', '16', '--json');
+    assert.equal(twice.code, 0, twice.err);
+    const warnings: string[] = JSON.parse(twice.out).warnings;
+    assert.match(warnings[0]!, /^once\.onnx is already quantized \(\d+ DequantizeLinear, \d+ QuantizeLinear\): static changes only its float parts/);
+    const grouped = warnings.filter((w) => /already quantized \(DequantizeLinear\)/.test(w));
+    assert.equal(grouped.length, 1, grouped.join('\n'));
+    assert.match(grouped[0]!, /^\d+ node\(s\) left float: they read values that are already quantized \(DequantizeLinear\): .*\(Conv\)/);
+    const prune = await whittle('prune', SHUFFLENET_INT8, '-o', join(dir, 'pruned.onnx'), '--method', 'magnitude');
+    assert.equal(prune.code, 2);
+    assert.match(prune.err, /no prunable weight .*; shufflenet-v2-12-int8\.onnx is already quantized \(56 QLinearConv, .*\): prune its float original, then quantize/);
+    assert.ok(!existsSync(join(dir, 'pruned.onnx')), 'a failed prune writes no output');
+  });
+
   it('fp16 with a NaN weight keeps it NaN and says where; an Inf weight is clamped to ±1e4, named', async () => {
     const dir = folder('fp16-nan');
     for (const [bad, expect] of [[NaN, /^fp16: 1 stored value\(s\) are NaN in W0; they stay NaN/], [-Infinity, /^fp16: clamped 1 stored values into \[1e-7, 10000\] \(0 below, 1 above\) in W0$/]] as const) {

@@ -19,6 +19,9 @@ export interface ConstantWeight {
   dims: number[];
 }
 
+/** The end of the reason a node reading a DequantizeLinear's output is left float with. */
+export const ALREADY_QUANTIZED = 'already quantized (DequantizeLinear)';
+
 const SHAPE_ONLY = new Set(['Reshape', 'Transpose', 'Identity', 'Squeeze', 'Unsqueeze', 'Flatten', 'Cast']);
 
 /** Finds the stored tensor behind `name`, or says why the input is not a usable constant weight (null: not constant at all). */
@@ -36,7 +39,7 @@ export function findConstantWeight(graph: Graph, name: string, producers: Map<st
     }
     const p = producers.get(current);
     if (!p) return null;
-    if (p.opType === 'DequantizeLinear') return { problem: 'its weight is already quantized (DequantizeLinear)' };
+    if (p.opType === 'DequantizeLinear') return { problem: `${p.inputs[0] && graph.constant(p.inputs[0]) ? 'its weight' : 'its input'} ${name} is ${ALREADY_QUANTIZED}` };
     if (!SHAPE_ONLY.has(p.opType) || p.domain !== '' || !p.inputs[0]) return null;
     chain.push(p);
     current = p.inputs[0];

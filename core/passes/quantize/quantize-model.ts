@@ -1,4 +1,5 @@
 import { badInput, WhittleError } from '../../../api/errors.ts';
+import { alreadyQuantized } from '../../../native-models/ir/quantized-ops.ts';
 import type { QuantizeStep } from '../../../api/recipe.ts';
 import type { Model, Node } from '../../../native-models/ir/model.ts';
 import type { EpChoice } from '../../../native-models/runtimes/onnxruntime.ts';
@@ -264,11 +265,12 @@ function checkCalibrationFinite(cal: CalibrationResult, data: string, inputs: st
 /** Reads a model, quantizes it with one step, writes the result: what `whittle quantize` does. */
 export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
   // the passes stream weights through reused buffers: an inline model's big weights need not be read whole first
-  const { common, report } = await runStepOnFile(run, applyQuantizeStep, { lazyTensors: true });
+  let already: string | null = null;
+  const { common, report } = await runStepOnFile(run, applyQuantizeStep, { lazyTensors: true, beforeApply: async (model) => { already = alreadyQuantized(model, run.input); } });
   const runtime = await quantizedRuntime([run.step.method], common.output, common.bytesAfter);
   return {
     ...common,
-    warnings: [...common.warnings, ...runtime.warnings],
+    warnings: [...(already ? [quantizedAgain(already, run.step.method)] : []), ...common.warnings, ...runtime.warnings],
     method: run.step.method,
     calibration: report.calibration,
     ...(report.gptq ? { gptq: report.gptq } : {}),
@@ -276,6 +278,11 @@ export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
     ...(report.reduceRange ? { reduceRange: report.reduceRange } : {}),
     runtimeCheck: runtime.fusion,
   };
+}
+
+/** The warning for quantizing a model that holds quantized ops already (alreadyQuantized's words first). */
+export function quantizedAgain(already: string, what: string): string {
+  return `${already}: ${what} changes only its float parts, the quantized ops stay as they are; to quantize the whole model another way, start from its float original`;
 }
 
 /**

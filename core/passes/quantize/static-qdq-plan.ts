@@ -1,7 +1,7 @@
 import { DataType } from '../../../native-models/ir/dtypes.ts';
 import type { Graph, Node } from '../../../native-models/ir/model.ts';
 import type { TensorRange } from '../../calibrate/index.ts';
-import { findConstantWeight, gatherTable, type ConstantWeight } from './constant-weight.ts';
+import { ALREADY_QUANTIZED, findConstantWeight, gatherTable, type ConstantWeight } from './constant-weight.ts';
 import { minMax, quantParams, quantRange, type QuantParams } from './math.ts';
 
 /**
@@ -319,7 +319,7 @@ function computeRoles(g: Graph, n: Node, opts: PlanOptions, producers: Map<strin
       if (c.source.dataType !== DataType.FLOAT) return `its input ${name} is ${c.source.dtype}, not float32`;
       return { kind: 'constant', value: c };
     }
-    if (producers.get(name)?.opType === 'DequantizeLinear') return `its input ${name} is already quantized (DequantizeLinear)`;
+    if (producers.get(name)?.opType === 'DequantizeLinear') return `its input ${name} is ${ALREADY_QUANTIZED}`;
     if (!isFloat32(g, name)) return `its input ${name} is not float32`;
     return { kind: 'activation' };
   };

@@ -4,7 +4,7 @@ import type { Model, Node } from '../../../native-models/ir/model.ts';
 import type { Tensor } from '../../../native-models/ir/tensor.ts';
 import type { TensorRange } from '../../calibrate/index.ts';
 import { tensorBytes, type Pass, type PassContext, type PassReport } from '../pass.ts';
-import { checkFinite, findConstantWeight } from './constant-weight.ts';
+import { ALREADY_QUANTIZED, checkFinite, findConstantWeight } from './constant-weight.ts';
 import { isExcluded, NameAllocator, removeUnread } from './graph-edit.ts';
 import { foldBatchNorms } from './fold-batch-norm.ts';
 import { emitQdq } from './static-qdq-emit.ts';
@@ -105,7 +105,13 @@ export function quantizeStaticQdq(model: Model, options: StaticQdqOptions, ctx: 
     opTypes,
     isExcluded: (n) => isExcluded(n, exclude),
   });
-  for (const s of plan.skipped) warn(`${s.node.label} (${s.node.opType}) left float: ${s.reason}`);
+  // an already-quantized model skips every node next to its Q/DQ pairs: one warning for all of them
+  const readQuantized = plan.skipped.filter((s) => s.reason.endsWith(ALREADY_QUANTIZED));
+  for (const s of plan.skipped) if (!readQuantized.includes(s)) warn(`${s.node.label} (${s.node.opType}) left float: ${s.reason}`);
+  if (readQuantized.length) {
+    const named = readQuantized.slice(0, 5).map((s) => `${s.node.label} (${s.node.opType})`).join(', ');
+    warn(`${readQuantized.length} node(s) left float: they read values that are ${ALREADY_QUANTIZED}: ${named}${readQuantized.length > 5 ? ', …' : ''}`);
+  }
   if (activationType === 'int8') {
     // checked with onnxruntime 1.30 on x86: QDQS8ToU8 converts a Q/DQ pair only when one DQ reads
     // the Q, and int8 Conv is not fused there, so every branching tensor leaves its readers float
