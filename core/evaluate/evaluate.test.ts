@@ -110,4 +110,12 @@ describe('evaluate reproduces the fixture reference figures', () => {
     assert.equal(r.agreement?.identical, true);
     assert.equal(r.agreement?.top1, 1);
   });
+
+  it('labels of another label set (ImageNet photos through the 10-class MNIST model): predictions and agreement, no accuracy, one warning naming the data', async () => {
+    const data = fixture('imagenet-100');
+    const r = await evaluate({ model: fixture('mnist', 'mnist.onnx'), data, limit: 8, reference: fixture('mnist', 'mnist.onnx'), ep: 'cpu', runs: 2, warmup: 0 });
+    assert.equal(r.accuracy, null);
+    assert.equal(r.agreement?.top1, 1);
+    assert.deepEqual(r.warnings.filter((w) => /labels go beyond/.test(w)), [`${r.data.path}: its labels go beyond the model's 10 classes, so no accuracy is computed (predictions only)`]);
+  });
 });

@@ -10,7 +10,7 @@ import { isHostDtype, toFloatScores, type HostTensor } from '../../native-models
 import { realInputs } from '../inspect.ts';
 import { openDataset, tokenInputOf, type Dataset, type ModelInputSpec, type PresetName } from './data/index.ts';
 import { evaluationLatencyOptions, measureLatency, type LatencyResult } from './latency.ts';
-import { Agreement, isSequenceScores, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
+import { Agreement, classifierShape, foreignLabelsWarning, isSequenceScores, labelsFit, NextTokenMetrics, TopKAccuracy, type AgreementResult, type NextTokenResult, type TopKResult } from './metrics.ts';
 import { recordedPreprocess } from '../calibrate/provenance.ts';
 import { PredictionsRecorder, windowLosses, writePredictions } from './predictions.ts';
 import { exactInt8Copy } from './exact-int8.ts';
@@ -244,7 +244,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const dataset = await openEvaluationData({ ...opts, preprocess: preprocess.preset }, inputs, warnings);
 
   const batch = batchSizeFor(inputs, opts.batch);
-  const topk = dataset.hasLabels ? new TopKAccuracy() : null;
+  let topk = dataset.hasLabels ? new TopKAccuracy() : null;
   const agreement = reference ? new Agreement() : null;
   // token windows into a language model: every position predicts the next token of its window
   const tokenInput = tokenInputOf(inputs)?.name ?? null;
@@ -261,6 +261,11 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     firstFeeds ??= feeds;
     const out = await runSession(main.session, feeds);
     const scores = toFloatScores(out[outputName]!);
+    const classes = classifierShape(scores.dims)?.classes;
+    if (topk && b.labels && classes !== undefined && !labelsFit(b.labels, classes)) {
+      warnings.push(foreignLabelsWarning(dataset.path, classes));
+      topk = null;
+    }
     if (topk && b.labels) topk.update(scores, b.labels);
     const tokens = tokenInput ? feeds[tokenInput] : undefined;
     const lm = nextToken && isSequenceScores(tokens, scores) ? tokens!.data as ArrayLike<number | bigint> : null;

@@ -91,6 +91,19 @@ export function wilsonInterval(successes: number, n: number): [number, number] {
   return [Math.max(0, centre - half), Math.min(1, centre + half)];
 }
 
+/**
+ * Whether every label names one of the model's classes. When not, the labels belong to another label
+ * set (ImageNet photos through a 10-class model): the evaluators then give predictions and agreement
+ * only, with `foreignLabelsWarning`, instead of failing mid-run.
+ */
+export function labelsFit(labels: Int32Array, classes: number): boolean {
+  return labels.every((l) => l >= 0 && l < classes);
+}
+
+export function foreignLabelsWarning(dataPath: string, classes: number): string {
+  return `${dataPath}: its labels go beyond the model's ${classes} classes, so no accuracy is computed (predictions only)`;
+}
+
 /** Top-1/top-5 accuracy from logits or probabilities (either works: ranks are what count). */
 export class TopKAccuracy {
   private n = 0;

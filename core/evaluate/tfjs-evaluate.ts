@@ -8,7 +8,7 @@ import { loadTf, type TfBackendChoice, type TfRuntime } from '../../native-model
 import type { ModelInputSpec } from './data/index.ts';
 import { batchSizeFor, openEvaluationData, type EvalOptions, type EvalReport } from './evaluate.ts';
 import { evaluationLatencyOptions, measureLatency } from './latency.ts';
-import { Agreement, classifierShape, TopKAccuracy } from './metrics.ts';
+import { Agreement, classifierShape, foreignLabelsWarning, labelsFit, TopKAccuracy } from './metrics.ts';
 import { PredictionsRecorder, writePredictions } from './predictions.ts';
 
 /**
@@ -110,9 +110,8 @@ export async function evaluateTfjs(opts: TfjsEvalOptions): Promise<TfjsEvalRepor
       const out = await main.run(feeds);
       const scores = toFloatScores(out[outputName]!);
       const classes = classifierShape(scores.dims)?.classes ?? 0;
-      if (topk && b.labels && b.labels.some((l) => l < 0 || l >= classes)) {
-        // labels of another label set (ImageNet photos through a 5-class model): predictions only
-        warnings.push(`${dataset.path}: its labels go beyond the model's ${classes} classes, so no accuracy is computed (predictions only)`);
+      if (topk && b.labels && !labelsFit(b.labels, classes)) {
+        warnings.push(foreignLabelsWarning(dataset.path, classes));
         topk = null;
       }
       if (topk && b.labels) topk.update(scores, b.labels);
