@@ -275,6 +275,7 @@ describe('whittle quantize: what a method cannot use is a named warning, and the
     assert.equal(r.code, 0, r.err);
     const doc = JSON.parse(r.out);
     assert.equal(doc.nodesChanged, 0);
+    assert.equal(doc.reduceRange, undefined, 'no weight quantized: no weight bits to report');
     assert.deepEqual(doc.warnings, ['no node was quantized: dynamic quantization rewrites MatMul, Gemm nodes, and this model has none (it has 26 Conv: --include-conv quantizes them with ConvInteger, usually slower than fp32 on CPU; --method static is the better choice for CNNs); the model is written unchanged']);
     assert.deepEqual(opTypes(out), opTypes(SQUEEZENET));
   });

@@ -102,18 +102,16 @@ export async function applyQuantizeStep(model: Model, step: QuantizeStep, ctx: P
     case 'dynamic': {
       // uint8 weights meet no saturating kernel (onnxruntime multiplies u8×u8 in 16 bits)
       const reduceRange = step.weightType === 'int8' ? reduceRangeFor(step) : undefined;
-      return {
-        ...(await dynamicQuantizePass.run(model, {
-          perChannel: step.perChannel,
-          weightType: step.weightType,
-          reduceRange: reduceRange?.on ?? false,
-          ...(step.symmetric !== undefined ? { symmetric: step.symmetric } : {}),
-          ...(step.includeConv ? { opTypes: ['MatMul', 'Gemm', 'Conv'] } : {}),
-          exclude,
-        }, ctx)),
-        calibration: null,
-        reduceRange,
-      };
+      const report = await dynamicQuantizePass.run(model, {
+        perChannel: step.perChannel,
+        weightType: step.weightType,
+        reduceRange: reduceRange?.on ?? false,
+        ...(step.symmetric !== undefined ? { symmetric: step.symmetric } : {}),
+        ...(step.includeConv ? { opTypes: ['MatMul', 'Gemm', 'Conv'] } : {}),
+        exclude,
+      }, ctx);
+      // no weight quantized, no weight bits to report (the report would describe weights that are not there)
+      return { ...report, calibration: null, reduceRange: report.nodesChanged > 0 ? reduceRange : undefined };
     }
     case 'fp16':
       return { ...(await fp16Pass.run(model, { keepIoTypes: step.keepIoTypes, exclude }, ctx)), calibration: null };
