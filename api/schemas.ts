@@ -116,7 +116,7 @@ export const AnalyzeJob = z.object({
    */
   steps: z.array(RecipeStep).min(1).max(16).optional(),
   targetAgreement: z.number().min(0).max(1).optional(),
-  /** quantize: samples after the analysis data's on which the recommendation is measured again. */
+  /** Samples after the analysis data's on which the recommendation is measured again. */
   holdout: z.number().int().positive().optional(),
   budgetRatio: z.number().min(0).max(1).optional(),
   ep: EpName.default('cpu'),

@@ -26,9 +26,10 @@ whittle analyze MODEL --data DATA --for quantize|prune [--preprocess PRESET] [--
 --limit N       samples per trial (default 32)
 --offset N      skip the first N samples for the trials (calibration still starts at the first):
                 rank and choose on samples the calibration never saw
---holdout N     quantize: measure the all-int8 model and the recommendation again on the N samples
-                after the trials' (the search keeps what helps on its own samples, noise included;
-                on samples it never saw, a gain that was noise shows as none)`;
+--holdout N     measure the recommendation again on the N samples after the trials' — quantize: the
+                all-int8 model and the exclusions (the search keeps what helps on its own samples,
+                noise included); prune: the plan and the uniform spread (the plan is fitted to the
+                trial samples' curves). On samples they never saw, a gain that was noise shows as none`;
 
 const fmt = (v: number | null | undefined, d = 2) => (v === null || v === undefined ? '—' : v.toFixed(d));
 
@@ -76,6 +77,7 @@ function renderPrune(r: PruneAnalysis): string {
     table(['rank', 'layer', 'op', 'params', ...(r.layers[0]?.curve.slice(1).map((c) => `${Math.round(c.sparsity * 100)}%`) ?? []), 'plan'], rows),
     `plan: ${rec.removedParameters} of ${r.prunableParameters} prunable parameters removed (budget ${rec.budgetParameters})`,
     `  predicted ${fmt(rec.predicted.sqnrDb)} dB, measured ${fmt(rec.measured.sqnrDb)} dB (top-1 agreement ${fmt(rec.measured.top1, 3)}${r.language ? `, perplexity ${fmt(rec.measured.perplexity, 3)}` : ''}); uniform ${(rec.uniform.sparsity * 100).toFixed(1)} %: ${fmt(rec.uniform.sqnrDb)} dB (top-1 ${fmt(rec.uniform.top1, 3)}${r.language ? `, perplexity ${fmt(rec.uniform.perplexity, 3)}` : ''})`,
+    ...(rec.heldOut ? [`  on ${rec.heldOut.n} held-out samples: planned ${fmt(rec.heldOut.planned.sqnrDb)} dB (top-1 ${fmt(rec.heldOut.planned.top1, 3)}${r.language ? `, perplexity ${fmt(rec.heldOut.planned.perplexity, 3)}` : ''}), uniform ${fmt(rec.heldOut.uniform.sqnrDb)} dB (top-1 ${fmt(rec.heldOut.uniform.top1, 3)}${r.language ? `, perplexity ${fmt(rec.heldOut.uniform.perplexity, 3)}` : ''})`] : []),
   ].join('\n') + '\n';
 }
 
@@ -128,7 +130,6 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   if (values.preprocess && !(PRESETS as readonly string[]).includes(values.preprocess)) throw new WhittleError('BAD_USAGE', `whittle analyze: --preprocess must be one of ${PRESETS.join(', ')}`);
   const ep = values.ep as EpChoice;
   if (!EP_CHOICES.includes(ep)) throw new WhittleError('BAD_USAGE', `whittle analyze: --ep must be one of ${EP_CHOICES.join(', ')}`);
-  if (values.holdout && values.for !== 'quantize') throw new WhittleError('BAD_USAGE', 'whittle analyze: --holdout is for --for quantize (a pruning plan is measured on its budget, not chosen by agreement)');
   if (values['budget-parameters'] && values['budget-ratio']) throw new WhittleError('BAD_USAGE', 'whittle analyze: give --budget-parameters or --budget-ratio, not both');
   const limit = numberOption('analyze', 'limit', values.limit, { min: 1, integer: true });
   const offset = numberOption('analyze', 'offset', values.offset, { min: 0, integer: true });
@@ -163,6 +164,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
           ...common,
           budgetParameters: numberOption('analyze', 'budget-parameters', values['budget-parameters'], { min: 0, integer: true }),
           budgetRatio: numberOption('analyze', 'budget-ratio', values['budget-ratio'], { min: 0, max: 1 }),
+          holdout: numberOption('analyze', 'holdout', values.holdout, { min: 1, integer: true }),
           ...(step ? { prunable: { exclude: step.exclude, minParameters: step.minParameters, protectFirstLast: step.protectFirstLast } } : {}),
           progress,
         });

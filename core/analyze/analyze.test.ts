@@ -129,11 +129,16 @@ test('whittle analyze --for prune --json prints the SPEC shape and records per-l
   try {
     let out = '';
     const io = { stdout: (s: string) => { out += s; }, stderr: () => {}, interactive: false };
-    const code = await main(['analyze', fixture('mnist', 'mnist.onnx'), '--data', fixture('mnist', 't10k-images-idx3-ubyte.gz'), '--preprocess', 'mnist', '--limit', '32', '--offset', '256', '--for', 'prune', '--budget-ratio', '0.5', '--json'], io as never);
+    const code = await main(['analyze', fixture('mnist', 'mnist.onnx'), '--data', fixture('mnist', 't10k-images-idx3-ubyte.gz'), '--preprocess', 'mnist', '--limit', '32', '--offset', '256', '--holdout', '64', '--for', 'prune', '--budget-ratio', '0.5', '--json'], io as never);
     assert.equal(code, 0);
     const doc = JSON.parse(out);
     assert.equal(doc.for, 'prune');
     assert.deepEqual(doc.data, { path: fixture('mnist', 't10k-images-idx3-ubyte.gz'), n: 32, offset: 256 });
+    // the plan and the uniform spread again on the 64 images after the analysed 32
+    const held = doc.recommendation.heldOut;
+    assert.deepEqual([held.n, held.offset], [64, 288]);
+    for (const x of [held.planned, held.uniform]) assert.ok(x.sqnrDb > 5 && x.sqnrDb < 40 && x.top1 > 0.8, JSON.stringify(held));
+    assert.notEqual(held.planned.sqnrDb, doc.recommendation.measured.sqnrDb, 'other samples, other figures');
     // the same analysis on the first 32 images measures other samples: other curves
     const first = await analyzePruneSensitivity({ model: fixture('mnist', 'mnist.onnx'), data: fixture('mnist', 't10k-images-idx3-ubyte.gz'), preprocess: 'mnist', limit: 32, budgetRatio: 0.5 });
     assert.equal(first.data.offset, 0);

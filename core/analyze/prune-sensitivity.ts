@@ -6,7 +6,7 @@ import type { PresetName } from '../evaluate/data/index.ts';
 import type { AgreementResult } from '../evaluate/metrics.ts';
 import { magnitudes, smallestMask } from '../passes/prune/magnitude.ts';
 import { prunableWeights, writeFloat32, type PrunableOptions, type PrunableWeight } from '../passes/prune/prunable.ts';
-import { loadAnalysisData, TrialRunner } from './trial.ts';
+import { loadAnalysisData, loadHeldOutData, TrialRunner } from './trial.ts';
 
 /**
  * Per-layer magnitude-pruning sensitivity curves and a per-layer sparsity plan for a parameter
@@ -24,6 +24,8 @@ export interface PruneSensitivityOptions {
   limit?: number | undefined;
   /** Samples skipped before the trials' (default 0). */
   offset?: number | undefined;
+  /** Samples after the trials' on which the plan and the uniform spread are measured again (default 0: none). */
+  holdout?: number | undefined;
   /** Sparsities of each curve (default 0.1 … 0.9; 0 is the float model). */
   sparsities?: number[] | undefined;
   /** Parameters to remove (zero), or a share of the prunable ones (default 0.5). */
@@ -70,6 +72,16 @@ export interface PruneAnalysis {
     measured: { sqnrDb: number | null; top1: number | null; cosine: number; perplexity: number | null };
     /** The same budget spread evenly (every layer at the budget ratio), measured, for comparison. */
     uniform: { sparsity: number; sqnrDb: number | null; top1: number | null; perplexity: number | null };
+    /**
+     * The plan and the uniform spread on the held-out samples (`holdout`): the plan was fitted to
+     * the trial samples' curves, so this says whether its gain over uniform holds beyond them.
+     */
+    heldOut: {
+      n: number;
+      offset: number;
+      planned: { sqnrDb: number | null; top1: number | null; perplexity: number | null };
+      uniform: { sqnrDb: number | null; top1: number | null; perplexity: number | null };
+    } | null;
   };
   warnings: string[];
   seconds: number;
@@ -105,6 +117,7 @@ export async function analyzePruneSensitivity(o: PruneSensitivityOptions): Promi
   const warnings: string[] = [];
   const data = await loadAnalysisData(model, o.data, { preprocess: o.preprocess, limit: o.limit ?? 32, offset: o.offset });
   warnings.push(...data.warnings);
+  const heldOutData = await loadHeldOutData(model, o.data, data, o, warnings);
   const runner = await TrialRunner.create(model, data, { ep: o.ep ?? 'cpu', signal: o.signal });
   const originals = set.layers.map((w) => w.tensor.toFloat32());
   const pruned = (i: number, sparsity: number): Float32Array => {
@@ -173,17 +186,35 @@ export async function analyzePruneSensitivity(o: PruneSensitivityOptions): Promi
 
     // apply and measure the plan, then the uniform spread of the same budget
     progress('measure plan', 0, 2);
-    set.layers.forEach((w, i) => writeFloat32(w.tensor, pruned(i, fraction[i]!)));
+    const applyPlan = () => set.layers.forEach((w, i) => writeFloat32(w.tensor, pruned(i, fraction[i]!)));
+    const applyUniform = () => set.layers.forEach((w, i) => writeFloat32(w.tensor, pruned(i, ratio)));
+    applyPlan();
     const plannedTrial = await runner.measure(model);
     const planned = plannedTrial.output;
     const removedActual = set.layers.reduce((n, w, i) => n + Math.round(fraction[i]! * w.parameters), 0);
     restore();
     progress('measure plan', 1, 2);
-    set.layers.forEach((w, i) => writeFloat32(w.tensor, pruned(i, ratio)));
+    applyUniform();
     const uniformTrial = await runner.measure(model);
     const uniform = uniformTrial.output;
     restore();
     progress('measure plan', 2, 2);
+
+    let heldOut: PruneAnalysis['recommendation']['heldOut'] = null;
+    if (heldOutData) {
+      const check = await TrialRunner.create(model, heldOutData, { ep: o.ep ?? 'cpu', signal: o.signal });
+      try {
+        const measure = async (apply: () => void) => {
+          apply();
+          const r = await check.measure(model);
+          restore();
+          return { sqnrDb: r.output.sqnrDb, top1: r.output.top1, perplexity: r.language?.perplexity ?? null };
+        };
+        heldOut = { n: heldOutData.n, offset: heldOutData.offset, planned: await measure(applyPlan), uniform: await measure(applyUniform) };
+      } finally {
+        check.close();
+      }
+    }
 
     const at = sparsities.reduce((b, s) => (Math.abs(s - 0.5) < Math.abs(b - 0.5) ? s : b), sparsities[0]!);
     const ai = grid.indexOf(at);
@@ -215,6 +246,7 @@ export async function analyzePruneSensitivity(o: PruneSensitivityOptions): Promi
         predicted: { sqnrDb: dbOf(predictedNsr) },
         measured: { sqnrDb: planned.sqnrDb, top1: planned.top1, cosine: planned.cosine, perplexity: plannedTrial.language?.perplexity ?? null },
         uniform: { sparsity: ratio, sqnrDb: uniform.sqnrDb, top1: uniform.top1, perplexity: uniformTrial.language?.perplexity ?? null },
+        heldOut,
       },
       warnings,
       seconds: (performance.now() - t0) / 1000,

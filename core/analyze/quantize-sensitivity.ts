@@ -16,7 +16,7 @@ import { applyQuantizeStep, calibrationTuning, reduceRangeFor, type ReduceRangeC
 import { eightBitWeightsSaturate } from '../../native-models/runtimes/cpu-int8.ts';
 import type { GptqChoice } from '../passes/quantize/gptq-pass.ts';
 import type { PassReport } from '../passes/pass.ts';
-import { loadAnalysisData, TrialRunner } from './trial.ts';
+import { loadAnalysisData, loadHeldOutData, TrialRunner } from './trial.ts';
 
 /**
  * Per-layer static int8 sensitivity (issue 4 item 6): each node the static pass quantizes on its own
@@ -298,13 +298,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
   const data = await loadAnalysisData(floatModel, o.data, { preprocess: o.preprocess, limit: o.limit ?? 32, offset: o.offset });
   warnings.push(...data.warnings);
   // read before the trials, so that a data set with nothing left after the trial samples fails now
-  const heldOutOffset = (o.offset ?? 0) + data.n;
-  const heldOutData = o.holdout
-    ? await loadAnalysisData(floatModel, o.data, { preprocess: o.preprocess, limit: o.holdout, offset: heldOutOffset }).catch((e: unknown) => {
-      throw e instanceof WhittleError && /no samples/.test(e.message) ? new WhittleError('BAD_INPUT', `${data.path}: no samples left for --holdout ${o.holdout} after the first ${heldOutOffset} (the trials' end)`, { file: data.path }) : e;
-    })
-    : null;
-  if (heldOutData && heldOutData.n < o.holdout!) warnings.push(`--holdout ${o.holdout}: ${data.path} has only ${heldOutData.n} samples after the first ${heldOutOffset}; the check uses those`);
+  const heldOutData = await loadHeldOutData(floatModel, o.data, data, o, warnings);
   const runner = await TrialRunner.create(floatModel, data, { taps: outputs, tapSamples: o.layerSamples ?? 8, ep, signal: o.signal, exactInt8 });
   // weight-only GPTQ chooses each weight from the float model's statistics: once, for every trial
   const gptqCache = new Map<string, GptqChoice>();
@@ -408,7 +402,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
           return { sqnrDb: r.output.sqnrDb, top1: r.output.top1, perplexity: r.language?.perplexity ?? null };
         };
         const allInt8 = await measure([]);
-        heldOut = { n: heldOutData.n, offset: heldOutOffset, allInt8, withExclusions: last.excluded.length ? await measure(last.excluded) : allInt8 };
+        heldOut = { n: heldOutData.n, offset: heldOutData.offset, allInt8, withExclusions: last.excluded.length ? await measure(last.excluded) : allInt8 };
       } finally {
         check.close();
       }

@@ -47,6 +47,21 @@ export async function loadAnalysisData(model: Model, spec: string, options: Anal
   return { path: dataset.path, inputs, batches, n: batches.reduce((s, b) => s + b.count, 0), warnings: dataset.warnings };
 }
 
+/**
+ * The `holdout` samples right after the analysis data (`data`, read from `offset`): where an analysis
+ * measures its recommendation again, on samples its choices never saw. Read before the trials, so a
+ * data set with nothing left fails at once; fewer left than asked is a warning. null: none asked for.
+ */
+export async function loadHeldOutData(model: Model, spec: string, data: AnalysisData, options: { preprocess?: PresetName | undefined; offset?: number | undefined; holdout?: number | undefined }, warnings: string[]): Promise<(AnalysisData & { offset: number }) | null> {
+  if (!options.holdout) return null;
+  const offset = (options.offset ?? 0) + data.n;
+  const held = await loadAnalysisData(model, spec, { preprocess: options.preprocess, limit: options.holdout, offset }).catch((e: unknown) => {
+    throw e instanceof WhittleError && /no samples/.test(e.message) ? new WhittleError('BAD_INPUT', `${data.path}: no samples left for --holdout ${options.holdout} after the first ${offset} (the trials' end)`, { file: data.path }) : e;
+  });
+  if (held.n < options.holdout) warnings.push(`--holdout ${options.holdout}: ${data.path} has only ${held.n} samples after the first ${offset}; the check uses those`);
+  return { ...held, offset };
+}
+
 /** How a trial model compares with the float model. */
 export interface TrialResult {
   /** Model output vs the float model's (top1 agreement, SQNR, cosine...). */

@@ -32,6 +32,17 @@ describe('job and run summaries', () => {
     assert.equal(byLabel({ ...result([]), recommendation: { ...result([]).recommendation, heldOut: null } })['Held out (50)'], undefined);
   });
 
+  it('a prune analysis checked on held-out samples shows the plan and the uniform spread there', () => {
+    const items = Object.fromEntries(summarizeResult({
+      for: 'prune',
+      recommendation: {
+        plan: [{ layer: 'a', sparsity: 0.4 }], measured: { sqnrDb: 15.0 }, uniform: { sparsity: 0.5, sqnrDb: 11.1 },
+        heldOut: { n: 64, offset: 288, planned: { sqnrDb: 14.2, top1: 0.98, perplexity: null }, uniform: { sqnrDb: 10.9, top1: 0.97, perplexity: null } },
+      },
+    }, 'analyze').map((i) => [i.label, i.value]));
+    assert.equal(items['Held out (64)'], 'planned 14.2 dB · uniform 10.9 dB');
+  });
+
   it('a pass whose arithmetic ran on the GPU names the device; on the CPU nothing is added', () => {
     const device = 'NVIDIA H200 (vulkan)';
     const computeOf = (r: object, kind: 'prune' | 'quantize' | 'recipe') => summarizeResult(r, kind).filter((i) => i.label === 'Compute').map((i) => i.value);

@@ -296,6 +296,14 @@ function analysisItems(result: object, m: Record<string, number>): SummaryItem[]
     const uniform = m['recommendation.uniform.sqnrDb'];
     if (planned !== undefined) items.push({ label: 'Planned SQNR', value: db('recommendation.measured.sqnrDb'), ...(uniform !== undefined && planned > uniform ? { tone: 'better' as const } : {}) });
     if ('recommendation.uniform.sqnrDb' in m) items.push({ label: `Uniform ${formatPercent(m['recommendation.uniform.sparsity'], 0)}`, value: db('recommendation.uniform.sqnrDb') });
+    const heldOut = m['recommendation.heldOut.n'];
+    if (heldOut !== undefined) {
+      items.push({
+        label: `Held out (${heldOut})`,
+        value: `planned ${db('recommendation.heldOut.planned.sqnrDb')} · uniform ${db('recommendation.heldOut.uniform.sqnrDb')}`,
+        note: `Measured again on ${heldOut} samples after the analysed ones, which the curves and the plan never saw.`,
+      });
+    }
     return items;
   }
   return [];
