@@ -6,7 +6,7 @@ import type { PresetName } from '../evaluate/data/index.ts';
 import type { AgreementResult } from '../evaluate/metrics.ts';
 import { magnitudes, smallestMask } from '../passes/prune/magnitude.ts';
 import { prunableWeights, writeFloat32, type PrunableOptions, type PrunableWeight } from '../passes/prune/prunable.ts';
-import { loadAnalysisData, loadHeldOutData, TrialRunner } from './trial.ts';
+import { loadAnalysisData, loadHeldOutData, TrialRunner, trialFigures, type TrialFigures } from './trial.ts';
 
 /**
  * Per-layer magnitude-pruning sensitivity curves and a per-layer sparsity plan for a parameter
@@ -79,8 +79,8 @@ export interface PruneAnalysis {
     heldOut: {
       n: number;
       offset: number;
-      planned: { sqnrDb: number | null; top1: number | null; perplexity: number | null };
-      uniform: { sqnrDb: number | null; top1: number | null; perplexity: number | null };
+      planned: TrialFigures;
+      uniform: TrialFigures;
     } | null;
   };
   warnings: string[];
@@ -143,7 +143,7 @@ export async function analyzePruneSensitivity(o: PruneSensitivityOptions): Promi
         writeFloat32(set.layers[i]!.tensor, pruned(i, s));
         const r = await runner.measure(model);
         writeFloat32(set.layers[i]!.tensor, originals[i]!);
-        curve.push({ sparsity: s, sqnrDb: r.output.sqnrDb, top1: r.output.top1, perplexity: r.language?.perplexity ?? null });
+        curve.push({ sparsity: s, ...trialFigures(r) });
         n.push(noise(r.output));
       }
       curves.push(curve);
@@ -208,7 +208,7 @@ export async function analyzePruneSensitivity(o: PruneSensitivityOptions): Promi
           apply();
           const r = await check.measure(model);
           restore();
-          return { sqnrDb: r.output.sqnrDb, top1: r.output.top1, perplexity: r.language?.perplexity ?? null };
+          return trialFigures(r);
         };
         heldOut = { n: heldOutData.n, offset: heldOutData.offset, planned: await measure(applyPlan), uniform: await measure(applyUniform) };
       } finally {

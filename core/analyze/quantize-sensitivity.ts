@@ -16,7 +16,7 @@ import { applyQuantizeStep, calibrationTuning, reduceRangeFor, type ReduceRangeC
 import { eightBitWeightsSaturate } from '../../native-models/runtimes/cpu-int8.ts';
 import type { GptqChoice } from '../passes/quantize/gptq-pass.ts';
 import type { PassReport } from '../passes/pass.ts';
-import { loadAnalysisData, loadHeldOutData, TrialRunner } from './trial.ts';
+import { loadAnalysisData, loadHeldOutData, TrialRunner, trialFigures, type TrialFigures } from './trial.ts';
 
 /**
  * Per-layer static int8 sensitivity (issue 4 item 6): each node the static pass quantizes on its own
@@ -114,10 +114,9 @@ export interface HeldOutCheck {
   /** Samples from offset (the first after the trials'). */
   n: number;
   offset: number;
-  allInt8: HeldOutResult;
-  withExclusions: HeldOutResult;
+  allInt8: TrialFigures;
+  withExclusions: TrialFigures;
 }
-type HeldOutResult = { sqnrDb: number | null; top1: number | null; perplexity: number | null };
 
 export interface ExclusionStep {
   /** The layer this step tried leaving float (null: the all-int8 model). */
@@ -374,7 +373,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
     const trial = async (layersFloat: string[], tried: string | null): Promise<ExclusionStep> => {
       const excluded = layersFloat.flatMap((l) => unitOf.get(l)!.labels);
       const r = await runner.measure(await trialModel(excluded));
-      return { tried, layers: layersFloat, excluded, sqnrDb: r.output.sqnrDb, top1: r.output.top1, cosine: r.output.cosine, perplexity: r.language?.perplexity ?? null, bytes: r.bytes, kept: true };
+      return { tried, layers: layersFloat, excluded, ...trialFigures(r), cosine: r.output.cosine, bytes: r.bytes, kept: true };
     };
     progress('recommend', 0, maxTrials + 1);
     let best = await trial([], null);
@@ -397,10 +396,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
     if (heldOutData) {
       const check = await TrialRunner.create(floatModel, heldOutData, { ep, signal: o.signal, exactInt8 });
       try {
-        const measure = async (excluded: string[]): Promise<HeldOutResult> => {
-          const r = await check.measure(await trialModel(excluded));
-          return { sqnrDb: r.output.sqnrDb, top1: r.output.top1, perplexity: r.language?.perplexity ?? null };
-        };
+        const measure = async (excluded: string[]) => trialFigures(await check.measure(await trialModel(excluded)));
         const allInt8 = await measure([]);
         heldOut = { n: heldOutData.n, offset: heldOutData.offset, allInt8, withExclusions: last.excluded.length ? await measure(last.excluded) : allInt8 };
       } finally {
@@ -413,7 +409,7 @@ export async function analyzeQuantizeSensitivity(o: QuantizeSensitivityOptions):
         ? `the all-${method === 'static' ? 'int8' : method} model already reaches ${metricName} on ${data.n} samples; nothing needs to stay float`
         : `leaving ${last.layers.length} layer(s) float reaches ${metricName} on ${data.n} samples`)
       : `not reached: ${last.layers.length} layer(s) left float (cap ${cap}, ${Math.round(share * 100)} % of ${ranked.length}; ${steps.length - 1} candidate(s) tried) without reaching ${metricName}; the exclusions listed are the best found`;
-    const measured = (x: HeldOutResult) => `${x.sqnrDb === null ? 'identical' : `${x.sqnrDb.toFixed(2)} dB`}${x.top1 === null ? '' : `, top-1 ${x.top1.toFixed(3)}`}${x.perplexity === null ? '' : `, perplexity ${x.perplexity.toFixed(3)}`}`;
+    const measured = (x: TrialFigures) => `${x.sqnrDb === null ? 'identical' : `${x.sqnrDb.toFixed(2)} dB`}${x.top1 === null ? '' : `, top-1 ${x.top1.toFixed(3)}`}${x.perplexity === null ? '' : `, perplexity ${x.perplexity.toFixed(3)}`}`;
     const heldOutNote = !heldOut ? '' : last.excluded.length
       ? `. On ${heldOut.n} held-out samples: all-${method === 'static' ? 'int8' : method} ${measured(heldOut.allInt8)} → ${measured(heldOut.withExclusions)} with the exclusions`
       : `. On ${heldOut.n} held-out samples: ${measured(heldOut.allInt8)}`;

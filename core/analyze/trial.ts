@@ -77,6 +77,13 @@ export interface TrialResult {
   bytes: number;
 }
 
+/** What an analysis reports of a trial: output SQNR, top-1 agreement, and perplexity for a language model. */
+export interface TrialFigures { sqnrDb: number | null; top1: number | null; perplexity: number | null }
+
+export function trialFigures(r: TrialResult): TrialFigures {
+  return { sqnrDb: r.output.sqnrDb, top1: r.output.top1, perplexity: r.language?.perplexity ?? null };
+}
+
 type Scores = { dims: number[]; data: Float32Array | Float64Array };
 
 /** Output SQNR as a number: identical outputs are +∞ (JSON writers turn that into null). */
