@@ -2,28 +2,10 @@ import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, isAbsolute, join, relative } from 'node:path';
+import { contentTypeFor } from '../api/content-types.ts';
 import { hardeningHeaders, htmlHeaders, PAGE_TEXT, sendPage } from './responses.ts';
 
 /** The app as Vite builds it (index.html + hashed assets/), served read-only. */
-
-const CONTENT_TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8',
-  '.js': 'text/javascript; charset=utf-8',
-  '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8',
-  '.json': 'application/json; charset=utf-8',
-  '.map': 'application/json; charset=utf-8',
-  '.svg': 'image/svg+xml',
-  '.png': 'image/png',
-  '.jpg': 'image/jpeg',
-  '.jpeg': 'image/jpeg',
-  '.webp': 'image/webp',
-  '.ico': 'image/x-icon',
-  '.woff': 'font/woff',
-  '.woff2': 'font/woff2',
-  '.wasm': 'application/wasm',
-  '.txt': 'text/plain; charset=utf-8',
-};
 
 async function fileIn(root: string, segments: string[]): Promise<{ file: string; bytes: number } | null> {
   try {
@@ -74,7 +56,7 @@ export async function serveRenderer(req: IncomingMessage, res: ServerResponse, r
     sendPage(req, res, 404, 'Not found', ['There is no such file in the app.']);
     return;
   }
-  const type = CONTENT_TYPES[extname(target.file).toLowerCase()] ?? 'application/octet-stream';
+  const type = contentTypeFor(extname(target.file));
   hardeningHeaders(res);
   if (type.startsWith('text/html')) htmlHeaders(res, req);
   else res.setHeader('Content-Type', type);
