@@ -1,6 +1,7 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative, sep } from 'node:path';
 import type { ExportedFile } from '../../api/schemas.ts';
+import { formatBytes } from '../format-bytes.ts';
 import { copyAtomically, writeAtomically } from '../store/atomic.ts';
 import { commandLine } from '../store/command-line.ts';
 import type { RunDetail } from '../store/types.ts';
@@ -22,15 +23,6 @@ function formatNumber(v: number): string {
   if (Number.isInteger(v)) return v.toLocaleString('en-US');
   const abs = Math.abs(v);
   return abs !== 0 && (abs < 1e-3 || abs >= 1e6) ? v.toExponential(3) : Number(v.toPrecision(5)).toString();
-}
-
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
 }
 
 function title(run: RunDetail): string {
