@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { after, describe, it } from 'node:test';
@@ -8,7 +9,10 @@ import { fixture } from '../../testing/fixtures.ts';
 import { createPassContext } from '../pass.ts';
 import { tempDir } from '../quantize/test-models.ts';
 import { magnitudePrunePass } from './magnitude.ts';
-import { SPARSITY_STORAGE_NOTE, artifactSize, deflatedSize } from './sparsity-report.ts';
+import { SPARSITY_STORAGE_NOTE, artifactSize, defaultDeflateBudget, deflatedSize } from './sparsity-report.ts';
+import { pruneModel, type DeflateChoice } from './prune-model.ts';
+import { PruneStep } from '../../../api/recipe.ts';
+import { formatBytes } from '../../format-bytes.ts';
 
 const tmp = tempDir('sparsity-report');
 after(tmp.cleanup);
@@ -44,6 +48,22 @@ describe('sparsity report', () => {
     assert.equal(measured, pieces, 'every piece counted once');
     const whole = deflateRawSync(bytes, { level: 6 }).length;
     assert.ok(Math.abs(measured - whole) / whole < 0.001, `${measured} vs ${whole} B in one stream`);
+  });
+
+  it('--deflate: auto measures a model within the budget and skips a bigger one saying why; on measures it anyway; off never', async () => {
+    const input = fixture('mnist', 'mnist.onnx');
+    const run = (deflate: DeflateChoice, deflateBudget?: number) => pruneModel({ input, output: join(tmp.dir, `mnist-${deflate}-${deflateBudget ?? 'default'}.onnx`), step: PruneStep.parse({ method: 'magnitude', sparsity: 0.5 }), deflate, deflateBudget });
+    const measured = await run('auto');
+    assert.equal(measured.deflateSkipped, null);
+    assert.equal(measured.deflatedBytesBefore, await deflatedSize(input));
+    const over = await run('auto', 1024);
+    assert.deepEqual([over.deflatedBytesBefore, over.deflatedBytesAfter], [null, null]);
+    assert.equal(over.deflateSkipped, `${formatBytes(statSync(input).size)} is over the 1.00 KiB measured by default; --deflate on measures it`);
+    assert.equal(over.bytesAfter, measured.bytesAfter, 'the size on disk is measured either way');
+    const forced = await run('on', 1024);
+    assert.deepEqual([forced.deflatedBytesBefore, forced.deflatedBytesAfter, forced.deflateSkipped], [measured.deflatedBytesBefore, measured.deflatedBytesAfter, null]);
+    assert.equal((await run('off')).deflateSkipped, '--deflate off');
+    assert.equal(defaultDeflateBudget(), 128 * 1024 * 1024 * availableParallelism());
   });
 
   it('says that onnxruntime densifies unstructured sparsity', () => {

@@ -43,6 +43,12 @@ describe('job and run summaries', () => {
     assert.equal(items['Held out (64)'], 'planned 14.2 dB · uniform 10.9 dB');
   });
 
+  it('a prune whose deflated sizes were not measured (a big model) says so, with why', () => {
+    const why = '1.02 GiB is over the 256 MiB measured by default here (128 MiB a core); --deflate on measures it';
+    const items = summarizeResult({ method: 'magnitude', bytesBefore: 1 << 30, bytesAfter: 1 << 30, sparsity: 0.5, deflatedBytesBefore: null, deflatedBytesAfter: null, deflateSkipped: why }, 'prune');
+    assert.deepEqual(items.filter((i) => i.label === 'Deflated').map((i) => [i.value, i.note]), [['not measured', why]]);
+  });
+
   it('a pass whose arithmetic ran on the GPU names the device; on the CPU nothing is added', () => {
     const device = 'NVIDIA H200 (vulkan)';
     const computeOf = (r: object, kind: 'prune' | 'quantize' | 'recipe') => summarizeResult(r, kind).filter((i) => i.label === 'Compute').map((i) => i.value);

@@ -123,6 +123,8 @@ export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
       ...(d >= 0.005 ? { tone: 'better' as const } : {}),
     });
   }
+  const deflateSkipped = (result as { deflateSkipped?: unknown }).deflateSkipped;
+  if (prune && !prune.structured && typeof deflateSkipped === 'string') items.push({ label: 'Deflated', value: 'not measured', note: deflateSkipped });
   const pb = m['parametersBefore'];
   const pa = m['parametersAfter'];
   if (typeof pb === 'number' && typeof pa === 'number' && pb !== pa) items.push({ label: 'Parameters', value: `${formatMetric('parameters', pb)} → ${formatMetric('parameters', pa)}` });
