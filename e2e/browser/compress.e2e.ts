@@ -304,6 +304,7 @@ test('Analyze sensitivity uses the steps being built: static entropy, per-channe
   // the recommendation measured again on the 16 samples after the analysed ones, and the job card says so
   assert.deepEqual([result.recommendation.heldOut.n, result.recommendation.heldOut.offset], [16, result.data.offset + result.data.n]);
   await currentView(page).getByText('Held out (16)').first().waitFor();
+  await screenshot(page, 'jobs-analysis-held-out', { top: true });
 });
 
 test('a TF.js model: uint8 with evaluation runs as a recipe, its artifact a model.json with its shard', { timeout: 150_000 }, async () => {
