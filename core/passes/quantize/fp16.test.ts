@@ -10,7 +10,10 @@ import { Tensor } from '../../../native-models/ir/tensor.ts';
 import { evaluate } from '../../evaluate/evaluate.ts';
 import { fixture } from '../../testing/fixtures.ts';
 import { createPassContext } from '../pass.ts';
-import { fp16Pass, toHalfClamped } from './fp16.ts';
+import { FP16_CONTRIB_OPS, fp16Pass, toHalfClamped } from './fp16.ts';
+import { applyQuantizeStep } from './quantize-model.ts';
+import { QuantizeStep } from '../../../api/recipe.ts';
+import { HELDOUT_FILE, MODEL_FILE, ZOO_DIR } from '../../../native-models/zoo/transformer/testbed.ts';
 import { buildModel, fileBytes, floatTensor, gaussian, tempDir, valueInfo } from './test-models.ts';
 
 const tmp = tempDir('fp16');
@@ -53,6 +56,29 @@ describe('fp16 on the fixtures', () => {
     assert.equal(r.accuracy!.top1, 0.989);
     assert.equal(r.agreement!.top1!, 1);
     assert.ok(statSync(a.path).size < 0.56 * statSync(MNIST).size);
+  });
+
+  it('int4 weights, float16 activations: MatMulNBits and GatherBlockQuantized convert with the graph (no Cast), and the transformer keeps its int4 perplexity', async (t) => {
+    const int4 = readOnnxFile(join(ZOO_DIR, MODEL_FILE));
+    await applyQuantizeStep(int4, QuantizeStep.parse({ method: 'int4', blockSize: 32, includeGather: true }), createPassContext());
+    const int4Path = join(tmp.dir, 'transformer-int4.onnx');
+    writeOnnxFile(int4, int4Path);
+    const { path, model } = await convertedFile(int4Path, false, 'transformer-int4');
+    const g = model.graph;
+    const contrib = g.nodes.filter((n) => FP16_CONTRIB_OPS.has(n.opType));
+    assert.deepEqual([...new Set(contrib.map((n) => n.opType))].sort(), ['GatherBlockQuantized', 'MatMulNBits']);
+    assert.equal(readOnnxFile(int4Path).graph.nodes.filter((n) => n.opType === 'Cast').length, g.nodes.filter((n) => n.opType === 'Cast').length, 'no Cast added around them');
+    for (const n of contrib) {
+      // scales: input 2 of both (MatMulNBits: A, B, scales…; GatherBlockQuantized: data, indices, scales…)
+      const scales = g.initializers.get(n.inputs[2]!)!;
+      assert.equal(scales.dataType, DataType.FLOAT16, `${n.label} scales`);
+    }
+    const data = join(ZOO_DIR, HELDOUT_FILE);
+    const before = await evaluate({ model: int4Path, data, ep: 'cpu', runs: 1, warmup: 0 });
+    const after = await evaluate({ model: path, data, ep: 'cpu', runs: 1, warmup: 0 });
+    t.diagnostic(`perplexity int4 ${before.language!.perplexity.toFixed(4)}, int4 + fp16 ${after.language!.perplexity.toFixed(4)}; ${statSync(int4Path).size} → ${statSync(path).size} B`);
+    assert.ok(Math.abs(after.language!.perplexity - before.language!.perplexity) < 0.01, `${after.language!.perplexity} vs ${before.language!.perplexity}`);
+    assert.ok(statSync(path).size < statSync(int4Path).size);
   });
 
   it('an already-int8 model (ShuffleNet QLinearConv): its integer ops keep float32 scales, and the result loads and agrees', async (t) => {

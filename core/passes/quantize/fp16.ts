@@ -36,8 +36,8 @@ export interface Fp16Options {
  *   products overflow fp16 for ordinary activations.
  * - TopK, NonMaxSuppression, RoiAlign: index and box arithmetic where fp16's 11-bit mantissa
  *   changes which element or box is picked; onnxruntime has no fp16 CPU kernels for them anyway.
- * Ops from other domains (com.microsoft, ai.onnx.ml) are always kept fp32: their type constraints
- * are not known here. Everything else relies on onnxruntime, which casts around a node by itself
+ * Ops from other domains (com.microsoft, ai.onnx.ml) are kept fp32: their type constraints are not
+ * known here — except FP16_CONTRIB_OPS, whose float inputs and output all share one type (T1). Everything else relies on onnxruntime, which casts around a node by itself
  * where its CPU EP lacks an fp16 kernel.
  */
 export const DEFAULT_FP16_BLOCK_LIST: readonly string[] = [
@@ -46,6 +46,16 @@ export const DEFAULT_FP16_BLOCK_LIST: readonly string[] = [
   'QLinearConv', 'QLinearMatMul', 'ConvInteger', 'MatMulInteger',
   'ReduceSumSquare', 'ReduceL2', 'ReduceLogSumExp', 'ReduceProd', 'TopK', 'NonMaxSuppression', 'RoiAlign',
 ];
+
+/**
+ * com.microsoft ops converted with the graph: every float input and the output of MatMulNBits
+ * (A, scales, bias → Y) and GatherBlockQuantized (scales → output) are one type T1, float or
+ * float16, and onnxruntime 1.30 runs both in float16 on the CPU EP (checked: the int4 character
+ * transformer, MatMulNBits and its embedding table, gives the same perplexity with no Cast). int4
+ * weights with float16 activations is how language models are usually shipped for GPUs; kept fp32,
+ * each of these nodes would sit between two Casts.
+ */
+export const FP16_CONTRIB_OPS: ReadonlySet<string> = new Set(['MatMulNBits', 'GatherBlockQuantized']);
 
 export const FP16_MIN_MAGNITUDE = 1e-7;
 export const FP16_MAX_MAGNITUDE = 1e4;
@@ -220,7 +230,8 @@ export const fp16Pass: Pass<Fp16Options> = {
 
     const blocked = (n: Node): boolean => {
       if (CONTROL_FLOW.has(n.opType) && (n.domain === '' || n.domain === 'ai.onnx')) return false;
-      return (n.domain !== '' && n.domain !== 'ai.onnx') || blockList.has(n.opType) || isExcluded(n, options.exclude);
+      const ownDomain = n.domain === '' || n.domain === 'ai.onnx' || (n.domain === 'com.microsoft' && FP16_CONTRIB_OPS.has(n.opType));
+      return !ownDomain || blockList.has(n.opType) || isExcluded(n, options.exclude);
     };
     for (const g of model.graphs()) for (const n of g.nodes) if (blocked(n)) excluded.push(n.label);
     for (const n of model.graphs().flatMap((g) => g.nodes)) {
