@@ -11,7 +11,7 @@ import { modelStats } from '../../native-models/ir/stats.ts';
 import { evaluate, modelBytes, type EvalReport } from '../evaluate/evaluate.ts';
 import { createPassContext, type PassReport } from '../passes/pass.ts';
 import { applyPruneStep } from '../passes/prune/prune-model.ts';
-import { applyQuantizeStep, quantizedAgain, quantizedRuntime } from '../passes/quantize/quantize-model.ts';
+import { applyQuantizeStep, quantizedAgain, quantizedOpsFollowed, quantizedRuntime } from '../passes/quantize/quantize-model.ts';
 import { alreadyQuantized } from '../../native-models/ir/quantized-ops.ts';
 import type { RuntimeFusion } from '../passes/quantize/runtime-check.ts';
 
@@ -73,8 +73,9 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
   const bytesBefore = modelBytes(model);
   const ctx = createPassContext({ seed: recipe.seed, ...(opts.signal ? { signal: opts.signal } : {}), ...(opts.progress ? { progress: opts.progress } : {}) });
   const steps: RecipeReport['steps'] = [];
-  const already = alreadyQuantized(model, modelPath);
-  if (already && recipe.steps.some((s) => 'quantize' in s)) ctx.warn(quantizedAgain(already, 'the recipe'));
+  const quantizeMethods = recipe.steps.flatMap((s) => ('quantize' in s ? [s.quantize.method] : []));
+  const already = quantizeMethods.length ? alreadyQuantized(model, modelPath, quantizedOpsFollowed(quantizeMethods)) : null;
+  if (already) ctx.warn(quantizedAgain(already, 'the recipe'));
   for (const step of recipe.steps) {
     ctx.checkpoint();
     if ('quantize' in step) {
@@ -88,7 +89,6 @@ export async function runRecipe(path: string, opts: RecipeRunOptions): Promise<R
   ctx.checkpoint();
   const written = writeOnnxFile(model, opts.output);
   const after = modelStats(model);
-  const quantizeMethods = recipe.steps.flatMap((s) => ('quantize' in s ? [s.quantize.method] : []));
   const runtime = await quantizedRuntime(quantizeMethods, written.path, written.bytes + written.externalDataBytes);
   let evalReport: EvalReport | null = null;
   if (recipe.eval) {

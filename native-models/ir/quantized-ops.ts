@@ -25,11 +25,12 @@ export function quantizedOpCounts(model: Model): [string, number][] {
 
 /**
  * "squeezenet-int8.onnx is already quantized (56 QLinearConv, 16 QLinearConcat, …)", or null for a
- * model with no quantized op. `path` names the file (the model's own path when not given).
+ * model with no quantized op, or none but those in `except` (ops a step is meant to follow, as fp16
+ * follows int4's MatMulNBits). `path` names the file (the model's own path when not given).
  */
-export function alreadyQuantized(model: Model, path = model.path): string | null {
+export function alreadyQuantized(model: Model, path = model.path, { except = new Set<string>() }: { except?: ReadonlySet<string> } = {}): string | null {
   const counts = quantizedOpCounts(model);
-  if (counts.length === 0) return null;
+  if (counts.length === 0 || counts.every(([op]) => except.has(op))) return null;
   const shown = counts.slice(0, 4).map(([op, n]) => `${n} ${op}`);
   return `${path ? basename(path) : 'the model'} is already quantized (${shown.join(', ')}${counts.length > 4 ? ', …' : ''})`;
 }

@@ -21,6 +21,7 @@ import { fixture } from '../../testing/fixtures.ts';
 import { CONV_INTEGER_WARNING } from './dynamic.ts';
 import { quantizeModel } from './quantize-model.ts';
 import { buildModel, floatTensor, gaussian, tempDir, valueInfo } from './test-models.ts';
+import { MODEL_FILE, ZOO_DIR } from '../../../native-models/zoo/transformer/testbed.ts';
 
 const tmp = tempDir('quantize-bad-input');
 after(tmp.cleanup);
@@ -328,6 +329,13 @@ describe('whittle quantize: what a method cannot use is a named warning, and the
     const grouped = warnings.filter((w) => /already quantized \(DequantizeLinear\)/.test(w));
     assert.equal(grouped.length, 1, grouped.join('\n'));
     assert.match(grouped[0]!, /^\d+ node\(s\) left float: they read values that are already quantized \(DequantizeLinear\): .*\(Conv\)/);
+    // int4 then fp16 is the usual weight-only recipe: its MatMulNBits convert with fp16, so no warning; another method is warned
+    const int4 = join(dir, 'int4.onnx');
+    assert.equal((await whittle('quantize', join(ZOO_DIR, MODEL_FILE), '-o', int4, '--method', 'int4')).code, 0);
+    const half = await whittle('quantize', int4, '-o', join(dir, 'int4-fp16.onnx'), '--method', 'fp16', '--json');
+    assert.deepEqual(JSON.parse(half.out).warnings.filter((w: string) => /already quantized/.test(w)), []);
+    const int8 = await whittle('quantize', int4, '-o', join(dir, 'int4-int8.onnx'), '--method', 'int8-weight', '--json');
+    assert.match(JSON.parse(int8.out).warnings[0], /^int4\.onnx is already quantized \(13 MatMulNBits\): int8-weight changes only its float parts/);
     const prune = await whittle('prune', SHUFFLENET_INT8, '-o', join(dir, 'pruned.onnx'), '--method', 'magnitude');
     assert.equal(prune.code, 2);
     assert.match(prune.err, /no prunable weight .*; shufflenet-v2-12-int8\.onnx is already quantized \(56 QLinearConv, .*\): prune its float original, then quantize/);

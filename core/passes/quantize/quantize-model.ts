@@ -11,7 +11,7 @@ import { computeFor } from '../compute.ts';
 import { runStepOnFile, type StepFileReport, type StepRun } from '../run-on-file.ts';
 import { dynamicQuantizePass } from './dynamic.ts';
 import { isExcluded } from './graph-edit.ts';
-import { fp16Pass } from './fp16.ts';
+import { FP16_CONTRIB_OPS, fp16Pass } from './fp16.ts';
 import { gptqQuantizePass, type GptqChoice } from './gptq-pass.ts';
 import { DEFAULT_STATIC_OP_TYPES, foldBatchNormsFor, staticQdqPass } from './static-qdq.ts';
 import { biasCorrectionCandidates, channelMeans, correctableLayers, correctStaticBiases, type BiasCorrectionReport } from './static-bias-correction.ts';
@@ -264,7 +264,7 @@ function checkCalibrationFinite(cal: CalibrationResult, data: string, inputs: st
 export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
   // the passes stream weights through reused buffers: an inline model's big weights need not be read whole first
   let already: string | null = null;
-  const { common, report } = await runStepOnFile(run, applyQuantizeStep, { lazyTensors: true, beforeApply: async (model) => { already = alreadyQuantized(model, run.input); } });
+  const { common, report } = await runStepOnFile(run, applyQuantizeStep, { lazyTensors: true, beforeApply: async (model) => { already = alreadyQuantized(model, run.input, quantizedOpsFollowed([run.step.method])); } });
   const runtime = await quantizedRuntime([run.step.method], common.output, common.bytesAfter);
   return {
     ...common,
@@ -276,6 +276,15 @@ export async function quantizeModel(run: QuantizeRun): Promise<QuantizeReport> {
     ...(report.reduceRange ? { reduceRange: report.reduceRange } : {}),
     runtimeCheck: runtime.fusion,
   };
+}
+
+/**
+ * The quantized ops quantize steps of these methods are meant to follow, for alreadyQuantized: fp16
+ * after int4/int8-weight is the usual way to ship weight-only models, and their ops convert with it
+ * (FP16_CONTRIB_OPS), so that is no reason for a warning.
+ */
+export function quantizedOpsFollowed(methods: readonly QuantizeStep['method'][]): { except?: ReadonlySet<string> } {
+  return methods.length > 0 && methods.every((m) => m === 'fp16') ? { except: FP16_CONTRIB_OPS } : {};
 }
 
 /** The warning for quantizing a model that holds quantized ops already (alreadyQuantized's words first). */
