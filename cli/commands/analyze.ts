@@ -133,9 +133,10 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   if (values['budget-parameters'] && values['budget-ratio']) throw new WhittleError('BAD_USAGE', 'whittle analyze: give --budget-parameters or --budget-ratio, not both');
   const limit = numberOption('analyze', 'limit', values.limit, { min: 1, integer: true });
   const offset = numberOption('analyze', 'offset', values.offset, { min: 0, integer: true });
+  const holdout = numberOption('analyze', 'holdout', values.holdout, { min: 1, integer: true });
   const recipe = values.recipe ? loadRecipe(values.recipe) : null;
   const preprocess = values.preprocess as PresetName | undefined;
-  const common = { model, data: values.data, preprocess, limit, offset, ep };
+  const common = { model, data: values.data, preprocess, limit, offset, holdout, ep };
   const bar = new ProgressBar(io, 'analyze');
   const progress = (phase: string, done: number, total: number) => bar.update(done, total, phase);
   const result = await recordCommand({
@@ -155,7 +156,6 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
           targetAgreement: numberOption('analyze', 'target-agreement', values['target-agreement'], { min: 0, max: 1 }),
           targetSqnrDb: numberOption('analyze', 'target-sqnr', values['target-sqnr']),
           maxExcludedShare: numberOption('analyze', 'max-excluded', values['max-excluded'], { min: 0, max: 1 }),
-          holdout: numberOption('analyze', 'holdout', values.holdout, { min: 1, integer: true }),
           progress,
         });
       } else {
@@ -164,7 +164,6 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
           ...common,
           budgetParameters: numberOption('analyze', 'budget-parameters', values['budget-parameters'], { min: 0, integer: true }),
           budgetRatio: numberOption('analyze', 'budget-ratio', values['budget-ratio'], { min: 0, max: 1 }),
-          holdout: numberOption('analyze', 'holdout', values.holdout, { min: 1, integer: true }),
           ...(step ? { prunable: { exclude: step.exclude, minParameters: step.minParameters, protectFirstLast: step.protectFirstLast } } : {}),
           progress,
         });

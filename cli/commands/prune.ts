@@ -5,7 +5,7 @@ import { absoluteRecipe } from '../../core/jobs/recipe-from-run.ts';
 import type { ChannelPruneDetails } from '../../core/passes/prune/channel/channel-prune.ts';
 import type { ReconstructedLayer } from '../../core/passes/prune/channel/reconstruct.ts';
 import type { HeadPruneDetails } from '../../core/passes/prune/heads.ts';
-import { pruneModel, type DeflateChoice, type PruneReport } from '../../core/passes/prune/prune-model.ts';
+import { DEFLATE_CHOICES, pruneModel, type DeflateChoice, type PruneReport } from '../../core/passes/prune/prune-model.ts';
 import { pruneTfjsModel, TFJS_PRUNE_METHODS, type TfjsPruneReport } from '../../core/passes/tfjs/run-on-file.ts';
 import { sniffFormat } from '../../native-models/formats/index.ts';
 import { EP_CHOICES, type EpChoice } from '../../native-models/runtimes/onnxruntime.ts';
@@ -144,7 +144,7 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
   if (!values.method) throw new WhittleError('BAD_USAGE', `whittle prune: --method is required (${PRUNE_METHODS.join(', ')})`);
   const isTfjs = sniffFormat(input) === 'tfjs';
   const deflate = values.deflate as DeflateChoice;
-  if (!['auto', 'on', 'off'].includes(deflate)) throw new WhittleError('BAD_USAGE', `whittle prune: --deflate must be auto, on or off, got "${values.deflate}"`);
+  if (!DEFLATE_CHOICES.includes(deflate)) throw new WhittleError('BAD_USAGE', `whittle prune: --deflate must be ${DEFLATE_CHOICES.join(', ')}, got "${values.deflate}"`);
   if (isTfjs) {
     if (!(TFJS_PRUNE_METHODS as readonly string[]).includes(values.method)) {
       throw new WhittleError('BAD_USAGE', `whittle prune: --method ${values.method} works on ONNX models; ${input} is a TF.js model, which takes ${TFJS_PRUNE_METHODS.join(', ')}`);

@@ -261,8 +261,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     firstFeeds ??= feeds;
     const out = await runSession(main.session, feeds);
     const scores = toFloatScores(out[outputName]!);
-    const classes = classifierShape(scores.dims)?.classes;
-    if (topk && b.labels && classes !== undefined && !labelsFit(b.labels, classes)) {
+    const classes = topk && b.labels ? classifierShape(scores.dims)?.classes : undefined;
+    if (classes !== undefined && !labelsFit(b.labels!, classes)) {
       warnings.push(foreignLabelsWarning(dataset.path, classes));
       topk = null;
     }

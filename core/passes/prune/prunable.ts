@@ -155,7 +155,8 @@ export function prunableWeights(model: Model, options: PrunableOptions = {}): Pr
     else if (w.parameters < minParameters) skip('too-small', `${w.node.label}: ${w.parameters} parameters, fewer than the minimum ${minParameters}`);
     else layers.push(w);
   }
-  return { layers, skipped, alreadyQuantized: alreadyQuantized(model) };
+  // only the no-prunable-weight error reads it
+  return { layers, skipped, alreadyQuantized: layers.length === 0 ? alreadyQuantized(model) : null };
 }
 
 /**

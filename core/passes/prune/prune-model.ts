@@ -57,7 +57,8 @@ export async function applyPruneStep(model: Model, step: PruneStep, ctx: PassCon
 }
 
 /** `--deflate`: measure the deflated sizes always, never, or (auto) when the model is within defaultDeflateBudget. */
-export type DeflateChoice = 'auto' | 'on' | 'off';
+export const DEFLATE_CHOICES = ['auto', 'on', 'off'] as const;
+export type DeflateChoice = (typeof DEFLATE_CHOICES)[number];
 
 export type PruneRun = StepRun<PruneStep> & {
   deflate?: DeflateChoice | undefined;

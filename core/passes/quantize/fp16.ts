@@ -37,8 +37,9 @@ export interface Fp16Options {
  * - TopK, NonMaxSuppression, RoiAlign: index and box arithmetic where fp16's 11-bit mantissa
  *   changes which element or box is picked; onnxruntime has no fp16 CPU kernels for them anyway.
  * Ops from other domains (com.microsoft, ai.onnx.ml) are kept fp32: their type constraints are not
- * known here — except FP16_CONTRIB_OPS, whose float inputs and output all share one type (T1). Everything else relies on onnxruntime, which casts around a node by itself
- * where its CPU EP lacks an fp16 kernel.
+ * known here — except FP16_CONTRIB_OPS, whose float inputs and output all share one type (T1).
+ * Everything else relies on onnxruntime, which casts around a node by itself where its CPU EP lacks
+ * an fp16 kernel.
  */
 export const DEFAULT_FP16_BLOCK_LIST: readonly string[] = [
   'Resize', 'Upsample', 'QuantizeLinear', 'DequantizeLinear', 'DynamicQuantizeLinear', 'Range', 'CumSum',

@@ -122,9 +122,10 @@ export function summarizeResult(result: unknown, kind?: string): SummaryItem[] {
       note: 'The file after deflate (zip, gzip): what the zeros save in storage and downloads.',
       ...(d >= 0.005 ? { tone: 'better' as const } : {}),
     });
+  } else if (prune && !prune.structured && typeof (result as { deflateSkipped?: unknown }).deflateSkipped === 'string') {
+    // a big model's deflated sizes are not measured by default (whittle prune --deflate): say why
+    items.push({ label: 'Deflated', value: 'not measured', note: (result as { deflateSkipped: string }).deflateSkipped });
   }
-  const deflateSkipped = (result as { deflateSkipped?: unknown }).deflateSkipped;
-  if (prune && !prune.structured && typeof deflateSkipped === 'string') items.push({ label: 'Deflated', value: 'not measured', note: deflateSkipped });
   const pb = m['parametersBefore'];
   const pa = m['parametersAfter'];
   if (typeof pb === 'number' && typeof pa === 'number' && pb !== pa) items.push({ label: 'Parameters', value: `${formatMetric('parameters', pb)} → ${formatMetric('parameters', pa)}` });
